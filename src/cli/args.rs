@@ -1,0 +1,97 @@
+//! Every flag, defined once, with its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clnrm",
+    version,
+    about = "cleanroom: hermetic integration tests in TOML, memoized by content hash"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Cache directory (default: `[cache] dir` of cleanroom.toml, else <root>/.clnrm/cache)
+    #[arg(long, global = true, env = "CLNRM_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Read nothing from the cache (results are still written)
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Template variable, over `[vars]` of cleanroom.toml (repeatable)
+    #[arg(long = "var", global = true, value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Seed for every random function in templates
+    #[arg(long, global = true, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Clock value (RFC 3339) for every clock function in templates
+    #[arg(long, global = true, value_name = "RFC3339")]
+    pub freeze_clock: Option<String>,
+    /// Unknown keys are errors, not warnings
+    #[arg(long, global = true)]
+    pub strict: bool,
+    /// More output: each stage's cache hit or miss and why (-vv for debug logs)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output: failures and the summary only
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to use colours (honours NO_COLOR)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write cleanroom.toml and tests/hello.clnrm.toml in the current folder
+    Init(InitArgs),
+    /// Render, parse and validate tests; no containers
+    Validate(ValidateArgs),
+    /// Print a test's rendered TOML
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Test files or folders (default: the current folder)
+    pub paths: Vec<PathBuf>,
+    /// Files validated at once (default: number of CPUs)
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The image the example test runs in
+    #[arg(long, default_value = "alpine:3.20")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The test to render
+    pub file: PathBuf,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}

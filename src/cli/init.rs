@@ -1,0 +1,67 @@
+//! `clnrm init`: a project that passes on its first `clnrm run`.
+
+use std::path::Path;
+
+use super::output::Printer;
+use super::{Exit, UsageError};
+
+pub fn project_file(image: &str) -> String {
+    format!(
+        r#"# clnrm project file: every section is optional.
+
+[vars]
+image = "{image}"
+
+[defaults]
+image = "{image}"
+step_timeout = "60s"
+
+[cache]
+max_size = "2GiB"
+"#
+    )
+}
+
+pub fn hello_test(image: &str) -> String {
+    format!(
+        r#"[meta]
+name = "hello"
+version = "1.0"
+description = "A first test: one container, two steps that share state."
+
+[service.box]
+image = "{image}"
+
+[[steps]]
+name = "write"
+service = "box"
+command = ["sh", "-c", "mkdir -p /tmp && echo hello > /tmp/greeting"]
+
+[[steps]]
+name = "read"
+service = "box"
+command = ["cat", "/tmp/greeting"]
+expected_output_regex = "^hello"
+"#
+    )
+}
+
+pub fn run(cwd: &Path, image: &str, printer: &Printer) -> Result<Exit, UsageError> {
+    let files = [
+        (cwd.join("cleanroom.toml"), project_file(image)),
+        (cwd.join("tests/hello.clnrm.toml"), hello_test(image)),
+    ];
+    if let Some((existing, _)) = files.iter().find(|(path, _)| path.exists()) {
+        return Err(UsageError(format!(
+            "{} already exists; clnrm init writes only into a project without one",
+            existing.display()
+        )));
+    }
+    std::fs::create_dir_all(cwd.join("tests"))?;
+    for (path, text) in &files {
+        std::fs::write(path, text)?;
+        printer.line(&format!("created {}", path.strip_prefix(cwd).unwrap_or(path).display()));
+    }
+    printer.line("next: clnrm validate && clnrm run");
+    Ok(Exit::Ok)
+}

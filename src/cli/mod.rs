@@ -1,0 +1,215 @@
+//! The command line: the only code that prints. `main` calls [`main`], which maps every
+//! outcome to exit code 0 (all good), 1 (a test failed or is invalid) or 2 (the command
+//! could not do its job) in one place.
+
+mod args;
+mod init;
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Parser;
+
+pub use args::{Cli, ColorChoice, Command, GlobalArgs};
+use output::Printer;
+
+use crate::discover::{self, TestFile};
+use crate::pipeline::{self, FsWorld};
+use crate::project::{Overrides, Project};
+
+/// What a command ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    TestsFailed = 1,
+    Usage = 2,
+}
+
+/// A command that could not do its job (exit 2), with the message to show.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(err: E) -> Self {
+        UsageError(err.to_string())
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { Exit::Usage as i32 } else { 0 };
+        }
+    };
+    init_tracing(&cli.global);
+    let printer = Printer::new(&cli.global);
+    match try_main(cli, &printer) {
+        Ok(exit) => exit as i32,
+        Err(UsageError(message)) => {
+            if is_broken_pipe(&message) {
+                return 0;
+            }
+            printer.error(&message);
+            Exit::Usage as i32
+        }
+    }
+}
+
+fn is_broken_pipe(message: &str) -> bool {
+    message.contains("Broken pipe")
+}
+
+fn init_tracing(global: &GlobalArgs) {
+    let default = match global.verbose {
+        0 => "warn",
+        1 => "clnrm=info",
+        _ => "clnrm=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, UsageError> {
+    let cwd = std::env::current_dir()?;
+    match cli.command {
+        Command::Init(args) => init::run(&cwd, &args.image, printer),
+        Command::Validate(args) => validate(&cli.global, &args, &cwd, printer),
+        Command::Render(args) => render(&cli.global, &args, &cwd, printer),
+    }
+}
+
+fn overrides(global: &GlobalArgs) -> Overrides {
+    Overrides {
+        vars: global.vars.iter().cloned().collect(),
+        seed: global.seed,
+        freeze_clock: global.freeze_clock.clone(),
+        strict: global.strict,
+    }
+}
+
+/// The project and its tests for the paths a command was given.
+fn load(
+    global: &GlobalArgs,
+    paths: &[PathBuf],
+    cwd: &Path,
+    printer: &Printer,
+) -> Result<(Project, Vec<TestFile>), UsageError> {
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
+    let root = discover::find_root(&paths[0], cwd);
+    let project = Project::load(&root, &overrides(global))?;
+    for warning in &project.warnings {
+        printer.diagnostic(warning);
+    }
+    let tests = discover::discover(&root, &paths, cwd)?;
+    if tests.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(UsageError(format!(
+            "no tests found in {} (tests are named *.clnrm.toml, *.clnrm.toml.tera or *.toml.tera; files ignored by .gitignore/.ignore are skipped)",
+            shown.join(", ")
+        )));
+    }
+    Ok((project, tests))
+}
+
+fn thread_pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, UsageError> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(jobs) = jobs.filter(|&j| j > 0) {
+        builder = builder.num_threads(jobs);
+    }
+    Ok(builder.build()?)
+}
+
+fn validate(
+    global: &GlobalArgs,
+    args: &args::ValidateArgs,
+    cwd: &Path,
+    printer: &Printer,
+) -> Result<Exit, UsageError> {
+    let started = Instant::now();
+    let (project, tests) = load(global, &args.paths, cwd, printer)?;
+    let pool = thread_pool(args.jobs)?;
+    let checked = pool.install(|| pipeline::check_all(&project, &tests, &FsWorld));
+    let (mut valid, mut invalid, mut warnings) = (0, 0, 0);
+    for item in &checked {
+        match &item.outcome {
+            Ok(test) => {
+                valid += 1;
+                warnings += test.warnings.len();
+                printer.validated(&item.test.identity, Some(&test.config.name));
+                for warning in &test.warnings {
+                    printer.diagnostic(warning);
+                }
+            }
+            Err(problem) => {
+                invalid += 1;
+                printer.invalid(&item.test.identity, problem);
+            }
+        }
+    }
+    printer.summary(&format!(
+        "{valid} valid, {invalid} invalid, {warnings} warnings in {:.2}s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(if invalid == 0 {
+        Exit::Ok
+    } else {
+        Exit::TestsFailed
+    })
+}
+
+fn render(
+    global: &GlobalArgs,
+    args: &args::RenderArgs,
+    cwd: &Path,
+    printer: &Printer,
+) -> Result<Exit, UsageError> {
+    let (project, tests) = load(global, std::slice::from_ref(&args.file), cwd, printer)?;
+    let test = &tests[0];
+    let bytes = std::fs::read(&test.path)?;
+    let Ok(source) = String::from_utf8(bytes) else {
+        printer.error(&format!("{}: not UTF-8", test.identity));
+        return Ok(Exit::TestsFailed);
+    };
+    if !test.is_template {
+        write_stdout(&source)?;
+        return Ok(Exit::Ok);
+    }
+    let request = clnrm_render::RenderRequest {
+        root: project.root.clone(),
+        template_path: test.path.clone(),
+        source,
+        vars: project.vars.clone(),
+        seed: project.seed,
+        freeze_clock: project.freeze_clock.clone(),
+    };
+    match clnrm_render::render(&request, &FsWorld) {
+        Ok(rendered) => {
+            write_stdout(&rendered.toml)?;
+            Ok(Exit::Ok)
+        }
+        Err(err) => {
+            printer.error(&err.to_string());
+            Ok(Exit::TestsFailed)
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
