@@ -71,7 +71,10 @@ pub fn find_root(start: &Path, cwd: &Path) -> PathBuf {
     let dir = if start.is_dir() {
         start.clone()
     } else {
-        start.parent().map(Path::to_path_buf).unwrap_or(start.clone())
+        start
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or(start.clone())
     };
     if let Some(found) = dir.ancestors().find(|d| d.join("cleanroom.toml").is_file()) {
         return found.to_path_buf();
@@ -117,7 +120,11 @@ pub fn identity(root: &Path, path: &Path) -> String {
 }
 
 /// Every test under `paths` (files named directly are taken as given), sorted by identity.
-pub fn discover(root: &Path, paths: &[PathBuf], cwd: &Path) -> Result<Vec<TestFile>, DiscoverError> {
+pub fn discover(
+    root: &Path,
+    paths: &[PathBuf],
+    cwd: &Path,
+) -> Result<Vec<TestFile>, DiscoverError> {
     let mut found = Vec::new();
     for given in paths {
         let path = absolute(given, cwd);
@@ -177,18 +184,33 @@ mod tests {
     #[test]
     fn kinds_follow_the_naming_rules() {
         assert_eq!(FileKind::of(Path::new("a.clnrm.toml")), FileKind::PlainTest);
-        assert_eq!(FileKind::of(Path::new("a.clnrm.toml.tera")), FileKind::TemplateTest);
-        assert_eq!(FileKind::of(Path::new("a.toml.tera")), FileKind::TemplateTest);
-        assert_eq!(FileKind::of(Path::new("_macros.toml.tera")), FileKind::Library);
+        assert_eq!(
+            FileKind::of(Path::new("a.clnrm.toml.tera")),
+            FileKind::TemplateTest
+        );
+        assert_eq!(
+            FileKind::of(Path::new("a.toml.tera")),
+            FileKind::TemplateTest
+        );
+        assert_eq!(
+            FileKind::of(Path::new("_macros.toml.tera")),
+            FileKind::Library
+        );
         assert_eq!(FileKind::of(Path::new("Cargo.toml")), FileKind::Other);
-        assert_eq!(FileKind::of(Path::new("cleanroom.toml")), FileKind::ProjectFile);
+        assert_eq!(
+            FileKind::of(Path::new("cleanroom.toml")),
+            FileKind::ProjectFile
+        );
         assert_eq!(FileKind::of(Path::new("plain.toml")), FileKind::Other);
     }
 
     #[test]
     fn absolute_folds_dots() {
         let cwd = Path::new("/a/b");
-        assert_eq!(absolute(Path::new("../c/./d"), cwd), PathBuf::from("/a/c/d"));
+        assert_eq!(
+            absolute(Path::new("../c/./d"), cwd),
+            PathBuf::from("/a/c/d")
+        );
         assert_eq!(identity(Path::new("/a"), Path::new("/a/c/d")), "c/d");
     }
 }

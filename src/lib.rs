@@ -1,6 +1,10 @@
 //! clnrm, the engine: discovery, the memoized pipeline over the stage crates,
-//! the on-disk cache, the watcher and the reports. Only `cli` prints.
+//! the on-disk cache, the watcher and the reports. Only `cli` and `report` print.
 
 pub mod cache;
+pub mod cli;
 pub mod discover;
+pub mod pipeline;
+pub mod project;
+pub mod report;
 pub mod watch;

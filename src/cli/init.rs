@@ -60,7 +60,10 @@ pub fn run(cwd: &Path, image: &str, printer: &Printer) -> Result<Exit, UsageErro
     std::fs::create_dir_all(cwd.join("tests"))?;
     for (path, text) in &files {
         std::fs::write(path, text)?;
-        printer.line(&format!("created {}", path.strip_prefix(cwd).unwrap_or(path).display()));
+        printer.line(&format!(
+            "created {}",
+            path.strip_prefix(cwd).unwrap_or(path).display()
+        ));
     }
     printer.line("next: clnrm validate && clnrm run");
     Ok(Exit::Ok)

@@ -42,7 +42,11 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return if err.use_stderr() { Exit::Usage as i32 } else { 0 };
+            return if err.use_stderr() {
+                Exit::Usage as i32
+            } else {
+                0
+            };
         }
     };
     init_tracing(&cli.global);

@@ -61,7 +61,10 @@ impl Printer {
             return;
         }
         let name = name.map(|n| format!(" ({n})")).unwrap_or_default();
-        self.line(&format!("{} {identity}{name}", self.paint("ok     ", GREEN)));
+        self.line(&format!(
+            "{} {identity}{name}",
+            self.paint("ok     ", GREEN)
+        ));
     }
 
     pub fn invalid(&self, identity: &str, problem: &TestProblem) {
