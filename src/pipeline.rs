@@ -4,9 +4,15 @@
 
 use std::path::Path;
 
-use clnrm_config::{Diagnostic, ParseInput, Severity, TestConfig};
-use clnrm_render::{RenderError, RenderRecord, RenderRequest, World};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use clnrm_config::{Diagnostic, ParseInput, ParsedTest, Severity, TestConfig};
+use clnrm_render::{FileDep, RenderError, RenderRecord, RenderRequest, Rendered, World};
 use rayon::prelude::*;
+
+use crate::cache::{Key, Lookup, Memo, Stage};
 
 use crate::discover::TestFile;
 use crate::project::Project;
@@ -63,72 +69,242 @@ pub struct Checked {
     pub outcome: Result<ValidTest, TestProblem>,
 }
 
-/// Validates every test in parallel, keeping their order.
-pub fn check_all(project: &Project, tests: &[TestFile], world: &dyn World) -> Vec<Checked> {
-    tests
-        .par_iter()
-        .map(|test| Checked {
-            test: test.clone(),
-            outcome: check_one(project, test, world),
-        })
-        .collect()
+/// Per-run hit and miss counts of one stage (the memo keeps the persistent ones).
+#[derive(Debug, Default)]
+pub struct StageCount {
+    pub hits: AtomicUsize,
+    pub misses: AtomicUsize,
 }
 
-/// Reads, renders (templates only), parses and validates one test.
-pub fn check_one(
-    project: &Project,
-    test: &TestFile,
-    world: &dyn World,
-) -> Result<ValidTest, TestProblem> {
-    let bytes = world
-        .read_file(&test.path)
-        .ok_or_else(|| TestProblem::Unreadable(format!("{}: cannot read file", test.identity)))?;
-    let source = String::from_utf8(bytes).map_err(|err| {
-        TestProblem::Unreadable(format!(
-            "{}: not UTF-8 (invalid byte at offset {})",
-            test.identity,
-            err.utf8_error().valid_up_to()
-        ))
-    })?;
-    let (toml, record) = if test.is_template {
+impl StageCount {
+    fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (hits, misses) so far.
+    pub fn get(&self) -> (usize, usize) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The validation half of the pipeline over one project: read → render → parse →
+/// file-system checks, each pure stage memoized in `memo`.
+pub struct Pipeline<'a> {
+    pub project: &'a Project,
+    pub world: &'a dyn World,
+    pub memo: &'a Memo,
+    pub render_count: StageCount,
+    pub parse_count: StageCount,
+    /// Dependency hashes already read in this run: a macro library imported by 500
+    /// templates is hashed once.
+    dep_hashes: Mutex<HashMap<String, Option<[u8; 32]>>>,
+}
+
+/// Render, memoized by the template and, through its manifest, by what it read.
+struct RenderStage;
+
+impl Stage for RenderStage {
+    const NAME: &'static str = "render";
+    const VERSION: u32 = 1;
+    type Output = Rendered;
+}
+
+/// The first level of the render memo: what the last render of a template read.
+const RENDER_MANIFEST: &str = "render-manifest";
+
+struct ParseStage;
+
+impl Stage for ParseStage {
+    const NAME: &'static str = "parse";
+    const VERSION: u32 = 1;
+    type Output = ParsedTest;
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(project: &'a Project, world: &'a dyn World, memo: &'a Memo) -> Pipeline<'a> {
+        Pipeline {
+            project,
+            world,
+            memo,
+            render_count: StageCount::default(),
+            parse_count: StageCount::default(),
+            dep_hashes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Validates every test in parallel, keeping their order.
+    pub fn check_all(&self, tests: &[TestFile]) -> Vec<Checked> {
+        tests
+            .par_iter()
+            .map(|test| Checked {
+                test: test.clone(),
+                outcome: self.check_one(test),
+            })
+            .collect()
+    }
+
+    /// Reads, renders (templates only), parses and validates one test.
+    pub fn check_one(&self, test: &TestFile) -> Result<ValidTest, TestProblem> {
+        let bytes = self.world.read_file(&test.path).ok_or_else(|| {
+            TestProblem::Unreadable(format!("{}: cannot read file", test.identity))
+        })?;
+        let source = String::from_utf8(bytes).map_err(|err| {
+            TestProblem::Unreadable(format!(
+                "{}: not UTF-8 (invalid byte at offset {})",
+                test.identity,
+                err.utf8_error().valid_up_to()
+            ))
+        })?;
+        let (toml, record) = if test.is_template {
+            let rendered = self.render(test, source)?;
+            (rendered.toml, rendered.record)
+        } else {
+            let record = RenderRecord {
+                files: vec![FileDep {
+                    path: test.identity.clone(),
+                    hash: Some(*blake3::hash(source.as_bytes()).as_bytes()),
+                }],
+                ..RenderRecord::default()
+            };
+            (source, record)
+        };
+        let input = ParseInput {
+            file: test.identity.clone(),
+            text: toml,
+            rendered_from_template: test.is_template,
+            strict: self.project.strict,
+        };
+        let key_input = bincode::serialize(&input).expect("parse input serializes");
+        let (parsed, lookup) = self
+            .memo
+            .get_or_run::<ParseStage, _>(&key_input, || clnrm_config::parse_test(&input))
+            .map_err(TestProblem::Invalid)?;
+        self.parse_count.count(lookup.is_hit());
+        tracing::info!(test = %test.identity, stage = "parse", "{lookup}");
+        let missing = missing_volume_paths(&parsed.config, test);
+        if !missing.is_empty() {
+            return Err(TestProblem::Invalid(missing));
+        }
+        Ok(ValidTest {
+            config: parsed.config,
+            warnings: parsed.warnings,
+            toml: input.text,
+            record,
+        })
+    }
+
+    /// The render stage behind ccache's direct mode: the template's own inputs find
+    /// the manifest of what its last render read; if every one of those still hashes
+    /// the same, the output stored under (inputs, manifest) is served.
+    fn render(&self, test: &TestFile, source: String) -> Result<Rendered, TestProblem> {
         let request = RenderRequest {
-            root: project.root.clone(),
+            root: self.project.root.clone(),
             template_path: test.path.clone(),
             source,
-            vars: project.vars.clone(),
-            seed: project.seed,
-            freeze_clock: project.freeze_clock.clone(),
+            vars: self.project.vars.clone(),
+            seed: self.project.seed,
+            freeze_clock: self.project.freeze_clock.clone(),
         };
-        let rendered = clnrm_render::render(&request, world)
+        // No absolute path in the key: the identity stands for the template's place.
+        let own_inputs = bincode::serialize(&(
+            &test.identity,
+            blake3::hash(request.source.as_bytes()).as_bytes(),
+            &request.vars,
+            request.seed,
+            &request.freeze_clock,
+        ))
+        .expect("render inputs serialize");
+        let manifest_key = Key::new(RENDER_MANIFEST, RenderStage::VERSION, &own_inputs);
+        let why = match self.memo.lookup_raw(RenderStage::NAME, &manifest_key) {
+            Ok(bytes) => match bincode::deserialize::<RenderRecord>(&bytes) {
+                Ok(manifest) => match self.changed_dependency(&manifest) {
+                    None => {
+                        let key = output_key(&own_inputs, &manifest);
+                        match self.memo.get_value::<Rendered>(RenderStage::NAME, &key) {
+                            Some(rendered) => {
+                                self.memo.record_hit(RenderStage::NAME);
+                                self.render_count.count(true);
+                                tracing::info!(test = %test.identity, stage = "render", "hit");
+                                return Ok(rendered);
+                            }
+                            None => "output not cached".to_string(),
+                        }
+                    }
+                    Some(changed) => format!("{changed} changed"),
+                },
+                Err(_) => "manifest unreadable".to_string(),
+            },
+            Err(reason) => Lookup::Miss(reason).to_string(),
+        };
+        self.memo.record_miss(RenderStage::NAME);
+        self.render_count.count(false);
+        tracing::info!(test = %test.identity, stage = "render", "miss: {why}");
+        let rendered = clnrm_render::render(&request, self.world)
             .map_err(|err| TestProblem::Render(Box::new(err)))?;
-        (rendered.toml, rendered.record)
-    } else {
-        let record = RenderRecord {
-            files: vec![clnrm_render::FileDep {
-                path: test.identity.clone(),
-                hash: Some(*blake3::hash(source.as_bytes()).as_bytes()),
-            }],
-            ..RenderRecord::default()
-        };
-        (source, record)
-    };
-    let input = ParseInput {
-        file: test.identity.clone(),
-        text: toml.clone(),
-        rendered_from_template: test.is_template,
-        strict: project.strict,
-    };
-    let parsed = clnrm_config::parse_test(&input).map_err(TestProblem::Invalid)?;
-    let missing = missing_volume_paths(&parsed.config, test);
-    if !missing.is_empty() {
-        return Err(TestProblem::Invalid(missing));
+        // A volatile render (clock or randomness without a seed) is right for this run only.
+        if !rendered.record.volatile {
+            self.memo
+                .put_value(RenderStage::NAME, &manifest_key, &rendered.record);
+            let key = output_key(&own_inputs, &rendered.record);
+            self.memo.put_value(RenderStage::NAME, &key, &rendered);
+        }
+        Ok(rendered)
     }
-    Ok(ValidTest {
-        config: parsed.config,
-        warnings: parsed.warnings,
-        toml,
-        record,
-    })
+
+    /// The first dependency in `manifest` whose content is not what it was, if any.
+    fn changed_dependency(&self, manifest: &RenderRecord) -> Option<String> {
+        for dep in &manifest.files {
+            // The built-in library changes only with clnrm's version, which is in every key.
+            if dep.path.starts_with("builtin:") {
+                continue;
+            }
+            if self.file_hash(&dep.path) != dep.hash {
+                return Some(dep.path.clone());
+            }
+        }
+        for dep in &manifest.env {
+            let now = self
+                .world
+                .env_var(&dep.name)
+                .map(|value| *blake3::hash(value.as_bytes()).as_bytes());
+            if now != dep.hash {
+                return Some(format!("${}", dep.name));
+            }
+        }
+        None
+    }
+
+    fn file_hash(&self, rel: &str) -> Option<[u8; 32]> {
+        let known = |map: &Mutex<HashMap<String, Option<[u8; 32]>>>| {
+            map.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(rel)
+                .copied()
+        };
+        if let Some(hash) = known(&self.dep_hashes) {
+            return hash;
+        }
+        // Read without the lock held: other threads hash other files meanwhile.
+        let hash = self
+            .world
+            .read_file(&self.project.root.join(rel))
+            .map(|bytes| *blake3::hash(&bytes).as_bytes());
+        self.dep_hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.to_string(), hash);
+        hash
+    }
+}
+
+fn output_key(own_inputs: &[u8], manifest: &RenderRecord) -> Key {
+    let mut input = own_inputs.to_vec();
+    input.extend(bincode::serialize(manifest).expect("manifest serializes"));
+    Key::of::<RenderStage>(&input)
 }
 
 /// SPEC §4: volume host paths exist (relative to the test file's folder).

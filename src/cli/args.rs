@@ -63,6 +63,45 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print a test's rendered TOML
     Render(RenderArgs),
+    /// Inspect and trim the on-disk cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Per stage: entries, bytes, hits, misses, hit rate; totals; location
+    Stats {
+        /// One JSON object instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove least recently used entries (and leftover clnrm containers and images)
+    Gc {
+        /// Shrink the cache to at most this size (`500MB`, `2GiB`)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Remove entries unused for longer than this (`30d`, `12h`)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        max_age: Option<std::time::Duration>,
+        /// Report what would be removed; remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Empty the cache
+    Clear {
+        /// Only this stage (`render`, `parse`, `plan`, `result`)
+        #[arg(long, value_name = "NAME")]
+        stage: Option<String>,
+    },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    clnrm_config::parse_size_bytes(text)
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    clnrm_config::parse_duration_ms(text).map(std::time::Duration::from_millis)
 }
 
 #[derive(Debug, Args)]

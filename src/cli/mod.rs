@@ -12,11 +12,12 @@ use std::time::Instant;
 
 use clap::Parser;
 
-pub use args::{Cli, ColorChoice, Command, GlobalArgs};
+pub use args::{CacheCommand, Cli, ColorChoice, Command, GlobalArgs};
 use output::Printer;
 
+use crate::cache::{Memo, MemoOptions};
 use crate::discover::{self, TestFile};
-use crate::pipeline::{self, FsWorld};
+use crate::pipeline::{FsWorld, Pipeline};
 use crate::project::{Overrides, Project};
 
 /// What a command ended with.
@@ -89,6 +90,7 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, UsageError> {
         Command::Init(args) => init::run(&cwd, &args.image, printer),
         Command::Validate(args) => validate(&cli.global, &args, &cwd, printer),
         Command::Render(args) => render(&cli.global, &args, &cwd, printer),
+        Command::Cache(command) => cache_command(&cli.global, command, &cwd, printer),
     }
 }
 
@@ -146,7 +148,9 @@ fn validate(
     let started = Instant::now();
     let (project, tests) = load(global, &args.paths, cwd, printer)?;
     let pool = thread_pool(args.jobs)?;
-    let checked = pool.install(|| pipeline::check_all(&project, &tests, &FsWorld));
+    let memo = open_memo(global, &project, printer);
+    let pipeline = Pipeline::new(&project, &FsWorld, &memo);
+    let checked = pool.install(|| pipeline.check_all(&tests));
     let (mut valid, mut invalid, mut warnings) = (0, 0, 0);
     for item in &checked {
         match &item.outcome {
@@ -168,6 +172,7 @@ fn validate(
         "{valid} valid, {invalid} invalid, {warnings} warnings in {:.2}s",
         started.elapsed().as_secs_f64()
     ));
+    finish_memo(&memo, &project, printer);
     Ok(if invalid == 0 {
         Exit::Ok
     } else {
@@ -216,4 +221,102 @@ fn write_stdout(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+/// Where the cache lives (SPEC §2, §6): `--cache-dir` / `CLNRM_CACHE_DIR`, else
+/// `[cache] dir` of cleanroom.toml (relative to the root), else `<root>/.clnrm/cache`.
+pub fn cache_dir(global: &GlobalArgs, project: &Project) -> PathBuf {
+    if let Some(dir) = &global.cache_dir {
+        return dir.clone();
+    }
+    match &project.config.cache_dir {
+        Some(dir) => project.root.join(dir),
+        None => project.root.join(".clnrm/cache"),
+    }
+}
+
+/// The memo for this run. Never fails: a damaged or busy cache is a warning line.
+fn open_memo(global: &GlobalArgs, project: &Project, printer: &Printer) -> Memo {
+    let (mut options, warning) = MemoOptions::from_env();
+    options.no_read = global.no_cache;
+    if let Some(warning) = warning {
+        printer.warn(&warning);
+    }
+    let (memo, warnings) = Memo::open(&cache_dir(global, project), options);
+    for warning in warnings {
+        printer.warn(&warning);
+    }
+    memo
+}
+
+/// Persists the run's counters, shows what went wrong with the cache, and collects
+/// garbage once the cache outgrows `[cache] max_size`.
+fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
+    memo.flush();
+    if let Some(max_size) = project.config.cache_max_size {
+        match memo.maybe_auto_gc(max_size) {
+            Ok(Some(report)) => tracing::info!("automatic cache gc: {report:?}"),
+            Ok(None) => {}
+            Err(err) => printer.warn(&format!("automatic cache gc failed: {err}")),
+        }
+    }
+    for warning in memo.take_warnings() {
+        printer.warn(&warning);
+    }
+}
+
+fn cache_command(
+    global: &GlobalArgs,
+    command: CacheCommand,
+    cwd: &Path,
+    printer: &Printer,
+) -> Result<Exit, UsageError> {
+    let root = discover::find_root(cwd, cwd);
+    let project = Project::load(&root, &overrides(global))?;
+    let memo = open_memo(global, &project, printer);
+    match command {
+        CacheCommand::Stats { json } => {
+            let stats = memo.stats();
+            if json {
+                write_stdout(&format!("{}\n", serde_json::to_string(&stats)?))?;
+            } else {
+                write_stdout(&crate::cache::format_stats_human(&stats))?;
+            }
+        }
+        CacheCommand::Gc {
+            max_size,
+            max_age,
+            dry_run,
+        } => {
+            let options = crate::cache::GcOptions {
+                max_size: max_size.or(project.config.cache_max_size),
+                max_age: max_age.or(project
+                    .config
+                    .cache_max_age_ms
+                    .map(std::time::Duration::from_millis)),
+                dry_run,
+            };
+            let report = memo.gc(&options)?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            printer.line(&format!(
+                "{verb} {} entries ({}); kept {} entries ({}); on disk {} -> {}",
+                report.entries_removed,
+                crate::cache::format_bytes(report.bytes_removed),
+                report.entries_kept,
+                crate::cache::format_bytes(report.bytes_kept),
+                crate::cache::format_bytes(report.disk_bytes_before),
+                crate::cache::format_bytes(report.disk_bytes_after),
+            ));
+        }
+        CacheCommand::Clear { stage } => {
+            let report = memo.clear(stage.as_deref())?;
+            printer.line(&format!(
+                "removed {} entries ({})",
+                report.entries_removed,
+                crate::cache::format_bytes(report.bytes_removed)
+            ));
+        }
+    }
+    memo.flush();
+    Ok(Exit::Ok)
 }
