@@ -1,0 +1,224 @@
+//! The exec stage: a [`TestPlan`](clnrm_plan::TestPlan) runs in containers and
+//! becomes a [`TestReport`] whose outcome is `pass`, `fail` or `error` (SPEC §5).
+//!
+//! Container work goes through the small [`Backend`] trait; [`DockerBackend`]
+//! is the real one (the Engine API through bollard, as re-exported by
+//! testcontainers). [`run_test`] drives a test: the services it uses start in
+//! parallel on a network of the test's own, each becomes ready (health check),
+//! the steps run in order by exec in their service's container (so state
+//! persists between steps), and every container and the network are removed at
+//! the end — on failure and on cancellation too.
+//!
+//! This crate does not print and does not know about the cache.
+
+mod context;
+mod docker;
+mod run;
+mod session;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use clnrm_plan::{ContainerSpec, ImageSource};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use context::{build_context, BuildContext, DockerIgnore};
+pub use docker::DockerBackend;
+pub use run::{
+    resolve_images, run_test, run_test_until, Mismatch, PhaseTimings, ResolvedImages, ServiceStart,
+    StepFailure, StepResult, StepStatus, TestOutcome, TestReport, TestRun,
+};
+pub use session::{
+    host_name, process_alive, reap_orphans, remove_session, Reaped, Session, LABEL_HOST,
+    LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC,
+    LABEL_TEST,
+};
+
+/// Bump when the meaning of a [`TestReport`] changes.
+pub const STAGE_VERSION: u32 = 1;
+
+/// Why a container operation failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecError {
+    /// The engine did not answer.
+    #[error("cannot reach the Docker engine at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere)")]
+    EngineUnreachable { endpoint: String, reason: String },
+    /// An image is neither local nor pullable.
+    #[error("image `{reference}` is not available locally and could not be pulled: {reason}")]
+    ImageUnavailable { reference: String, reason: String },
+    /// A `build` failed.
+    #[error("building {context} failed: {reason}")]
+    BuildFailed { context: String, reason: String },
+    /// A service container did not start or did not become ready.
+    #[error("service `{service}`: {reason}")]
+    Service { service: String, reason: String },
+    /// Any other answer of the engine.
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// An image ready to start containers from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ResolvedImage {
+    /// The engine's image ID (`sha256:...`): what a result depends on.
+    pub id: String,
+    /// The reference containers are created from (the given one, or `clnrm-build/<hash>`).
+    pub reference: String,
+    /// For `build` images: the context hash.
+    pub context_hash: Option<String>,
+    /// How it was obtained.
+    pub source: ImageOrigin,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageOrigin {
+    /// Already local.
+    Local,
+    /// Pulled from a registry now.
+    Pulled,
+    /// Built now from its context.
+    Built,
+}
+
+/// Everything needed to create one service container.
+#[derive(Debug, Clone)]
+pub struct ContainerRequest<'a> {
+    pub spec: &'a ContainerSpec,
+    pub image: &'a ResolvedImage,
+    /// Container name (unique on the engine).
+    pub name: String,
+    /// Network the container joins, with the service name as its alias;
+    /// `None`: the engine's default bridge (a test with one service needs no
+    /// network of its own, and creating and removing one costs ~0.3 s).
+    pub network: Option<&'a str>,
+    pub labels: BTreeMap<String, String>,
+    /// The project root: relative volume host paths are joined to it.
+    pub root: &'a Path,
+}
+
+/// A container that started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerStarted {
+    /// Container port → host port, for the spec's `ports`.
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// State of a container, for readiness checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// The engine's status word (`running`, `exited`, ...).
+    pub status: String,
+    pub oom_killed: bool,
+}
+
+/// A command to run in a running container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// Executed as is.
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    /// The command is killed when it runs longer.
+    pub timeout: Duration,
+}
+
+/// What an exec produced.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// `None` when it timed out (or the engine did not say).
+    pub exit_code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    /// Output beyond the capture limit was dropped.
+    pub truncated: bool,
+}
+
+/// A container or network carrying `clnrm.managed=true`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManagedObject {
+    pub kind: ManagedKind,
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Containers only: whether it is running.
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedKind {
+    Container,
+    Network,
+}
+
+/// Engine facts, from [`Backend::ping`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Where the engine was reached (`unix:///var/run/docker.sock`, `tcp://...`).
+    pub endpoint: String,
+    pub version: String,
+    pub api_version: String,
+}
+
+/// The container operations the exec stage needs. Object safe: every method
+/// returns a boxed future, so `&dyn Backend` works and tests can fake it.
+pub trait Backend: Send + Sync {
+    /// Checks that the engine answers.
+    fn ping(&self) -> BoxFuture<'_, Result<EngineInfo, ExecError>>;
+    /// A local image by reference; pulls a missing one; builds a `build` context
+    /// once as `clnrm-build/<context hash>` and reuses it afterwards.
+    fn ensure_image<'a>(
+        &'a self,
+        image: &'a ImageSource,
+        root: &'a Path,
+    ) -> BoxFuture<'a, Result<ResolvedImage, ExecError>>;
+    /// Creates a network; returns its ID.
+    fn create_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, ExecError>>;
+    /// Creates (does not start) a container; returns its ID.
+    fn create_container<'a>(
+        &'a self,
+        request: &'a ContainerRequest<'a>,
+    ) -> BoxFuture<'a, Result<String, ExecError>>;
+    /// Starts a created container; fails when it exits right away.
+    fn start_container<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerStarted, ExecError>>;
+    fn container_status<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerStatus, ExecError>>;
+    /// The last `lines` lines of a container's output (stdout and stderr).
+    fn container_logs<'a>(
+        &'a self,
+        id: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<String, ExecError>>;
+    /// Runs a command in a running container; on timeout the command is killed
+    /// and the output so far returned with `timed_out`.
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>>;
+    /// Removes a container, running or not; a missing one is not an error.
+    fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>>;
+    /// Removes a network; a missing one is not an error.
+    fn remove_network<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>>;
+    /// Every container (running or not) and network labelled `clnrm.managed=true`.
+    fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>>;
+    /// Removes an image by reference or ID; a missing one is not an error.
+    fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), ExecError>>;
+    /// Image IDs by reference for every `clnrm-build/*` image (for `cache gc`).
+    fn list_build_images(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, ExecError>>;
+}
