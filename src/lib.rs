@@ -7,4 +7,5 @@ pub mod discover;
 pub mod pipeline;
 pub mod project;
 pub mod report;
+pub mod runner;
 pub mod watch;

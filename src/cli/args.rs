@@ -63,6 +63,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print a test's rendered TOML
     Render(RenderArgs),
+    /// Run tests in containers
+    Run(RunArgs),
     /// Inspect and trim the on-disk cache
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -118,6 +120,49 @@ pub struct InitArgs {
     /// The image the example test runs in
     #[arg(long, default_value = "alpine:3.20")]
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Test files or folders (default: the current folder)
+    pub paths: Vec<PathBuf>,
+    /// Tests run at once (default: `[run] jobs`, else the number of CPUs)
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Start no new test after the first failure or error
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run every selected test, cached or not
+    #[arg(long)]
+    pub force: bool,
+    /// Run only shard K of N (1-based), split stably by test identity
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Also write a JUnit XML report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Show what would run, what is cached and why; run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((k, n)) if n > 0 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => Err(format!("`{text}` is not K/N with 1 <= K <= N")),
+    }
 }
 
 #[derive(Debug, Args)]

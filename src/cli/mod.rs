@@ -5,6 +5,7 @@
 mod args;
 mod init;
 mod output;
+mod run;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,7 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, UsageError> {
         Command::Init(args) => init::run(&cwd, &args.image, printer),
         Command::Validate(args) => validate(&cli.global, &args, &cwd, printer),
         Command::Render(args) => render(&cli.global, &args, &cwd, printer),
+        Command::Run(args) => run::run(&cli.global, &args, &cwd, printer),
         Command::Cache(command) => cache_command(&cli.global, command, &cwd, printer),
     }
 }
@@ -104,7 +106,7 @@ fn overrides(global: &GlobalArgs) -> Overrides {
 }
 
 /// The project and its tests for the paths a command was given.
-fn load(
+pub(crate) fn load(
     global: &GlobalArgs,
     paths: &[PathBuf],
     cwd: &Path,
@@ -131,7 +133,7 @@ fn load(
     Ok((project, tests))
 }
 
-fn thread_pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, UsageError> {
+pub(crate) fn thread_pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, UsageError> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = jobs.filter(|&j| j > 0) {
         builder = builder.num_threads(jobs);
@@ -236,7 +238,7 @@ pub fn cache_dir(global: &GlobalArgs, project: &Project) -> PathBuf {
 }
 
 /// The memo for this run. Never fails: a damaged or busy cache is a warning line.
-fn open_memo(global: &GlobalArgs, project: &Project, printer: &Printer) -> Memo {
+pub(crate) fn open_memo(global: &GlobalArgs, project: &Project, printer: &Printer) -> Memo {
     let (mut options, warning) = MemoOptions::from_env();
     options.no_read = global.no_cache;
     if let Some(warning) = warning {
@@ -251,7 +253,7 @@ fn open_memo(global: &GlobalArgs, project: &Project, printer: &Printer) -> Memo 
 
 /// Persists the run's counters, shows what went wrong with the cache, and collects
 /// garbage once the cache outgrows `[cache] max_size`.
-fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
+pub(crate) fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
     memo.flush();
     if let Some(max_size) = project.config.cache_max_size {
         match memo.maybe_auto_gc(max_size) {

@@ -32,6 +32,10 @@ impl Printer {
         }
     }
 
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
     pub fn paint(&self, text: &str, code: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")

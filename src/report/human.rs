@@ -118,6 +118,19 @@ impl HumanReporter {
                 let code = if failed + errors == 0 { "1;32" } else { "1;31" };
                 self.print(&self.paint(&text, code));
             }
+            Event::TestPlanned {
+                test,
+                name,
+                action,
+                reason,
+            } => {
+                let label = match action.as_str() {
+                    "run" => self.paint("would run", "33"),
+                    "cached" => self.paint("cached   ", "32"),
+                    _ => self.paint("error    ", "31"),
+                };
+                self.print(&format!("{label} {test} ({name}): {reason}"));
+            }
             Event::TestStarted { .. } | Event::StepFinished { .. } => {}
         }
     }

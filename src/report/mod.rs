@@ -36,6 +36,14 @@ pub enum Event {
         tests: usize,
         jobs: usize,
     },
+    /// `--dry-run`: what would happen to a test, and why.
+    TestPlanned {
+        test: String,
+        name: String,
+        /// `run`, `cached` or `error`.
+        action: String,
+        reason: String,
+    },
     TestStarted {
         test: String,
         name: String,

@@ -1,0 +1,127 @@
+//! `clnrm run`: wires the runner to Docker, signals and the three report consumers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use super::args::{Format, RunArgs};
+use super::output::Printer;
+use super::{finish_memo, load, open_memo, thread_pool, Exit, GlobalArgs, UsageError};
+use crate::pipeline::{FsWorld, Pipeline};
+use crate::report::{json_line, HumanReporter, JunitReport, RunStats};
+use crate::runner::{self, RunOptions};
+
+pub fn run(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    cwd: &Path,
+    printer: &Printer,
+) -> Result<Exit, UsageError> {
+    let started = Instant::now();
+    let (project, mut tests) = load(global, &args.paths, cwd, printer)?;
+    if let Some(shard) = args.shard {
+        tests.retain(|test| runner::in_shard(&test.identity, shard));
+    }
+    let jobs = args
+        .jobs
+        .or(project.config.run_jobs)
+        .filter(|&j| j > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let memo = open_memo(global, &project, printer);
+    let pipeline = Pipeline::new(&project, &FsWorld, &memo);
+    let checked = thread_pool(None)?.install(|| pipeline.check_all(&tests));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.clamp(2, 8))
+        .enable_all()
+        .build()?;
+    let options = RunOptions {
+        jobs,
+        fail_fast: args.fail_fast,
+        force: args.force,
+        dry_run: args.dry_run,
+    };
+    let stats = runtime.block_on(async {
+        // No engine, no run: one clear error before any test starts (exit 2).
+        let backend = clnrm_exec::DockerBackend::connect()
+            .await
+            .map_err(|err| UsageError(err.to_string()))?;
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_interrupt().await;
+            let _ = cancel_tx.send(true);
+        });
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let format = args.format;
+        let junit_wanted = args.junit.is_some();
+        let mut human = HumanReporter::new(printer.color(), global.quiet);
+        let consumer = tokio::spawn(async move {
+            let mut stats = RunStats::default();
+            let mut junit = JunitReport::default();
+            while let Some(event) = events_rx.recv().await {
+                stats.record(&event);
+                if junit_wanted {
+                    junit.record(&event);
+                }
+                match format {
+                    Format::Human => human.record(&event),
+                    Format::Json => printer_line(&json_line(&event)),
+                }
+            }
+            (stats, junit)
+        });
+        runner::run(
+            Arc::new(backend),
+            &memo,
+            &project,
+            checked,
+            &options,
+            events_tx,
+            cancel_rx,
+        )
+        .await;
+        let (stats, junit) = consumer.await.map_err(|err| UsageError(err.to_string()))?;
+        if let Some(path) = &args.junit {
+            std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|err| {
+                UsageError(format!("cannot write {}: {err}", path.display()))
+            })?;
+        }
+        Ok::<RunStats, UsageError>(stats)
+    })?;
+    finish_memo(&memo, &project, printer);
+    Ok(if stats.exit_ok() {
+        Exit::Ok
+    } else {
+        Exit::TestsFailed
+    })
+}
+
+fn printer_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
