@@ -148,3 +148,58 @@ pub fn corpus_dir() -> Option<PathBuf> {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The fixture image every container test uses.
+pub const IMAGE: &str = "clnrm-fixture/busybox:latest";
+
+/// Whether containers can run here: the engine answers and the fixture image exists
+/// (built on demand by fixtures/images/build.sh). Outside CI a missing engine skips the
+/// test with a visible notice; under `CI=true` it fails.
+pub fn docker_ready() -> bool {
+    let engine = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let image = engine
+        && (image_exists(IMAGE)
+            || std::process::Command::new("bash")
+                .arg(repo().join("fixtures/images/build.sh"))
+                .status()
+                .is_ok_and(|status| status.success()));
+    if image {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but containers cannot run here (Docker engine or fixture image {IMAGE} missing)");
+    }
+    eprintln!("NOTICE: skipped: no Docker engine or fixture image {IMAGE} (run fixtures/images/build.sh)");
+    false
+}
+
+fn image_exists(image: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// IDs of managed containers (running or not) carrying `label` (e.g. `clnrm.managed=true`).
+pub fn managed_containers(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// JSON events of a `--format json` run.
+pub fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect()
+}
