@@ -18,7 +18,7 @@ use crate::cache::{Key, Memo, Stage};
 use crate::discover::TestFile;
 use crate::pipeline::{Checked, TestProblem, ValidTest};
 use crate::project::Project;
-use crate::report::{ms, Event, Status, StepFailure};
+use crate::report::{ms, Event, Status, StepFailure, TestTimings};
 
 /// The default image of a test that declares no service, when cleanroom.toml names none.
 pub const FALLBACK_IMAGE: &str = "alpine:3.20";
@@ -259,6 +259,7 @@ pub async fn run(
                     message: None,
                     failed_step: None,
                     failure: None,
+                    timings: None,
                 }
             }
             Disposition::Error(test, name, message) => Event::TestFinished {
@@ -270,6 +271,7 @@ pub async fn run(
                 message: Some(message),
                 failed_step: None,
                 failure: None,
+                timings: None,
             },
         };
         stats.record(&event);
@@ -362,6 +364,7 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
         message: Some(reason.to_string()),
         failed_step: None,
         failure: None,
+        timings: None,
     }
 }
 
@@ -399,6 +402,11 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport) -> Event {
         message,
         failed_step,
         failure,
+        timings: Some(TestTimings {
+            containers_ms: report.timings.containers_ms,
+            execute_ms: report.timings.execute_ms,
+            teardown_ms: report.timings.teardown_ms,
+        }),
     }
 }
 

@@ -62,6 +62,7 @@ impl HumanReporter {
                 message,
                 failed_step,
                 failure,
+                ..
             } => {
                 if let Some(bar) = &self.progress {
                     bar.inc(1);

@@ -23,6 +23,7 @@ impl JunitReport {
             message,
             failed_step,
             failure,
+            ..
         } = event
         else {
             return;

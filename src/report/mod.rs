@@ -28,6 +28,15 @@ pub struct StepFailure {
     pub stderr: String,
 }
 
+/// Where a test's time went, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct TestTimings {
+    /// Getting the service containers ready (started, or reused from the pool).
+    pub containers_ms: f64,
+    pub execute_ms: f64,
+    pub teardown_ms: f64,
+}
+
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -72,6 +81,9 @@ pub enum Event {
         failed_step: Option<String>,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         failure: Option<StepFailure>,
+        /// Where the time went (absent when cached or never started).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timings: Option<TestTimings>,
     },
     RunFinished {
         passed: usize,
@@ -157,6 +169,7 @@ mod tests {
                 stdout: "out".into(),
                 stderr: "".into(),
             }),
+            timings: None,
         };
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
@@ -183,6 +196,7 @@ mod tests {
                 message: None,
                 failed_step: None,
                 failure: None,
+                timings: None,
             });
         }
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Container-side figures for `clnrm run` (issue 4), printed as a table.
+
+    cargo build --release && python3 benches/run_figures.py [path/to/clnrm]
+
+Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
+Each figure is the median of several runs; a busy machine moves them, so read
+them as what this machine did, not as pass/fail thresholds."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+IMAGE = "clnrm-fixture/busybox:latest"
+CLNRM = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(__file__), "..", "target", "release", "clnrm")
+
+
+def write(root, rel, text):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def project(tests):
+    root = tempfile.mkdtemp(prefix="clnrm-bench-")
+    write(root, "cleanroom.toml", "")
+    for rel, text in tests.items():
+        write(root, rel, text)
+    return root
+
+
+def run(root, *args):
+    env = dict(os.environ, CLNRM_CACHE_DIR=os.path.join(root, ".cache"), NO_COLOR="1")
+    started = time.perf_counter()
+    out = subprocess.run([CLNRM, "run", "--format", "json", *args], cwd=root, env=env,
+                         capture_output=True, text=True)
+    wall = (time.perf_counter() - started) * 1000
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0:
+        sys.exit(f"clnrm run failed in {root}:\n{out.stdout}\n{out.stderr}")
+    return wall, events
+
+
+def service(name, args=None):
+    text = f'[service.{name}]\nimage = "{IMAGE}"\n'
+    if args:
+        text += f"args = {json.dumps(args)}\n"
+    return text
+
+
+def test(name, services, steps):
+    text = f'[meta]\nname = "{name}"\nversion = "1"\n\n' + "".join(services)
+    for i, (svc, argv) in enumerate(steps):
+        text += f'\n[[steps]]\nname = "s{i}"\nservice = "{svc}"\ncommand = {json.dumps(argv)}\n'
+    return text
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def test_timings(events):
+    return [e for e in events if e["event"] == "test_finished"]
+
+
+def main():
+    rows = []
+    # 1. A 5-step test: one container start plus five execs.
+    root = project({"five.clnrm.toml": test("five", [service("box")],
+                                            [("box", ["echo", str(i)]) for i in range(5)])})
+    parts = {"containers": [], "exec": [], "teardown": [], "total": []}
+    for _ in range(5):
+        _, events = run(root, "--force")
+        finished = test_timings(events)[0]
+        parts["containers"].append(finished["timings"]["containers_ms"])
+        parts["teardown"].append(finished["timings"]["teardown_ms"])
+        parts["total"].append(finished["duration_ms"])
+        parts["exec"].extend(e["duration_ms"] for e in events if e["event"] == "step_finished")
+    rows.append(("5-step test: container start (create+start+ready)", median(parts["containers"])))
+    rows.append(("5-step test: one exec (median of 25)", median(parts["exec"])))
+    rows.append(("5-step test: teardown", median(parts["teardown"])))
+    rows.append(("5-step test: total", median(parts["total"])))
+
+    # 2. Three services start in parallel: compare with one.
+    one = project({"one.clnrm.toml": test("one", [service("a")], [("a", ["true"])])})
+    three = project({"three.clnrm.toml": test(
+        "three", [service("a"), service("b"), service("c")],
+        [("a", ["true"]), ("b", ["true"]), ("c", ["true"])])})
+    one_ms = median([test_timings(run(one, "--force")[1])[0]["timings"]["containers_ms"] for _ in range(5)])
+    three_ms = median([test_timings(run(three, "--force")[1])[0]["timings"]["containers_ms"] for _ in range(5)])
+    rows.append(("1 service: containers ready", one_ms))
+    rows.append(("3 services: containers ready (network + parallel starts)", three_ms))
+    rows.append(("3 services / 1 service (ratio)", three_ms / one_ms))
+
+    # 3. 100 unchanged passing tests, all cached.
+    hundred = project({f"t{i:03}.clnrm.toml": test(f"t{i}", [service("box")], [("box", ["true"])])
+                       for i in range(100)})
+    run(hundred)
+    walls = []
+    for _ in range(7):
+        wall, events = run(hundred)
+        assert events[-1]["cached"] == 100, events[-1]
+        walls.append(wall)
+    rows.append(("clnrm run, 100 tests all cached: wall", median(walls)))
+
+    # 4. 20 tests with -j1 and with the default -j.
+    twenty = project({f"t{i:02}.clnrm.toml": test(f"t{i}", [service("box")],
+                                                   [("box", ["sleep", "0.2"])]) for i in range(20)})
+    serial = median([run(twenty, "--force", "-j", "1")[0] for _ in range(3)])
+    parallel = median([run(twenty, "--force")[0] for _ in range(3)])
+    rows.append(("20 tests -j1: wall", serial))
+    rows.append((f"20 tests default -j ({os.cpu_count()} CPUs): wall", parallel))
+    rows.append(("-j1 / default -j (ratio)", serial / parallel))
+
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        unit = "" if "ratio" in label else " ms"
+        print(f"{label:<{width}}  {value:8.1f}{unit}")
+
+
+if __name__ == "__main__":
+    main()
