@@ -1,0 +1,124 @@
+//! The cache directory's lock: one clnrm process owns a cache directory at a
+//! time. sled takes its own exclusive lock on its data file, but ours is taken
+//! first, on a file that never moves, so that swapping in a compacted database
+//! (see `store.rs`) happens entirely under it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often a waiting process retries the lock.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// An exclusive `flock` on `<dir>/lock`, released when dropped (the file is
+/// closed). `flock` locks belong to the open file description, so a second
+/// `DirLock::acquire` on the same directory fails even in the same process.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub(crate) enum LockError {
+    /// Another process (or another `Memo` in this one) held it for the whole timeout.
+    Busy,
+    /// The lock file could not be opened or locked for another reason.
+    Io(io::Error),
+}
+
+impl DirLock {
+    /// Takes the lock, polling until `timeout` has passed.
+    pub(crate) fn acquire(dir: &Path, timeout: Duration) -> Result<DirLock, LockError> {
+        let path = dir.join("lock");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(LockError::Io)?;
+            match try_lock(&file) {
+                Ok(true) => {
+                    // The directory may have been moved aside between our open
+                    // and our lock; then this lock guards nothing. Start over.
+                    if same_file(&file, &path) {
+                        return Ok(DirLock { _file: file, path });
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => return Err(LockError::Io(e)),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(LockError::Busy);
+            }
+            thread::sleep(POLL_INTERVAL.min(deadline - now));
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+fn try_lock(file: &File) -> io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    loop {
+        // SAFETY: flock on a file descriptor we own for the duration of the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(code) if code == libc::EWOULDBLOCK || code == libc::EAGAIN => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> io::Result<bool> {
+    // Elsewhere sled's own lock on its data file is the only guard.
+    Ok(true)
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_in_same_process_is_busy_until_first_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path(), Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let second = DirLock::acquire(dir.path(), Duration::from_millis(120));
+        assert!(matches!(second, Err(LockError::Busy)));
+        assert!(started.elapsed() >= Duration::from_millis(120));
+        drop(first);
+        assert!(DirLock::acquire(dir.path(), Duration::ZERO).is_ok());
+    }
+}

@@ -1,0 +1,633 @@
+//! [`Memo`]: opening a cache directory whatever state it is in, lookups,
+//! writes, and the batched bookkeeping.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::envelope;
+use super::lock::{DirLock, LockError};
+use super::stats::{rfc3339, CacheStats, Counters, PendingCounters, StageStats};
+use super::store::{self, Current, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
+use super::{Key, Lookup, MemoOptions, MissReason, Stage};
+
+pub(crate) const LAST_GC_KEY: &[u8] = b"last_gc";
+/// `[1]` while a process that changed the store has it open; `[0]` after a clean close.
+pub(crate) const DIRTY_KEY: &[u8] = b"dirty";
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Warnings are single lines, whatever sled's error text looks like.
+fn one_line(s: impl std::fmt::Display) -> String {
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What is known about one stage in this process and not yet persisted.
+#[derive(Default)]
+pub(crate) struct StageState {
+    pub(crate) counters: PendingCounters,
+    /// Last-use stamps (unix seconds) of entries read or written since the last flush.
+    pub(crate) touched: Mutex<HashMap<Key, u64>>,
+}
+
+/// The memo over one cache directory. Cheap to share: `&Memo` from any number
+/// of threads.
+pub struct Memo {
+    pub(crate) dir: PathBuf,
+    pub(crate) no_read: bool,
+    /// Replaced wholesale when gc swaps in a compacted database.
+    pub(crate) store: RwLock<Store>,
+    pub(crate) stages: RwLock<HashMap<String, Arc<StageState>>>,
+    flush_lock: Mutex<()>,
+    warnings: Mutex<Vec<String>>,
+    /// Whether this process has marked the store dirty (see [`DIRTY_KEY`]).
+    dirty: AtomicBool,
+    /// Declared last so it is released only after the store is closed.
+    pub(crate) lock: Option<DirLock>,
+}
+
+impl Memo {
+    /// Opens the cache in `dir`, creating it if needed. Never fails: see the
+    /// module docs for what happens to a damaged or busy directory. Returns
+    /// one-line warnings (no `warning:` prefix) for the caller to show.
+    pub fn open(dir: &Path, opts: MemoOptions) -> (Memo, Vec<String>) {
+        let mut warnings = Vec::new();
+        let (store, lock) = open_store(dir, &opts, &mut warnings);
+        let memo = Memo {
+            dir: dir.to_path_buf(),
+            no_read: opts.no_read,
+            store: RwLock::new(store),
+            stages: RwLock::new(HashMap::new()),
+            flush_lock: Mutex::new(()),
+            warnings: Mutex::new(Vec::new()),
+            dirty: AtomicBool::new(false),
+            lock,
+        };
+        memo.recover_sizes_after_crash();
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        (memo, warnings)
+    }
+
+    /// A memo that keeps everything in memory, for callers with no cache directory.
+    pub fn in_memory(opts: MemoOptions) -> Memo {
+        Memo {
+            dir: PathBuf::new(),
+            no_read: opts.no_read,
+            store: RwLock::new(Store::memory()),
+            stages: RwLock::new(HashMap::new()),
+            flush_lock: Mutex::new(()),
+            warnings: Mutex::new(Vec::new()),
+            dirty: AtomicBool::new(false),
+            lock: None,
+        }
+    }
+
+    /// The cache directory as given to [`Memo::open`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether entries outlive this process (false when degraded to memory).
+    pub fn is_persistent(&self) -> bool {
+        self.lock.is_some() && self.read_store().is_persistent()
+    }
+
+    /// The key of `input` for stage `S`.
+    pub fn key<S: Stage>(&self, input: &[u8]) -> Key {
+        Key::of::<S>(input)
+    }
+
+    /// Returns the cached output of `S` for `input`, or runs `run`, stores
+    /// its `Ok` output and returns it. An `Err` is returned as is and never
+    /// stored. The cache can only make this slower or faster, never wrong:
+    /// any storage trouble is a miss (and a warning in [`Memo::take_warnings`]).
+    ///
+    /// ```
+    /// # use clnrm::cache::{Memo, MemoOptions, Stage};
+    /// struct Upper;
+    /// impl Stage for Upper {
+    ///     const NAME: &'static str = "upper";
+    ///     const VERSION: u32 = 1;
+    ///     type Output = String;
+    /// }
+    /// let memo = Memo::in_memory(MemoOptions::default());
+    /// let run = || Ok::<_, std::io::Error>("ABC".to_string());
+    /// let (out, lookup) = memo.get_or_run::<Upper, _>(b"abc", run).unwrap();
+    /// assert_eq!((out.as_str(), lookup.is_hit()), ("ABC", false));
+    /// let (out, lookup) = memo.get_or_run::<Upper, _>(b"abc", run).unwrap();
+    /// assert_eq!((out.as_str(), lookup.is_hit()), ("ABC", true));
+    /// ```
+    pub fn get_or_run<S: Stage, E>(
+        &self,
+        input: &[u8],
+        run: impl FnOnce() -> Result<S::Output, E>,
+    ) -> Result<(S::Output, Lookup), E> {
+        let key = Key::of::<S>(input);
+        let state = self.stage_state(S::NAME);
+        let reason = match self.read_entry(S::NAME, &state, &key, |payload| {
+            bincode::deserialize::<S::Output>(payload).ok()
+        }) {
+            Ok(value) => {
+                state.counters.hits.fetch_add(1, RELAXED);
+                return Ok((value, Lookup::Hit));
+            }
+            Err(reason) => reason,
+        };
+        state.counters.misses.fetch_add(1, RELAXED);
+        let output = run()?;
+        match bincode::serialize(&output) {
+            Ok(payload) => self.write_entry(S::NAME, &state, &key, &payload),
+            Err(e) => self.warn(format!(
+                "stage {} output cannot be stored ({}); it will be recomputed next time",
+                S::NAME,
+                one_line(e)
+            )),
+        }
+        Ok((output, Lookup::Miss(reason)))
+    }
+
+    /// The stored bytes under `key` in `stage`, or `None`. Counts no hit or
+    /// miss (the caller knows which level it was); a damaged entry is counted
+    /// as corrupt and dropped. Returns `None` under `--no-cache`.
+    pub fn get_raw(&self, stage: &str, key: &Key) -> Option<Vec<u8>> {
+        self.lookup_raw(stage, key).ok()
+    }
+
+    /// [`Memo::get_raw`] with the reason for a miss.
+    pub fn lookup_raw(&self, stage: &str, key: &Key) -> Result<Vec<u8>, MissReason> {
+        let state = self.stage_state(stage);
+        self.read_entry(stage, &state, key, |payload| Some(payload.to_vec()))
+    }
+
+    /// Stores `bytes` under `key` in `stage` (counted as a write).
+    pub fn put_raw(&self, stage: &str, key: &Key, bytes: &[u8]) {
+        let state = self.stage_state(stage);
+        self.write_entry(stage, &state, key, bytes);
+    }
+
+    /// [`Memo::get_raw`] for a bincode-encoded value.
+    pub fn get_value<T: DeserializeOwned>(&self, stage: &str, key: &Key) -> Option<T> {
+        let state = self.stage_state(stage);
+        self.read_entry(stage, &state, key, |payload| {
+            bincode::deserialize::<T>(payload).ok()
+        })
+        .ok()
+    }
+
+    /// [`Memo::put_raw`] for a value stored with bincode.
+    pub fn put_value<T: Serialize>(&self, stage: &str, key: &Key, value: &T) {
+        match bincode::serialize(value) {
+            Ok(bytes) => self.put_raw(stage, key, &bytes),
+            Err(e) => self.warn(format!(
+                "a {stage} value cannot be stored ({})",
+                one_line(e)
+            )),
+        }
+    }
+
+    /// Counts a hit for `stage` (for callers using the raw calls).
+    pub fn record_hit(&self, stage: &str) {
+        self.stage_state(stage).counters.hits.fetch_add(1, RELAXED);
+    }
+
+    /// Counts a miss for `stage` (for callers using the raw calls).
+    pub fn record_miss(&self, stage: &str) {
+        self.stage_state(stage)
+            .counters
+            .misses
+            .fetch_add(1, RELAXED);
+    }
+
+    /// Warnings raised since the last call (a failed write, say), each once.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Persists counters and last-use stamps and makes every write durable.
+    /// Called on drop; call it earlier to bound what a crash can lose.
+    pub fn flush(&self) {
+        let store = self.read_store();
+        self.flush_into(&store);
+    }
+
+    /// Current statistics: persisted counters plus this process's unflushed
+    /// ones; entries and bytes counted from the store.
+    pub fn stats(&self) -> CacheStats {
+        let store = self.read_store();
+        let mut counters = persisted_counters(&store);
+        for (name, state) in self.stages.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            counters
+                .entry(name.clone())
+                .or_default()
+                .apply(&state.counters.peek());
+        }
+        let stages = counters
+            .iter()
+            .map(|(name, c)| (name.clone(), StageStats::from_counters(c)))
+            .filter(|(_, s)| *s != StageStats::default())
+            .collect();
+        CacheStats {
+            dir: self.dir.display().to_string(),
+            disk_bytes: self.disk_bytes_of(&store),
+            last_gc: last_gc(&store).map(rfc3339),
+            stages,
+        }
+    }
+
+    // ---- internals -------------------------------------------------------
+
+    pub(crate) fn read_store(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn disk_bytes_of(&self, store: &Store) -> u64 {
+        if store.is_persistent() {
+            store::disk_bytes(&self.dir)
+        } else {
+            0
+        }
+    }
+
+    /// Marks the store as changed by a process that has not yet closed it
+    /// cleanly, before the first change. sled recovers its log in order, so a
+    /// change that survives a crash implies the mark did too.
+    fn mark_dirty(&self, store: &Store) {
+        if store.is_persistent() && !self.dirty.swap(true, RELAXED) {
+            if let Err(e) = store.insert(META_TREE, DIRTY_KEY, vec![1]) {
+                self.warn_io("write", &e);
+            }
+        }
+    }
+
+    /// A process that died holding the store may have written entries whose
+    /// counts it never persisted: count them again.
+    fn recover_sizes_after_crash(&self) {
+        let store = self.read_store();
+        if !store.is_persistent() {
+            return;
+        }
+        let dirty = matches!(store.get(META_TREE, DIRTY_KEY), Ok(Some(v)) if v.as_ref() == [1]);
+        if !dirty {
+            return;
+        }
+        tracing::debug!("previous process did not close the cache; recounting entries");
+        let result = count_sizes(&store)
+            .and_then(|sizes| set_sizes(&store, &sizes))
+            .and_then(|()| store.insert(META_TREE, DIRTY_KEY, vec![0]).map(|_| ()));
+        if let Err(e) = result {
+            self.warn_io("recount", &e);
+        }
+    }
+
+    pub(crate) fn stage_state(&self, name: &str) -> Arc<StageState> {
+        if let Some(s) = self
+            .stages
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return s.clone();
+        }
+        self.stages
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    pub(crate) fn warn(&self, message: String) {
+        let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !warnings.contains(&message) {
+            tracing::warn!("{message}");
+            warnings.push(message);
+        }
+    }
+
+    fn warn_io(&self, what: &str, e: &io::Error) {
+        self.warn(format!(
+            "cache {what} failed in {} ({}); results are unaffected",
+            self.dir.display(),
+            one_line(e)
+        ));
+    }
+
+    fn read_entry<T>(
+        &self,
+        stage: &str,
+        state: &StageState,
+        key: &Key,
+        decode: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<T, MissReason> {
+        if self.no_read {
+            return Err(MissReason::NoCache);
+        }
+        let tree = data_tree(stage);
+        let store = self.read_store();
+        let bytes = match store.get(&tree, key.as_bytes()) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(MissReason::NotFound),
+            Err(e) => {
+                self.warn_io("read", &e);
+                state.counters.corrupt.fetch_add(1, RELAXED);
+                return Err(MissReason::Corrupt);
+            }
+        };
+        let decoded = envelope::open(&bytes).ok().and_then(|o| decode(o.payload));
+        match decoded {
+            Some(value) => {
+                drop(store);
+                touch(state, key, now_secs());
+                Ok(value)
+            }
+            None => {
+                tracing::debug!(stage, key = %key, "dropping a corrupt cache entry");
+                state.counters.corrupt.fetch_add(1, RELAXED);
+                self.mark_dirty(&store);
+                match store.remove(&tree, key.as_bytes()) {
+                    Ok(Some(len)) => {
+                        state.counters.entries.fetch_sub(1, RELAXED);
+                        state
+                            .counters
+                            .bytes
+                            .fetch_sub((key.0.len() + len) as i64, RELAXED);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.warn_io("write", &e),
+                }
+                Err(MissReason::Corrupt)
+            }
+        }
+    }
+
+    fn write_entry(&self, stage: &str, state: &StageState, key: &Key, payload: &[u8]) {
+        let now = now_secs();
+        let sealed = envelope::seal(payload, now);
+        let new_len = sealed.len() as i64;
+        let store = self.read_store();
+        self.mark_dirty(&store);
+        let result = store.insert(&data_tree(stage), key.as_bytes(), sealed);
+        drop(store);
+        match result {
+            Ok(old) => {
+                let c = &state.counters;
+                c.writes.fetch_add(1, RELAXED);
+                match old {
+                    Some(old_len) => c.bytes.fetch_add(new_len - old_len as i64, RELAXED),
+                    None => {
+                        c.entries.fetch_add(1, RELAXED);
+                        c.bytes.fetch_add(key.0.len() as i64 + new_len, RELAXED)
+                    }
+                };
+                touch(state, key, now);
+            }
+            Err(e) => self.warn_io("write", &e),
+        }
+    }
+
+    /// Writes pending counters and stamps into `store`. The caller holds a
+    /// guard on `self.store`, read or write.
+    pub(crate) fn flush_into(&self, store: &Store) {
+        let _serial = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let stages: Vec<(String, Arc<StageState>)> = self
+            .stages
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, state) in stages {
+            let delta = state.counters.take();
+            if !delta.is_zero() {
+                // Read-modify-write is safe: this process holds the directory
+                // lock and `flush_lock` serialises flushes within it.
+                let result = store.get(STATS_TREE, name.as_bytes()).and_then(|old| {
+                    let mut total = old.map(|v| Counters::decode(&v)).unwrap_or_default();
+                    total.apply(&delta);
+                    store.insert(STATS_TREE, name.as_bytes(), total.encode())
+                });
+                if let Err(e) = result {
+                    state.counters.restore(&delta);
+                    self.warn_io("statistics write", &e);
+                }
+            }
+            let touched =
+                std::mem::take(&mut *state.touched.lock().unwrap_or_else(|e| e.into_inner()));
+            if !touched.is_empty() {
+                let ops = touched
+                    .into_iter()
+                    .map(|(k, t)| (k.0.to_vec(), Some(t.to_be_bytes().to_vec())))
+                    .collect();
+                if let Err(e) = store.apply(&lastuse_tree(&name), ops) {
+                    self.warn_io("last-use write", &e);
+                }
+            }
+        }
+        if let Err(e) = store.flush() {
+            self.warn_io("flush", &e);
+        }
+    }
+}
+
+impl Drop for Memo {
+    fn drop(&mut self) {
+        let store = self.read_store();
+        self.flush_into(&store);
+        // Nothing runs concurrently any more, so the persisted entry and byte
+        // counts now agree with the data.
+        if self.dirty.load(RELAXED) && store.insert(META_TREE, DIRTY_KEY, vec![0]).is_ok() {
+            let _ = store.flush();
+        }
+    }
+}
+
+/// Every stage's persisted counters.
+pub(crate) fn persisted_counters(store: &Store) -> BTreeMap<String, Counters> {
+    let mut counters = BTreeMap::new();
+    let _ = store.scan(STATS_TREE, |k, v| {
+        if let Ok(name) = std::str::from_utf8(k) {
+            counters.insert(name.to_string(), Counters::decode(v));
+        }
+    });
+    counters
+}
+
+/// Sets the persisted entry and byte counts of every stage to `exact`
+/// (stages not in it have none), keeping the other counters.
+pub(crate) fn set_sizes(store: &Store, exact: &BTreeMap<String, (u64, u64)>) -> io::Result<()> {
+    let mut counters = persisted_counters(store);
+    for name in exact.keys() {
+        counters.entry(name.clone()).or_default();
+    }
+    for (name, c) in counters.iter_mut() {
+        let (entries, bytes) = exact.get(name).copied().unwrap_or((0, 0));
+        c.entries = entries;
+        c.bytes = bytes;
+        store.insert(STATS_TREE, name.as_bytes(), c.encode())?;
+    }
+    Ok(())
+}
+
+/// Counts every stage's entries and bytes by reading them all.
+pub(crate) fn count_sizes(store: &Store) -> io::Result<BTreeMap<String, (u64, u64)>> {
+    let mut sizes = BTreeMap::new();
+    for tree in store.tree_names() {
+        let Some(stage) = tree.strip_prefix(DATA_PREFIX) else {
+            continue;
+        };
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        store.scan(&tree, |k, v| {
+            entries += 1;
+            bytes += (k.len() + v.len()) as u64;
+        })?;
+        sizes.insert(stage.to_string(), (entries, bytes));
+    }
+    Ok(sizes)
+}
+
+const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
+
+fn touch(state: &StageState, key: &Key, now: u64) {
+    state
+        .touched
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(*key, now);
+}
+
+pub(crate) fn data_tree(stage: &str) -> String {
+    format!("{DATA_PREFIX}{stage}")
+}
+
+pub(crate) fn lastuse_tree(stage: &str) -> String {
+    format!("{LASTUSE_PREFIX}{stage}")
+}
+
+pub(crate) fn last_gc(store: &Store) -> Option<u64> {
+    let v = store.get(META_TREE, LAST_GC_KEY).ok()??;
+    let bytes: [u8; 8] = v.as_ref().try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Opens the directory's database, whatever it takes; see [`Memo::open`].
+fn open_store(
+    dir: &Path,
+    opts: &MemoOptions,
+    warnings: &mut Vec<String>,
+) -> (Store, Option<DirLock>) {
+    let shown = dir.display();
+    if let Err(e) = fs::create_dir_all(dir) {
+        let not_a_dir = fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir());
+        if !not_a_dir {
+            warnings.push(format!(
+                "cache directory {shown} cannot be created ({}); continuing without the persistent cache",
+                one_line(e)
+            ));
+            return (Store::memory(), None);
+        }
+        // A file where the directory should be: that is garbage, not someone's folder.
+        let target = store::corrupt_sibling(dir, now_secs());
+        if let Err(e) = fs::rename(dir, &target).and_then(|_| fs::create_dir_all(dir)) {
+            warnings.push(format!(
+                "cache directory {shown} is not a directory and cannot be replaced ({}); continuing without the persistent cache",
+                one_line(e)
+            ));
+            return (Store::memory(), None);
+        }
+        warnings.push(format!(
+            "cache directory {shown} was not a directory; moved it aside to {} and started a fresh cache",
+            target.display()
+        ));
+    }
+
+    let lock = match DirLock::acquire(dir, opts.lock_timeout) {
+        Ok(lock) => lock,
+        Err(LockError::Busy) => {
+            warnings.push(format!(
+                "cache directory {shown} is in use by another clnrm process (waited {:.1}s); continuing without the persistent cache",
+                opts.lock_timeout.as_secs_f64()
+            ));
+            return (Store::memory(), None);
+        }
+        Err(LockError::Io(e)) => {
+            warnings.push(format!(
+                "cache directory {shown} cannot be locked ({}); continuing without the persistent cache",
+                one_line(e)
+            ));
+            return (Store::memory(), None);
+        }
+    };
+    tracing::debug!(lock = %lock.path().display(), "cache lock taken");
+
+    let problem = match store::read_current(dir) {
+        Current::Names(name) => match Store::open_sled_waiting(&dir.join(&name), opts.lock_timeout)
+        {
+            Ok(store) => {
+                store::remove_orphans(dir, &name);
+                return (store, Some(lock));
+            }
+            // Busy is not damaged: never move a healthy database aside.
+            Err(e) if store::is_sled_lock_error(&e) => {
+                warnings.push(format!(
+                    "cache directory {shown} is in use ({}); continuing without the persistent cache",
+                    one_line(e)
+                ));
+                return (Store::memory(), None);
+            }
+            Err(e) => Some(format!(
+                "cache database {} cannot be opened ({})",
+                dir.join(&name).display(),
+                one_line(e)
+            )),
+        },
+        Current::Garbage => Some(format!(
+            "cache directory {shown} has a damaged CURRENT file"
+        )),
+        Current::Missing => None,
+    };
+    if let Some(problem) = problem {
+        match store::quarantine_contents(dir, now_secs()) {
+            Some(target) => warnings.push(format!(
+                "{problem}; moved it aside to {} and started a fresh cache",
+                target.display()
+            )),
+            None => warnings.push(format!("{problem}; deleted it and started a fresh cache")),
+        }
+    }
+    match create_fresh(dir) {
+        Ok(store) => (store, Some(lock)),
+        Err(e) => {
+            warnings.push(format!(
+                "cache database in {shown} cannot be created ({}); continuing without the persistent cache",
+                one_line(e)
+            ));
+            (Store::memory(), None)
+        }
+    }
+}
+
+fn create_fresh(dir: &Path) -> io::Result<Store> {
+    let name = store::next_db_name(dir);
+    store::remove_orphans(dir, &name);
+    let store = Store::open_sled(&dir.join(&name))?;
+    store.flush()?;
+    store::write_current(dir, &name)?;
+    Ok(store)
+}

@@ -1,0 +1,379 @@
+//! Counters (batched in memory, persisted at flush), the `cache stats` data
+//! and its ccache-style human form.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// The persisted counters of one stage. `entries` and `bytes` are tracked
+/// as writes and removals happen (counting them would mean reading every
+/// value); gc, clear and the first open after a crash set them exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) writes: u64,
+    pub(crate) corrupt: u64,
+    pub(crate) evictions: u64,
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
+}
+
+impl Counters {
+    const LEN: usize = 7 * 8;
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        [
+            self.hits,
+            self.misses,
+            self.writes,
+            self.corrupt,
+            self.evictions,
+            self.entries,
+            self.bytes,
+        ]
+        .iter()
+        .flat_map(|n| n.to_le_bytes())
+        .collect()
+    }
+
+    /// Decodes a stored value; anything malformed counts as zero rather than
+    /// failing a run over statistics.
+    pub(crate) fn decode(bytes: &[u8]) -> Counters {
+        if bytes.len() != Self::LEN {
+            return Counters::default();
+        }
+        let n = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        Counters {
+            hits: n(0),
+            misses: n(1),
+            writes: n(2),
+            corrupt: n(3),
+            evictions: n(4),
+            entries: n(5),
+            bytes: n(6),
+        }
+    }
+
+    pub(crate) fn apply(&mut self, d: &Delta) {
+        self.hits += d.hits;
+        self.misses += d.misses;
+        self.writes += d.writes;
+        self.corrupt += d.corrupt;
+        self.evictions += d.evictions;
+        self.entries = self.entries.saturating_add_signed(d.entries);
+        self.bytes = self.bytes.saturating_add_signed(d.bytes);
+    }
+}
+
+/// Changes to [`Counters`] not yet persisted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Delta {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) writes: u64,
+    pub(crate) corrupt: u64,
+    pub(crate) evictions: u64,
+    pub(crate) entries: i64,
+    pub(crate) bytes: i64,
+}
+
+impl Delta {
+    pub(crate) fn is_zero(&self) -> bool {
+        *self == Delta::default()
+    }
+}
+
+/// Counters not yet persisted; bumped lock-free from any thread.
+#[derive(Debug, Default)]
+pub(crate) struct PendingCounters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) corrupt: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) entries: AtomicI64,
+    pub(crate) bytes: AtomicI64,
+}
+
+impl PendingCounters {
+    /// Reads without resetting.
+    pub(crate) fn peek(&self) -> Delta {
+        Delta {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            corrupt: self.corrupt.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            entries: self.entries.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reads and resets.
+    pub(crate) fn take(&self) -> Delta {
+        Delta {
+            hits: self.hits.swap(0, Ordering::Relaxed),
+            misses: self.misses.swap(0, Ordering::Relaxed),
+            writes: self.writes.swap(0, Ordering::Relaxed),
+            corrupt: self.corrupt.swap(0, Ordering::Relaxed),
+            evictions: self.evictions.swap(0, Ordering::Relaxed),
+            entries: self.entries.swap(0, Ordering::Relaxed),
+            bytes: self.bytes.swap(0, Ordering::Relaxed),
+        }
+    }
+
+    /// Puts back changes that could not be persisted.
+    pub(crate) fn restore(&self, d: &Delta) {
+        self.hits.fetch_add(d.hits, Ordering::Relaxed);
+        self.misses.fetch_add(d.misses, Ordering::Relaxed);
+        self.writes.fetch_add(d.writes, Ordering::Relaxed);
+        self.corrupt.fetch_add(d.corrupt, Ordering::Relaxed);
+        self.evictions.fetch_add(d.evictions, Ordering::Relaxed);
+        self.entries.fetch_add(d.entries, Ordering::Relaxed);
+        self.bytes.fetch_add(d.bytes, Ordering::Relaxed);
+    }
+}
+
+/// `clnrm cache stats --json` (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// The cache directory, as it was given.
+    pub dir: String,
+    /// Bytes the cache's files take on disk.
+    pub disk_bytes: u64,
+    /// When gc last removed or rewrote anything (RFC 3339, UTC); `null` if never.
+    pub last_gc: Option<String>,
+    /// Per stage, by stage name.
+    pub stages: BTreeMap<String, StageStats>,
+}
+
+/// One stage's line in [`CacheStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageStats {
+    /// Entries stored now.
+    pub entries: u64,
+    /// Bytes of those entries (keys and enveloped values).
+    pub bytes: u64,
+    /// Lookups served from the cache.
+    pub hits: u64,
+    /// Lookups that ran the stage.
+    pub misses: u64,
+    /// Values stored.
+    pub writes: u64,
+    /// Entries found damaged (treated as misses and rewritten).
+    pub corrupt: u64,
+    /// Entries removed by gc.
+    pub evictions: u64,
+}
+
+impl StageStats {
+    pub(crate) fn from_counters(c: &Counters) -> StageStats {
+        StageStats {
+            entries: c.entries,
+            bytes: c.bytes,
+            hits: c.hits,
+            misses: c.misses,
+            writes: c.writes,
+            corrupt: c.corrupt,
+            evictions: c.evictions,
+        }
+    }
+}
+
+impl CacheStats {
+    /// The sum over all stages.
+    pub fn total(&self) -> StageStats {
+        self.stages
+            .values()
+            .fold(StageStats::default(), |mut t, s| {
+                t.entries += s.entries;
+                t.bytes += s.bytes;
+                t.hits += s.hits;
+                t.misses += s.misses;
+                t.writes += s.writes;
+                t.corrupt += s.corrupt;
+                t.evictions += s.evictions;
+                t
+            })
+    }
+}
+
+/// `1.5 MiB`, `40.0 KiB`, `12 B`.
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn ratio_line(label: &str, part: u64, whole: u64) -> String {
+    if whole == 0 {
+        format!("  {label} {part} / {whole}\n")
+    } else {
+        let pct = part as f64 * 100.0 / whole as f64;
+        format!("  {label} {part} / {whole} ({pct:.1} %)\n")
+    }
+}
+
+fn stage_block(out: &mut String, title: &str, s: &StageStats) {
+    let lookups = s.hits + s.misses;
+    out.push_str(title);
+    out.push('\n');
+    out.push_str(&ratio_line("Hits:", s.hits, lookups));
+    out.push_str(&ratio_line("Misses:", s.misses, lookups));
+    let _ = writeln!(out, "  Entries: {} ({})", s.entries, format_bytes(s.bytes));
+    let _ = writeln!(
+        out,
+        "  Writes: {}  Corrupt: {}  Evictions: {}",
+        s.writes, s.corrupt, s.evictions
+    );
+}
+
+/// The human form of `clnrm cache stats`, in the style of `ccache -s`.
+pub fn format_stats_human(stats: &CacheStats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Cache directory: {}", stats.dir);
+    let _ = writeln!(out, "Size on disk:    {}", format_bytes(stats.disk_bytes));
+    let _ = writeln!(
+        out,
+        "Last gc:         {}",
+        stats.last_gc.as_deref().unwrap_or("never")
+    );
+    for (name, s) in &stats.stages {
+        out.push('\n');
+        stage_block(&mut out, name, s);
+    }
+    out.push('\n');
+    stage_block(&mut out, "Total", &stats.total());
+    out
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-11-28T12:00:00Z`).
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_points() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_867_200), "2026-11-28T12:00:00Z");
+    }
+
+    #[test]
+    fn counters_round_trip_and_tolerate_garbage() {
+        let c = Counters {
+            hits: 1,
+            misses: 2,
+            writes: 3,
+            corrupt: 4,
+            evictions: 5,
+            entries: 6,
+            bytes: 7,
+        };
+        assert_eq!(Counters::decode(&c.encode()), c);
+        assert_eq!(Counters::decode(b"short"), Counters::default());
+    }
+
+    #[test]
+    fn human_format_has_ccache_hit_lines_and_totals() {
+        let mut stages = BTreeMap::new();
+        stages.insert(
+            "render".to_string(),
+            StageStats {
+                entries: 10,
+                bytes: 40_960,
+                hits: 180,
+                misses: 50,
+                writes: 50,
+                corrupt: 0,
+                evictions: 0,
+            },
+        );
+        stages.insert("parse".to_string(), StageStats::default());
+        let stats = CacheStats {
+            dir: ".clnrm/cache".into(),
+            disk_bytes: 1_048_576,
+            last_gc: None,
+            stages,
+        };
+        let text = format_stats_human(&stats);
+        assert!(text.contains("Cache directory: .clnrm/cache"), "{text}");
+        assert!(text.contains("Size on disk:    1.0 MiB"), "{text}");
+        assert!(text.contains("Hits: 180 / 230 (78.3 %)"), "{text}");
+        assert!(text.contains("Entries: 10 (40.0 KiB)"), "{text}");
+        assert!(text.contains("Last gc:         never"), "{text}");
+        let total = text.split("Total\n").nth(1).expect("a total block");
+        assert!(total.contains("(78.3 %)"), "{text}");
+    }
+
+    #[test]
+    fn json_shape_matches_spec() {
+        let mut stages = BTreeMap::new();
+        stages.insert("render".to_string(), StageStats::default());
+        let stats = CacheStats {
+            dir: "d".into(),
+            disk_bytes: 1,
+            last_gc: Some(rfc3339(0)),
+            stages,
+        };
+        let v: serde_json::Value = serde_json::to_value(&stats).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["dir", "disk_bytes", "last_gc", "stages"]);
+        let mut stage_keys: Vec<_> = v["stages"]["render"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        stage_keys.sort();
+        assert_eq!(
+            stage_keys,
+            [
+                "bytes",
+                "corrupt",
+                "entries",
+                "evictions",
+                "hits",
+                "misses",
+                "writes"
+            ]
+        );
+    }
+}

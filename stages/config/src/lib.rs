@@ -1,0 +1,206 @@
+//! The parse + validate stage: rendered TOML text becomes a typed, validated [`TestConfig`]
+//! (both clnrm formats: `[meta]` + `[[scenario]]`, and `[test.metadata]` + `[[steps]]`),
+//! and `cleanroom.toml` becomes a [`ProjectConfig`]. Pure: text in, value or diagnostics out.
+//!
+//! What it is not: it reads no files and checks nothing on disk (volume host paths, build
+//! contexts), and it evaluates no expectation; the engine does those.
+//!
+//! Decisions on clnrm's legacy keys (every one is a key of some clnrm version or corpus file):
+//!
+//! - `type` on a service is clnrm 0.4's spelling of `plugin`. It decides the plugin only when
+//!   `plugin` is absent; when both are there, a `type` other than `generic_container` that
+//!   disagrees with `plugin` is reported as ignored. `testcontainers` is a synonym of
+//!   `generic_container`; every other plugin (`surrealdb`, `alpine`, ...) is an error.
+//! - Known keys this version does not act on are *ignored with a warning* that `--strict` does
+//!   not escalate (they are not unknown): `[assertions]`, `[template]`,
+//!   `[test.metadata] timeout`, step `expected_output_regex_not` and `should_fail`, scenario
+//!   `artifacts`, service `username`/`password`/`strict`/`wait_for_span*`.
+//! - Accepted silently: `description` on meta, steps and scenarios; `version` in
+//!   `[test.metadata]`; `expect_success = true` on scenarios (`false` is an error).
+//! - Any other key is unknown: a warning with "did you mean", an error under `--strict`.
+//! - `[expect.*]` and `[otel_validation]` are listed in
+//!   [`TestConfig::unevaluated_expectations`]; validation passes, the runner errors on them.
+//! - A scenario with both `run` and `steps` runs its `run` step first, then its steps.
+//!   Scenario `service`, `env`, `workdir` and `timeout`/`timeout_ms` are defaults for all its
+//!   steps; its `expected_*` and `continue_on_failure` describe its `run` step.
+//! - A test without any step is an error (it would check nothing).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+mod diag;
+mod project;
+mod test_file;
+mod units;
+mod walk;
+
+pub use units::{parse_duration_ms, parse_size_bytes};
+
+/// What the parse stage is given: one test's text. The memo keys on all of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ParseInput {
+    /// Test identity: the root-relative path with `/` separators.
+    pub file: String,
+    /// TOML text (the rendered output when the test is a template).
+    pub text: String,
+    /// Line numbers then refer to rendered text, and messages say so.
+    pub rendered_from_template: bool,
+    /// `--strict`: unknown keys are errors.
+    pub strict: bool,
+}
+
+/// A valid test and the warnings found on the way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ParsedTest {
+    pub config: TestConfig,
+    /// Only `Severity::Warning` diagnostics, in file order.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses and validates one test.
+///
+/// `Err` holds every diagnostic found (at least one error, plus any warnings), in file order:
+/// all errors are collected, not just the first.
+pub fn parse_test(input: &ParseInput) -> Result<ParsedTest, Vec<Diagnostic>> {
+    test_file::parse_test(input)
+}
+
+/// Parses `cleanroom.toml` (SPEC §2). `Ok` carries the warnings (unknown keys); under
+/// `strict` those are errors.
+pub fn parse_project(
+    file: &str,
+    text: &str,
+    strict: bool,
+) -> Result<(ProjectConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
+    project::parse_project(file, text, strict)
+}
+
+/// A problem found in a file, with where it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Test identity (root-relative path) or project file path.
+    pub file: String,
+    /// Key path such as `steps[2].expected_output_regex`, when known.
+    pub key_path: Option<String>,
+    /// 1-based line and column, when known.
+    pub line_col: Option<(usize, usize)>,
+    /// The offending line's text, when known.
+    pub line_text: Option<String>,
+    pub message: String,
+    /// What to do about it (`did you mean ...`, `name it .clnrm.toml.tera`).
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// How a step's command is given.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// argv, executed as is.
+    Argv(Vec<String>),
+    /// A `run` string, executed through `sh -c`.
+    Shell(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// Relative to the test file's folder.
+    pub context: String,
+    pub dockerfile: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeConfig {
+    /// As written: relative to the test file's folder (or absolute).
+    pub host_path: String,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+/// A readiness probe. Defaults when a key is left out: `interval` 500ms, `timeout` 10s (per
+/// probe), `retries` 60. `cmd` may be an argv array or a shell string (`sh -c`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub cmd: Command,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub image: Option<String>,
+    pub build: Option<BuildSpec>,
+    /// Container command; `None` = kept idle so steps can exec.
+    pub args: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<u16>,
+    pub volumes: Vec<VolumeConfig>,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StepConfig {
+    /// Unique within the test; scenario steps are named `scenario/step`.
+    pub name: String,
+    /// `None` only when the test has at most one service.
+    pub service: Option<String>,
+    pub command: Command,
+    pub expected_exit_code: i32,
+    pub expected_output_regex: Option<String>,
+    pub expected_stderr_regex: Option<String>,
+    pub workdir: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub timeout_ms: Option<u64>,
+    pub continue_on_failure: bool,
+    /// Key path of this step in the file (`steps[2]`, `scenario[0].steps[1]`), for messages.
+    pub key_path: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Limits {
+    pub cpu_millicores: Option<u64>,
+    pub memory_mb: Option<u64>,
+}
+
+/// A parsed, validated test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TestConfig {
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    /// Sorted by name.
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// In run order: `[[steps]]` first, then each `[[scenario]]`'s steps.
+    pub steps: Vec<StepConfig>,
+    pub limits: Limits,
+    pub seed: Option<u64>,
+    pub freeze_clock: Option<String>,
+    /// Span expectations present that the runner cannot evaluate (`expect.span`,
+    /// `otel_validation`, ...): running the test is an `error` naming them.
+    pub unevaluated_expectations: Vec<String>,
+}
+
+/// `cleanroom.toml`; every section optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProjectConfig {
+    pub vars: BTreeMap<String, String>,
+    pub default_image: Option<String>,
+    pub default_step_timeout_ms: Option<u64>,
+    pub cache_dir: Option<String>,
+    pub cache_max_size: Option<u64>,
+    pub cache_max_age_ms: Option<u64>,
+    /// 0 = number of CPUs.
+    pub run_jobs: Option<usize>,
+    pub run_reuse: bool,
+    pub dev_debounce_ms: Option<u64>,
+    pub seed: Option<u64>,
+    pub freeze_clock: Option<String>,
+}

@@ -1,0 +1,114 @@
+//! `cleanroom.toml` (SPEC §2) to a [`ProjectConfig`]; every section optional.
+
+use toml_edit::ImDocument;
+
+use crate::test_file::{parse_determinism, syntax_error};
+use crate::walk::{fields, scalar_text, value_span, Ctx, Field};
+use crate::{Diagnostic, ProjectConfig};
+
+const SECTIONS: &[&str] = &["vars", "defaults", "cache", "run", "dev", "determinism"];
+const DEFAULTS_KEYS: &[&str] = &["image", "step_timeout"];
+const CACHE_KEYS: &[&str] = &["dir", "max_size", "max_age"];
+const RUN_KEYS: &[&str] = &["jobs", "reuse"];
+const DEV_KEYS: &[&str] = &["debounce_ms"];
+
+pub(crate) fn parse_project(
+    file: &str,
+    text: &str,
+    strict: bool,
+) -> Result<(ProjectConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut ctx = Ctx::new(file, text, false, strict);
+    let doc = match ImDocument::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            syntax_error(&mut ctx, &e, true);
+            return Err(ctx.into_sorted());
+        }
+    };
+    let mut p = ProjectConfig::default();
+    for f in fields(doc.as_table(), "") {
+        let Some(t) = (if SECTIONS.contains(&f.key) {
+            ctx.table(&f)
+        } else {
+            ctx.unknown_key(&f.path, f.key, &f.span, SECTIONS);
+            None
+        }) else {
+            continue;
+        };
+        if f.key == "determinism" {
+            let (seed, clock) = parse_determinism(&mut ctx, t, &f.path);
+            p.seed = seed;
+            p.freeze_clock = clock;
+            continue;
+        }
+        for g in fields(t, &f.path) {
+            section_key(&mut ctx, &mut p, f.key, &g);
+        }
+    }
+    if ctx.has_errors() {
+        Err(ctx.into_sorted())
+    } else {
+        Ok((p, ctx.into_sorted()))
+    }
+}
+
+fn section_key(ctx: &mut Ctx, p: &mut ProjectConfig, section: &str, g: &Field) {
+    match (section, g.key) {
+        ("vars", _) => match scalar_text(g.item) {
+            Some(v) => {
+                p.vars.insert(g.key.to_string(), v);
+            }
+            None => {
+                let span = value_span(g);
+                ctx.error(
+                    &g.path,
+                    &span,
+                    format!(
+                        "expected a string, number or boolean, found {}",
+                        crate::walk::kind(g.item)
+                    ),
+                );
+            }
+        },
+        ("defaults", "image") => p.default_image = ctx.string(g),
+        ("defaults", "step_timeout") => p.default_step_timeout_ms = ctx.duration(g),
+        ("cache", "dir") => p.cache_dir = ctx.string(g),
+        ("cache", "max_size") => {
+            p.cache_max_size = match g.item.as_integer() {
+                Some(_) => ctx.unsigned(g),
+                None => ctx
+                    .string(g)
+                    .and_then(|s| match crate::parse_size_bytes(&s) {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            let span = value_span(g);
+                            ctx.error(&g.path, &span, e);
+                            None
+                        }
+                    }),
+            }
+        }
+        ("cache", "max_age") => p.cache_max_age_ms = ctx.duration(g),
+        ("run", "jobs") => {
+            p.run_jobs = ctx.unsigned(g).and_then(|n| match usize::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    let span = value_span(g);
+                    ctx.error(&g.path, &span, "too many jobs");
+                    None
+                }
+            })
+        }
+        ("run", "reuse") => p.run_reuse = ctx.boolean(g).unwrap_or(false),
+        ("dev", "debounce_ms") => p.dev_debounce_ms = ctx.unsigned(g),
+        (section, key) => {
+            let known = match section {
+                "defaults" => DEFAULTS_KEYS,
+                "cache" => CACHE_KEYS,
+                "run" => RUN_KEYS,
+                _ => DEV_KEYS,
+            };
+            ctx.unknown_key(&g.path, key, &g.span, known);
+        }
+    }
+}

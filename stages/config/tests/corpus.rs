@@ -1,0 +1,313 @@
+//! Every plain `*.clnrm.toml` of the compatibility corpus (`../shared/clnrm-corpus`, or
+//! `$CLNRM_CORPUS`) has a checked outcome here. Templates (`*.tera`) need the render stage
+//! and are checked by the workspace's end-to-end corpus test.
+
+use std::path::{Path, PathBuf};
+
+use clnrm_config::{parse_test, Diagnostic, ParseInput, ParsedTest, Severity};
+
+enum Outcome {
+    /// Valid, with this many steps and these unevaluated span expectations.
+    Valid {
+        steps: usize,
+        unevaluated: &'static [&'static str],
+    },
+    /// Invalid; the first error (in file order) has this key path (`""` for a TOML syntax
+    /// error), line, and message fragment; `errors` errors in all.
+    Invalid {
+        key_path: &'static str,
+        line: usize,
+        message: &'static str,
+        errors: usize,
+    },
+}
+use Outcome::*;
+
+const TABLE: &[(&str, Outcome)] = &[
+    (
+        "crates/clnrm-core/examples/simple-echo.clnrm.toml",
+        // clnrm itself rejected `alpine` as a plugin ("Unknown service type").
+        Invalid {
+            key_path: "services.framework_test.plugin",
+            line: 19,
+            message: "plugin `alpine` is not supported",
+            errors: 1,
+        },
+    ),
+    (
+        "examples/multi-service-demo.clnrm.toml",
+        // surrealdb plugin, and then 4 steps that do not say which of the 2 services runs them.
+        Invalid {
+            key_path: "services.database.plugin",
+            line: 15,
+            message: "plugin `surrealdb` is not supported; use generic_container with an image",
+            errors: 5,
+        },
+    ),
+    (
+        "examples/otel-validation/basic-otel-validation.clnrm.toml",
+        Valid {
+            steps: 5,
+            unevaluated: &[],
+        },
+    ),
+    (
+        "examples/templates/simple-variables.clnrm.toml",
+        // Multi-line inline table: not TOML. (Also gets the "looks like a template" hint.)
+        Invalid {
+            key_path: "",
+            line: 17,
+            message: "invalid TOML: invalid inline table",
+            errors: 1,
+        },
+    ),
+    (
+        "examples/volume-mount-demo.clnrm.toml",
+        Invalid {
+            key_path: "services.data_processor.plugin",
+            line: 13,
+            message: "plugin `alpine` is not supported",
+            errors: 1,
+        },
+    ),
+    (
+        "tests/basic.clnrm.toml",
+        Valid {
+            steps: 2,
+            unevaluated: &[],
+        },
+    ),
+    (
+        "tests/determinism_docker_test.clnrm.toml",
+        Valid {
+            steps: 1,
+            unevaluated: &[],
+        },
+    ),
+    (
+        "tests/fake_green/missing_edges.clnrm.toml",
+        Valid {
+            steps: 2,
+            unevaluated: &[],
+        },
+    ),
+    (
+        "tests/fake_green_detection/clnrm_otel_full_surface.clnrm.toml",
+        // `;` between key/value pairs: not TOML.
+        Invalid {
+            key_path: "",
+            line: 7,
+            message: "invalid TOML: expected newline",
+            errors: 1,
+        },
+    ),
+    (
+        "tests/integration/prd_otel_workflow.clnrm.toml",
+        Valid {
+            steps: 4,
+            unevaluated: &[
+                "expect.graph",
+                "expect.hermeticity",
+                "expect.span",
+                "expect.status",
+            ],
+        },
+    ),
+    (
+        "tests/red_team/attack_a_echo.clnrm.toml",
+        Valid {
+            steps: 1,
+            unevaluated: &["expect.span"],
+        },
+    ),
+    (
+        "tests/red_team/legitimate_self_test.clnrm.toml",
+        Valid {
+            steps: 1,
+            unevaluated: &[
+                "expect.counts",
+                "expect.graph",
+                "expect.span",
+                "expect.status",
+            ],
+        },
+    ),
+    (
+        "tests/rosetta-stone/temporal-ordering-rosetta.clnrm.toml",
+        Valid {
+            steps: 4,
+            unevaluated: &["otel_validation"],
+        },
+    ),
+    (
+        "tests/self-test/inner-test.clnrm.toml",
+        Valid {
+            steps: 2,
+            unevaluated: &[],
+        },
+    ),
+    (
+        "tests/surrealdb/basic-connection.clnrm.toml",
+        // Only `type = "surrealdb"`: read as the plugin.
+        Invalid {
+            key_path: "services.surrealdb.type",
+            line: 15,
+            message: "plugin `surrealdb` is not supported",
+            errors: 1,
+        },
+    ),
+];
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("CLNRM_CORPUS") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/clnrm-corpus"),
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "the clnrm corpus is missing at {} (set CLNRM_CORPUS); CI must not skip it",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: the clnrm corpus is not at {} (set CLNRM_CORPUS to check it)",
+        dir.display()
+    );
+    None
+}
+
+fn plain_tests(dir: &Path, root: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read corpus dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            plain_tests(&path, root, out);
+        } else if path.to_string_lossy().ends_with(".clnrm.toml") {
+            let rel = path.strip_prefix(root).expect("under root");
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+fn show(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn corpus_outcomes() {
+    let Some(dir) = corpus_dir() else { return };
+    let mut found = Vec::new();
+    plain_tests(&dir, &dir, &mut found);
+    let listed: Vec<&str> = TABLE.iter().map(|(f, _)| *f).collect();
+    assert_eq!(
+        found, listed,
+        "the table must list exactly the corpus's plain tests, in path order"
+    );
+
+    for (file, outcome) in TABLE {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read corpus file");
+        let input = ParseInput {
+            file: file.to_string(),
+            text,
+            rendered_from_template: false,
+            strict: false,
+        };
+        let result: Result<ParsedTest, Vec<Diagnostic>> = parse_test(&input);
+        match (outcome, result) {
+            (Valid { steps, unevaluated }, Ok(p)) => {
+                assert_eq!(p.config.steps.len(), *steps, "{file}");
+                assert_eq!(p.config.unevaluated_expectations, *unevaluated, "{file}");
+                assert!(p
+                    .warnings
+                    .iter()
+                    .all(|w| w.severity == Severity::Warning && w.file == *file));
+            }
+            (Valid { .. }, Err(diags)) => panic!("{file} should be valid:\n{}", show(&diags)),
+            (Invalid { .. }, Ok(p)) => panic!("{file} should be invalid, parsed as {:?}", p.config),
+            (
+                Invalid {
+                    key_path,
+                    line,
+                    message,
+                    errors,
+                },
+                Err(diags),
+            ) => {
+                let errs: Vec<&Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
+                let first = errs[0];
+                assert_eq!(first.file, *file);
+                assert_eq!(
+                    first.key_path.as_deref().unwrap_or(""),
+                    *key_path,
+                    "{file}:\n{}",
+                    show(&diags)
+                );
+                assert_eq!(
+                    first.line_col.map(|l| l.0),
+                    Some(*line),
+                    "{file}:\n{}",
+                    show(&diags)
+                );
+                assert!(first.line_text.is_some(), "{file}");
+                assert!(first.message.contains(message), "{file}: {}", first.message);
+                assert_eq!(errs.len(), *errors, "{file}:\n{}", show(&diags));
+            }
+        }
+    }
+}
+
+/// Warnings the valid corpus files get, pinned so a change in what counts as known is seen.
+#[test]
+fn corpus_warnings() {
+    let Some(dir) = corpus_dir() else { return };
+    let warn_keys = |file: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read");
+        let p = parse_test(&ParseInput {
+            file: file.into(),
+            text,
+            rendered_from_template: false,
+            strict: false,
+        })
+        .expect("valid");
+        p.warnings
+            .iter()
+            .map(|w| w.key_path.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        warn_keys("tests/fake_green/missing_edges.clnrm.toml"),
+        [
+            "test.metadata.hermetic",
+            "test.metadata.fake_mode",
+            "services.alpine_fake.environment",
+            "assertions",
+            "otel_expectations"
+        ]
+    );
+    assert_eq!(
+        warn_keys("tests/determinism_docker_test.clnrm.toml"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        warn_keys("tests/red_team/attack_a_echo.clnrm.toml"),
+        ["scenario[0].artifacts"]
+    );
+    assert_eq!(
+        warn_keys("tests/rosetta-stone/temporal-ordering-rosetta.clnrm.toml"),
+        [
+            "test.metadata.timeout",
+            "services.otel_collector.type",
+            "assertions"
+        ]
+    );
+}
