@@ -166,6 +166,9 @@ fn validate(
             }
             Err(problem) => {
                 invalid += 1;
+                if let crate::pipeline::TestProblem::Invalid(diagnostics) = problem {
+                    warnings += diagnostics.iter().filter(|d| !d.is_error()).count();
+                }
                 printer.invalid(&item.test.identity, problem);
             }
         }
