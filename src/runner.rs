@@ -108,19 +108,104 @@ pub struct RunOptions {
 }
 
 /// A test ready to run: valid, planned, images resolved.
-struct Runnable {
-    test: TestFile,
-    name: String,
-    plan: TestPlan,
-    images: ResolvedImages,
-    inputs: ResultInputs,
+#[derive(Debug, Clone)]
+pub struct Runnable {
+    pub test: TestFile,
+    pub name: String,
+    pub plan: TestPlan,
+    pub images: ResolvedImages,
+    pub inputs: ResultInputs,
 }
 
 /// What happens to each selected test before anything starts.
-enum Disposition {
+#[derive(Debug, Clone)]
+pub enum Disposition {
+    /// Runs, for the reason given.
     Run(Box<Runnable>, String),
-    Cached(TestFile, String, f64),
+    /// Passed before with the same inputs, in the given milliseconds.
+    Cached(Box<Runnable>, f64),
+    /// Cannot run: (test, name, message).
     Error(TestFile, String, String),
+}
+
+impl Disposition {
+    pub fn test(&self) -> &TestFile {
+        match self {
+            Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) => &runnable.test,
+            Disposition::Error(test, _, _) => test,
+        }
+    }
+
+    /// The result inputs, for tests that got as far as having them.
+    pub fn inputs(&self) -> Option<&ResultInputs> {
+        match self {
+            Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) => {
+                Some(&runnable.inputs)
+            }
+            Disposition::Error(..) => None,
+        }
+    }
+}
+
+/// Containers a test used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerUse {
+    pub reused: usize,
+    pub started: usize,
+    pub removed: usize,
+}
+
+/// A future the executor may hold across awaits.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where a test's containers come from: fresh ones per test (`run`), or a warm pool
+/// (`dev`, `run --reuse`).
+pub trait TestExecutor: Send + Sync {
+    fn run_test<'a>(
+        &'a self,
+        identity: &'a str,
+        plan: &'a TestPlan,
+        images: &'a ResolvedImages,
+        cancel: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, (TestReport, ContainerUse)>;
+}
+
+/// Fresh containers for every test, removed when it ends.
+pub struct FreshContainers {
+    pub backend: Arc<dyn Backend>,
+    pub session: Session,
+    pub root: std::path::PathBuf,
+}
+
+impl TestExecutor for FreshContainers {
+    fn run_test<'a>(
+        &'a self,
+        _identity: &'a str,
+        plan: &'a TestPlan,
+        images: &'a ResolvedImages,
+        cancel: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
+        Box::pin(async move {
+            let report = clnrm_exec::run_test_until(
+                TestRun {
+                    backend: self.backend.as_ref(),
+                    session: &self.session,
+                    root: &self.root,
+                    plan,
+                    images: Some(images),
+                },
+                cancel,
+            )
+            .await;
+            let started = report.services.len();
+            let used = ContainerUse {
+                reused: 0,
+                started,
+                removed: started,
+            };
+            (report, used)
+        })
+    }
 }
 
 /// Plans a validated test (memoized).
@@ -205,7 +290,8 @@ fn problem_message(problem: &TestProblem) -> String {
     problem.to_string()
 }
 
-/// Runs the selected tests and sends every event to `events`. Returns when all ended.
+/// `clnrm run`: reaps leftovers, prepares, and runs the selected tests in fresh
+/// containers, sending every event to `events`. Returns when all ended.
 pub async fn run(
     backend: Arc<dyn Backend>,
     memo: &Memo,
@@ -216,7 +302,6 @@ pub async fn run(
     cancel: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    let session = Session::current();
     if !options.dry_run {
         // Leftovers of killed clnrm processes go before we add our own (about 2 ms).
         match clnrm_exec::reap_orphans(backend.as_ref()).await {
@@ -229,16 +314,39 @@ pub async fn run(
         }
     }
     let dispositions = prepare(backend.as_ref(), memo, project, checked, options.force).await;
-    let _ = events.send(Event::RunStarted {
-        tests: dispositions.len(),
-        jobs: options.jobs,
-    });
     if options.dry_run {
+        let _ = events.send(Event::RunStarted {
+            tests: dispositions.len(),
+            jobs: options.jobs,
+        });
         for disposition in &dispositions {
             let _ = events.send(dry_run_event(disposition));
         }
         return;
     }
+    let executor: Arc<dyn TestExecutor> = Arc::new(FreshContainers {
+        backend,
+        session: Session::current(),
+        root: project.root.clone(),
+    });
+    execute(executor, memo, dispositions, options, events, cancel, started).await;
+}
+
+/// Runs prepared tests, `options.jobs` at once, streaming events as tests finish;
+/// serves cached ones and reports errors without starting anything for them.
+pub async fn execute(
+    executor: Arc<dyn TestExecutor>,
+    memo: &Memo,
+    dispositions: Vec<Disposition>,
+    options: &RunOptions,
+    events: mpsc::UnboundedSender<Event>,
+    cancel: watch::Receiver<bool>,
+    started: Instant,
+) {
+    let _ = events.send(Event::RunStarted {
+        tests: dispositions.len(),
+        jobs: options.jobs,
+    });
     let mut stats = crate::report::RunStats::default();
     let mut to_run = Vec::new();
     for disposition in dispositions {
@@ -248,11 +356,11 @@ pub async fn run(
                 to_run.push(*runnable);
                 continue;
             }
-            Disposition::Cached(test, name, duration_ms) => {
-                tracing::info!(test = %test.identity, stage = "result", "hit");
+            Disposition::Cached(runnable, duration_ms) => {
+                tracing::info!(test = %runnable.test.identity, stage = "result", "hit");
                 Event::TestFinished {
-                    test: test.identity,
-                    name,
+                    test: runnable.test.identity,
+                    name: runnable.name,
                     status: Status::Pass,
                     cached: true,
                     duration_ms,
@@ -297,10 +405,8 @@ pub async fn run(
             let _ = events.send(event);
             continue;
         }
-        let backend = backend.clone();
+        let executor = executor.clone();
         let task_events = events.clone();
-        let session = session.clone();
-        let root = project.root.clone();
         let mut cancel = cancel.clone();
         let stop = stop_scheduling.clone();
         let fail_fast = options.fail_fast;
@@ -310,20 +416,12 @@ pub async fn run(
                 test: runnable.test.identity.clone(),
                 name: runnable.name.clone(),
             });
-            let interrupted = async move {
+            let interrupted = Box::pin(async move {
                 let _ = cancel.wait_for(|stop| *stop).await;
-            };
-            let report = clnrm_exec::run_test_until(
-                TestRun {
-                    backend: backend.as_ref(),
-                    session: &session,
-                    root: &root,
-                    plan: &runnable.plan,
-                    images: Some(&runnable.images),
-                },
-                interrupted,
-            )
-            .await;
+            });
+            let (report, used) = executor
+                .run_test(&runnable.test.identity, &runnable.plan, &runnable.images, interrupted)
+                .await;
             for event in step_events(&runnable.test.identity, &report) {
                 let _ = task_events.send(event);
             }
@@ -333,20 +431,20 @@ pub async fn run(
             for problem in &report.teardown_errors {
                 tracing::warn!(test = %runnable.test.identity, "cleanup: {problem}");
             }
-            (runnable, report)
+            (runnable, report, used)
         });
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
-            if let Ok((runnable, report)) = done {
-                let event = finish(memo, &runnable, &report);
+            if let Ok((runnable, report, used)) = done {
+                let event = finish(memo, &runnable, &report, used);
                 stats.record(&event);
                 let _ = events.send(event);
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok((runnable, report)) = done {
-            let event = finish(memo, &runnable, &report);
+        if let Ok((runnable, report, used)) = done {
+            let event = finish(memo, &runnable, &report, used);
             stats.record(&event);
             let _ = events.send(event);
         }
@@ -369,7 +467,7 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
 }
 
 /// Stores a pass, and turns a report into its `test_finished` event.
-fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport) -> Event {
+fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: ContainerUse) -> Event {
     let duration_ms = report.timings.total_ms;
     let (status, message, failed_step, failure) = match &report.outcome {
         TestOutcome::Pass => {
@@ -406,6 +504,9 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport) -> Event {
             containers_ms: report.timings.containers_ms,
             execute_ms: report.timings.execute_ms,
             teardown_ms: report.timings.teardown_ms,
+            containers_reused: used.reused,
+            containers_started: used.started,
+            containers_removed: used.removed,
         }),
     }
 }
@@ -437,9 +538,9 @@ fn step_events(test: &str, report: &TestReport) -> Vec<Event> {
 fn dry_run_event(disposition: &Disposition) -> Event {
     let (test, name, action, reason) = match disposition {
         Disposition::Run(runnable, why) => (&runnable.test, &runnable.name, "run", why.clone()),
-        Disposition::Cached(test, name, _) => (
-            test,
-            name,
+        Disposition::Cached(runnable, _) => (
+            &runnable.test,
+            &runnable.name,
             "cached",
             "passed before with the same inputs".to_string(),
         ),
@@ -455,7 +556,7 @@ fn dry_run_event(disposition: &Disposition) -> Event {
 
 /// Plans every valid test, resolves its images (each distinct image once), and
 /// decides whether it runs, is served from the result cache, or is an error.
-async fn prepare(
+pub async fn prepare(
     backend: &dyn Backend,
     memo: &Memo,
     project: &Project,
@@ -530,10 +631,17 @@ async fn prepare(
         } else {
             memo.get_value::<PassRecord>(ResultStage::NAME, &inputs.key())
         };
+        let runnable = Box::new(Runnable {
+            test: item.test,
+            name,
+            plan,
+            images,
+            inputs,
+        });
         match cached {
             Some(record) => {
                 memo.record_hit(ResultStage::NAME);
-                out.push(Disposition::Cached(item.test, name, record.duration_ms));
+                out.push(Disposition::Cached(runnable, record.duration_ms));
             }
             None => {
                 memo.record_miss(ResultStage::NAME);
@@ -542,19 +650,10 @@ async fn prepare(
                 } else {
                     match &previous {
                         None => "never run with this cache".to_string(),
-                        Some(before) => inputs.changed_since(before),
+                        Some(before) => runnable.inputs.changed_since(before),
                     }
                 };
-                out.push(Disposition::Run(
-                    Box::new(Runnable {
-                        test: item.test,
-                        name,
-                        plan,
-                        images,
-                        inputs,
-                    }),
-                    why,
-                ));
+                out.push(Disposition::Run(runnable, why));
             }
         }
     }

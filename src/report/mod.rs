@@ -35,6 +35,9 @@ pub struct TestTimings {
     pub containers_ms: f64,
     pub execute_ms: f64,
     pub teardown_ms: f64,
+    pub containers_reused: usize,
+    pub containers_started: usize,
+    pub containers_removed: usize,
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
