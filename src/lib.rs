@@ -3,8 +3,10 @@
 
 pub mod cache;
 pub mod cli;
+pub mod dev;
 pub mod discover;
 pub mod pipeline;
+pub mod pool;
 pub mod project;
 pub mod report;
 pub mod runner;

@@ -9,6 +9,13 @@
 //! persists between steps), and every container and the network are removed at
 //! the end — on failure and on cancellation too.
 //!
+//! For container reuse (`clnrm dev`, `run --reuse`) the same pieces are
+//! public on their own: [`start_service`] and [`create_test_network`] bring
+//! services up, [`health_check`] checks one before it is reused, and
+//! [`run_steps`] runs a plan's steps in containers that already exist.
+//! Containers kept on purpose carry [`LABEL_POOL`]; [`reap_orphans`] leaves
+//! them alone and [`reap_pool_orphans`] is their garbage collector.
+//!
 //! This crate does not print and does not know about the cache.
 
 mod context;
@@ -27,12 +34,15 @@ use serde::{Deserialize, Serialize};
 pub use context::{build_context, BuildContext, DockerIgnore};
 pub use docker::DockerBackend;
 pub use run::{
-    resolve_images, run_test, run_test_until, Mismatch, PhaseTimings, ResolvedImages, ServiceStart,
-    StepFailure, StepResult, StepStatus, TestOutcome, TestReport, TestRun,
+    check_plan, create_test_network, health_check, object_name, resolve_images, run_steps,
+    run_test, run_test_until, start_service, start_service_tracked, Mismatch, PhaseTimings,
+    ResolvedImages, ServiceStart, StartedContainer, StepFailure, StepResult, StepStatus,
+    TestNetwork, TestOutcome, TestReport, TestRun,
 };
 pub use session::{
-    host_name, process_alive, reap_orphans, remove_session, Reaped, Session, LABEL_HOST,
-    LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC,
+    host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, unix_now, Reaped,
+    Session, LABEL_CREATED, LABEL_HOST, LABEL_IMAGE, LABEL_MANAGED, LABEL_NETWORK, LABEL_PID,
+    LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC,
     LABEL_TEST,
 };
 

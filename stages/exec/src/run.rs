@@ -250,22 +250,10 @@ fn ms(d: Duration) -> f64 {
 async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progress>) -> TestOutcome {
     let plan = run.plan;
     // Regexes first: a bad one is an error before anything starts.
-    let mut regexes = Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
-        let compile = |what: &str, re: &Option<String>| -> Result<Option<Regex>, String> {
-            re.as_deref()
-                .map(compile_regex)
-                .transpose()
-                .map_err(|e| format!("{}.{what}: {e}", step.key_path))
-        };
-        match (
-            compile("expected_output_regex", &step.expected_output_regex),
-            compile("expected_stderr_regex", &step.expected_stderr_regex),
-        ) {
-            (Ok(out), Ok(err)) => regexes.push((out, err)),
-            (Err(message), _) | (_, Err(message)) => return TestOutcome::Error { message },
-        }
-    }
+    let regexes = match compile_step_regexes(plan) {
+        Ok(r) => r,
+        Err(message) => return TestOutcome::Error { message },
+    };
     if plan.steps.is_empty() && plan.containers.is_empty() {
         return TestOutcome::Pass;
     }
@@ -283,8 +271,98 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
     lock(progress).containers_ms = ms(containers_started.elapsed());
 
     let execute_started = Instant::now();
+    let outcome = steps_in(
+        run.backend,
+        plan,
+        &containers,
+        &regexes,
+        &StepSink::Progress(progress),
+    )
+    .await;
+    lock(progress).execute_ms = ms(execute_started.elapsed());
+    outcome
+}
+
+/// Where [`steps_in`] records each finished step, so a cancelled run still reports them.
+enum StepSink<'a> {
+    Progress(&'a Mutex<Progress>),
+    Steps(&'a Mutex<Vec<StepResult>>),
+}
+
+impl StepSink<'_> {
+    fn push(&self, result: StepResult) {
+        match self {
+            StepSink::Progress(p) => lock(p).steps.push(result),
+            StepSink::Steps(s) => lock(s).push(result),
+        }
+    }
+}
+
+type StepRegexes = Vec<(Option<Regex>, Option<Regex>)>;
+
+/// Every step's regexes, compiled; the first bad one as an error message naming its key path.
+fn compile_step_regexes(plan: &TestPlan) -> Result<StepRegexes, String> {
+    let mut regexes = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let compile = |what: &str, re: &Option<String>| -> Result<Option<Regex>, String> {
+            re.as_deref()
+                .map(compile_regex)
+                .transpose()
+                .map_err(|e| format!("{}.{what}: {e}", step.key_path))
+        };
+        regexes.push((
+            compile("expected_output_regex", &step.expected_output_regex)?,
+            compile("expected_stderr_regex", &step.expected_stderr_regex)?,
+        ));
+    }
+    Ok(regexes)
+}
+
+/// Checks what can be checked of a plan before any container is involved (the
+/// step regexes compile). `Err` carries the message of the `error` outcome.
+pub fn check_plan(plan: &TestPlan) -> Result<(), String> {
+    compile_step_regexes(plan).map(|_| ())
+}
+
+/// Runs only the steps of a plan, in order, in the given containers (container
+/// ID by service name), with the same semantics as [`run_test`]: exit codes and
+/// regexes checked, `continue_on_failure`, timeouts, a stopped container
+/// reported with its output. Nothing is started or removed.
+///
+/// Returns the outcome, the steps that ran and the time the steps took (ms).
+/// When `cancel` completes first, the outcome is an `error` ("interrupted") and
+/// the steps finished so far are returned.
+pub async fn run_steps(
+    backend: &dyn Backend,
+    plan: &TestPlan,
+    containers: &BTreeMap<String, String>,
+    cancel: impl Future<Output = ()>,
+) -> (TestOutcome, Vec<StepResult>, f64) {
+    let regexes = match compile_step_regexes(plan) {
+        Ok(r) => r,
+        Err(message) => return (TestOutcome::Error { message }, Vec::new(), 0.0),
+    };
+    let steps = Mutex::new(Vec::new());
+    let sink = StepSink::Steps(&steps);
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        outcome = steps_in(backend, plan, containers, &regexes, &sink) => outcome,
+        () = cancel => TestOutcome::Error { message: "interrupted".into() },
+    };
+    let execute_ms = ms(started.elapsed());
+    let steps = steps.into_inner().unwrap_or_else(|e| e.into_inner());
+    (outcome, steps, execute_ms)
+}
+
+async fn steps_in(
+    backend: &dyn Backend,
+    plan: &TestPlan,
+    containers: &BTreeMap<String, String>,
+    regexes: &StepRegexes,
+    sink: &StepSink<'_>,
+) -> TestOutcome {
     let mut first_failure = None;
-    for (step, (out_re, err_re)) in plan.steps.iter().zip(&regexes) {
+    for (step, (out_re, err_re)) in plan.steps.iter().zip(regexes) {
         let Some(container) = containers.get(&step.service) else {
             return TestOutcome::Error {
                 message: format!(
@@ -300,14 +378,13 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
             workdir: step.workdir.clone(),
             timeout: Duration::from_millis(step.timeout_ms),
         };
-        let output = match run.backend.exec(container, &request).await {
+        let output = match backend.exec(container, &request).await {
             Ok(o) => o,
             Err(e) => {
-                lock(progress).execute_ms = ms(execute_started.elapsed());
                 // Most often the service's container has stopped: say so, with its output.
-                let message = match run.backend.container_status(container).await {
+                let message = match backend.container_status(container).await {
                     Ok(status) if !status.running => {
-                        let why = exited(run.backend, container, status).await;
+                        let why = exited(backend, container, status).await;
                         format!("service `{}`: {why}", step.service)
                     }
                     _ => format!("step `{}` (service `{}`): {e}", step.name, step.service),
@@ -334,7 +411,7 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
             stderr: tail(&output.stderr),
             continued: failed && step.continue_on_failure,
         };
-        lock(progress).steps.push(result.clone());
+        sink.push(result.clone());
         if let Some(m) = failure {
             if first_failure.is_none() {
                 first_failure = Some(StepFailure {
@@ -351,7 +428,6 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
             }
         }
     }
-    lock(progress).execute_ms = ms(execute_started.elapsed());
     // A step that failed under `continue_on_failure` still fails the test: the
     // flag lets later steps run (and report), it does not turn a failed
     // assertion into a pass.
@@ -359,6 +435,158 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
         Some(f) => TestOutcome::Fail(f),
         None => TestOutcome::Pass,
     }
+}
+
+/// A service container that was created, started and found ready.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StartedContainer {
+    pub id: String,
+    /// The container's name on the engine.
+    pub name: String,
+    pub service: String,
+    pub spec_hash: String,
+    pub image_id: String,
+    /// Container port → host port.
+    pub ports: BTreeMap<u16, u16>,
+    /// Create + start.
+    pub start_ms: f64,
+    /// Health check, about 0 without one.
+    pub ready_ms: f64,
+}
+
+/// A network of the session's own (named `clnrm-<session>-<unique>`), on which
+/// containers reach each other by service name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TestNetwork {
+    pub id: String,
+    pub name: String,
+}
+
+/// A fresh object name of a session: `clnrm-<session id>-<unique>`.
+pub fn object_name(session: &Session) -> String {
+    format!("clnrm-{}-{}", session.id, unique_suffix())
+}
+
+/// Creates a network for the services of one test. It carries the session's
+/// labels, `clnrm.test=<test>` and `extra_labels`.
+pub async fn create_test_network(
+    backend: &dyn Backend,
+    session: &Session,
+    test: &str,
+    extra_labels: &BTreeMap<String, String>,
+) -> Result<TestNetwork, ExecError> {
+    let name = object_name(session);
+    let mut labels = session.labels();
+    labels.insert(LABEL_TEST.into(), test.to_string());
+    labels.extend(extra_labels.clone());
+    let id = backend.create_network(&name, &labels).await?;
+    Ok(TestNetwork { id, name })
+}
+
+/// Creates and starts the container of one service and waits until it is
+/// ready (running, and its health check passed). Its labels are the session's,
+/// `clnrm.spec`, `clnrm.service`, then `labels` (which win). On `network` the
+/// container is reachable by its service name.
+///
+/// A container that was created but did not become ready is removed before
+/// the error is returned. Should the returned future be dropped midway, the
+/// container stays: use [`start_service_tracked`] to learn its ID as soon as
+/// it exists.
+pub async fn start_service(
+    backend: &dyn Backend,
+    session: &Session,
+    root: &Path,
+    spec: &ContainerSpec,
+    image: &ResolvedImage,
+    network: Option<&str>,
+    labels: BTreeMap<String, String>,
+) -> Result<StartedContainer, ExecError> {
+    start_service_tracked(
+        backend,
+        session,
+        root,
+        spec,
+        image,
+        network,
+        labels,
+        &|_| {},
+    )
+    .await
+}
+
+/// [`start_service`], calling `created` with the container's ID right after it
+/// is created (before start and readiness), so a caller that may be cancelled
+/// can remove it.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_service_tracked(
+    backend: &dyn Backend,
+    session: &Session,
+    root: &Path,
+    spec: &ContainerSpec,
+    image: &ResolvedImage,
+    network: Option<&str>,
+    labels: BTreeMap<String, String>,
+    created: &(dyn Fn(&str) + Send + Sync),
+) -> Result<StartedContainer, ExecError> {
+    let name = format!("{}-{}", object_name(session), sanitize(&spec.service));
+    let mut all = session.labels();
+    all.insert(LABEL_SPEC.into(), spec.hash.0.clone());
+    all.insert(LABEL_SERVICE.into(), spec.service.clone());
+    all.extend(labels);
+    let request = ContainerRequest {
+        spec,
+        image,
+        name,
+        network,
+        labels: all,
+        root,
+    };
+    let result = create_and_ready(backend, &request, created).await;
+    if let Err((Some(id), _)) = &result {
+        let _ = backend.remove_container(id).await;
+    }
+    result.map_err(|(_, e)| e)
+}
+
+/// Create, start, ready. On error, the ID of the container if it was created.
+async fn create_and_ready(
+    backend: &dyn Backend,
+    request: &ContainerRequest<'_>,
+    created: &(dyn Fn(&str) + Send + Sync),
+) -> Result<StartedContainer, (Option<String>, ExecError)> {
+    let spec = request.spec;
+    let service_error = |e: ExecError| match e {
+        e @ ExecError::Service { .. } => e,
+        e => ExecError::Service {
+            service: spec.service.clone(),
+            reason: e.to_string(),
+        },
+    };
+    let t = Instant::now();
+    let id = backend
+        .create_container(request)
+        .await
+        .map_err(|e| (None, service_error(e)))?;
+    created(&id);
+    let started = backend
+        .start_container(&id)
+        .await
+        .map_err(|e| (Some(id.clone()), service_error(e)))?;
+    let start_ms = ms(t.elapsed());
+    let t = Instant::now();
+    health_check(backend, &id, spec)
+        .await
+        .map_err(|e| (Some(id.clone()), e))?;
+    Ok(StartedContainer {
+        id,
+        name: request.name.clone(),
+        service: spec.service.clone(),
+        spec_hash: spec.hash.0.clone(),
+        image_id: request.image.id.clone(),
+        ports: started.ports,
+        start_ms,
+        ready_ms: ms(t.elapsed()),
+    })
 }
 
 /// Starts every container of the plan in parallel (one network for the test)
@@ -413,14 +641,6 @@ async fn start_services(
         let net_name = net_name.as_str();
         let network = private_network.then_some(net_name);
         async move {
-            let service_error = |e: ExecError| match e {
-                e @ ExecError::Service { .. } => e,
-                e => ExecError::Service {
-                    service: spec.service.clone(),
-                    reason: e.to_string(),
-                },
-            };
-            let t = Instant::now();
             let mut labels = run.session.labels();
             labels.insert(LABEL_SPEC.into(), spec.hash.0.clone());
             labels.insert(LABEL_SERVICE.into(), spec.service.clone());
@@ -433,40 +653,35 @@ async fn start_services(
                 labels,
                 root: run.root,
             };
-            let id = run
-                .backend
-                .create_container(&request)
+            let record = |id: &str| lock(&resources.containers).push(id.to_string());
+            let started = create_and_ready(run.backend, &request, &record)
                 .await
-                .map_err(service_error)?;
-            lock(&resources.containers).push(id.clone());
-            let started = run
-                .backend
-                .start_container(&id)
-                .await
-                .map_err(service_error)?;
-            let start_ms = ms(t.elapsed());
-            let t = Instant::now();
-            ready(run.backend, spec, &id).await?;
+                .map_err(|(_, e)| e)?;
             lock(progress).services.push(ServiceStart {
                 service: spec.service.clone(),
-                container_id: id.clone(),
+                container_id: started.id.clone(),
                 image_id: image.id.clone(),
                 spec_hash: spec.hash.0.clone(),
                 ports: started.ports,
                 image_ms,
-                start_ms,
-                ready_ms: ms(t.elapsed()),
+                start_ms: started.start_ms,
+                ready_ms: started.ready_ms,
             });
-            Ok::<_, ExecError>((spec.service.clone(), id))
+            Ok::<_, ExecError>((spec.service.clone(), started.id))
         }
     });
     let started = try_join_all(starts).await?;
     Ok(started.into_iter().collect())
 }
 
-/// A started container is ready when it is still running and its health
-/// check (if any) has exited 0.
-async fn ready(backend: &dyn Backend, spec: &ContainerSpec, id: &str) -> Result<(), ExecError> {
+/// A container is ready (fit to run steps in) when it is running and the
+/// spec's health check, if any, exits 0 within its retries. Used on a fresh
+/// container and before reusing one.
+pub async fn health_check(
+    backend: &dyn Backend,
+    id: &str,
+    spec: &ContainerSpec,
+) -> Result<(), ExecError> {
     let not_ready = |reason: String| ExecError::Service {
         service: spec.service.clone(),
         reason,

@@ -17,6 +17,27 @@ pub const LABEL_PID: &str = "clnrm.pid";
 /// The owning process's start time (clock ticks since boot), so a reused pid is not mistaken for the owner.
 pub const LABEL_PID_START: &str = "clnrm.pid_start";
 pub const LABEL_HOST: &str = "clnrm.host";
+/// On containers and networks kept between runs on purpose (the container
+/// pool): the project key. They outlive their process, so [`reap_orphans`]
+/// and [`remove_session`] leave them alone; [`reap_pool_orphans`] removes them.
+pub const LABEL_POOL: &str = "clnrm.pool";
+/// On a pool's lease (an empty network): the project's pool is in use by the
+/// process the lease's `clnrm.pid` names, whichever process created its containers.
+pub const LABEL_POOL_LEASE: &str = "clnrm.pool_lease";
+/// Pool objects: when they were created, in seconds since the Unix epoch.
+pub const LABEL_CREATED: &str = "clnrm.created";
+/// Pool containers: the engine's ID of the image they run.
+pub const LABEL_IMAGE: &str = "clnrm.image";
+/// Pool containers: the name of the network they joined, if any.
+pub const LABEL_NETWORK: &str = "clnrm.network";
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// One clnrm process's claim on the containers and networks it creates.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -111,28 +132,78 @@ pub struct Reaped {
 }
 
 /// Removes managed containers and networks whose owning process on this host
-/// is gone. Objects of live processes and of other hosts are left alone.
+/// is gone. Objects of live processes and of other hosts are left alone, and
+/// so are pool objects ([`LABEL_POOL`]): they outlive their process on purpose
+/// (a restarted `clnrm dev` reuses them); [`reap_pool_orphans`] is theirs.
 pub async fn reap_orphans(backend: &dyn Backend) -> Result<Reaped, ExecError> {
     let me = host_name();
     remove_where(backend, |labels| {
-        if labels.get(LABEL_HOST).map(String::as_str) != Some(me.as_str()) {
+        if labels.contains_key(LABEL_POOL) || !on_host(labels, &me) {
             return false;
         }
-        let Some(pid) = labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) else {
-            return false;
-        };
-        let start = labels.get(LABEL_PID_START).and_then(|s| s.parse().ok());
-        !process_alive(pid, start)
+        owner_alive(labels) == Some(false)
     })
     .await
 }
 
-/// Removes every container and network of one session (Ctrl-C, end of `dev`).
+/// Removes every container and network of one session (Ctrl-C, end of a
+/// run), except pool objects ([`LABEL_POOL`]): the pool removes those itself
+/// (`Pool::shutdown`), or keeps them for the next process.
 pub async fn remove_session(backend: &dyn Backend, session_id: &str) -> Result<Reaped, ExecError> {
     remove_where(backend, |labels| {
-        labels.get(LABEL_SESSION).map(String::as_str) == Some(session_id)
+        !labels.contains_key(LABEL_POOL)
+            && labels.get(LABEL_SESSION).map(String::as_str) == Some(session_id)
     })
     .await
+}
+
+/// Removes the pool objects of this host that no live process uses, and that
+/// were created at least `older_than` ago (for `cache gc`).
+///
+/// A project's pool is in use while some process holds a lease on it (a
+/// network labelled [`LABEL_POOL_LEASE`] whose `clnrm.pid` is alive) or while
+/// the process that created one of its objects is alive; a `clnrm dev` that
+/// adopted the containers of a killed predecessor holds a lease, so its
+/// containers are safe although their own `clnrm.pid` is dead. Pools of live
+/// processes are left whole; the leases of dead ones go too.
+pub async fn reap_pool_orphans(
+    backend: &dyn Backend,
+    older_than: std::time::Duration,
+) -> Result<Reaped, ExecError> {
+    let me = host_name();
+    let objects = backend.list_managed().await?;
+    let live_keys: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| on_host(&o.labels, &me) && owner_alive(&o.labels) == Some(true))
+        .filter_map(|o| o.labels.get(LABEL_POOL).map(String::as_str))
+        .collect();
+    let cutoff = unix_now().saturating_sub(older_than.as_secs());
+    let pick = |labels: &BTreeMap<String, String>| {
+        let Some(key) = labels.get(LABEL_POOL) else {
+            return false;
+        };
+        if !on_host(labels, &me) || live_keys.contains(key.as_str()) {
+            return false;
+        }
+        // Unknown age counts as old: it is an orphan either way.
+        let created = labels
+            .get(LABEL_CREATED)
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(0);
+        created <= cutoff
+    };
+    remove_objects(backend, &objects, pick).await
+}
+
+fn on_host(labels: &BTreeMap<String, String>, host: &str) -> bool {
+    labels.get(LABEL_HOST).map(String::as_str) == Some(host)
+}
+
+/// Whether the process named by an object's labels is alive; `None` when no pid is named.
+fn owner_alive(labels: &BTreeMap<String, String>) -> Option<bool> {
+    let pid = labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok())?;
+    let start = labels.get(LABEL_PID_START).and_then(|s| s.parse().ok());
+    Some(process_alive(pid, start))
 }
 
 async fn remove_where(
@@ -140,6 +211,14 @@ async fn remove_where(
     pick: impl Fn(&BTreeMap<String, String>) -> bool,
 ) -> Result<Reaped, ExecError> {
     let objects = backend.list_managed().await?;
+    remove_objects(backend, &objects, pick).await
+}
+
+async fn remove_objects(
+    backend: &dyn Backend,
+    objects: &[crate::ManagedObject],
+    pick: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> Result<Reaped, ExecError> {
     let mut reaped = Reaped::default();
     // Containers first: a network with endpoints cannot be removed.
     for kind in [ManagedKind::Container, ManagedKind::Network] {
