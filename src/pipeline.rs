@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 use std::sync::Mutex;
 
 use clnrm_config::{Diagnostic, ParseInput, ParsedTest, Severity, TestConfig};
@@ -74,12 +75,24 @@ pub struct Checked {
 pub struct StageCount {
     pub hits: AtomicUsize,
     pub misses: AtomicUsize,
+    /// Time spent in the stage (summed over threads), in nanoseconds.
+    pub nanos: AtomicU64,
 }
 
 impl StageCount {
     fn count(&self, hit: bool) {
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn spent(&self, since: Instant) {
+        self.nanos
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Time spent in the stage so far, in milliseconds.
+    pub fn millis(&self) -> f64 {
+        self.nanos.load(Ordering::Relaxed) as f64 / 1e6
     }
 
     /// (hits, misses) so far.
@@ -160,7 +173,10 @@ impl<'a> Pipeline<'a> {
             ))
         })?;
         let (toml, record) = if test.is_template {
-            let rendered = self.render(test, source)?;
+            let render_started = Instant::now();
+            let rendered = self.render(test, source);
+            self.render_count.spent(render_started);
+            let rendered = rendered?;
             (rendered.toml, rendered.record)
         } else {
             let record = RenderRecord {
@@ -178,11 +194,14 @@ impl<'a> Pipeline<'a> {
             rendered_from_template: test.is_template,
             strict: self.project.strict,
         };
+        let parse_started = Instant::now();
         let key_input = bincode::serialize(&input).expect("parse input serializes");
-        let (parsed, lookup) = self
+        let parsed = self
             .memo
             .get_or_run::<ParseStage, _>(&key_input, || clnrm_config::parse_test(&input))
-            .map_err(TestProblem::Invalid)?;
+            .map_err(TestProblem::Invalid);
+        self.parse_count.spent(parse_started);
+        let (parsed, lookup) = parsed?;
         self.parse_count.count(lookup.is_hit());
         tracing::info!(test = %test.identity, stage = "parse", "{lookup}");
         let missing = missing_volume_paths(&parsed.config, test);

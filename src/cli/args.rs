@@ -65,6 +65,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Run tests in containers
     Run(RunArgs),
+    /// Watch tests and re-run what a change affects, on warm containers
+    Dev(DevArgs),
     /// Inspect and trim the on-disk cache
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -147,6 +149,27 @@ pub struct RunArgs {
     /// Show what would run, what is cached and why; run nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Test files or folders to watch (default: the project)
+    pub paths: Vec<PathBuf>,
+    /// Quiet time after the last change before a run (default: `[dev] debounce_ms`, else 300)
+    #[arg(long, value_name = "MS")]
+    pub debounce_ms: Option<u64>,
+    /// Clear the screen before each run
+    #[arg(long)]
+    pub clear: bool,
+    /// Output format: `json` prints one object per run
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Leave the warm containers running on exit, for the next `clnrm dev`
+    #[arg(long)]
+    pub keep: bool,
+    /// Tests run at once (default: `[run] jobs`, else the number of CPUs)
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! could not do its job) in one place.
 
 mod args;
+mod dev;
 mod init;
 mod output;
 mod run;
@@ -92,11 +93,12 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, UsageError> {
         Command::Validate(args) => validate(&cli.global, &args, &cwd, printer),
         Command::Render(args) => render(&cli.global, &args, &cwd, printer),
         Command::Run(args) => run::run(&cli.global, &args, &cwd, printer),
+        Command::Dev(args) => dev::run(&cli.global, &args, &cwd, printer),
         Command::Cache(command) => cache_command(&cli.global, command, &cwd, printer),
     }
 }
 
-fn overrides(global: &GlobalArgs) -> Overrides {
+pub(crate) fn overrides(global: &GlobalArgs) -> Overrides {
     Overrides {
         vars: global.vars.iter().cloned().collect(),
         seed: global.seed,

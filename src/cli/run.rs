@@ -104,7 +104,7 @@ fn printer_line(text: &str) {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn wait_for_interrupt() {
+pub(crate) async fn wait_for_interrupt() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -1,0 +1,475 @@
+//! `clnrm dev`, the engine half: from a batch of changed paths to the tests it affects,
+//! through the memoized pipeline, onto warm containers. Knows nothing of terminals:
+//! each run becomes a [`DevRun`], which the CLI prints (human panel or one JSON object).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clnrm_exec::Backend;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::cache::Memo;
+use crate::discover::{self, TestFile};
+use crate::pool::Pool;
+use crate::pipeline::{FsWorld, Pipeline, TestProblem};
+use crate::project::{Overrides, Project};
+use crate::report::{Event, Status, StepFailure};
+use crate::runner::{self, ContainerUse, Disposition, ResultInputs, RunOptions, TestExecutor};
+use crate::watch::{affected_tests, ChangeBatch, DependencyIndex};
+
+/// One test's result in a dev run (SPEC §8).
+#[derive(Debug, Clone, Serialize)]
+pub struct DevResult {
+    pub test: String,
+    pub name: String,
+    pub status: Status,
+    pub cached: bool,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
+}
+
+/// Where a dev run's time went, in milliseconds (SPEC §7).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DevTimings {
+    pub detect: f64,
+    pub debounce: f64,
+    pub render: f64,
+    pub parse: f64,
+    pub plan: f64,
+    pub containers: f64,
+    pub execute: f64,
+    pub report: f64,
+    /// From the first file event (or the start of the session) to results printed.
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct HitsMisses {
+    pub hits: usize,
+    pub misses: usize,
+}
+
+/// One run of `clnrm dev`, as printed (`--format json`: one object per run).
+#[derive(Debug, Clone, Serialize)]
+pub struct DevRun {
+    pub event: &'static str,
+    /// Run number in this session, from 1.
+    pub run: usize,
+    pub changed: Vec<String>,
+    /// Exactly the tests this run executed or served from cache.
+    pub ran: Vec<String>,
+    pub results: Vec<DevResult>,
+    pub timings_ms: DevTimings,
+    pub cache: BTreeMap<&'static str, HitsMisses>,
+    pub containers: ContainerUse,
+    /// Tests that dropped out (deleted).
+    pub removed: Vec<String>,
+    /// The whole text of each problem (invalid test), for the human display.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// Problems of the session itself (cleanroom.toml invalid, engine unreachable).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// When the run's clock started (first file event), for the CLI to finish `total`.
+    #[serde(skip)]
+    pub clock_start: Option<Instant>,
+}
+
+/// The state `clnrm dev` keeps between runs.
+pub struct DevSession {
+    pub project: Project,
+    overrides: Overrides,
+    paths: Vec<PathBuf>,
+    cwd: PathBuf,
+    memo: Memo,
+    backend: Arc<dyn Backend>,
+    pool: Arc<Pool>,
+    jobs: usize,
+    /// Known tests by identity.
+    tests: BTreeMap<String, TestFile>,
+    /// What each test's last render read, for affected-test selection.
+    index: DependencyIndex,
+    /// The inputs of each test's last completed run: an edit that changes none of
+    /// them runs nothing.
+    last_inputs: HashMap<String, ResultInputs>,
+    /// Tests whose last check failed: retried on every change, since what would fix
+    /// them (a missing import, say) is not in any record.
+    broken: BTreeSet<String>,
+    runs: usize,
+}
+
+impl DevSession {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        project: Project,
+        overrides: Overrides,
+        paths: Vec<PathBuf>,
+        cwd: PathBuf,
+        memo: Memo,
+        backend: Arc<dyn Backend>,
+        pool: Arc<Pool>,
+        jobs: usize,
+    ) -> DevSession {
+        DevSession {
+            project,
+            overrides,
+            paths,
+            cwd,
+            memo,
+            backend,
+            pool,
+            jobs,
+            tests: BTreeMap::new(),
+            index: DependencyIndex::new(),
+            last_inputs: HashMap::new(),
+            broken: BTreeSet::new(),
+            runs: 0,
+        }
+    }
+
+    pub fn test_count(&self) -> usize {
+        self.tests.len()
+    }
+
+    pub fn memo(&self) -> &Memo {
+        &self.memo
+    }
+
+    /// The first run: every selected test.
+    pub async fn first_run(&mut self, cancel: watch::Receiver<bool>) -> DevRun {
+        let started = Instant::now();
+        let mut warnings = Vec::new();
+        if let Err(err) = self.rediscover() {
+            warnings.push(err);
+        }
+        let selected: BTreeSet<String> = self.tests.keys().cloned().collect();
+        let mut run = self.run(selected, Vec::new(), Vec::new(), cancel, true).await;
+        run.warnings.extend(warnings);
+        run.clock_start = Some(started);
+        run
+    }
+
+    /// A run for a batch of changes (already coalesced by the caller).
+    pub async fn on_change(&mut self, batch: &ChangeBatch, cancel: watch::Receiver<bool>) -> DevRun {
+        let mut warnings = Vec::new();
+        let affected = affected_tests(&batch.paths, &self.index);
+        let mut selected: BTreeSet<String> = affected.tests.clone();
+        let mut removed = Vec::new();
+        if affected.all || batch.rescan {
+            match Project::load(&self.project.root, &self.overrides) {
+                Ok(project) => self.project = project,
+                Err(err) => warnings.push(format!("cleanroom.toml: {err}")),
+            }
+            // A new project file can change every input: forget what ran before.
+            self.last_inputs.clear();
+        }
+        if affected.all || batch.rescan || affected.rediscover {
+            let before: BTreeSet<String> = self.tests.keys().cloned().collect();
+            if let Err(err) = self.rediscover() {
+                warnings.push(err);
+            }
+            let after: BTreeSet<String> = self.tests.keys().cloned().collect();
+            removed.extend(before.difference(&after).cloned());
+            if affected.all || batch.rescan {
+                selected = after;
+            } else {
+                selected.extend(after.difference(&before).cloned());
+            }
+        }
+        for path in &affected.test_files {
+            let absolute = self.project.root.join(path);
+            if absolute.is_file() {
+                if !self.tests.contains_key(path) && self.is_selected(&absolute) {
+                    if let Ok(found) = discover::discover(&self.project.root, &[absolute], &self.cwd) {
+                        for test in found {
+                            self.tests.insert(test.identity.clone(), test);
+                        }
+                    }
+                }
+                if self.tests.contains_key(path) {
+                    selected.insert(path.clone());
+                }
+            } else if self.tests.remove(path).is_some() {
+                removed.push(path.clone());
+            }
+        }
+        selected.retain(|test| {
+            let exists = self.tests.get(test).is_some_and(|t| t.path.is_file());
+            if !exists && self.tests.remove(test).is_some() {
+                removed.push(test.clone());
+            }
+            exists
+        });
+        selected.extend(self.broken.iter().filter(|t| self.tests.contains_key(*t)).cloned());
+        removed.sort();
+        removed.dedup();
+        for test in &removed {
+            self.index.remove(test);
+            self.last_inputs.remove(test);
+            self.broken.remove(test);
+            self.pool.forget_test(test).await;
+        }
+        // An editor's temp file that was renamed away (sed -i, some IDEs) is no change
+        // of its own: show what exists or was known.
+        let changed: Vec<String> = batch
+            .paths
+            .iter()
+            .filter(|path| {
+                self.project.root.join(path).exists()
+                    || removed.contains(path)
+                    || self.index.tests().any(|test| {
+                        self.index.deps_of(test).is_some_and(|deps| deps.contains(*path))
+                    })
+            })
+            .cloned()
+            .collect();
+        let mut run = self.run(selected, changed, removed, cancel, false).await;
+        run.warnings.extend(warnings);
+        run.timings_ms.detect = ms(batch.detect);
+        run.timings_ms.debounce = ms(batch.released_at.saturating_duration_since(batch.first_event_at));
+        run.clock_start = Some(batch.first_event_at.checked_sub(batch.detect).unwrap_or(batch.first_event_at));
+        run
+    }
+
+    fn is_selected(&self, absolute: &std::path::Path) -> bool {
+        self.paths.is_empty()
+            || self
+                .paths
+                .iter()
+                .any(|p| absolute.starts_with(discover::absolute(p, &self.cwd)))
+    }
+
+    /// Re-walks the selected paths: the set of tests as it is on disk now.
+    fn rediscover(&mut self) -> Result<(), String> {
+        let paths = if self.paths.is_empty() {
+            vec![self.project.root.clone()]
+        } else {
+            self.paths.clone()
+        };
+        let found = discover::discover(&self.project.root, &paths, &self.cwd)
+            .map_err(|err| err.to_string())?;
+        self.tests = found.into_iter().map(|t| (t.identity.clone(), t)).collect();
+        Ok(())
+    }
+
+    async fn run(
+        &mut self,
+        selected: BTreeSet<String>,
+        changed: Vec<String>,
+        removed: Vec<String>,
+        cancel: watch::Receiver<bool>,
+        first_time: bool,
+    ) -> DevRun {
+        self.runs += 1;
+        let started = Instant::now();
+        let tests: Vec<TestFile> = selected
+            .iter()
+            .filter_map(|id| self.tests.get(id).cloned())
+            .collect();
+
+        // Render and parse (memoized; pure work on the rayon pool).
+        let pipeline = Pipeline::new(&self.project, &FsWorld, &self.memo);
+        let checked = pipeline.check_all(&tests);
+        let (render_hits, render_misses) = pipeline.render_count.get();
+        let (parse_hits, parse_misses) = pipeline.parse_count.get();
+        let render_ms = pipeline.render_count.millis();
+        let parse_ms = pipeline.parse_count.millis();
+        drop(pipeline);
+
+        let mut problems = Vec::new();
+        for item in &checked {
+            let identity = &item.test.identity;
+            match &item.outcome {
+                Ok(valid) => {
+                    self.broken.remove(identity);
+                    let mut deps: Vec<String> = valid
+                        .record
+                        .files
+                        .iter()
+                        .filter(|dep| !dep.path.starts_with("builtin:"))
+                        .map(|dep| dep.path.clone())
+                        .collect();
+                    deps.push(identity.clone());
+                    self.index.update(identity, deps);
+                }
+                Err(problem) => {
+                    self.broken.insert(identity.clone());
+                    self.index.update(identity, [identity.clone()]);
+                    problems.push(format!("{identity}\n{}", problem_text(problem)));
+                }
+            }
+        }
+
+        // Plan, resolve images, decide (result memo).
+        let plan_started = Instant::now();
+        let dispositions =
+            runner::prepare(self.backend.as_ref(), &self.memo, &self.project, checked, false).await;
+        // Build contexts and volumes feed the next affected-test selection.
+        for disposition in &dispositions {
+            if let Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) = disposition {
+                let extra = runnable.plan.containers.iter().flat_map(|container| {
+                    let build = match &container.image {
+                        clnrm_plan::ImageSource::Build { context, .. } => Some(context.clone()),
+                        clnrm_plan::ImageSource::Reference { .. } => None,
+                    };
+                    build
+                        .into_iter()
+                        .chain(container.volumes.iter().map(|v| v.host_path.clone()))
+                });
+                let mut deps: Vec<String> = self
+                    .index
+                    .deps_of(&runnable.test.identity)
+                    .map(|d| d.iter().cloned().collect())
+                    .unwrap_or_default();
+                deps.extend(extra);
+                self.index.update(&runnable.test.identity, deps);
+            }
+        }
+        // An edit that leaves every input of a test as it was runs nothing.
+        let dispositions: Vec<Disposition> = dispositions
+            .into_iter()
+            .filter(|d| {
+                first_time
+                    || d.inputs().is_none()
+                    || self.last_inputs.get(&d.test().identity) != d.inputs()
+            })
+            .collect();
+        let plan_ms = ms(plan_started.elapsed());
+        let inputs: HashMap<String, ResultInputs> = dispositions
+            .iter()
+            .filter_map(|d| Some((d.test().identity.clone(), d.inputs()?.clone())))
+            .collect();
+
+        // Execute on warm containers.
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let options = RunOptions {
+            jobs: self.jobs,
+            fail_fast: false,
+            force: false,
+            dry_run: false,
+        };
+        runner::execute(
+            self.pool.clone(),
+            &self.memo,
+            dispositions,
+            &options,
+            events_tx,
+            cancel,
+            started,
+        )
+        .await;
+        let mut results = Vec::new();
+        let mut containers = ContainerUse::default();
+        let (mut containers_ms, mut execute_ms) = (0.0, 0.0);
+        let (mut result_hits, mut result_misses) = (0, 0);
+        while let Ok(event) = events_rx.try_recv() {
+            if let Event::TestFinished {
+                test,
+                name,
+                status,
+                cached,
+                duration_ms,
+                message,
+                failed_step,
+                failure,
+                timings,
+            } = event
+            {
+                if cached {
+                    result_hits += 1;
+                } else if status != Status::Error || timings.is_some() {
+                    result_misses += 1;
+                }
+                if let Some(t) = timings {
+                    containers_ms += t.containers_ms;
+                    execute_ms += t.execute_ms;
+                    containers.reused += t.containers_reused;
+                    containers.started += t.containers_started;
+                    containers.removed += t.containers_removed;
+                }
+                // Only runs that finished count as seen; an error (engine down) retries.
+                if status != Status::Error {
+                    if let Some(seen) = inputs.get(&test) {
+                        self.last_inputs.insert(test.clone(), seen.clone());
+                    }
+                } else {
+                    self.last_inputs.remove(&test);
+                }
+                results.push(DevResult {
+                    test,
+                    name,
+                    status,
+                    cached,
+                    duration_ms,
+                    message,
+                    failed_step,
+                    failure,
+                });
+            }
+        }
+        results.sort_by(|a, b| a.test.cmp(&b.test));
+        self.memo.flush();
+        DevRun {
+            event: "dev_run",
+            run: self.runs,
+            changed,
+            ran: results.iter().map(|r| r.test.clone()).collect(),
+            results,
+            timings_ms: DevTimings {
+                render: render_ms,
+                parse: parse_ms,
+                plan: plan_ms,
+                containers: containers_ms,
+                execute: execute_ms,
+                ..DevTimings::default()
+            },
+            cache: BTreeMap::from([
+                ("render", HitsMisses { hits: render_hits, misses: render_misses }),
+                ("parse", HitsMisses { hits: parse_hits, misses: parse_misses }),
+                ("result", HitsMisses { hits: result_hits, misses: result_misses }),
+            ]),
+            containers,
+            removed,
+            problems,
+            warnings: Vec::new(),
+            clock_start: None,
+        }
+    }
+}
+
+fn problem_text(problem: &TestProblem) -> String {
+    problem.to_string()
+}
+
+fn ms(duration: Duration) -> f64 {
+    crate::report::ms(duration)
+}
+
+/// Warm containers: a test's service containers stay up between its runs.
+impl TestExecutor for crate::pool::Pool {
+    fn run_test<'a>(
+        &'a self,
+        identity: &'a str,
+        plan: &'a clnrm_plan::TestPlan,
+        images: &'a clnrm_exec::ResolvedImages,
+        cancel: runner::BoxFuture<'a, ()>,
+    ) -> runner::BoxFuture<'a, (clnrm_exec::TestReport, ContainerUse)> {
+        Box::pin(async move {
+            let (report, used) = crate::pool::Pool::run_test(self, identity, plan, images, cancel).await;
+            let used = ContainerUse {
+                reused: used.reused,
+                started: used.started,
+                removed: used.removed,
+            };
+            (report, used)
+        })
+    }
+}
