@@ -395,6 +395,17 @@ async fn steps_in(
         let duration_ms = ms(t.elapsed());
         let failure = check(step, &output, out_re.as_ref(), err_re.as_ref());
         let failed = failure.is_some();
+        if failed {
+            // A step that failed because its service died is an error, not an assertion.
+            if let Ok(status) = backend.container_status(container).await {
+                if !status.running {
+                    let why = exited(backend, container, status).await;
+                    return TestOutcome::Error {
+                        message: format!("service `{}`: {why}", step.service),
+                    };
+                }
+            }
+        }
         let result = StepResult {
             name: step.name.clone(),
             service: step.service.clone(),
