@@ -311,3 +311,62 @@ fn shards_split_the_tests_without_overlap() {
     all.dedup();
     assert_eq!(all.len(), 6, "no test in two shards");
 }
+
+#[test]
+fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds() {
+    if !docker_ready() {
+        return;
+    }
+    let _serial = serial();
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("ctx/Dockerfile", &format!("FROM {IMAGE}\nCOPY marker /marker\n"));
+    // Unique content: a build of this context cannot exist yet.
+    let unique = format!("{}-{:?}", std::process::id(), Instant::now());
+    project.write("ctx/marker", &format!("one {unique}\n"));
+    project.write(
+        "built.clnrm.toml",
+        "[meta]\nname = \"built\"\nversion = \"1\"\n[service.b]\nbuild = { context = \"ctx\" }\n[[steps]]\nname = \"m\"\ncommand = [\"cat\", \"/marker\"]\nexpected_output_regex = \"one\"\n",
+    );
+    project.write("warm.clnrm.toml", &test_file("warm", "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"));
+    let key = clnrm::pool::project_key(project.root());
+    let pooled = || {
+        let mut ids = managed_containers(&format!("clnrm.pool={key}"));
+        ids.sort();
+        ids
+    };
+    project.clnrm(&["run", "--reuse"]).expect_code(0);
+    let first = pooled();
+    assert_eq!(first.len(), 2, "both tests' containers stay up");
+    project.clnrm(&["run", "--reuse", "--force"]).expect_code(0);
+    assert_eq!(pooled(), first, "the same containers ran the tests again");
+
+    // A changed build context makes the old build image unused.
+    let images = |prefix: &str| -> Vec<String> {
+        let out = std::process::Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "clnrm-build/*"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect()
+    };
+    let before: Vec<String> = images("clnrm-build/");
+    project.write("ctx/marker", &format!("two {unique}\n"));
+    project.write(
+        "built.clnrm.toml",
+        "[meta]\nname = \"built\"\nversion = \"1\"\n[service.b]\nbuild = { context = \"ctx\" }\n[[steps]]\nname = \"m\"\ncommand = [\"cat\", \"/marker\"]\nexpected_output_regex = \"two\"\n",
+    );
+    project.clnrm(&["run"]).expect_code(0);
+    let built_now: Vec<String> = images("clnrm-build/").into_iter().filter(|i| !before.contains(i)).collect();
+    assert_eq!(built_now.len(), 1, "one new build");
+
+    // The pool's process is gone: gc removes its containers, and the old build image.
+    let run = project.clnrm(&["cache", "gc"]);
+    run.expect_code(0).expect_contains("leftover container(s)");
+    assert!(pooled().is_empty());
+    let after = images("clnrm-build/");
+    assert!(after.contains(&built_now[0]), "the current build stays: {after:?}");
+    assert!(!run.stdout().contains("removed 0 leftover"));
+    assert!(!run.stdout().contains(" 0 unused build image"), "{}", run.stdout());
+    let _ = std::process::Command::new("docker").args(["rmi", "-f", &built_now[0]]).output();
+    assert_no_managed_containers();
+}

@@ -149,6 +149,10 @@ pub struct RunArgs {
     /// Show what would run, what is cached and why; run nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Reuse warm service containers between runs (also `[run] reuse = true`); faster,
+    /// less hermetic: state a test left in its containers is there next time
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 #[derive(Debug, Args)]

@@ -305,6 +305,7 @@ fn cache_command(
             };
             let report = memo.gc(&options)?;
             let verb = if dry_run { "would remove" } else { "removed" };
+            engine_gc(&project, &memo, cwd, dry_run, printer);
             printer.line(&format!(
                 "{verb} {} entries ({}); kept {} entries ({}); on disk {} -> {}",
                 report.entries_removed,
@@ -326,4 +327,53 @@ fn cache_command(
     }
     memo.flush();
     Ok(Exit::Ok)
+}
+
+/// The engine half of `cache gc`: leftover containers and unused build images. No
+/// engine is not an error here: there is nothing of ours to remove then.
+fn engine_gc(
+    project: &Project,
+    memo: &Memo,
+    cwd: &Path,
+    dry_run: bool,
+    printer: &Printer,
+) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return;
+    };
+    let tests = discover::discover(&project.root, &[project.root.clone()], cwd).unwrap_or_default();
+    let pipeline = Pipeline::new(project, &FsWorld, memo);
+    let plans: Vec<_> = pipeline
+        .check_all(&tests)
+        .into_iter()
+        .filter_map(|checked| {
+            let valid = checked.outcome.ok()?;
+            crate::runner::plan_test(memo, project, &checked.test, &valid).ok()
+        })
+        .collect();
+    let keep = crate::runner::current_build_tags(&project.root, &plans);
+    runtime.block_on(async {
+        let backend = match clnrm_exec::DockerBackend::connect().await {
+            Ok(backend) => backend,
+            Err(err) => {
+                printer.line(&format!("containers and images not checked: {err}"));
+                return;
+            }
+        };
+        match crate::runner::gc_engine(&backend, &keep, dry_run).await {
+            Ok(report) => {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                printer.line(&format!(
+                    "{verb} {} leftover container(s), {} network(s), {} unused build image(s)",
+                    report.containers,
+                    report.networks,
+                    report.images.len()
+                ));
+                for error in report.errors {
+                    printer.warn(&error);
+                }
+            }
+            Err(err) => printer.warn(&format!("engine cleanup failed: {err}")),
+        }
+    });
 }

@@ -11,7 +11,8 @@ use super::output::Printer;
 use super::{finish_memo, load, open_memo, thread_pool, Exit, GlobalArgs, UsageError};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::report::{json_line, HumanReporter, JunitReport, RunStats};
-use crate::runner::{self, RunOptions};
+use crate::pool::{project_key, Pool, PoolOptions};
+use crate::runner::{self, FreshContainers, RunOptions, TestExecutor};
 
 pub fn run(
     global: &GlobalArgs,
@@ -45,9 +46,31 @@ pub fn run(
     };
     let stats = runtime.block_on(async {
         // No engine, no run: one clear error before any test starts (exit 2).
-        let backend = clnrm_exec::DockerBackend::connect()
-            .await
-            .map_err(|err| UsageError(err.to_string()))?;
+        let backend: Arc<dyn clnrm_exec::Backend> = Arc::new(
+            clnrm_exec::DockerBackend::connect()
+                .await
+                .map_err(|err| UsageError(err.to_string()))?,
+        );
+        let executor: Arc<dyn TestExecutor> = if args.reuse || project.config.run_reuse {
+            // Warm containers, kept after the run for the next `--reuse` (or `clnrm dev`).
+            let pool = Pool::new(
+                backend.clone(),
+                clnrm_exec::Session::current(),
+                project.root.clone(),
+                project_key(&project.root),
+                PoolOptions::default(),
+            );
+            if let Err(err) = pool.adopt_existing().await {
+                tracing::warn!("could not look for warm containers: {err}");
+            }
+            Arc::new(pool)
+        } else {
+            Arc::new(FreshContainers {
+                backend: backend.clone(),
+                session: clnrm_exec::Session::current(),
+                root: project.root.clone(),
+            })
+        };
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(async move {
             wait_for_interrupt().await;
@@ -73,7 +96,8 @@ pub fn run(
             (stats, junit)
         });
         runner::run(
-            Arc::new(backend),
+            backend,
+            executor,
             &memo,
             &project,
             checked,
