@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Write a clnrm project of N tests for benchmarks: half plain TOML, half templates
-that share a macro library (nested loops and macro calls). Usage: gen_project.py N OUT"""
+that share a macro library (nested loops and macro calls).
+Usage: gen_project.py N OUT [IMAGE]   (IMAGE defaults to the fixture image)"""
 import os
 import sys
 
@@ -26,7 +27,7 @@ version = "1.0"
 description = "generated plain test {i}"
 
 [service.app]
-image = "clnrm-fixture/busybox:latest"
+image = "{image}"
 env = {{ INDEX = "{i}" }}
 
 [[steps]]
@@ -54,19 +55,20 @@ version = "1.0"
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     count, out = int(sys.argv[1]), sys.argv[2]
+    image = sys.argv[3] if len(sys.argv) == 4 else "clnrm-fixture/busybox:latest"
     os.makedirs(os.path.join(out, "tests", "lib"), exist_ok=True)
     with open(os.path.join(out, "cleanroom.toml"), "w") as f:
-        f.write('[vars]\nimage = "clnrm-fixture/busybox:latest"\n')
+        f.write(f'[vars]\nimage = "{image}"\n')
     with open(os.path.join(out, "tests", "lib", "_macros.tera"), "w") as f:
         f.write(MACROS)
     for i in range(count):
         group = os.path.join(out, "tests", f"g{i % 20:02}")
         os.makedirs(group, exist_ok=True)
         if i % 2 == 0:
-            path, text = os.path.join(group, f"t{i:04}.clnrm.toml"), PLAIN.format(i=i)
+            path, text = os.path.join(group, f"t{i:04}.clnrm.toml"), PLAIN.format(i=i, image=image)
         else:
             path = os.path.join(group, f"t{i:04}.clnrm.toml.tera")
             text = TEMPLATE.format(i=i)

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Save-to-result latency of `clnrm dev` (issue 5), printed as a table.
+
+    cargo build --release && python3 benches/dev_latency.py [path/to/clnrm] [--edits N]
+
+Starts `clnrm dev --format json` (default 300 ms debounce) on a generated 50-test
+project, edits files with pauses between edits, and reads one JSON object per run.
+For each scenario it prints p50 / p95 / max of:
+  save->result  wall time from the script's write() to the run's JSON line arriving
+  total         clnrm's own figure: first file event to results printed
+  overhead      total - debounce - execute (what clnrm adds besides waiting and the steps)
+Scenarios: an edit to a test whose container is warm; an edit to a macro library used
+by 10 of the 50 tests; an edit that changes a service spec (container replaced); the
+first result after `clnrm dev` restarts with its containers still up. Then the resident
+memory of `clnrm dev` watching the generated 1,000-test project.
+Needs the Docker engine and the fixture image (bash fixtures/images/build.sh)."""
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+CLNRM = os.path.abspath(ARGS[0]) if ARGS else os.path.join(HERE, "..", "target", "release", "clnrm")
+EDITS = int(sys.argv[sys.argv.index("--edits") + 1]) if "--edits" in sys.argv else 15
+IMAGE = "clnrm-fixture/busybox:latest"
+PAUSE = 1.2
+
+LIBRARY = """{% macro step(text) -%}
+[[steps]]
+name = "say"
+service = "box"
+command = ["echo", "{{ text }}"]
+expected_output_regex = "{{ text }}"
+{%- endmacro step %}
+"""
+
+
+def plain(name, echo, env="one"):
+    return (f'[meta]\nname = "{name}"\nversion = "1"\n\n[service.box]\nimage = "{IMAGE}"\n'
+            f'env = {{ MODE = "{env}" }}\n\n[[steps]]\nname = "say"\ncommand = ["echo", "{echo}"]\n'
+            f'expected_output_regex = "{echo}"\n')
+
+
+def templated(name):
+    return (f'{{% import "lib/_say.tera" as say %}}\n[meta]\nname = "{name}"\nversion = "1"\n\n'
+            f'[service.box]\nimage = "{IMAGE}"\n\n{{{{ say::step(text="{name}") }}}}\n')
+
+
+def write(root, rel, text):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Dev:
+    def __init__(self, root):
+        env = dict(os.environ, CLNRM_CACHE_DIR=os.path.join(root, ".clnrm", "cache"), NO_COLOR="1")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([CLNRM, "dev", "--format", "json"], cwd=root, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.runs = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.runs.put((time.perf_counter(), json.loads(line)))
+
+    def next_run(self, timeout=120):
+        return self.runs.get(timeout=timeout)
+
+    def drain(self):
+        while not self.runs.empty():
+            self.runs.get()
+
+    def stop(self, sig=signal.SIGINT):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+
+
+def percentiles(values):
+    values = sorted(values)
+    if not values:
+        return (float("nan"),) * 3
+    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    return statistics.median(values), p95, values[-1]
+
+
+def measure(dev, edit, count, expect_ran):
+    wall, total, overhead = [], [], []
+    for i in range(count):
+        time.sleep(PAUSE)
+        dev.drain()
+        saved = time.perf_counter()
+        edit(i)
+        arrived, run = dev.next_run()
+        if expect_ran is not None and len(run["ran"]) != expect_ran:
+            sys.exit(f"expected {expect_ran} tests to run, got {run['ran']}")
+        bad = [r for r in run["results"] if r["status"] != "pass"]
+        if bad:
+            sys.exit(f"a run failed: {bad}")
+        t = run["timings_ms"]
+        wall.append((arrived - saved) * 1000)
+        total.append(t["total"])
+        overhead.append(t["total"] - t["debounce"] - t["execute"])
+    return wall, total, overhead, run
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    root = tempfile.mkdtemp(prefix="clnrm-dev-bench-")
+    write(root, "cleanroom.toml", "")
+    write(root, "lib/_say.tera", LIBRARY)
+    for i in range(40):
+        write(root, f"plain/p{i:02}.clnrm.toml", plain(f"p{i}", f"v{i}"))
+    for i in range(10):
+        write(root, f"tmpl/t{i:02}.clnrm.toml.tera", templated(f"t{i}"))
+
+    rows = []
+    dev = Dev(root)
+    _, first = dev.next_run(timeout=600)
+    rows.append(("first run, 50 tests (cold containers)", [first["timings_ms"]["total"]], None, None))
+
+    wall, total, overhead, _ = measure(
+        dev, lambda i: write(root, "plain/p00.clnrm.toml", plain("p0", f"edit{i}")), EDITS, 1)
+    rows.append(("warm-container edit (1 test)", wall, total, overhead))
+
+    lib_edit = lambda i: write(root, "lib/_say.tera", LIBRARY.replace('name = "say"', f'name = "say{i}"'))
+    wall, total, overhead, _ = measure(dev, lib_edit, max(3, EDITS // 3), 10)
+    rows.append(("macro library edit (10 of 50 tests)", wall, total, overhead))
+
+    spec_edit = lambda i: write(root, "plain/p01.clnrm.toml", plain("p1", "v1", env=f"mode{i}"))
+    wall, total, overhead, last = measure(dev, spec_edit, max(3, EDITS // 3), 1)
+    assert last["containers"]["started"] == 1, last
+    rows.append(("service spec edit (container replaced)", wall, total, overhead))
+
+    # Restart with containers up: SIGKILL leaves the pool; an edit made meanwhile runs first.
+    restarts = []
+    for i in range(max(3, EDITS // 5)):
+        dev.stop(signal.SIGKILL)
+        write(root, "plain/p02.clnrm.toml", plain("p2", f"restart{i}"))
+        dev = Dev(root)
+        arrived, run = dev.next_run(timeout=300)
+        assert run["containers"]["started"] == 0, run["containers"]
+        restarts.append((arrived - dev.started) * 1000)
+    rows.append(("restart with containers up: start to first result", restarts, None, None))
+    dev.stop(signal.SIGINT)
+
+    print(f"clnrm dev latency, {EDITS} edits per scenario, debounce 300 ms (milliseconds)")
+    print(f"{'scenario':<52} {'save->result p50/p95/max':>26} {'total p50':>10} {'overhead p50/p95':>18}")
+    for label, wall, total, overhead in rows:
+        p = percentiles(wall)
+        line = f"{label:<52} {p[0]:8.0f} {p[1]:8.0f} {p[2]:8.0f}"
+        if total:
+            o = percentiles(overhead)
+            line += f" {percentiles(total)[0]:10.0f} {o[0]:8.1f} {o[1]:8.1f}"
+        print(line)
+
+    # Memory: watching the generated 1,000-test project. Its image does not exist, so the
+    # first run is 1,000 quick errors and no containers: what is measured is the watcher,
+    # the dependency index, the memo and the pipeline.
+    big = tempfile.mkdtemp(prefix="clnrm-dev-1000-")
+    subprocess.run([sys.executable, os.path.join(HERE, "gen_project.py"), "1000", big,
+                    "clnrm-bench/absent:1"], check=True)
+    dev = Dev(big)
+    dev.next_run(timeout=600)
+    after_first = rss_mb(dev.proc.pid)
+    for i in range(5):
+        time.sleep(PAUSE)
+        write(big, "tests/g00/t0000.clnrm.toml", plain("t0", f"m{i}").replace(IMAGE, "clnrm-bench/absent:1"))
+        dev.next_run()
+    after_edits = rss_mb(dev.proc.pid)
+    dev.stop()
+    print(f"clnrm dev watching 1,000 tests: resident {after_first:.1f} MB after the first run, "
+          f"{after_edits:.1f} MB after 5 edits")
+
+
+if __name__ == "__main__":
+    main()
