@@ -139,3 +139,47 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Every corpus test that validates either runs, with the fixture image given through
+/// `--var image=...` where the file is templated, or is an `error` that says why (an
+/// image no registry can supply here, span expectations this version cannot evaluate):
+/// never a panic, never a pass or a failure it did not earn.
+#[test]
+fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
+    let Some(corpus) = corpus_dir() else {
+        return;
+    };
+    if !common::docker_ready() {
+        return;
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (path, _, _) in TABLE.iter().filter(|(_, code, _)| *code == 0) {
+        let run = Run(clnrm_command()
+            .current_dir(outside.path())
+            .env("CLNRM_CACHE_DIR", cache.path())
+            .env("HOME", "/home/clnrm")
+            .args(["run", "--format", "json", "--var", &format!("image={}", common::IMAGE)])
+            .arg(corpus.join(path))
+            .output()
+            .unwrap());
+        let events = common::json_events(&run.stdout());
+        let finished: Vec<_> = events.iter().filter(|e| e["event"] == "test_finished").collect();
+        let clear = finished.len() == 1
+            && match finished[0]["status"].as_str() {
+                Some("pass") => run.code() == 0,
+                Some("error") => {
+                    let message = finished[0]["message"].as_str().unwrap_or_default();
+                    run.code() == 1
+                        && (message.contains("not evaluated by this version")
+                            || message.contains("could not be pulled"))
+                }
+                _ => false,
+            };
+        if !clear || run.all().contains("panicked") {
+            failures.push(format!("{path}: exit {}\n{}", run.code(), run.all()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

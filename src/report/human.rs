@@ -76,7 +76,8 @@ impl HumanReporter {
                 if self.quiet && *status == Status::Pass {
                     return;
                 }
-                let time = if *cached {
+                let never_started = *status == Status::Error && *duration_ms == 0.0;
+                let time = if *cached || never_started {
                     String::new()
                 } else {
                     format!(" [{:.2}s]", duration_ms / 1000.0)
