@@ -341,7 +341,7 @@ fn engine_gc(
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return;
     };
-    let tests = discover::discover(&project.root, &[project.root.clone()], cwd).unwrap_or_default();
+    let tests = discover::discover(&project.root, std::slice::from_ref(&project.root), cwd).unwrap_or_default();
     let pipeline = Pipeline::new(project, &FsWorld, memo);
     let plans: Vec<_> = pipeline
         .check_all(&tests)
