@@ -146,11 +146,13 @@ impl Memo {
         }) {
             Ok(value) => {
                 state.counters.hits.fetch_add(1, RELAXED);
+                tracing::debug!(stage = S::NAME, key = %key, "cache hit");
                 return Ok((value, Lookup::Hit));
             }
             Err(reason) => reason,
         };
         state.counters.misses.fetch_add(1, RELAXED);
+        tracing::debug!(stage = S::NAME, key = %key, "cache {}", Lookup::Miss(reason));
         let output = run()?;
         match bincode::serialize(&output) {
             Ok(payload) => self.write_entry(S::NAME, &state, &key, &payload),
