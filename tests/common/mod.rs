@@ -57,9 +57,15 @@ impl TestProject {
 
 /// The binary under test, with an environment that does not leak the developer's settings.
 pub fn clnrm_command() -> Command {
-    let mut cmd = Command::cargo_bin("clnrm").expect("clnrm binary");
+    Command::from_std(clnrm_process())
+}
+
+/// [`clnrm_command`] as a `std::process::Command`, for tests that spawn and signal it.
+pub fn clnrm_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"));
     for var in [
         "CLNRM_CACHE_DIR",
+        "CLNRM_CACHE_LOCK_TIMEOUT",
         "SERVICE_NAME",
         "ENV",
         "OTEL_ENDPOINT",
