@@ -195,7 +195,14 @@ impl<'a> Pipeline<'a> {
             strict: self.project.strict,
         };
         let parse_started = Instant::now();
-        let key_input = bincode::serialize(&input).expect("parse input serializes");
+        // The text by its hash: a hit then costs no copy of the whole TOML.
+        let key_input = bincode::serialize(&(
+            &input.file,
+            blake3::hash(input.text.as_bytes()).as_bytes(),
+            input.rendered_from_template,
+            input.strict,
+        ))
+        .expect("parse key serializes");
         let parsed = self
             .memo
             .get_or_run::<ParseStage, _>(&key_input, || clnrm_config::parse_test(&input))
