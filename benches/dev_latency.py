@@ -14,6 +14,7 @@ by 10 of the 50 tests; an edit that changes a service spec (container replaced);
 first result after `clnrm dev` restarts with its containers still up. Then the resident
 memory of `clnrm dev` watching the generated 1,000-test project.
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh)."""
+import argparse
 import json
 import os
 import queue
@@ -26,9 +27,12 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
-CLNRM = os.path.abspath(ARGS[0]) if ARGS else os.path.join(HERE, "..", "target", "release", "clnrm")
-EDITS = int(sys.argv[sys.argv.index("--edits") + 1]) if "--edits" in sys.argv else 15
+PARSER = argparse.ArgumentParser(description="clnrm dev latency benchmark")
+PARSER.add_argument("clnrm", nargs="?", default=os.path.join(HERE, "..", "target", "release", "clnrm"))
+PARSER.add_argument("--edits", type=int, default=15)
+OPTIONS = PARSER.parse_args()
+CLNRM = os.path.abspath(OPTIONS.clnrm)
+EDITS = OPTIONS.edits
 IMAGE = "clnrm-fixture/busybox:latest"
 PAUSE = 1.2
 
@@ -153,7 +157,7 @@ def main():
     restarts = []
     for i in range(max(3, EDITS // 5)):
         dev.stop(signal.SIGKILL)
-        write(root, "plain/p02.clnrm.toml", plain("p2", f"restart{i}"))
+        write(root, "plain/p00.clnrm.toml", plain("p0", f"restart{i}"))
         dev = Dev(root)
         arrived, run = dev.next_run(timeout=300)
         assert run["containers"]["started"] == 0, run["containers"]

@@ -51,7 +51,7 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
-            max_containers: 32,
+            max_containers: 64,
             idle_timeout: Duration::from_secs(15 * 60),
         }
     }
