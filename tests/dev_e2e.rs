@@ -306,3 +306,121 @@ fn bad_saves_never_stop_the_watcher() {
     let run = dev.next_run();
     assert_eq!(ran(&run), ["new.clnrm.toml", "plain_a.clnrm.toml", "t1.clnrm.toml.tera", "t2.clnrm.toml.tera"]);
 }
+
+/// A stand-in for the Docker engine's socket that can be switched off and on: what
+/// clnrm sees when the engine restarts.
+struct EngineProxy {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineProxy {
+    fn start(path: &std::path::Path) -> EngineProxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).expect("bind proxy socket");
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut open: Vec<UnixStream> = Vec::new();
+            while !stopping.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(upstream) = UnixStream::connect("/var/run/docker.sock") else {
+                            continue;
+                        };
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                            (upstream.try_clone().unwrap(), client.try_clone().unwrap()),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                        open.push(client);
+                        open.push(upstream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for stream in open {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        EngineProxy {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
+    if !docker_ready() || !std::path::Path::new("/var/run/docker.sock").exists() {
+        return;
+    }
+    let project = project();
+    let socket = project.path("engine.sock");
+    let mut proxy = EngineProxy::start(&socket);
+    let host = format!("unix://{}", socket.display());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
+        .current_dir(project.root())
+        .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
+        .env("DOCKER_HOST", &host)
+        .args(["dev", "--format", "json", "--debounce-ms", DEBOUNCE_MS, "plain_a.clnrm.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, runs) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(value);
+            }
+        }
+    });
+    let dev = Dev { child, runs };
+    let first = dev.next_run();
+    assert_eq!(status_of(&first, "plain_a.clnrm.toml"), "pass", "{first}");
+
+    // The engine goes away, and its containers with it.
+    proxy.stop();
+    for id in pool_containers(&project, "") {
+        let _ = std::process::Command::new("docker").args(["kill", &id]).output();
+    }
+    project.write("plain_a.clnrm.toml", &plain("plain_a", "while down"));
+    let run = dev.next_run();
+    assert_eq!(status_of(&run, "plain_a.clnrm.toml"), "error", "{run}");
+    let message = run["results"][0]["message"].as_str().unwrap();
+    assert!(message.contains("cannot reach the Docker engine"), "{message}");
+    assert!(message.contains(&host), "names where it looked: {message}");
+
+    // It is back: the next save runs, on a fresh container.
+    let _proxy = EngineProxy::start(&socket);
+    project.write("plain_a.clnrm.toml", &plain("plain_a", "back up"));
+    let run = dev.next_run();
+    assert_eq!(status_of(&run, "plain_a.clnrm.toml"), "pass", "{run}");
+    assert_eq!(run["containers"]["started"], 1, "{run}");
+}

@@ -94,6 +94,7 @@ pub fn run(
     let first = runtime.block_on(session.first_run(cancel_rx.clone()));
     display.show(first);
     display.waiting(session.test_count());
+    let idle_tick = crossbeam_channel::tick(Duration::from_secs(60));
     loop {
         crossbeam_channel::select! {
             recv(watcher.batches()) -> batch => {
@@ -113,6 +114,10 @@ pub fn run(
                 display.waiting(session.test_count());
             }
             recv(stop_rx) -> _ => break,
+            // Containers of tests not run for a while go even when nothing is saved.
+            recv(idle_tick) -> _ => runtime.block_on(async {
+                pool.evict_idle().await;
+            }),
         }
     }
     drop(watcher);

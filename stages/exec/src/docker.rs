@@ -421,7 +421,20 @@ fn error_text(e: &bollard::errors::Error) -> String {
 }
 
 fn engine(e: bollard::errors::Error) -> ExecError {
-    ExecError::Engine(error_text(&e))
+    // No connection at all (the engine stopped or restarts) says where we looked, not
+    // the HTTP client's words.
+    let text = error_text(&e);
+    let unreachable = matches!(e, bollard::errors::Error::HyperLegacyError { .. })
+        || text.contains("client error (Connect)")
+        || text.contains("Connection refused");
+    if unreachable {
+        ExecError::EngineUnreachable {
+            endpoint: docker_endpoint(),
+            reason: "the engine does not answer (stopped or restarting?)".into(),
+        }
+    } else {
+        ExecError::Engine(text)
+    }
 }
 
 fn tail_lines(text: &str, n: usize, prefix: &str) -> String {
