@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cache::Memo;
 use crate::discover::{self, TestFile};
-use crate::pool::Pool;
 use crate::pipeline::{FsWorld, Pipeline, TestProblem};
+use crate::pool::Pool;
 use crate::project::{Overrides, Project};
 use crate::report::{Event, Status, StepFailure};
 use crate::runner::{self, ContainerUse, Disposition, ResultInputs, RunOptions, TestExecutor};
@@ -151,14 +151,20 @@ impl DevSession {
             warnings.push(err);
         }
         let selected: BTreeSet<String> = self.tests.keys().cloned().collect();
-        let mut run = self.run(selected, Vec::new(), Vec::new(), cancel, true).await;
+        let mut run = self
+            .run(selected, Vec::new(), Vec::new(), cancel, true)
+            .await;
         run.warnings.extend(warnings);
         run.clock_start = Some(started);
         run
     }
 
     /// A run for a batch of changes (already coalesced by the caller).
-    pub async fn on_change(&mut self, batch: &ChangeBatch, cancel: watch::Receiver<bool>) -> DevRun {
+    pub async fn on_change(
+        &mut self,
+        batch: &ChangeBatch,
+        cancel: watch::Receiver<bool>,
+    ) -> DevRun {
         let mut warnings = Vec::new();
         let affected = affected_tests(&batch.paths, &self.index);
         let mut selected: BTreeSet<String> = affected.tests.clone();
@@ -188,7 +194,9 @@ impl DevSession {
             let absolute = self.project.root.join(path);
             if absolute.is_file() {
                 if !self.tests.contains_key(path) && self.is_selected(&absolute) {
-                    if let Ok(found) = discover::discover(&self.project.root, &[absolute], &self.cwd) {
+                    if let Ok(found) =
+                        discover::discover(&self.project.root, &[absolute], &self.cwd)
+                    {
                         for test in found {
                             self.tests.insert(test.identity.clone(), test);
                         }
@@ -208,7 +216,12 @@ impl DevSession {
             }
             exists
         });
-        selected.extend(self.broken.iter().filter(|t| self.tests.contains_key(*t)).cloned());
+        selected.extend(
+            self.broken
+                .iter()
+                .filter(|t| self.tests.contains_key(*t))
+                .cloned(),
+        );
         removed.sort();
         removed.dedup();
         for test in &removed {
@@ -226,7 +239,9 @@ impl DevSession {
                 self.project.root.join(path).exists()
                     || removed.contains(path)
                     || self.index.tests().any(|test| {
-                        self.index.deps_of(test).is_some_and(|deps| deps.contains(*path))
+                        self.index
+                            .deps_of(test)
+                            .is_some_and(|deps| deps.contains(*path))
                     })
             })
             .cloned()
@@ -234,8 +249,15 @@ impl DevSession {
         let mut run = self.run(selected, changed, removed, cancel, false).await;
         run.warnings.extend(warnings);
         run.timings_ms.detect = ms(batch.detect);
-        run.timings_ms.debounce = ms(batch.released_at.saturating_duration_since(batch.first_event_at));
-        run.clock_start = Some(batch.first_event_at.checked_sub(batch.detect).unwrap_or(batch.first_event_at));
+        run.timings_ms.debounce = ms(batch
+            .released_at
+            .saturating_duration_since(batch.first_event_at));
+        run.clock_start = Some(
+            batch
+                .first_event_at
+                .checked_sub(batch.detect)
+                .unwrap_or(batch.first_event_at),
+        );
         run
     }
 
@@ -310,8 +332,14 @@ impl DevSession {
 
         // Plan, resolve images, decide (result memo).
         let plan_started = Instant::now();
-        let dispositions =
-            runner::prepare(self.backend.as_ref(), &self.memo, &self.project, checked, false).await;
+        let dispositions = runner::prepare(
+            self.backend.as_ref(),
+            &self.memo,
+            &self.project,
+            checked,
+            false,
+        )
+        .await;
         // Build contexts and volumes feed the next affected-test selection.
         for disposition in &dispositions {
             if let Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) = disposition {
@@ -441,9 +469,27 @@ impl DevSession {
                 ..DevTimings::default()
             },
             cache: BTreeMap::from([
-                ("render", HitsMisses { hits: render_hits, misses: render_misses }),
-                ("parse", HitsMisses { hits: parse_hits, misses: parse_misses }),
-                ("result", HitsMisses { hits: result_hits, misses: result_misses }),
+                (
+                    "render",
+                    HitsMisses {
+                        hits: render_hits,
+                        misses: render_misses,
+                    },
+                ),
+                (
+                    "parse",
+                    HitsMisses {
+                        hits: parse_hits,
+                        misses: parse_misses,
+                    },
+                ),
+                (
+                    "result",
+                    HitsMisses {
+                        hits: result_hits,
+                        misses: result_misses,
+                    },
+                ),
             ]),
             containers,
             removed,
@@ -472,7 +518,8 @@ impl TestExecutor for crate::pool::Pool {
         cancel: runner::BoxFuture<'a, ()>,
     ) -> runner::BoxFuture<'a, (clnrm_exec::TestReport, ContainerUse)> {
         Box::pin(async move {
-            let (report, used) = crate::pool::Pool::run_test(self, identity, plan, images, cancel).await;
+            let (report, used) =
+                crate::pool::Pool::run_test(self, identity, plan, images, cancel).await;
             let used = ContainerUse {
                 reused: used.reused,
                 started: used.started,

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use clnrm_config::{Diagnostic, ParseInput, ParsedTest, Severity, TestConfig};
 use clnrm_render::{FileDep, RenderError, RenderRecord, RenderRequest, Rendered, World};

@@ -327,7 +327,16 @@ pub async fn run(
         }
         return;
     }
-    execute(executor, memo, dispositions, options, events, cancel, started).await;
+    execute(
+        executor,
+        memo,
+        dispositions,
+        options,
+        events,
+        cancel,
+        started,
+    )
+    .await;
 }
 
 /// Runs prepared tests, `options.jobs` at once, streaming events as tests finish;
@@ -390,7 +399,11 @@ pub async fn execute(
     let semaphore = Arc::new(Semaphore::new(options.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for runnable in to_run {
-        let permit = semaphore.clone().acquire_owned().await.expect("semaphore open");
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
         if stop_scheduling.load(Ordering::SeqCst) || *cancel.borrow() {
             drop(permit);
             let reason = if *cancel.borrow() {
@@ -418,7 +431,12 @@ pub async fn execute(
                 let _ = cancel.wait_for(|stop| *stop).await;
             });
             let (report, used) = executor
-                .run_test(&runnable.test.identity, &runnable.plan, &runnable.images, interrupted)
+                .run_test(
+                    &runnable.test.identity,
+                    &runnable.plan,
+                    &runnable.images,
+                    interrupted,
+                )
                 .await;
             for event in step_events(&runnable.test.identity, &report) {
                 let _ = task_events.send(event);
@@ -568,7 +586,11 @@ pub async fn prepare(
             Ok(valid) => valid,
             Err(problem) => {
                 let name = display_name(&item.test);
-                out.push(Disposition::Error(item.test, name, problem_message(&problem)));
+                out.push(Disposition::Error(
+                    item.test,
+                    name,
+                    problem_message(&problem),
+                ));
                 continue;
             }
         };
@@ -698,8 +720,13 @@ mod tests {
             project: [0; 32],
         };
         let mut after = before.clone();
-        after.images.insert("web".into(), "sha256:bbbbbbbbbbbbbbbbbb".into());
-        assert_eq!(after.changed_since(&before), "image of `web` changed (bbbbbbbbbbbb)");
+        after
+            .images
+            .insert("web".into(), "sha256:bbbbbbbbbbbbbbbbbb".into());
+        assert_eq!(
+            after.changed_since(&before),
+            "image of `web` changed (bbbbbbbbbbbb)"
+        );
         assert_ne!(after.key(), before.key());
         assert_eq!(before.changed_since(&before), "its last run did not pass");
     }

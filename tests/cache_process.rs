@@ -39,7 +39,11 @@ fn stats(project: &TestProject) -> serde_json::Value {
 }
 
 fn warnings(run: &Run) -> Vec<String> {
-    run.stderr().lines().filter(|l| l.starts_with("warning:")).map(str::to_string).collect()
+    run.stderr()
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -53,7 +57,12 @@ fn a_cache_directory_full_of_garbage_is_moved_aside_in_one_line() {
     std::fs::write(cache.join("db-1/db"), vec![0xab; 4096]).unwrap();
     let run = project.clnrm(&["validate"]);
     run.expect_code(0).expect_contains("6 valid, 0 invalid");
-    assert_eq!(warnings(&run).len(), 1, "one line says what happened: {}", run.stderr());
+    assert_eq!(
+        warnings(&run).len(),
+        1,
+        "one line says what happened: {}",
+        run.stderr()
+    );
     // The next run uses a healthy cache: all hits, no warning.
     let run = project.clnrm(&["validate", "-v"]);
     run.expect_code(0);
@@ -71,14 +80,19 @@ fn processes_killed_while_writing_leave_a_cache_the_next_run_uses() {
             .args(["validate", "--no-cache", "-q"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn().expect("spawn clnrm");
+            .spawn()
+            .expect("spawn clnrm");
         std::thread::sleep(Duration::from_millis(60 + 70 * round));
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let _ = child.wait();
     }
     let run = project.clnrm(&["validate", "-q"]);
     run.expect_code(0).expect_contains("200 valid, 0 invalid");
-    assert!(warnings(&run).len() <= 1, "at most one line about the cache: {}", run.stderr());
+    assert!(
+        warnings(&run).len() <= 1,
+        "at most one line about the cache: {}",
+        run.stderr()
+    );
     // And after that one, the cache is healthy: all hits, silently.
     let before = stats(&project);
     let run = project.clnrm(&["validate", "-q"]);
@@ -86,7 +100,11 @@ fn processes_killed_while_writing_leave_a_cache_the_next_run_uses() {
     assert!(warnings(&run).is_empty(), "{}", run.stderr());
     let after = stats(&project);
     let misses = |s: &serde_json::Value| s["stages"]["parse"]["misses"].as_u64().unwrap_or(0);
-    assert_eq!(misses(&after), misses(&before), "no parse misses on a healthy cache");
+    assert_eq!(
+        misses(&after),
+        misses(&before),
+        "no parse misses on a healthy cache"
+    );
 }
 
 #[test]
@@ -100,7 +118,8 @@ fn two_processes_on_one_cache_both_finish_correctly() {
             .args(["validate", "--no-cache", "-q"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn().expect("spawn clnrm")
+            .spawn()
+            .expect("spawn clnrm")
     };
     // The second gives up waiting at once, so the two really overlap.
     let first = spawn("10");
@@ -111,7 +130,10 @@ fn two_processes_on_one_cache_both_finish_correctly() {
     for run in [&first, &second] {
         run.expect_code(0).expect_contains("400 valid, 0 invalid");
     }
-    let said: Vec<String> = warnings(&first).into_iter().chain(warnings(&second)).collect();
+    let said: Vec<String> = warnings(&first)
+        .into_iter()
+        .chain(warnings(&second))
+        .collect();
     eprintln!("cache lines: {said:?}");
     assert!(said.len() <= 1, "{said:?}");
     if let Some(line) = said.first() {

@@ -108,13 +108,22 @@ fn every_corpus_file_has_its_checked_outcome() {
             .current_dir(outside.path())
             .env("CLNRM_CACHE_DIR", cache.path())
             .env("HOME", "/home/clnrm")
-            .args(["validate", "--seed", "42", "--freeze-clock", "2025-01-01T00:00:00Z"])
+            .args([
+                "validate",
+                "--seed",
+                "42",
+                "--freeze-clock",
+                "2025-01-01T00:00:00Z",
+            ])
             .arg(corpus.join(path))
             .output()
             .unwrap());
         let text = run.all();
         if run.code() != *code || !text.contains(needle) || text.contains("panicked") {
-            failures.push(format!("{path}: exit {} (want {code}), want {needle:?}\n{text}", run.code()));
+            failures.push(format!(
+                "{path}: exit {} (want {code}), want {needle:?}\n{text}",
+                run.code()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -132,7 +141,11 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.push(rel);
             }
         }
@@ -160,12 +173,21 @@ fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
             .current_dir(outside.path())
             .env("CLNRM_CACHE_DIR", cache.path())
             .env("HOME", "/home/clnrm")
-            .args(["run", "--format", "json", "--var", &format!("image={}", common::IMAGE)])
+            .args([
+                "run",
+                "--format",
+                "json",
+                "--var",
+                &format!("image={}", common::IMAGE),
+            ])
             .arg(corpus.join(path))
             .output()
             .unwrap());
         let events = common::json_events(&run.stdout());
-        let finished: Vec<_> = events.iter().filter(|e| e["event"] == "test_finished").collect();
+        let finished: Vec<_> = events
+            .iter()
+            .filter(|e| e["event"] == "test_finished")
+            .collect();
         let clear = finished.len() == 1
             && match finished[0]["status"].as_str() {
                 Some("pass") => run.code() == 0,

@@ -80,7 +80,12 @@ impl Drop for Dev {
 }
 
 fn ran(run: &Value) -> Vec<String> {
-    run["ran"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    run["ran"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn status_of<'a>(run: &'a Value, test: &str) -> &'a Value {
@@ -130,8 +135,14 @@ fn pool_containers(project: &TestProject, extra_label: &str) -> Vec<String> {
     if !extra_label.is_empty() {
         args.extend(["--filter".to_string(), format!("label={extra_label}")]);
     }
-    let out = std::process::Command::new("docker").args(&args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+    let out = std::process::Command::new("docker")
+        .args(&args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -142,7 +153,11 @@ fn edits_rerun_exactly_the_affected_tests() {
     let project = project();
     let dev = Dev::start(&project, &[]);
     let first = dev.next_run();
-    assert_eq!(ran(&first).len(), 4, "the first run runs everything: {first}");
+    assert_eq!(
+        ran(&first).len(),
+        4,
+        "the first run runs everything: {first}"
+    );
 
     // A test file: that test alone.
     project.write("plain_a.clnrm.toml", &plain("plain_a", "a2"));
@@ -152,19 +167,41 @@ fn edits_rerun_exactly_the_affected_tests() {
     assert_eq!(run["changed"], serde_json::json!(["plain_a.clnrm.toml"]));
 
     // The macro library: exactly the templates that import it.
-    project.write("lib/_say.tera", &LIBRARY.replace("name = \"say\"", "name = \"said\""));
+    project.write(
+        "lib/_say.tera",
+        &LIBRARY.replace("name = \"say\"", "name = \"said\""),
+    );
     let run = dev.next_run();
     assert_eq!(ran(&run), ["t1.clnrm.toml.tera", "t2.clnrm.toml.tera"]);
     assert_eq!(run["cache"]["render"]["misses"], 2);
 
     // An edit that leaves the rendered test as it was runs nothing.
-    project.write("lib/_say.tera", &format!("{{# a comment #}}\n{}", LIBRARY.replace("name = \"say\"", "name = \"said\"")));
+    project.write(
+        "lib/_say.tera",
+        &format!(
+            "{{# a comment #}}\n{}",
+            LIBRARY.replace("name = \"say\"", "name = \"said\"")
+        ),
+    );
     let run = dev.next_run();
     assert!(ran(&run).is_empty(), "nothing to run: {run}");
 
     // Timing panel fields are all there.
-    for field in ["detect", "debounce", "render", "parse", "plan", "containers", "execute", "report", "total"] {
-        assert!(run["timings_ms"][field].is_number(), "timings_ms.{field} in {run}");
+    for field in [
+        "detect",
+        "debounce",
+        "render",
+        "parse",
+        "plan",
+        "containers",
+        "execute",
+        "report",
+        "total",
+    ] {
+        assert!(
+            run["timings_ms"][field].is_number(),
+            "timings_ms.{field} in {run}"
+        );
     }
 }
 
@@ -180,7 +217,11 @@ fn editor_saves_and_bursts_run_once() {
     // vim-ish: a swap file, a temp file renamed over the test.
     project.write(".plain_b.clnrm.toml.swp", "swap");
     project.write("plain_b.clnrm.toml.tmp", &plain("plain_b", "b2"));
-    std::fs::rename(project.path("plain_b.clnrm.toml.tmp"), project.path("plain_b.clnrm.toml")).unwrap();
+    std::fs::rename(
+        project.path("plain_b.clnrm.toml.tmp"),
+        project.path("plain_b.clnrm.toml"),
+    )
+    .unwrap();
     let run = dev.next_run();
     assert_eq!(ran(&run), ["plain_b.clnrm.toml"]);
     assert_eq!(run["changed"], serde_json::json!(["plain_b.clnrm.toml"]));
@@ -188,7 +229,10 @@ fn editor_saves_and_bursts_run_once() {
 
     // Ten saves inside the debounce window: one run.
     for i in 0..10 {
-        project.write("plain_a.clnrm.toml", &plain("plain_a", &format!("burst{i}")));
+        project.write(
+            "plain_a.clnrm.toml",
+            &plain("plain_a", &format!("burst{i}")),
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let run = dev.next_run();
@@ -252,7 +296,10 @@ fn sigint_removes_the_pool_and_sigkill_leaves_it_for_the_next_session() {
     dev.wait();
     let mut dev = Dev::start(&project, &[]);
     let first = dev.next_run();
-    assert_eq!(first["containers"]["started"], 0, "nothing new starts: {first}");
+    assert_eq!(
+        first["containers"]["started"], 0,
+        "nothing new starts: {first}"
+    );
     project.write("plain_a.clnrm.toml", &plain("plain_a", "again"));
     let run = dev.next_run();
     assert_eq!(run["containers"]["reused"], 1, "{run}");
@@ -279,7 +326,10 @@ fn bad_saves_never_stop_the_watcher() {
     dev.next_run();
 
     // A TOML error: shown with line and column; the watcher goes on.
-    project.write("plain_a.clnrm.toml", "[meta]\nname = \"plain_a\"\nversion = = \"1\"\n");
+    project.write(
+        "plain_a.clnrm.toml",
+        "[meta]\nname = \"plain_a\"\nversion = = \"1\"\n",
+    );
     let run = dev.next_run();
     assert_eq!(status_of(&run, "plain_a.clnrm.toml"), "error");
     let message = run["results"][0]["message"].as_str().unwrap();
@@ -304,7 +354,15 @@ fn bad_saves_never_stop_the_watcher() {
     // cleanroom.toml: everything that is left.
     project.write("cleanroom.toml", "[vars]\nextra = \"1\"\n");
     let run = dev.next_run();
-    assert_eq!(ran(&run), ["new.clnrm.toml", "plain_a.clnrm.toml", "t1.clnrm.toml.tera", "t2.clnrm.toml.tera"]);
+    assert_eq!(
+        ran(&run),
+        [
+            "new.clnrm.toml",
+            "plain_a.clnrm.toml",
+            "t1.clnrm.toml.tera",
+            "t2.clnrm.toml.tera"
+        ]
+    );
 }
 
 /// A stand-in for the Docker engine's socket that can be switched off and on: what
@@ -387,7 +445,14 @@ fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
         .current_dir(project.root())
         .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
         .env("DOCKER_HOST", &host)
-        .args(["dev", "--format", "json", "--debounce-ms", DEBOUNCE_MS, "plain_a.clnrm.toml"])
+        .args([
+            "dev",
+            "--format",
+            "json",
+            "--debounce-ms",
+            DEBOUNCE_MS,
+            "plain_a.clnrm.toml",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -408,13 +473,18 @@ fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
     // The engine goes away, and its containers with it.
     proxy.stop();
     for id in pool_containers(&project, "") {
-        let _ = std::process::Command::new("docker").args(["kill", &id]).output();
+        let _ = std::process::Command::new("docker")
+            .args(["kill", &id])
+            .output();
     }
     project.write("plain_a.clnrm.toml", &plain("plain_a", "while down"));
     let run = dev.next_run();
     assert_eq!(status_of(&run, "plain_a.clnrm.toml"), "error", "{run}");
     let message = run["results"][0]["message"].as_str().unwrap();
-    assert!(message.contains("cannot reach the Docker engine"), "{message}");
+    assert!(
+        message.contains("cannot reach the Docker engine"),
+        "{message}"
+    );
     assert!(message.contains(&host), "names where it looked: {message}");
 
     // It is back: the next save runs, on a fresh container.

@@ -49,14 +49,22 @@ fn project_with_libraries() -> TestProject {
         "lib/_outer.tera",
         "{% import \"_base.tera\" as base %}\n{% macro two(name) -%}\n{{ base::step(name=name ~ \"1\") }}\n{{ base::step(name=name ~ \"2\") }}\n{%- endmacro two %}\n",
     );
-    let header = |name: &str| format!("[meta]\nname = \"{name}\"\nversion = \"1\"\n[service.s]\nimage = \"{{{{ image }}}}\"\n");
+    let header = |name: &str| {
+        format!("[meta]\nname = \"{name}\"\nversion = \"1\"\n[service.s]\nimage = \"{{{{ image }}}}\"\n")
+    };
     project.write(
         "direct.clnrm.toml.tera",
-        &format!("{{% import \"lib/_base.tera\" as b %}}\n{}{{{{ b::step(name=\"x\") }}}}\n", header("direct")),
+        &format!(
+            "{{% import \"lib/_base.tera\" as b %}}\n{}{{{{ b::step(name=\"x\") }}}}\n",
+            header("direct")
+        ),
     );
     project.write(
         "nested.clnrm.toml.tera",
-        &format!("{{% import \"lib/_outer.tera\" as o %}}\n{}{{{{ o::two(name=\"y\") }}}}\n", header("nested")),
+        &format!(
+            "{{% import \"lib/_outer.tera\" as o %}}\n{}{{{{ o::two(name=\"y\") }}}}\n",
+            header("nested")
+        ),
     );
     project.write(
         "env.clnrm.toml.tera",
@@ -76,8 +84,16 @@ fn an_unchanged_project_is_all_hits_the_second_time() {
     let before = stats(&project);
     project.clnrm(&["validate"]).expect_code(0);
     let after = stats(&project);
-    assert_eq!(delta(&before, &after, "render"), (3, 0), "three templates, all hits");
-    assert_eq!(delta(&before, &after, "parse"), (4, 0), "four tests, all hits");
+    assert_eq!(
+        delta(&before, &after, "render"),
+        (3, 0),
+        "three templates, all hits"
+    );
+    assert_eq!(
+        delta(&before, &after, "parse"),
+        (4, 0),
+        "four tests, all hits"
+    );
 }
 
 #[test]
@@ -108,13 +124,20 @@ fn editing_a_macro_library_rerenders_exactly_its_importers() {
     let run = project.clnrm(&["validate", "-v"]);
     run.expect_code(0);
     assert_eq!(misses(&run.stderr(), "render"), ["nested.clnrm.toml.tera"]);
-    assert!(run.stderr().contains("lib/_outer.tera changed"), "-v says why: {}", run.stderr());
+    assert!(
+        run.stderr().contains("lib/_outer.tera changed"),
+        "-v says why: {}",
+        run.stderr()
+    );
     // A comment-only change renders the same TOML: parse is a hit.
     assert!(misses(&run.stderr(), "parse").is_empty());
 
     // _base is imported by direct, and by nested through _outer.
     let base = std::fs::read_to_string(project.path("lib/_base.tera")).unwrap();
-    project.write("lib/_base.tera", &base.replace("[\"true\"]", "[\"true\", \"1\"]"));
+    project.write(
+        "lib/_base.tera",
+        &base.replace("[\"true\"]", "[\"true\", \"1\"]"),
+    );
     let run = project.clnrm(&["validate", "-v"]);
     run.expect_code(0);
     assert_eq!(
@@ -136,7 +159,11 @@ fn changing_an_env_var_a_template_reads_rerenders_that_template_alone() {
         &["validate", "-v"],
         &[("CLNRM_TEST_FLAVOUR", "spicy"), ("UNRELATED_VARIABLE", "1")],
     );
-    assert!(misses(&run.stderr(), "render").is_empty(), "{}", run.stderr());
+    assert!(
+        misses(&run.stderr(), "render").is_empty(),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -144,18 +171,37 @@ fn a_copy_of_the_project_elsewhere_hits_the_same_cache() {
     let project = project_with_libraries();
     let shared = tempfile::tempdir().unwrap();
     let cache = shared.path().to_str().unwrap();
-    project.clnrm(&["validate", "--cache-dir", cache]).expect_code(0);
+    project
+        .clnrm(&["validate", "--cache-dir", cache])
+        .expect_code(0);
 
     let copy = TestProject::new();
-    for entry in ["cleanroom.toml", "lib/_base.tera", "lib/_outer.tera", "direct.clnrm.toml.tera",
-        "nested.clnrm.toml.tera", "env.clnrm.toml.tera", "plain.clnrm.toml"]
-    {
-        copy.write(entry, &std::fs::read_to_string(project.path(entry)).unwrap());
+    for entry in [
+        "cleanroom.toml",
+        "lib/_base.tera",
+        "lib/_outer.tera",
+        "direct.clnrm.toml.tera",
+        "nested.clnrm.toml.tera",
+        "env.clnrm.toml.tera",
+        "plain.clnrm.toml",
+    ] {
+        copy.write(
+            entry,
+            &std::fs::read_to_string(project.path(entry)).unwrap(),
+        );
     }
     let run = copy.clnrm(&["validate", "--cache-dir", cache, "-v"]);
     run.expect_code(0);
-    assert!(misses(&run.stderr(), "render").is_empty(), "{}", run.stderr());
-    assert!(misses(&run.stderr(), "parse").is_empty(), "{}", run.stderr());
+    assert!(
+        misses(&run.stderr(), "render").is_empty(),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        misses(&run.stderr(), "parse").is_empty(),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -165,7 +211,15 @@ fn no_cache_reads_nothing_but_still_writes() {
     run.expect_code(0);
     assert_eq!(misses(&run.stderr(), "parse").len(), 4);
     let run = project.clnrm(&["validate", "--no-cache", "-v"]);
-    assert_eq!(misses(&run.stderr(), "parse").len(), 4, "--no-cache never reads");
+    assert_eq!(
+        misses(&run.stderr(), "parse").len(),
+        4,
+        "--no-cache never reads"
+    );
     let run = project.clnrm(&["validate", "-v"]);
-    assert!(misses(&run.stderr(), "parse").is_empty(), "but it wrote: {}", run.stderr());
+    assert!(
+        misses(&run.stderr(), "parse").is_empty(),
+        "but it wrote: {}",
+        run.stderr()
+    );
 }

@@ -33,8 +33,16 @@ const LIBS: [&str; 3] = ["lib/_a.tera", "lib/_b.tera", "_top.tera"];
 
 fn library(index: usize, version: u8) -> String {
     // _b imports _a, so an edit of _a reaches _b's importers too.
-    let import = if index == 1 { "{% import \"_a.tera\" as a %}\n" } else { "" };
-    let inner = if index == 1 { "{{ a::step(n=n ~ \"x\") }}" } else { "" };
+    let import = if index == 1 {
+        "{% import \"_a.tera\" as a %}\n"
+    } else {
+        ""
+    };
+    let inner = if index == 1 {
+        "{{ a::step(n=n ~ \"x\") }}"
+    } else {
+        ""
+    };
     format!(
         "{import}{{% macro step(n) -%}}\n[[steps]]\nname = \"{{{{ n }}}}{version}\"\ncommand = [\"echo\", \"{index}-{version}\"]\n{inner}\n{{%- endmacro step %}}\n"
     )
@@ -43,7 +51,11 @@ fn library(index: usize, version: u8) -> String {
 fn template(libs: &[usize], reads_env: bool, version: u8) -> String {
     let mut text = String::new();
     for (i, lib) in libs.iter().enumerate() {
-        let path = if *lib == 2 { "_top.tera".to_string() } else { LIBS[*lib].to_string() };
+        let path = if *lib == 2 {
+            "_top.tera".to_string()
+        } else {
+            LIBS[*lib].to_string()
+        };
         text.push_str(&format!("{{% import \"{path}\" as m{i} %}}\n"));
     }
     text.push_str(&format!("[meta]\nname = \"t{version}\"\nversion = \"1\"\n"));
@@ -75,7 +87,10 @@ fn edit() -> impl Strategy<Value = Edit> {
 }
 
 fn test_spec() -> impl Strategy<Value = (Vec<usize>, bool)> {
-    (proptest::collection::vec(0..LIBS.len(), 0..3), any::<bool>())
+    (
+        proptest::collection::vec(0..LIBS.len(), 0..3),
+        any::<bool>(),
+    )
 }
 
 proptest! {

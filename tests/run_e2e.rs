@@ -54,39 +54,80 @@ fn the_example_passes_then_is_all_cached_without_starting_a_container() {
     let first = run(&[]);
     first.expect_code(0);
     let events = json_events(&first.stdout());
-    let finished: Vec<_> = events.iter().filter(|e| e["event"] == "test_finished").collect();
+    let finished: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "test_finished")
+        .collect();
     assert_eq!(finished.len(), 5);
-    assert!(finished.iter().all(|e| e["status"] == "pass" && e["cached"] == false));
+    assert!(finished
+        .iter()
+        .all(|e| e["status"] == "pass" && e["cached"] == false));
     // State written by a step is read by the next; exit code 3 expected and got.
-    let steps: Vec<_> = events.iter().filter(|e| e["event"] == "step_finished").collect();
-    assert!(steps.iter().any(|e| e["step"] == "exit_code" && e["exit_code"] == 3 && e["status"] == "pass"));
-    assert!(steps.iter().any(|e| e["step"] == "fetch" && e["service"] == "client" && e["status"] == "pass"));
+    let steps: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .collect();
+    assert!(steps
+        .iter()
+        .any(|e| e["step"] == "exit_code" && e["exit_code"] == 3 && e["status"] == "pass"));
+    assert!(steps
+        .iter()
+        .any(|e| e["step"] == "fetch" && e["service"] == "client" && e["status"] == "pass"));
     let done = events.last().unwrap();
-    assert_eq!((done["event"].as_str(), done["passed"].as_u64()), (Some("run_finished"), Some(5)));
+    assert_eq!(
+        (done["event"].as_str(), done["passed"].as_u64()),
+        (Some("run_finished"), Some(5))
+    );
     assert_no_managed_containers();
 
     let since = chrono_like_now();
     let second = run(&[]);
     second.expect_code(0);
     let events = json_events(&second.stdout());
-    let finished: Vec<_> = events.iter().filter(|e| e["event"] == "test_finished").collect();
+    let finished: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "test_finished")
+        .collect();
     assert_eq!(finished.len(), 5);
-    assert!(finished.iter().all(|e| e["cached"] == true), "{}", second.stdout());
+    assert!(
+        finished.iter().all(|e| e["cached"] == true),
+        "{}",
+        second.stdout()
+    );
     assert_eq!(events.last().unwrap()["cached"], 5);
-    assert_eq!(containers_created_since(&since), 0, "a cached run starts no container");
+    assert_eq!(
+        containers_created_since(&since),
+        0,
+        "a cached run starts no container"
+    );
 }
 
 /// Seconds since the epoch, for `docker events --since`.
 fn chrono_like_now() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }
 
 fn containers_created_since(since: &str) -> usize {
     let until = chrono_like_now();
     let out = std::process::Command::new("docker")
-        .args(["events", "--since", since, "--until", &until, "--filter", "type=container",
-            "--filter", "event=create", "--filter", "label=clnrm.managed=true", "--format", "{{.ID}}"])
+        .args([
+            "events",
+            "--since",
+            since,
+            "--until",
+            &until,
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            "label=clnrm.managed=true",
+            "--format",
+            "{{.ID}}",
+        ])
         .output()
         .expect("docker events");
     String::from_utf8_lossy(&out.stdout).lines().count()
@@ -103,7 +144,10 @@ fn failures_and_errors_are_reported_with_what_went_wrong() {
     project.write("regex.clnrm.toml", &test_file("regex", FAILING_REGEX));
     project.write(
         "timeout.clnrm.toml",
-        &test_file("timeout", "[[steps]]\nname = \"slow\"\ncommand = [\"sleep\", \"60\"]\ntimeout = \"1s\"\n"),
+        &test_file(
+            "timeout",
+            "[[steps]]\nname = \"slow\"\ncommand = [\"sleep\", \"60\"]\ntimeout = \"1s\"\n",
+        ),
     );
     project.write(
         "missing_image.clnrm.toml",
@@ -131,7 +175,10 @@ fn failures_and_errors_are_reported_with_what_went_wrong() {
         .expect_contains("clnrm-test/does-not-exist:1")
         .expect_contains("FAIL continue.clnrm.toml (continue)")
         .expect_contains("0 passed, 3 failed, 1 errors, 0 cached");
-    assert!(elapsed < Duration::from_secs(30), "a 1 s timeout does not wait for sleep 60");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "a 1 s timeout does not wait for sleep 60"
+    );
     assert_no_managed_containers();
 
     // The JUnit file parses and its counts match the run.
@@ -141,15 +188,28 @@ fn failures_and_errors_are_reported_with_what_went_wrong() {
     assert_eq!(suites.attribute("tests"), Some("4"));
     assert_eq!(suites.attribute("failures"), Some("3"));
     assert_eq!(suites.attribute("errors"), Some("1"));
-    let failure = doc.descendants().find(|n| n.has_tag_name("failure")).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
     assert!(failure.text().unwrap_or_default().contains("expected:"));
 
     // Failures and errors are never cached: a second run runs them again.
     let again = project.clnrm(&["run", "--format", "json", "-j", "4"]);
     let events = json_events(&again.stdout());
     let done = events.last().unwrap();
-    assert_eq!((done["failed"].as_u64(), done["errors"].as_u64(), done["cached"].as_u64()), (Some(3), Some(1), Some(0)));
-    let failed = events.iter().find(|e| e["event"] == "test_finished" && e["test"] == "regex.clnrm.toml").unwrap();
+    assert_eq!(
+        (
+            done["failed"].as_u64(),
+            done["errors"].as_u64(),
+            done["cached"].as_u64()
+        ),
+        (Some(3), Some(1), Some(0))
+    );
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "test_finished" && e["test"] == "regex.clnrm.toml")
+        .unwrap();
     assert_eq!(failed["status"], "fail");
     assert!(failed["expected"].as_str().unwrap().contains("goodbye"));
     assert!(failed["actual"].is_string());
@@ -165,7 +225,10 @@ fn a_test_naming_an_unknown_service_never_starts_a_container() {
     project.write("cleanroom.toml", "");
     project.write(
         "t.clnrm.toml",
-        &test_file("unknown", "[[steps]]\nname = \"s\"\nservice = \"ghost\"\ncommand = [\"true\"]\n"),
+        &test_file(
+            "unknown",
+            "[[steps]]\nname = \"s\"\nservice = \"ghost\"\ncommand = [\"true\"]\n",
+        ),
     );
     let since = chrono_like_now();
     project
@@ -193,14 +256,30 @@ fn editing_one_test_reruns_it_alone_and_a_new_image_reruns_its_users() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "FROM {IMAGE}\nLABEL clnrm.test.variant={label}").unwrap();
+        writeln!(
+            child.stdin.take().unwrap(),
+            "FROM {IMAGE}\nLABEL clnrm.test.variant={label}"
+        )
+        .unwrap();
         assert!(child.wait().unwrap().success());
     };
     tag_image("one");
     let project = TestProject::new();
     project.write("cleanroom.toml", "");
-    project.write("a.clnrm.toml", &test_file("a", "[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"a\"]\n"));
-    project.write("b.clnrm.toml", &test_file("b", "[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"b\"]\n"));
+    project.write(
+        "a.clnrm.toml",
+        &test_file(
+            "a",
+            "[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"a\"]\n",
+        ),
+    );
+    project.write(
+        "b.clnrm.toml",
+        &test_file(
+            "b",
+            "[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"b\"]\n",
+        ),
+    );
     project.write(
         "c.clnrm.toml",
         &format!("[meta]\nname = \"c\"\nversion = \"1\"\n[service.box]\nimage = \"{tag}\"\n[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"),
@@ -216,18 +295,27 @@ fn editing_one_test_reruns_it_alone_and_a_new_image_reruns_its_users() {
         ran.sort();
         ran
     };
-    project.write("a.clnrm.toml", &test_file("a", "[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"A\"]\n"));
+    project.write(
+        "a.clnrm.toml",
+        &test_file(
+            "a",
+            "[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"A\"]\n",
+        ),
+    );
     let run = project.clnrm(&["run", "--format", "json"]);
     run.expect_code(0);
     assert_eq!(ran(&run), ["a.clnrm.toml"]);
 
     tag_image("two");
     let dry = project.clnrm(&["run", "--dry-run"]);
-    dry.expect_code(0).expect_contains("would run c.clnrm.toml (c): image of `box` changed");
+    dry.expect_code(0)
+        .expect_contains("would run c.clnrm.toml (c): image of `box` changed");
     let run = project.clnrm(&["run", "--format", "json"]);
     run.expect_code(0);
     assert_eq!(ran(&run), ["c.clnrm.toml"]);
-    let _ = std::process::Command::new("docker").args(["rmi", "-f", &tag]).output();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &tag])
+        .output();
 }
 
 #[test]
@@ -240,7 +328,10 @@ fn interrupted_and_killed_runs_leave_no_container() {
     project.write("cleanroom.toml", "");
     project.write(
         "slow.clnrm.toml",
-        &test_file("slow", "[[steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"60\"]\n"),
+        &test_file(
+            "slow",
+            "[[steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"60\"]\n",
+        ),
     );
     for signal in [libc::SIGINT, libc::SIGKILL] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
@@ -254,7 +345,10 @@ fn interrupted_and_killed_runs_leave_no_container() {
         // Wait until its container runs.
         let deadline = Instant::now() + Duration::from_secs(30);
         while managed_containers("clnrm.managed=true").is_empty() {
-            assert!(Instant::now() < deadline, "the test's container never started");
+            assert!(
+                Instant::now() < deadline,
+                "the test's container never started"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -264,9 +358,18 @@ fn interrupted_and_killed_runs_leave_no_container() {
             assert_eq!(status.code(), Some(1), "an interrupted run is not a pass");
             assert_no_managed_containers();
         } else {
-            assert!(!managed_containers("clnrm.managed=true").is_empty(), "SIGKILL leaves it behind");
+            assert!(
+                !managed_containers("clnrm.managed=true").is_empty(),
+                "SIGKILL leaves it behind"
+            );
             // The next clnrm removes what the killed one left.
-            project.write("slow.clnrm.toml", &test_file("slow", "[[steps]]\nname = \"quick\"\ncommand = [\"true\"]\n"));
+            project.write(
+                "slow.clnrm.toml",
+                &test_file(
+                    "slow",
+                    "[[steps]]\nname = \"quick\"\ncommand = [\"true\"]\n",
+                ),
+            );
             project.clnrm(&["run"]).expect_code(0);
             assert_no_managed_containers();
         }
@@ -277,9 +380,15 @@ fn interrupted_and_killed_runs_leave_no_container() {
 fn no_docker_engine_is_one_clear_error_before_any_test() {
     let project = TestProject::new();
     project.write("cleanroom.toml", "");
-    project.write("t.clnrm.toml", &test_file("t", "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"));
+    project.write(
+        "t.clnrm.toml",
+        &test_file("t", "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"),
+    );
     project
-        .clnrm_with(&["run"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")])
+        .clnrm_with(
+            &["run"],
+            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        )
         .expect_code(2)
         .expect_contains("unix:///nonexistent/docker.sock");
 }
@@ -293,7 +402,13 @@ fn shards_split_the_tests_without_overlap() {
     let project = TestProject::new();
     project.write("cleanroom.toml", "");
     for i in 0..6 {
-        project.write(&format!("t{i}.clnrm.toml"), &test_file(&format!("t{i}"), "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"));
+        project.write(
+            &format!("t{i}.clnrm.toml"),
+            &test_file(
+                &format!("t{i}"),
+                "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n",
+            ),
+        );
     }
     let mut all = Vec::new();
     for shard in ["1/2", "2/2"] {
@@ -320,7 +435,10 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
     let _serial = serial();
     let project = TestProject::new();
     project.write("cleanroom.toml", "");
-    project.write("ctx/Dockerfile", &format!("FROM {IMAGE}\nCOPY marker /marker\n"));
+    project.write(
+        "ctx/Dockerfile",
+        &format!("FROM {IMAGE}\nCOPY marker /marker\n"),
+    );
     // Unique content: a build of this context cannot exist yet.
     let unique = format!("{}-{:?}", std::process::id(), Instant::now());
     project.write("ctx/marker", &format!("one {unique}\n"));
@@ -328,7 +446,10 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
         "built.clnrm.toml",
         "[meta]\nname = \"built\"\nversion = \"1\"\n[service.b]\nbuild = { context = \"ctx\" }\n[[steps]]\nname = \"m\"\ncommand = [\"cat\", \"/marker\"]\nexpected_output_regex = \"one\"\n",
     );
-    project.write("warm.clnrm.toml", &test_file("warm", "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"));
+    project.write(
+        "warm.clnrm.toml",
+        &test_file("warm", "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"),
+    );
     let key = clnrm::pool::project_key(project.root());
     let pooled = || {
         let mut ids = managed_containers(&format!("clnrm.pool={key}"));
@@ -344,10 +465,19 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
     // A changed build context makes the old build image unused.
     let images = |prefix: &str| -> Vec<String> {
         let out = std::process::Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "clnrm-build/*"])
+            .args([
+                "images",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                "clnrm-build/*",
+            ])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
     };
     let before: Vec<String> = images("clnrm-build/");
     project.write("ctx/marker", &format!("two {unique}\n"));
@@ -356,7 +486,10 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
         "[meta]\nname = \"built\"\nversion = \"1\"\n[service.b]\nbuild = { context = \"ctx\" }\n[[steps]]\nname = \"m\"\ncommand = [\"cat\", \"/marker\"]\nexpected_output_regex = \"two\"\n",
     );
     project.clnrm(&["run"]).expect_code(0);
-    let built_now: Vec<String> = images("clnrm-build/").into_iter().filter(|i| !before.contains(i)).collect();
+    let built_now: Vec<String> = images("clnrm-build/")
+        .into_iter()
+        .filter(|i| !before.contains(i))
+        .collect();
     assert_eq!(built_now.len(), 1, "one new build");
 
     // The pool's process is gone: gc removes its containers, and the old build image.
@@ -364,9 +497,18 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
     run.expect_code(0).expect_contains("leftover container(s)");
     assert!(pooled().is_empty());
     let after = images("clnrm-build/");
-    assert!(after.contains(&built_now[0]), "the current build stays: {after:?}");
+    assert!(
+        after.contains(&built_now[0]),
+        "the current build stays: {after:?}"
+    );
     assert!(!run.stdout().contains("removed 0 leftover"));
-    assert!(!run.stdout().contains(" 0 unused build image"), "{}", run.stdout());
-    let _ = std::process::Command::new("docker").args(["rmi", "-f", &built_now[0]]).output();
+    assert!(
+        !run.stdout().contains(" 0 unused build image"),
+        "{}",
+        run.stdout()
+    );
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &built_now[0]])
+        .output();
     assert_no_managed_containers();
 }

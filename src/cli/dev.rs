@@ -148,7 +148,11 @@ impl Display {
                 if let Some(start) = run.clock_start {
                     run.timings_ms.total = crate::report::ms(start.elapsed());
                 }
-                let _ = writeln!(out, "{}", serde_json::to_string(&run).expect("dev run serializes"));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&run).expect("dev run serializes")
+                );
             }
             Format::Human => {
                 if self.clear {
@@ -195,7 +199,10 @@ impl Display {
                 if run.results.is_empty() && run.problems.is_empty() {
                     let _ = writeln!(out, "nothing to run: no test's inputs changed");
                 } else {
-                    let _ = writeln!(out, "{passed} passed, {failed} failed, {errors} errors, {cached} cached");
+                    let _ = writeln!(
+                        out,
+                        "{passed} passed, {failed} failed, {errors} errors, {cached} cached"
+                    );
                 }
                 let t = &mut run.timings_ms;
                 t.report = crate::report::ms(report_started.elapsed());
@@ -216,9 +223,16 @@ impl Display {
                 let reuse = if c.reused + c.started == 0 {
                     String::from("-")
                 } else {
-                    format!("{:.0} %", 100.0 * c.reused as f64 / (c.reused + c.started) as f64)
+                    format!(
+                        "{:.0} %",
+                        100.0 * c.reused as f64 / (c.reused + c.started) as f64
+                    )
                 };
-                let _ = writeln!(out, "   cache hits: {} · container reuse {reuse}", cache.join(" · "));
+                let _ = writeln!(
+                    out,
+                    "   cache hits: {} · container reuse {reuse}",
+                    cache.join(" · ")
+                );
             }
         }
         let _ = std::io::stdout().flush();

@@ -331,17 +331,15 @@ fn cache_command(
 
 /// The engine half of `cache gc`: leftover containers and unused build images. No
 /// engine is not an error here: there is nothing of ours to remove then.
-fn engine_gc(
-    project: &Project,
-    memo: &Memo,
-    cwd: &Path,
-    dry_run: bool,
-    printer: &Printer,
-) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+fn engine_gc(project: &Project, memo: &Memo, cwd: &Path, dry_run: bool, printer: &Printer) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return;
     };
-    let tests = discover::discover(&project.root, std::slice::from_ref(&project.root), cwd).unwrap_or_default();
+    let tests = discover::discover(&project.root, std::slice::from_ref(&project.root), cwd)
+        .unwrap_or_default();
     let pipeline = Pipeline::new(project, &FsWorld, memo);
     let plans: Vec<_> = pipeline
         .check_all(&tests)

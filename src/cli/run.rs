@@ -10,8 +10,8 @@ use super::args::{Format, RunArgs};
 use super::output::Printer;
 use super::{finish_memo, load, open_memo, thread_pool, Exit, GlobalArgs, UsageError};
 use crate::pipeline::{FsWorld, Pipeline};
-use crate::report::{json_line, HumanReporter, JunitReport, RunStats};
 use crate::pool::{project_key, Pool, PoolOptions};
+use crate::report::{json_line, HumanReporter, JunitReport, RunStats};
 use crate::runner::{self, FreshContainers, RunOptions, TestExecutor};
 
 pub fn run(
@@ -96,21 +96,13 @@ pub fn run(
             (stats, junit)
         });
         runner::run(
-            backend,
-            executor,
-            &memo,
-            &project,
-            checked,
-            &options,
-            events_tx,
-            cancel_rx,
+            backend, executor, &memo, &project, checked, &options, events_tx, cancel_rx,
         )
         .await;
         let (stats, junit) = consumer.await.map_err(|err| UsageError(err.to_string()))?;
         if let Some(path) = &args.junit {
-            std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|err| {
-                UsageError(format!("cannot write {}: {err}", path.display()))
-            })?;
+            std::fs::write(path, junit.to_xml(started.elapsed()))
+                .map_err(|err| UsageError(format!("cannot write {}: {err}", path.display())))?;
         }
         Ok::<RunStats, UsageError>(stats)
     })?;

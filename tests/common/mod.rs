@@ -178,7 +178,9 @@ pub fn docker_ready() -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but containers cannot run here (Docker engine or fixture image {IMAGE} missing)");
     }
-    eprintln!("NOTICE: skipped: no Docker engine or fixture image {IMAGE} (run fixtures/images/build.sh)");
+    eprintln!(
+        "NOTICE: skipped: no Docker engine or fixture image {IMAGE} (run fixtures/images/build.sh)"
+    );
     false
 }
 

@@ -377,7 +377,11 @@ async fn a_failing_health_check_or_an_exited_service_is_an_error() {
     let r = run(
         &b,
         here(),
-        &planned(test("exits", vec![s], vec![step("x", argv(&["sleep", "5"]))])),
+        &planned(test(
+            "exits",
+            vec![s],
+            vec![step("x", argv(&["sleep", "5"]))],
+        )),
     )
     .await;
     let TestOutcome::Error { message } = &r.outcome else {
