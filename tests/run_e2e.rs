@@ -512,3 +512,19 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
         .output();
     assert_no_managed_containers();
 }
+
+#[test]
+fn init_writes_a_project_whose_first_run_passes() {
+    if !docker_ready() {
+        return;
+    }
+    let _serial = serial();
+    let project = TestProject::new();
+    project.clnrm(&["init", "--image", IMAGE]).expect_code(0);
+    project
+        .clnrm(&["run"])
+        .expect_code(0)
+        .expect_contains("PASS tests/hello.clnrm.toml (hello)")
+        .expect_contains("1 passed, 0 failed, 0 errors, 0 cached");
+    assert_no_managed_containers();
+}
