@@ -83,13 +83,23 @@ pub struct DevRun {
     pub clock_start: Option<Instant>,
 }
 
+/// A cache directory and how to open it.
+#[derive(Debug, Clone)]
+pub struct CacheLocation {
+    pub dir: PathBuf,
+    pub options: crate::cache::MemoOptions,
+}
+
 /// The state `clnrm dev` keeps between runs.
 pub struct DevSession {
     pub project: Project,
     overrides: Overrides,
     paths: Vec<PathBuf>,
     cwd: PathBuf,
-    memo: Memo,
+    /// Where the cache lives. It is opened for each run and closed after it, so that
+    /// `clnrm run`, `validate` or `cache stats` in another terminal never wait on an
+    /// idle `clnrm dev` (one process holds a cache directory at a time).
+    cache: CacheLocation,
     backend: Arc<dyn Backend>,
     pool: Arc<Pool>,
     jobs: usize,
@@ -113,7 +123,7 @@ impl DevSession {
         overrides: Overrides,
         paths: Vec<PathBuf>,
         cwd: PathBuf,
-        memo: Memo,
+        cache: CacheLocation,
         backend: Arc<dyn Backend>,
         pool: Arc<Pool>,
         jobs: usize,
@@ -123,7 +133,7 @@ impl DevSession {
             overrides,
             paths,
             cwd,
-            memo,
+            cache,
             backend,
             pool,
             jobs,
@@ -137,10 +147,6 @@ impl DevSession {
 
     pub fn test_count(&self) -> usize {
         self.tests.len()
-    }
-
-    pub fn memo(&self) -> &Memo {
-        &self.memo
     }
 
     /// The first run: every selected test.
@@ -297,8 +303,9 @@ impl DevSession {
             .filter_map(|id| self.tests.get(id).cloned())
             .collect();
 
+        let (memo, cache_warnings) = Memo::open(&self.cache.dir, self.cache.options.clone());
         // Render and parse (memoized; pure work on the rayon pool).
-        let pipeline = Pipeline::new(&self.project, &FsWorld, &self.memo);
+        let pipeline = Pipeline::new(&self.project, &FsWorld, &memo);
         let checked = pipeline.check_all(&tests);
         let (render_hits, render_misses) = pipeline.render_count.get();
         let (parse_hits, parse_misses) = pipeline.parse_count.get();
@@ -332,14 +339,8 @@ impl DevSession {
 
         // Plan, resolve images, decide (result memo).
         let plan_started = Instant::now();
-        let dispositions = runner::prepare(
-            self.backend.as_ref(),
-            &self.memo,
-            &self.project,
-            checked,
-            false,
-        )
-        .await;
+        let dispositions =
+            runner::prepare(self.backend.as_ref(), &memo, &self.project, checked, false).await;
         // Build contexts and volumes feed the next affected-test selection.
         for disposition in &dispositions {
             if let Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) = disposition {
@@ -387,7 +388,7 @@ impl DevSession {
         };
         runner::execute(
             self.pool.clone(),
-            &self.memo,
+            &memo,
             dispositions,
             &options,
             events_tx,
@@ -453,7 +454,9 @@ impl DevSession {
             containers_ms *= phase_ms / busy_ms;
             execute_ms *= phase_ms / busy_ms;
         }
-        self.memo.flush();
+        let mut warnings = cache_warnings;
+        warnings.extend(memo.take_warnings());
+        drop(memo);
         DevRun {
             event: "dev_run",
             run: self.runs,
@@ -494,7 +497,7 @@ impl DevSession {
             containers,
             removed,
             problems,
-            warnings: Vec::new(),
+            warnings,
             clock_start: None,
         }
     }

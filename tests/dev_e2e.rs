@@ -159,6 +159,16 @@ fn edits_rerun_exactly_the_affected_tests() {
         "the first run runs everything: {first}"
     );
 
+    // An idle clnrm dev does not hold the cache: another clnrm uses it at once.
+    let stats = project.clnrm_with(
+        &["cache", "stats", "--json"],
+        &[("CLNRM_CACHE_LOCK_TIMEOUT", "0")],
+    );
+    stats.expect_code(0);
+    assert!(!stats.stderr().contains("in use"), "{}", stats.stderr());
+    let stats: Value = serde_json::from_str(&stats.stdout()).unwrap();
+    assert_eq!(stats["stages"]["parse"]["entries"], 4, "{stats}");
+
     // A test file: that test alone.
     project.write("plain_a.clnrm.toml", &plain("plain_a", "a2"));
     let run = dev.next_run();

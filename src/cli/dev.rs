@@ -9,8 +9,9 @@ use tokio::sync::watch;
 
 use super::args::{DevArgs, Format};
 use super::output::Printer;
-use super::{load, open_memo, overrides, Exit, GlobalArgs, UsageError};
-use crate::dev::{DevRun, DevSession};
+use super::{cache_dir, load, overrides, Exit, GlobalArgs, UsageError};
+use crate::cache::MemoOptions;
+use crate::dev::{CacheLocation, DevRun, DevSession};
 use crate::pool::{project_key, Pool, PoolOptions};
 use crate::report::{Event, HumanReporter, Status};
 use crate::watch::{debounce_warning, WatchOptions, Watcher};
@@ -34,7 +35,15 @@ pub fn run(
         .or(project.config.run_jobs)
         .filter(|&j| j > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let memo = open_memo(global, &project, printer);
+    let (mut options, warning) = MemoOptions::from_env();
+    options.no_read = global.no_cache;
+    if let Some(warning) = warning {
+        printer.warn(&warning);
+    }
+    let cache = CacheLocation {
+        dir: cache_dir(global, &project),
+        options,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(2, 8))
         .enable_all()
@@ -76,7 +85,7 @@ pub fn run(
         overrides(global),
         args.paths.clone(),
         cwd.to_path_buf(),
-        memo,
+        cache,
         backend.clone(),
         pool.clone(),
         jobs,
@@ -121,7 +130,6 @@ pub fn run(
         }
     }
     drop(watcher);
-    session.memo().flush();
     let reaped = runtime.block_on(pool.shutdown(args.keep));
     if args.keep {
         printer.line("containers kept for the next clnrm dev (--keep)");
