@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clnrm_exec::Backend;
 use serde::Serialize;
@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cache::Memo;
 use crate::discover::{self, TestFile};
-use crate::pipeline::{FsWorld, Pipeline, TestProblem};
+use crate::pipeline::{FsWorld, Pipeline};
 use crate::pool::Pool;
 use crate::project::{Overrides, Project};
-use crate::report::{Event, Status, StepFailure};
+use crate::report::{ms, Event, Status, StepFailure};
 use crate::runner::{self, ContainerUse, Disposition, ResultInputs, RunOptions, TestExecutor};
 use crate::watch::{affected_tests, ChangeBatch, DependencyIndex};
 
@@ -332,7 +332,7 @@ impl DevSession {
                 Err(problem) => {
                     self.broken.insert(identity.clone());
                     self.index.update(identity, [identity.clone()]);
-                    problems.push(format!("{identity}\n{}", problem_text(problem)));
+                    problems.push(format!("{identity}\n{}", problem));
                 }
             }
         }
@@ -501,14 +501,6 @@ impl DevSession {
             clock_start: None,
         }
     }
-}
-
-fn problem_text(problem: &TestProblem) -> String {
-    problem.to_string()
-}
-
-fn ms(duration: Duration) -> f64 {
-    crate::report::ms(duration)
 }
 
 /// Warm containers: a test's service containers stay up between its runs.

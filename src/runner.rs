@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Key, Memo, Stage};
 use crate::discover::TestFile;
-use crate::pipeline::{Checked, TestProblem, ValidTest};
+use crate::pipeline::{Checked, ValidTest};
 use crate::project::Project;
 use crate::report::{ms, Event, Status, StepFailure, TestTimings};
 
@@ -283,11 +283,6 @@ fn walkdir_sorted(path: &Path) -> Vec<(String, [u8; 32])> {
     }
     files.sort();
     files
-}
-
-/// The problem of an invalid test, as an `error` message.
-fn problem_message(problem: &TestProblem) -> String {
-    problem.to_string()
 }
 
 /// `clnrm run`: reaps leftovers, prepares, and runs the selected tests on `executor`
@@ -586,11 +581,7 @@ pub async fn prepare(
             Ok(valid) => valid,
             Err(problem) => {
                 let name = display_name(&item.test);
-                out.push(Disposition::Error(
-                    item.test,
-                    name,
-                    problem_message(&problem),
-                ));
+                out.push(Disposition::Error(item.test, name, problem.to_string()));
                 continue;
             }
         };
