@@ -58,7 +58,7 @@ fn the_example_passes_then_is_all_cached_without_starting_a_container() {
         .iter()
         .filter(|e| e["event"] == "test_finished")
         .collect();
-    assert_eq!(finished.len(), 5);
+    assert_eq!(finished.len(), 6);
     assert!(finished
         .iter()
         .all(|e| e["status"] == "pass" && e["cached"] == false));
@@ -76,7 +76,7 @@ fn the_example_passes_then_is_all_cached_without_starting_a_container() {
     let done = events.last().unwrap();
     assert_eq!(
         (done["event"].as_str(), done["passed"].as_u64()),
-        (Some("run_finished"), Some(5))
+        (Some("run_finished"), Some(6))
     );
     assert_no_managed_containers();
 
@@ -88,13 +88,13 @@ fn the_example_passes_then_is_all_cached_without_starting_a_container() {
         .iter()
         .filter(|e| e["event"] == "test_finished")
         .collect();
-    assert_eq!(finished.len(), 5);
+    assert_eq!(finished.len(), 6);
     assert!(
         finished.iter().all(|e| e["cached"] == true),
         "{}",
         second.stdout()
     );
-    assert_eq!(events.last().unwrap()["cached"], 5);
+    assert_eq!(events.last().unwrap()["cached"], 6);
     assert_eq!(
         containers_created_since(&since),
         0,
@@ -526,5 +526,46 @@ fn init_writes_a_project_whose_first_run_passes() {
         .expect_code(0)
         .expect_contains("PASS tests/hello.clnrm.toml (hello)")
         .expect_contains("1 passed, 0 failed, 0 errors, 0 cached");
+    assert_no_managed_containers();
+}
+
+#[test]
+fn the_failing_fixtures_fail_the_way_they_say() {
+    if !docker_ready() {
+        return;
+    }
+    let _serial = serial();
+    let cache = tempfile::tempdir().unwrap();
+    let run = common::Run(
+        common::clnrm_command()
+            .current_dir(repo())
+            .env("CLNRM_CACHE_DIR", cache.path())
+            .args(["run", "fixtures/failing", "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    run.expect_code(1);
+    let events = json_events(&run.stdout());
+    let finished = |test: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "test_finished" && e["test"] == test)
+            .cloned()
+            .unwrap_or_else(|| panic!("{test} finished: {}", run.stdout()))
+    };
+    let cont = finished("tests/continue.clnrm.toml");
+    assert_eq!(cont["status"], "fail");
+    assert_eq!(cont["failed_step"], "expected_to_fail");
+    assert_eq!(cont["actual"], "exit code 4");
+    // continue_on_failure: the next step ran, and passed.
+    assert!(events.iter().any(|e| e["event"] == "step_finished"
+        && e["step"] == "still_runs"
+        && e["status"] == "pass"));
+    assert_eq!(finished("tests/timeout.clnrm.toml")["actual"], "timed out after 1s");
+    let mismatch = finished("tests/mismatch.clnrm.toml");
+    assert_eq!(mismatch["expected"], "stdout matching /^goodbye/");
+    assert!(mismatch["stdout"].as_str().unwrap().contains("hello world"));
+    let done = events.last().unwrap();
+    assert_eq!((done["passed"].as_u64(), done["failed"].as_u64()), (Some(0), Some(3)));
     assert_no_managed_containers();
 }

@@ -30,7 +30,7 @@ fn the_example_project_validates() {
     run.expect_code(0)
         .expect_contains("tests/hello.clnrm.toml")
         .expect_contains("tests/greet.clnrm.toml.tera (greet_hello)")
-        .expect_contains("5 valid, 0 invalid");
+        .expect_contains("6 valid, 0 invalid");
 }
 
 #[test]
