@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::{docker_ready, TestProject, IMAGE};
 use serde_json::Value;
 
-const DEBOUNCE_MS: &str = "150";
+// The default: wide enough that a burst of saves on a busy CI machine stays one batch.
+const DEBOUNCE_MS: &str = "300";
 
 struct Dev {
     child: Child,
