@@ -504,4 +504,6 @@ fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
     let run = dev.next_run();
     assert_eq!(status_of(&run, "plain_a.clnrm.toml"), "pass", "{run}");
     assert_eq!(run["containers"]["started"], 1, "{run}");
+    // dev removes its pool on the way out, through the proxy: stop it while that is up.
+    drop(dev);
 }

@@ -561,11 +561,17 @@ fn the_failing_fixtures_fail_the_way_they_say() {
     assert!(events.iter().any(|e| e["event"] == "step_finished"
         && e["step"] == "still_runs"
         && e["status"] == "pass"));
-    assert_eq!(finished("tests/timeout.clnrm.toml")["actual"], "timed out after 1s");
+    assert_eq!(
+        finished("tests/timeout.clnrm.toml")["actual"],
+        "timed out after 1s"
+    );
     let mismatch = finished("tests/mismatch.clnrm.toml");
     assert_eq!(mismatch["expected"], "stdout matching /^goodbye/");
     assert!(mismatch["stdout"].as_str().unwrap().contains("hello world"));
     let done = events.last().unwrap();
-    assert_eq!((done["passed"].as_u64(), done["failed"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (done["passed"].as_u64(), done["failed"].as_u64()),
+        (Some(0), Some(3))
+    );
     assert_no_managed_containers();
 }
