@@ -355,8 +355,25 @@ impl Memo {
         let decoded = envelope::open(&bytes).ok().and_then(|o| decode(o.payload));
         match decoded {
             Some(value) => {
+                // Last use is kept to the hour: a run of hits on entries used within the
+                // hour writes nothing, so the store's log (replayed at every open) does
+                // not grow with each cached run.
+                let now = now_secs();
+                let recent =
+                    |stamp: Option<u64>| stamp.is_some_and(|t| t + STAMP_RESOLUTION_SECS > now);
+                let fresh = recent(envelope::written_at(&bytes))
+                    || recent(
+                        store
+                            .get(&lastuse_tree(stage), key.as_bytes())
+                            .ok()
+                            .flatten()
+                            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                            .map(u64::from_be_bytes),
+                    );
                 drop(store);
-                touch(state, key, now_secs());
+                if !fresh {
+                    touch(state, key, now);
+                }
                 Ok(value)
             }
             None => {
@@ -503,6 +520,9 @@ pub(crate) fn count_sizes(store: &Store) -> io::Result<BTreeMap<String, (u64, u6
     }
     Ok(sizes)
 }
+
+/// How precisely last use is recorded (LRU order for `cache gc` is to the hour).
+const STAMP_RESOLUTION_SECS: u64 = 3600;
 
 const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
