@@ -36,6 +36,36 @@ pub struct DevResult {
     pub failure: Option<StepFailure>,
 }
 
+impl DevResult {
+    /// The result a `test_finished` event reports.
+    fn of(event: &Event) -> Option<DevResult> {
+        let Event::TestFinished {
+            test,
+            name,
+            status,
+            cached,
+            duration_ms,
+            message,
+            failed_step,
+            failure,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(DevResult {
+            test: test.clone(),
+            name: name.clone(),
+            status: *status,
+            cached: *cached,
+            duration_ms: *duration_ms,
+            message: message.clone(),
+            failed_step: failed_step.clone(),
+            failure: failure.clone(),
+        })
+    }
+}
+
 /// Where a dev run's time went, in milliseconds (SPEC §7).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct DevTimings {
@@ -67,6 +97,9 @@ pub struct DevRun {
     /// Exactly the tests this run executed or served from cache.
     pub ran: Vec<String>,
     pub results: Vec<DevResult>,
+    /// The runner's `test_finished` events behind `results`, for the human display.
+    #[serde(skip)]
+    pub finished: Vec<Event>,
     pub timings_ms: DevTimings,
     pub cache: BTreeMap<&'static str, HitsMisses>,
     pub containers: ContainerUse,
@@ -396,56 +429,49 @@ impl DevSession {
             started,
         )
         .await;
-        let mut results = Vec::new();
+        let mut finished = Vec::new();
         let mut containers = ContainerUse::default();
         let (mut containers_ms, mut execute_ms) = (0.0, 0.0);
         let (mut result_hits, mut result_misses) = (0, 0);
         while let Ok(event) = events_rx.try_recv() {
-            if let Event::TestFinished {
+            let Event::TestFinished {
                 test,
-                name,
                 status,
                 cached,
-                duration_ms,
-                message,
-                failed_step,
-                failure,
                 timings,
-            } = event
-            {
-                if cached {
-                    result_hits += 1;
-                } else if status != Status::Error || timings.is_some() {
-                    result_misses += 1;
-                }
-                if let Some(t) = timings {
-                    containers_ms += t.containers_ms;
-                    execute_ms += t.execute_ms;
-                    containers.reused += t.containers_reused;
-                    containers.started += t.containers_started;
-                    containers.removed += t.containers_removed;
-                }
-                // Only runs that finished count as seen; an error (engine down) retries.
-                if status != Status::Error {
-                    if let Some(seen) = inputs.get(&test) {
-                        self.last_inputs.insert(test.clone(), seen.clone());
-                    }
-                } else {
-                    self.last_inputs.remove(&test);
-                }
-                results.push(DevResult {
-                    test,
-                    name,
-                    status,
-                    cached,
-                    duration_ms,
-                    message,
-                    failed_step,
-                    failure,
-                });
+                ..
+            } = &event
+            else {
+                continue;
+            };
+            if *cached {
+                result_hits += 1;
+            } else if *status != Status::Error || timings.is_some() {
+                result_misses += 1;
             }
+            if let Some(t) = timings {
+                containers_ms += t.containers_ms;
+                execute_ms += t.execute_ms;
+                containers.reused += t.containers_reused;
+                containers.started += t.containers_started;
+                containers.removed += t.containers_removed;
+            }
+            // Only runs that finished count as seen; an error (engine down) retries.
+            if *status != Status::Error {
+                if let Some(seen) = inputs.get(test) {
+                    self.last_inputs.insert(test.clone(), seen.clone());
+                }
+            } else {
+                self.last_inputs.remove(test);
+            }
+            finished.push(event);
         }
-        results.sort_by(|a, b| a.test.cmp(&b.test));
+        let results: Vec<DevResult> = {
+            let mut results: Vec<DevResult> = finished.iter().filter_map(DevResult::of).collect();
+            results.sort_by(|a, b| a.test.cmp(&b.test));
+            results
+        };
+        finished.sort_by_key(|event| DevResult::of(event).map(|r| r.test));
         // Tests run side by side: split the phase's wall time between getting containers
         // and running steps in the proportion of their summed times, so the panel adds up.
         let phase_ms = ms(execute_started.elapsed());
@@ -463,6 +489,7 @@ impl DevSession {
             changed,
             ran: results.iter().map(|r| r.test.clone()).collect(),
             results,
+            finished,
             timings_ms: DevTimings {
                 render: render_ms,
                 parse: parse_ms,

@@ -507,3 +507,70 @@ fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
     // dev removes its pool on the way out, through the proxy: stop it while that is up.
     drop(dev);
 }
+
+#[test]
+fn the_human_display_shows_results_and_the_timing_panel() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("a.clnrm.toml", &plain("a", "one"));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
+        .current_dir(project.root())
+        .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
+        .env("NO_COLOR", "1")
+        .args(["dev", "--debounce-ms", DEBOUNCE_MS])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let until = |needle: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no line with {needle:?} after {seen:?}"));
+            let done = line.contains(needle);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    };
+    until("watching 1 tests for changes");
+    project.write("a.clnrm.toml", &plain("a", "two"));
+    let second = until("container reuse").join("\n");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+    assert!(
+        second.contains("── run 2: changed a.clnrm.toml"),
+        "{second}"
+    );
+    assert!(second.contains("PASS a.clnrm.toml (a)"), "{second}");
+    assert!(
+        second.contains("1 passed, 0 failed, 0 errors, 0 cached"),
+        "{second}"
+    );
+    for part in [
+        "detect",
+        "debounce",
+        "render",
+        "parse",
+        "plan",
+        "containers",
+        "execute",
+        "report",
+        "total",
+    ] {
+        assert!(second.contains(part), "{part} in {second}");
+    }
+    assert!(second.contains("(1 reused, 0 started)"), "{second}");
+    assert!(second.contains("container reuse 100 %"), "{second}");
+}

@@ -13,7 +13,7 @@ use super::{cache_dir, load, overrides, Exit, GlobalArgs, UsageError};
 use crate::cache::MemoOptions;
 use crate::dev::{CacheLocation, DevRun, DevSession};
 use crate::pool::{project_key, Pool, PoolOptions};
-use crate::report::{Event, HumanReporter, Status};
+use crate::report::{HumanReporter, RunStats};
 use crate::watch::{debounce_warning, WatchOptions, Watcher};
 
 pub fn run(
@@ -183,25 +183,10 @@ impl Display {
                 }
                 drop(out);
                 let mut human = HumanReporter::new(self.color, self.quiet);
-                let (mut passed, mut failed, mut errors, mut cached) = (0, 0, 0, 0);
-                for result in &run.results {
-                    match result.status {
-                        Status::Pass => passed += 1,
-                        Status::Fail => failed += 1,
-                        Status::Error => errors += 1,
-                    }
-                    cached += usize::from(result.cached);
-                    human.record(&Event::TestFinished {
-                        test: result.test.clone(),
-                        name: result.name.clone(),
-                        status: result.status,
-                        cached: result.cached,
-                        duration_ms: result.duration_ms,
-                        message: result.message.clone(),
-                        failed_step: result.failed_step.clone(),
-                        failure: result.failure.clone(),
-                        timings: None,
-                    });
+                let mut stats = RunStats::default();
+                for event in &run.finished {
+                    stats.record(event);
+                    human.record(event);
                 }
                 let mut out = std::io::stdout().lock();
                 if run.results.is_empty() && run.problems.is_empty() {
@@ -209,7 +194,8 @@ impl Display {
                 } else {
                     let _ = writeln!(
                         out,
-                        "{passed} passed, {failed} failed, {errors} errors, {cached} cached"
+                        "{} passed, {} failed, {} errors, {} cached",
+                        stats.passed, stats.failed, stats.errors, stats.cached
                     );
                 }
                 let t = &mut run.timings_ms;
