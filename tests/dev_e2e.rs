@@ -22,10 +22,15 @@ struct Dev {
 
 impl Dev {
     fn start(project: &TestProject, extra: &[&str]) -> Dev {
+        Dev::start_with(project, extra, &[])
+    }
+
+    fn start_with(project: &TestProject, extra: &[&str], env: &[(&str, &str)]) -> Dev {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
             .current_dir(project.root())
             .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .args(["dev", "--format", "json", "--debounce-ms", DEBOUNCE_MS])
             .args(extra)
             .stdout(Stdio::piped())
@@ -452,32 +457,7 @@ fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
     let socket = project.path("engine.sock");
     let mut proxy = EngineProxy::start(&socket);
     let host = format!("unix://{}", socket.display());
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
-        .current_dir(project.root())
-        .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
-        .env("DOCKER_HOST", &host)
-        .args([
-            "dev",
-            "--format",
-            "json",
-            "--debounce-ms",
-            DEBOUNCE_MS,
-            "plain_a.clnrm.toml",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, runs) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(value);
-            }
-        }
-    });
-    let dev = Dev { child, runs };
+    let dev = Dev::start_with(&project, &["plain_a.clnrm.toml"], &[("DOCKER_HOST", &host)]);
     let first = dev.next_run();
     assert_eq!(status_of(&first, "plain_a.clnrm.toml"), "pass", "{first}");
 
