@@ -22,6 +22,7 @@
 //! What this module is not: it does not know any stage, does not print, and
 //! does not decide where the cache directory is (the CLI does, SPEC §2 and §6).
 
+pub mod engine_gc;
 mod envelope;
 mod gc;
 mod lock;

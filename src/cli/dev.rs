@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::args::{DevArgs, Format};
 use super::output::Printer;
-use super::{cache_dir, load, overrides, Exit, GlobalArgs, UsageError};
+use super::{cache_dir, load, overrides, CliError, Exit, GlobalArgs};
 use crate::cache::MemoOptions;
 use crate::dev::{CacheLocation, DevRun, DevSession};
 use crate::pool::{project_key, Pool, PoolOptions};
@@ -21,7 +21,7 @@ pub fn run(
     args: &DevArgs,
     cwd: &Path,
     printer: &Printer,
-) -> Result<Exit, UsageError> {
+) -> Result<Exit, CliError> {
     let (project, _) = load(global, &args.paths, cwd, printer)?;
     let debounce_ms = args
         .debounce_ms
@@ -48,9 +48,7 @@ pub fn run(
         .worker_threads(jobs.clamp(2, 8))
         .enable_all()
         .build()?;
-    let backend = runtime
-        .block_on(clnrm_exec::DockerBackend::connect())
-        .map_err(|err| UsageError(err.to_string()))?;
+    let backend = runtime.block_on(clnrm_exec::DockerBackend::connect())?;
     let backend: Arc<dyn clnrm_exec::Backend> = Arc::new(backend);
     let pool = Arc::new(Pool::new(
         backend.clone(),
@@ -98,8 +96,11 @@ pub fn run(
     };
     // Watch first: a save during the first run is one more run after it, not lost.
     let options = WatchOptions::with_debounce(Duration::from_millis(debounce_ms));
-    let watcher = Watcher::start(&root, &args.paths, options)
-        .map_err(|err| UsageError(format!("cannot watch {}: {err}", root.display())))?;
+    let watcher =
+        Watcher::start(&root, &args.paths, options).map_err(|source| CliError::Watch {
+            root: root.clone(),
+            source,
+        })?;
     let first = runtime.block_on(session.first_run(cancel_rx.clone()));
     display.show(first);
     display.waiting(session.test_count());

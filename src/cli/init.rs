@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::output::Printer;
-use super::{Exit, UsageError};
+use super::{CliError, Exit};
 
 pub fn project_file(image: &str) -> String {
     format!(
@@ -46,13 +46,13 @@ expected_output_regex = "^hello"
     )
 }
 
-pub fn run(cwd: &Path, image: &str, printer: &Printer) -> Result<Exit, UsageError> {
+pub fn run(cwd: &Path, image: &str, printer: &Printer) -> Result<Exit, CliError> {
     let files = [
         (cwd.join("cleanroom.toml"), project_file(image)),
         (cwd.join("tests/hello.clnrm.toml"), hello_test(image)),
     ];
     if let Some((existing, _)) = files.iter().find(|(path, _)| path.exists()) {
-        return Err(UsageError(format!(
+        return Err(CliError::Usage(format!(
             "{} already exists; clnrm init writes only into a project without one",
             existing.display()
         )));

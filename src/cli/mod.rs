@@ -3,7 +3,9 @@
 //! could not do its job) in one place.
 
 mod args;
+mod cache;
 mod dev;
+mod error;
 mod init;
 mod output;
 mod run;
@@ -15,6 +17,7 @@ use std::time::Instant;
 use clap::Parser;
 
 pub use args::{CacheCommand, Cli, ColorChoice, Command, GlobalArgs};
+pub use error::CliError;
 use output::Printer;
 
 use crate::cache::{Memo, MemoOptions};
@@ -28,16 +31,6 @@ pub enum Exit {
     Ok = 0,
     TestsFailed = 1,
     Usage = 2,
-}
-
-/// A command that could not do its job (exit 2), with the message to show.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl<E: std::fmt::Display> From<E> for UsageError {
-    fn from(err: E) -> Self {
-        UsageError(err.to_string())
-    }
 }
 
 pub fn main() -> i32 {
@@ -56,18 +49,12 @@ pub fn main() -> i32 {
     let printer = Printer::new(&cli.global);
     match try_main(cli, &printer) {
         Ok(exit) => exit as i32,
-        Err(UsageError(message)) => {
-            if is_broken_pipe(&message) {
-                return 0;
-            }
-            printer.error(&message);
+        Err(err) if err.is_broken_pipe() => Exit::Ok as i32,
+        Err(err) => {
+            printer.error(&err.to_string());
             Exit::Usage as i32
         }
     }
-}
-
-fn is_broken_pipe(message: &str) -> bool {
-    message.contains("Broken pipe")
 }
 
 fn init_tracing(global: &GlobalArgs) {
@@ -86,7 +73,7 @@ fn init_tracing(global: &GlobalArgs) {
         .try_init();
 }
 
-fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, UsageError> {
+fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
     let cwd = std::env::current_dir()?;
     match cli.command {
         Command::Init(args) => init::run(&cwd, &args.image, printer),
@@ -94,7 +81,7 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, UsageError> {
         Command::Render(args) => render(&cli.global, &args, &cwd, printer),
         Command::Run(args) => run::run(&cli.global, &args, &cwd, printer),
         Command::Dev(args) => dev::run(&cli.global, &args, &cwd, printer),
-        Command::Cache(command) => cache_command(&cli.global, command, &cwd, printer),
+        Command::Cache(command) => cache::run(&cli.global, command, &cwd, printer),
     }
 }
 
@@ -113,7 +100,7 @@ pub(crate) fn load(
     paths: &[PathBuf],
     cwd: &Path,
     printer: &Printer,
-) -> Result<(Project, Vec<TestFile>), UsageError> {
+) -> Result<(Project, Vec<TestFile>), CliError> {
     let paths: Vec<PathBuf> = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -127,7 +114,7 @@ pub(crate) fn load(
     let tests = discover::discover(&root, &paths, cwd)?;
     if tests.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(UsageError(format!(
+        return Err(CliError::Usage(format!(
             "no tests found in {} (tests are named *.clnrm.toml, *.clnrm.toml.tera or *.toml.tera; files ignored by .gitignore/.ignore are skipped)",
             shown.join(", ")
         )));
@@ -135,7 +122,7 @@ pub(crate) fn load(
     Ok((project, tests))
 }
 
-pub(crate) fn thread_pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, UsageError> {
+pub(crate) fn thread_pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, CliError> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = jobs.filter(|&j| j > 0) {
         builder = builder.num_threads(jobs);
@@ -148,7 +135,7 @@ fn validate(
     args: &args::ValidateArgs,
     cwd: &Path,
     printer: &Printer,
-) -> Result<Exit, UsageError> {
+) -> Result<Exit, CliError> {
     let started = Instant::now();
     let (project, tests) = load(global, &args.paths, cwd, printer)?;
     let pool = thread_pool(args.jobs)?;
@@ -192,7 +179,7 @@ fn render(
     args: &args::RenderArgs,
     cwd: &Path,
     printer: &Printer,
-) -> Result<Exit, UsageError> {
+) -> Result<Exit, CliError> {
     let (project, tests) = load(global, std::slice::from_ref(&args.file), cwd, printer)?;
     let test = &tests[0];
     let bytes = std::fs::read(&test.path)?;
@@ -270,108 +257,4 @@ pub(crate) fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
     for warning in memo.take_warnings() {
         printer.warn(&warning);
     }
-}
-
-fn cache_command(
-    global: &GlobalArgs,
-    command: CacheCommand,
-    cwd: &Path,
-    printer: &Printer,
-) -> Result<Exit, UsageError> {
-    let root = discover::find_root(cwd, cwd);
-    let project = Project::load(&root, &overrides(global))?;
-    let memo = open_memo(global, &project, printer);
-    match command {
-        CacheCommand::Stats { json } => {
-            let stats = memo.stats();
-            if json {
-                write_stdout(&format!("{}\n", serde_json::to_string(&stats)?))?;
-            } else {
-                write_stdout(&crate::cache::format_stats_human(&stats))?;
-            }
-        }
-        CacheCommand::Gc {
-            max_size,
-            max_age,
-            dry_run,
-        } => {
-            let options = crate::cache::GcOptions {
-                max_size: max_size.or(project.config.cache_max_size),
-                max_age: max_age.or(project
-                    .config
-                    .cache_max_age_ms
-                    .map(std::time::Duration::from_millis)),
-                dry_run,
-            };
-            let report = memo.gc(&options)?;
-            let verb = if dry_run { "would remove" } else { "removed" };
-            engine_gc(&project, &memo, cwd, dry_run, printer);
-            printer.line(&format!(
-                "{verb} {} entries ({}); kept {} entries ({}); on disk {} -> {}",
-                report.entries_removed,
-                crate::cache::format_bytes(report.bytes_removed),
-                report.entries_kept,
-                crate::cache::format_bytes(report.bytes_kept),
-                crate::cache::format_bytes(report.disk_bytes_before),
-                crate::cache::format_bytes(report.disk_bytes_after),
-            ));
-        }
-        CacheCommand::Clear { stage } => {
-            let report = memo.clear(stage.as_deref())?;
-            printer.line(&format!(
-                "removed {} entries ({})",
-                report.entries_removed,
-                crate::cache::format_bytes(report.bytes_removed)
-            ));
-        }
-    }
-    memo.flush();
-    Ok(Exit::Ok)
-}
-
-/// The engine half of `cache gc`: leftover containers and unused build images. No
-/// engine is not an error here: there is nothing of ours to remove then.
-fn engine_gc(project: &Project, memo: &Memo, cwd: &Path, dry_run: bool, printer: &Printer) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    let tests = discover::discover(&project.root, std::slice::from_ref(&project.root), cwd)
-        .unwrap_or_default();
-    let pipeline = Pipeline::new(project, &FsWorld, memo);
-    let plans: Vec<_> = pipeline
-        .check_all(&tests)
-        .into_iter()
-        .filter_map(|checked| {
-            let valid = checked.outcome.ok()?;
-            crate::runner::plan_test(memo, project, &checked.test, &valid).ok()
-        })
-        .collect();
-    let keep = crate::runner::current_build_tags(&project.root, &plans);
-    runtime.block_on(async {
-        let backend = match clnrm_exec::DockerBackend::connect().await {
-            Ok(backend) => backend,
-            Err(err) => {
-                printer.line(&format!("containers and images not checked: {err}"));
-                return;
-            }
-        };
-        match crate::runner::gc_engine(&backend, &keep, dry_run).await {
-            Ok(report) => {
-                let verb = if dry_run { "would remove" } else { "removed" };
-                printer.line(&format!(
-                    "{verb} {} leftover container(s), {} network(s), {} unused build image(s)",
-                    report.containers,
-                    report.networks,
-                    report.images.len()
-                ));
-                for error in report.errors {
-                    printer.warn(&error);
-                }
-            }
-            Err(err) => printer.warn(&format!("engine cleanup failed: {err}")),
-        }
-    });
 }

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::args::{Format, RunArgs};
 use super::output::Printer;
-use super::{finish_memo, load, open_memo, thread_pool, Exit, GlobalArgs, UsageError};
+use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::pool::{project_key, Pool, PoolOptions};
 use crate::report::{json_line, HumanReporter, JunitReport, RunStats};
@@ -19,7 +19,7 @@ pub fn run(
     args: &RunArgs,
     cwd: &Path,
     printer: &Printer,
-) -> Result<Exit, UsageError> {
+) -> Result<Exit, CliError> {
     let started = Instant::now();
     let (project, mut tests) = load(global, &args.paths, cwd, printer)?;
     if let Some(shard) = args.shard {
@@ -46,11 +46,8 @@ pub fn run(
     };
     let stats = runtime.block_on(async {
         // No engine, no run: one clear error before any test starts (exit 2).
-        let backend: Arc<dyn clnrm_exec::Backend> = Arc::new(
-            clnrm_exec::DockerBackend::connect()
-                .await
-                .map_err(|err| UsageError(err.to_string()))?,
-        );
+        let backend: Arc<dyn clnrm_exec::Backend> =
+            Arc::new(clnrm_exec::DockerBackend::connect().await?);
         let executor: Arc<dyn TestExecutor> = if args.reuse || project.config.run_reuse {
             // Warm containers, kept after the run for the next `--reuse` (or `clnrm dev`).
             let pool = Pool::new(
@@ -99,12 +96,16 @@ pub fn run(
             backend, executor, &memo, &project, checked, &options, events_tx, cancel_rx,
         )
         .await;
-        let (stats, junit) = consumer.await.map_err(|err| UsageError(err.to_string()))?;
+        let (stats, junit) = consumer.await?;
         if let Some(path) = &args.junit {
-            std::fs::write(path, junit.to_xml(started.elapsed()))
-                .map_err(|err| UsageError(format!("cannot write {}: {err}", path.display())))?;
+            std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
+                CliError::Write {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         }
-        Ok::<RunStats, UsageError>(stats)
+        Ok::<RunStats, CliError>(stats)
     })?;
     finish_memo(&memo, &project, printer);
     Ok(if stats.exit_ok() {
