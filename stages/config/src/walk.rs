@@ -365,7 +365,7 @@ pub(crate) fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> 
     let lower = key.to_ascii_lowercase();
     let mut best: Option<(usize, &'k str)> = None;
     for &cand in known {
-        let d = levenshtein(&lower, cand);
+        let d = strsim::levenshtein(&lower, cand);
         let close = d <= 2.max(cand.len() / 3)
             || (cand.len() >= 3 && (lower.starts_with(cand) || cand.starts_with(&lower)));
         let better = match best {
@@ -377,20 +377,4 @@ pub(crate) fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> 
         }
     }
     best.map(|(_, c)| c)
-}
-
-/// Edit distance (insertions, deletions, substitutions), over chars.
-pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }

@@ -1,8 +1,8 @@
-//! Every plain `*.clnrm.toml` of the compatibility corpus (`../shared/clnrm-corpus`, or
-//! `$CLNRM_CORPUS`) has a checked outcome here. Templates (`*.tera`) need the render stage
+//! Every plain `*.clnrm.toml` of the compatibility corpus (the original clnrm's test files,
+//! found through `$CLNRM_CORPUS`) has a checked outcome here. Templates (`*.tera`) need the render stage
 //! and are checked by the workspace's end-to-end corpus test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clnrm_config::{parse_test, Diagnostic, ParseInput, ParsedTest, Severity};
 
@@ -158,27 +158,6 @@ const TABLE: &[(&str, Outcome)] = &[
     ),
 ];
 
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("CLNRM_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/clnrm-corpus"),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "the clnrm corpus is missing at {} (set CLNRM_CORPUS); CI must not skip it",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: the clnrm corpus is not at {} (set CLNRM_CORPUS to check it)",
-        dir.display()
-    );
-    None
-}
-
 fn plain_tests(dir: &Path, root: &Path, out: &mut Vec<String>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .expect("read corpus dir")
@@ -205,7 +184,9 @@ fn show(diags: &[Diagnostic]) -> String {
 
 #[test]
 fn corpus_outcomes() {
-    let Some(dir) = corpus_dir() else { return };
+    let Some(dir) = clnrm_test_support::corpus_dir("config corpus") else {
+        return;
+    };
     let mut found = Vec::new();
     plain_tests(&dir, &dir, &mut found);
     let listed: Vec<&str> = TABLE.iter().map(|(f, _)| *f).collect();
@@ -269,7 +250,9 @@ fn corpus_outcomes() {
 /// Warnings the valid corpus files get, pinned so a change in what counts as known is seen.
 #[test]
 fn corpus_warnings() {
-    let Some(dir) = corpus_dir() else { return };
+    let Some(dir) = clnrm_test_support::corpus_dir("config corpus warnings") else {
+        return;
+    };
     let warn_keys = |file: &str| -> Vec<String> {
         let text = std::fs::read_to_string(dir.join(file)).expect("read");
         let p = parse_test(&ParseInput {

@@ -108,7 +108,12 @@ fn durations() {
         "1.2.3s",
         "-1s",
         "10 s",
+        "1m 30s",
+        "1w",
+        "2hours",
+        "1M",
         "99999999999999999999999d",
+        "213503982334601d",
     ] {
         assert!(
             parse_duration_ms(bad).is_err(),
@@ -118,6 +123,9 @@ fn durations() {
     assert!(parse_duration_ms("10")
         .unwrap_err()
         .contains("missing unit"));
+    assert!(parse_duration_ms("1w")
+        .unwrap_err()
+        .contains("unknown unit `w` (ms, s, m, h, d)"));
 }
 
 #[test]
@@ -129,7 +137,24 @@ fn sizes() {
     assert_eq!(parse_size_bytes("10 kb"), Ok(10_000));
     assert_eq!(parse_size_bytes("3TiB"), Ok(3 * (1u64 << 40)));
     assert_eq!(parse_size_bytes("7B"), Ok(7));
-    for bad in ["", "GiB", "2 parsecs", "1.5", "-1MB", "2GiBs"] {
+    assert_eq!(parse_size_bytes(" 5MB "), Ok(5_000_000));
+    assert_eq!(parse_size_bytes("18446744073709551615"), Ok(u64::MAX));
+    for bad in [
+        "",
+        "GiB",
+        "2 parsecs",
+        "1.5",
+        "-1MB",
+        "2GiBs",
+        "1K",
+        "1PB",
+        "1.2.3MB",
+        "20000000TB",
+        "18446744073709551616",
+    ] {
         assert!(parse_size_bytes(bad).is_err(), "{bad:?} should be rejected");
     }
+    assert!(parse_size_bytes("20000000TB")
+        .unwrap_err()
+        .contains("too large"));
 }
