@@ -29,8 +29,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod determinism;
 mod diag;
+mod pattern;
 mod project;
+mod service;
+mod step;
 mod test_file;
 mod units;
 mod walk;
@@ -146,6 +150,30 @@ pub struct ServiceConfig {
     pub health_check: Option<HealthCheck>,
 }
 
+impl ServiceConfig {
+    /// A service with only its name: no image or build yet, kept idle, nothing mapped.
+    pub fn new(name: impl Into<String>) -> Self {
+        ServiceConfig {
+            name: name.into(),
+            image: None,
+            build: None,
+            args: None,
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            health_check: None,
+        }
+    }
+
+    /// An idle container of `image` that steps exec in: the common service.
+    pub fn from_image(name: impl Into<String>, image: impl Into<String>) -> Self {
+        ServiceConfig {
+            image: Some(image.into()),
+            ..ServiceConfig::new(name)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StepConfig {
     /// Unique within the test; scenario steps are named `scenario/step`.
@@ -162,6 +190,51 @@ pub struct StepConfig {
     pub continue_on_failure: bool,
     /// Key path of this step in the file (`steps[2]`, `scenario[0].steps[1]`), for messages.
     pub key_path: String,
+}
+
+impl StepConfig {
+    /// A step at key path `key_path` that runs `command` in the test's only service, expects
+    /// exit code 0 and checks no output. Parsed steps start from this; so do built ones.
+    pub fn at(key_path: impl Into<String>, name: impl Into<String>, command: Command) -> Self {
+        StepConfig {
+            name: name.into(),
+            service: None,
+            command,
+            expected_exit_code: 0,
+            expected_output_regex: None,
+            expected_stderr_regex: None,
+            workdir: None,
+            env: BTreeMap::new(),
+            timeout_ms: None,
+            continue_on_failure: false,
+            key_path: key_path.into(),
+        }
+    }
+
+    /// A step built in code (no file): its key path is `steps[NAME]`.
+    pub fn new(name: impl Into<String>, command: Command) -> Self {
+        let name = name.into();
+        StepConfig::at(format!("steps[{name}]"), name, command)
+    }
+
+    /// A step that runs `script` through `sh -c`.
+    pub fn shell(name: impl Into<String>, script: impl Into<String>) -> Self {
+        StepConfig::new(name, Command::Shell(script.into()))
+    }
+
+    /// A step that runs `argv` as is.
+    pub fn argv(name: impl Into<String>, argv: &[&str]) -> Self {
+        let argv = argv.iter().map(|arg| arg.to_string()).collect();
+        StepConfig::new(name, Command::Argv(argv))
+    }
+
+    /// The same step, run in `service`.
+    pub fn in_service(self, service: impl Into<String>) -> Self {
+        StepConfig {
+            service: Some(service.into()),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -186,6 +259,31 @@ pub struct TestConfig {
     /// Span expectations present that the runner cannot evaluate (`expect.span`,
     /// `otel_validation`, ...): running the test is an `error` naming them.
     pub unevaluated_expectations: Vec<String>,
+}
+
+impl TestConfig {
+    /// A test named `name` (version "1.0") with these services and steps and nothing else:
+    /// no limits, no determinism settings, no span expectations.
+    pub fn new(
+        name: impl Into<String>,
+        services: Vec<ServiceConfig>,
+        steps: Vec<StepConfig>,
+    ) -> Self {
+        TestConfig {
+            name: name.into(),
+            version: Some("1.0".to_string()),
+            description: None,
+            services: services
+                .into_iter()
+                .map(|service| (service.name.clone(), service))
+                .collect(),
+            steps,
+            limits: Limits::default(),
+            seed: None,
+            freeze_clock: None,
+            unevaluated_expectations: Vec::new(),
+        }
+    }
 }
 
 /// `cleanroom.toml`; every section optional.

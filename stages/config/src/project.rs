@@ -2,7 +2,7 @@
 
 use toml_edit::ImDocument;
 
-use crate::test_file::{parse_determinism, syntax_error};
+use crate::determinism::parse_determinism;
 use crate::walk::{fields, scalar_text, value_span, Ctx, Field};
 use crate::{Diagnostic, ProjectConfig};
 
@@ -21,7 +21,7 @@ pub(crate) fn parse_project(
     let doc = match ImDocument::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            syntax_error(&mut ctx, &e, true);
+            ctx.syntax_error(&e, true);
             return Err(ctx.into_sorted());
         }
     };
@@ -76,27 +76,20 @@ fn section_key(ctx: &mut Ctx, p: &mut ProjectConfig, section: &str, g: &Field) {
         ("cache", "max_size") => {
             p.cache_max_size = match g.item.as_integer() {
                 Some(_) => ctx.unsigned(g),
-                None => ctx
-                    .string(g)
-                    .and_then(|s| match crate::parse_size_bytes(&s) {
-                        Ok(n) => Some(n),
-                        Err(e) => {
-                            let span = value_span(g);
-                            ctx.error(&g.path, &span, e);
-                            None
-                        }
-                    }),
+                None => {
+                    let text = ctx.string(g);
+                    text.and_then(|text| ctx.checked(g, crate::parse_size_bytes(&text)))
+                }
             }
         }
         ("cache", "max_age") => p.cache_max_age_ms = ctx.duration(g),
         ("run", "jobs") => {
-            p.run_jobs = ctx.unsigned(g).and_then(|n| match usize::try_from(n) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    let span = value_span(g);
-                    ctx.error(&g.path, &span, "too many jobs");
-                    None
-                }
+            let jobs = ctx.unsigned(g);
+            p.run_jobs = jobs.and_then(|n| {
+                ctx.checked(
+                    g,
+                    usize::try_from(n).map_err(|_| "too many jobs".to_string()),
+                )
             })
         }
         ("run", "reuse") => p.run_reuse = ctx.boolean(g).unwrap_or(false),

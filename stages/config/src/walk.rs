@@ -108,6 +108,31 @@ impl<'a> Ctx<'a> {
         self.push(d);
     }
 
+    /// The file is not TOML. Text that is not from a template but looks like one gets a hint
+    /// to name it `.clnrm.toml.tera`.
+    pub fn syntax_error(&mut self, e: &toml_edit::TomlError, rendered: bool) {
+        let message = format!(
+            "invalid TOML: {}",
+            e.message()
+                .trim()
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let looks_like_template = self.text.contains("{{") || self.text.contains("{%");
+        if !rendered && looks_like_template {
+            self.error_hint(
+                "",
+                &e.span(),
+                message,
+                "this looks like a template; name it `.clnrm.toml.tera`",
+            );
+        } else {
+            self.error("", &e.span(), message);
+        }
+    }
+
     pub fn has_errors(&self) -> bool {
         self.errors > 0
     }
@@ -197,34 +222,53 @@ impl Ctx<'_> {
         );
     }
 
-    pub fn string(&mut self, f: &Field) -> Option<String> {
-        match f.item.as_str() {
-            Some(s) => Some(s.to_string()),
-            None => {
-                self.type_error(f, "a string");
+    /// The field's value read by `read`, or a type error saying it should be `expected`.
+    fn typed<'t, T>(
+        &mut self,
+        f: &Field<'t>,
+        read: impl FnOnce(&'t Item) -> Option<T>,
+        expected: &str,
+    ) -> Option<T> {
+        let value = read(f.item);
+        if value.is_none() {
+            self.type_error(f, expected);
+        }
+        value
+    }
+
+    /// `checked`'s value, or its error reported at the field's value.
+    pub fn checked<T>(&mut self, f: &Field, checked: Result<T, String>) -> Option<T> {
+        match checked {
+            Ok(value) => Some(value),
+            Err(message) => {
+                let span = value_span(f);
+                self.error(&f.path, &span, message);
                 None
             }
         }
+    }
+
+    pub fn string(&mut self, f: &Field) -> Option<String> {
+        self.typed(f, |item| item.as_str().map(str::to_string), "a string")
+    }
+
+    /// A string that is not blank; `what` names it in the error ("the image name is empty").
+    pub fn non_blank_string(&mut self, f: &Field, what: &str) -> Option<String> {
+        let text = self.string(f)?;
+        if text.trim().is_empty() {
+            let span = value_span(f);
+            self.error(&f.path, &span, format!("the {what} is empty"));
+            return None;
+        }
+        Some(text)
     }
 
     pub fn boolean(&mut self, f: &Field) -> Option<bool> {
-        match f.item.as_bool() {
-            Some(b) => Some(b),
-            None => {
-                self.type_error(f, "a boolean (true or false)");
-                None
-            }
-        }
+        self.typed(f, Item::as_bool, "a boolean (true or false)")
     }
 
     pub fn integer(&mut self, f: &Field) -> Option<i64> {
-        match f.item.as_integer() {
-            Some(i) => Some(i),
-            None => {
-                self.type_error(f, "an integer");
-                None
-            }
-        }
+        self.typed(f, Item::as_integer, "an integer")
     }
 
     /// A non-negative integer that fits `u64`.
@@ -241,13 +285,7 @@ impl Ctx<'_> {
     }
 
     pub fn table<'t>(&mut self, f: &Field<'t>) -> Option<&'t dyn TableLike> {
-        match f.item.as_table_like() {
-            Some(t) => Some(t),
-            None => {
-                self.type_error(f, "a table");
-                None
-            }
-        }
+        self.typed(f, Item::as_table_like, "a table")
     }
 
     /// A duration string ("10s"), in milliseconds.
@@ -262,15 +300,8 @@ impl Ctx<'_> {
             );
             return None;
         }
-        let s = self.string(f)?;
-        match crate::parse_duration_ms(&s) {
-            Ok(ms) => Some(ms),
-            Err(e) => {
-                let span = value_span(f);
-                self.error(&f.path, &span, e);
-                None
-            }
-        }
+        let text = self.string(f)?;
+        self.checked(f, crate::parse_duration_ms(&text))
     }
 
     /// An array of strings (argv, lists of names).

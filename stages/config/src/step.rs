@@ -1,0 +1,394 @@
+//! A test's steps: `[[steps]]` and `[[scenario]]` (a scenario's `run` step and its own
+//! steps, with its defaults) to [`StepConfig`]s, then every step checked against the others
+//! (unique names) and bound to a declared service. It does not plan or run anything.
+
+use std::collections::BTreeMap;
+
+use toml_edit::TableLike;
+
+use crate::pattern::regex;
+use crate::walk::{did_you_mean, fields, join, value_span, Ctx, Field, Span};
+use crate::{Command, StepConfig};
+
+const STEP_KEYS: &[&str] = &[
+    "name",
+    "service",
+    "command",
+    "run",
+    "expected_exit_code",
+    "expected_output_regex",
+    "expected_stderr_regex",
+    "workdir",
+    "env",
+    "timeout",
+    "timeout_ms",
+    "continue_on_failure",
+    "description",
+];
+const SCENARIO_KEYS: &[&str] = &[
+    "name",
+    "service",
+    "run",
+    "steps",
+    "timeout_ms",
+    "timeout",
+    "description",
+    "expected_exit_code",
+    "expected_output_regex",
+    "expected_stderr_regex",
+    "workdir",
+    "env",
+    "continue_on_failure",
+    "expect_success",
+];
+
+/// A step before service references are resolved.
+pub(crate) struct RawStep {
+    step: StepConfig,
+    service_span: Span,
+    table_span: Span,
+    name_span: Span,
+}
+
+/// What a scenario sets for all its steps (and a `[[steps]]` step gets none of).
+#[derive(Clone, Default)]
+pub(crate) struct StepDefaults {
+    service: Option<(String, Span)>,
+    timeout_ms: Option<u64>,
+    env: BTreeMap<String, String>,
+    workdir: Option<String>,
+}
+
+impl StepDefaults {
+    /// A step at `key_path` with these defaults applied (its service is bound later).
+    fn step(&self, key_path: &str, name: String, command: Command) -> StepConfig {
+        StepConfig {
+            workdir: self.workdir.clone(),
+            env: self.env.clone(),
+            timeout_ms: self.timeout_ms,
+            ..StepConfig::at(key_path, name, command)
+        }
+    }
+}
+
+/// Checks step names are unique and binds each step to a service of `declared` (every
+/// declared service, valid or not): the one named, or the only one there is.
+pub(crate) fn bind_steps(
+    ctx: &mut Ctx,
+    raw_steps: Vec<RawStep>,
+    declared: &BTreeMap<String, String>,
+) -> Vec<StepConfig> {
+    let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::with_capacity(raw_steps.len());
+    for mut raw in raw_steps {
+        let s = &mut raw.step;
+        if let Some(first) = seen.get(&s.name) {
+            ctx.error(
+                &join(&s.key_path, "name"),
+                &raw.name_span.clone().or(raw.table_span.clone()),
+                format!("duplicate step name `{}` (first used by {first})", s.name),
+            );
+        } else {
+            seen.insert(s.name.clone(), s.key_path.clone());
+        }
+        match &s.service {
+            Some(svc) if !declared.contains_key(svc) => {
+                let hint = match (names.is_empty(), did_you_mean(svc, &names)) {
+                    (true, _) => "this test declares no services; remove `service` to run \
+                                  the step in the default image, or add [service.NAME]"
+                        .to_string(),
+                    (false, Some(best)) => format!("did you mean `{best}`?"),
+                    (false, None) => format!("declared services: {}", names.join(", ")),
+                };
+                ctx.error_hint(
+                    &join(&s.key_path, "service"),
+                    &raw.service_span,
+                    format!("service `{svc}` is not declared"),
+                    hint,
+                );
+            }
+            Some(_) => {}
+            None if names.len() == 1 => s.service = Some(names[0].to_string()),
+            None if names.len() > 1 => ctx.error_hint(
+                &join(&s.key_path, "service"),
+                &raw.table_span,
+                format!(
+                    "the test has several services ({}); say which one runs this step",
+                    names.join(", ")
+                ),
+                format!("add service = \"{}\"", names[0]),
+            ),
+            None => {}
+        }
+        out.push(raw.step);
+    }
+    out
+}
+
+/// A non-empty argv.
+pub(crate) fn argv(ctx: &mut Ctx, f: &Field) -> Option<Vec<String>> {
+    if f.item.as_str().is_some() {
+        let span = value_span(f);
+        ctx.error_hint(
+            &f.path,
+            &span,
+            "expected an array of strings (argv), found a string",
+            "write command = [\"prog\", \"arg\"], or use run = \"...\" for a shell line",
+        );
+        return None;
+    }
+    let v = ctx.string_array(f)?;
+    if v.is_empty() {
+        let span = value_span(f);
+        ctx.error(&f.path, &span, "the command is empty");
+        return None;
+    }
+    Some(v)
+}
+
+fn exit_code(ctx: &mut Ctx, f: &Field) -> Option<i32> {
+    let code = ctx.integer(f)?;
+    match i32::try_from(code) {
+        Ok(c) => Some(c),
+        Err(_) => {
+            let span = value_span(f);
+            ctx.error(&f.path, &span, format!("exit code {code} is out of range"));
+            None
+        }
+    }
+}
+
+pub(crate) fn parse_step(
+    ctx: &mut Ctx,
+    path: &str,
+    t: &dyn TableLike,
+    table_span: Span,
+    prefix: Option<&str>,
+    defaults: &StepDefaults,
+) -> Option<RawStep> {
+    let mut name: Option<(String, Span)> = None;
+    let mut service: Option<(String, Span)> = defaults.service.clone();
+    let mut command: Option<Command> = None;
+    let mut step = defaults.step(path, String::new(), Command::Argv(Vec::new()));
+    let mut broken = false;
+    for f in fields(t, path) {
+        match f.key {
+            "name" => {
+                name = ctx
+                    .non_blank_string(&f, "step name")
+                    .map(|n| (n, value_span(&f)))
+            }
+            "service" => service = ctx.string(&f).map(|s| (s, value_span(&f))),
+            "command" | "run" => {
+                if command.is_some() {
+                    ctx.error_hint(
+                        &f.path,
+                        &f.span,
+                        "the step has both `command` and `run`",
+                        "keep one: command = [argv...] runs as is, run = \"...\" runs through sh -c",
+                    );
+                    broken = true;
+                    continue;
+                }
+                command = if f.key == "run" {
+                    ctx.string(&f).map(Command::Shell)
+                } else {
+                    argv(ctx, &f).map(Command::Argv)
+                };
+                broken |= command.is_none();
+            }
+            "expected_exit_code" => step.expected_exit_code = exit_code(ctx, &f).unwrap_or(0),
+            "expected_output_regex" => step.expected_output_regex = regex(ctx, &f),
+            "expected_stderr_regex" => step.expected_stderr_regex = regex(ctx, &f),
+            "workdir" => step.workdir = ctx.string(&f),
+            "env" => step.env.extend(ctx.string_map(&f).unwrap_or_default()),
+            "timeout" => step.timeout_ms = ctx.duration(&f),
+            "timeout_ms" => step.timeout_ms = ctx.unsigned(&f),
+            "continue_on_failure" => step.continue_on_failure = ctx.boolean(&f).unwrap_or(false),
+            "description" => {
+                ctx.string(&f);
+            }
+            "expected_output_regex_not" => ctx.note_ignored(
+                &f.path,
+                &f.span,
+                "`expected_output_regex_not` is a clnrm 0.4 key that this version does not \
+                 evaluate; it is ignored",
+            ),
+            "should_fail" => ctx.note_ignored(
+                &f.path,
+                &f.span,
+                "`should_fail` is a clnrm 0.4 key and is ignored; set expected_exit_code to the \
+                 exit code the command should return",
+            ),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, STEP_KEYS),
+        }
+    }
+    let name_span = name.as_ref().and_then(|(_, s)| s.clone());
+    let base = match name {
+        Some((n, _)) => n,
+        None => {
+            ctx.error(&join(path, "name"), &table_span, "the step has no `name`");
+            path.to_string()
+        }
+    };
+    step.name = match prefix {
+        Some(p) => format!("{p}/{base}"),
+        None => base,
+    };
+    match command {
+        Some(c) => step.command = c,
+        None if !broken => {
+            ctx.error_hint(
+                &join(path, "command"),
+                &table_span,
+                "the step has no `command` (or `run`)",
+                "add command = [\"echo\", \"hi\"] or run = \"echo hi\"",
+            );
+        }
+        None => {}
+    }
+    let (service, service_span) = match service {
+        Some((s, span)) => (Some(s), span),
+        None => (None, None),
+    };
+    step.service = service;
+    Some(RawStep {
+        step,
+        service_span,
+        table_span,
+        name_span,
+    })
+}
+
+pub(crate) fn parse_scenario(
+    ctx: &mut Ctx,
+    path: &str,
+    t: &dyn TableLike,
+    table_span: Span,
+    out: &mut Vec<RawStep>,
+) {
+    let mut name: Option<(String, Span)> = None;
+    let mut defaults = StepDefaults::default();
+    let mut run: Option<(String, Span)> = None;
+    let mut steps_field: Option<Field> = None;
+    // Keys that describe the `run` step; they need a `run`.
+    let mut run_only: Vec<(String, Span)> = Vec::new();
+    let mut expected_exit_code = 0;
+    let mut out_regex = None;
+    let mut err_regex = None;
+    let mut continue_on_failure = false;
+    let mut run_broken = false;
+    let fs = fields(t, path);
+    for f in &fs {
+        match f.key {
+            "name" => {
+                name = ctx
+                    .non_blank_string(f, "scenario name")
+                    .map(|n| (n, value_span(f)))
+            }
+            "service" => defaults.service = ctx.string(f).map(|s| (s, value_span(f))),
+            "run" => match ctx.string(f) {
+                Some(r) => run = Some((r, value_span(f))),
+                None => run_broken = true,
+            },
+            "steps" => {}
+            "timeout_ms" => defaults.timeout_ms = ctx.unsigned(f),
+            "timeout" => defaults.timeout_ms = ctx.duration(f),
+            "description" => {
+                ctx.string(f);
+            }
+            "workdir" => defaults.workdir = ctx.string(f),
+            "env" => defaults.env = ctx.string_map(f).unwrap_or_default(),
+            "expected_exit_code" => {
+                run_only.push((f.path.clone(), f.span.clone()));
+                expected_exit_code = exit_code(ctx, f).unwrap_or(0);
+            }
+            "expected_output_regex" => {
+                run_only.push((f.path.clone(), f.span.clone()));
+                out_regex = regex(ctx, f);
+            }
+            "expected_stderr_regex" => {
+                run_only.push((f.path.clone(), f.span.clone()));
+                err_regex = regex(ctx, f);
+            }
+            "continue_on_failure" => {
+                run_only.push((f.path.clone(), f.span.clone()));
+                continue_on_failure = ctx.boolean(f).unwrap_or(false);
+            }
+            "expect_success" => {
+                if ctx.boolean(f) == Some(false) {
+                    let span = value_span(f);
+                    ctx.error_hint(
+                        &f.path,
+                        &span,
+                        "`expect_success = false` is not supported",
+                        "set expected_exit_code to the exit code the command should return",
+                    );
+                }
+            }
+            "artifacts" => ctx.note_ignored(
+                &f.path,
+                &f.span,
+                "`artifacts` collects OTEL spans, which this version does not do; it is ignored",
+            ),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, SCENARIO_KEYS),
+        }
+    }
+    for f in fs {
+        if f.key == "steps" {
+            steps_field = Some(f);
+        }
+    }
+    let scenario_name = match name {
+        Some((n, _)) => n,
+        None => {
+            ctx.error(
+                &join(path, "name"),
+                &table_span,
+                "the scenario has no `name`",
+            );
+            path.to_string()
+        }
+    };
+    let has_steps = steps_field.is_some();
+    if let Some((cmd, span)) = run {
+        out.push(RawStep {
+            step: StepConfig {
+                service: defaults.service.as_ref().map(|(s, _)| s.clone()),
+                expected_exit_code,
+                expected_output_regex: out_regex,
+                expected_stderr_regex: err_regex,
+                continue_on_failure,
+                ..defaults.step(path, scenario_name.clone(), Command::Shell(cmd))
+            },
+            service_span: defaults.service.as_ref().and_then(|(_, s)| s.clone()),
+            table_span: table_span.clone(),
+            name_span: span,
+        });
+    } else if !run_broken {
+        for (p, s) in &run_only {
+            ctx.error_hint(
+                p,
+                s,
+                "this key describes a scenario's `run` step, and the scenario has no `run`",
+                "move it onto the step it checks",
+            );
+        }
+        if !has_steps {
+            ctx.error_hint(
+                &join(path, "run"),
+                &table_span,
+                "the scenario has neither `run` nor `steps`",
+                "add run = \"echo hi\" (one sh -c step) or steps = [{ name = \"...\", command = [...] }]",
+            );
+        }
+    }
+    if let Some(f) = steps_field {
+        for (spath, st, sspan) in ctx.table_list(&f) {
+            if let Some(s) = parse_step(ctx, &spath, st, sspan, Some(&scenario_name), &defaults) {
+                out.push(s);
+            }
+        }
+    }
+}
