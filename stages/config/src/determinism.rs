@@ -3,7 +3,7 @@
 
 use toml_edit::TableLike;
 
-use crate::walk::{fields, value_span, Ctx};
+use crate::walk::{fields, Ctx};
 
 const DETERMINISM_KEYS: &[&str] = &["seed", "freeze_clock"];
 
@@ -27,10 +27,8 @@ pub(crate) fn parse_determinism(
                     if is_rfc3339(&text) {
                         clock = Some(text);
                     } else {
-                        let span = value_span(&f);
-                        ctx.error_hint(
-                            &f.path,
-                            &span,
+                        ctx.value_error_hint(
+                            &f,
                             format!("`{text}` is not an RFC 3339 date-time"),
                             "write e.g. \"2025-01-01T00:00:00Z\"",
                         );

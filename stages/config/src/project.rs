@@ -3,7 +3,7 @@
 use toml_edit::ImDocument;
 
 use crate::determinism::parse_determinism;
-use crate::walk::{fields, scalar_text, value_span, Ctx, Field};
+use crate::walk::{fields, scalar_text, Ctx, Field};
 use crate::{Diagnostic, ProjectConfig};
 
 const SECTIONS: &[&str] = &["vars", "defaults", "cache", "run", "dev", "determinism"];
@@ -59,10 +59,8 @@ fn section_key(ctx: &mut Ctx, p: &mut ProjectConfig, section: &str, g: &Field) {
                 p.vars.insert(g.key.to_string(), v);
             }
             None => {
-                let span = value_span(g);
-                ctx.error(
-                    &g.path,
-                    &span,
+                ctx.value_error(
+                    g,
                     format!(
                         "expected a string, number or boolean, found {}",
                         crate::walk::kind(g.item)

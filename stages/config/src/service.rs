@@ -170,10 +170,8 @@ fn parse_build(ctx: &mut Ctx, f: &Field) -> Option<BuildSpec> {
 
 fn parse_ports(ctx: &mut Ctx, f: &Field) -> Vec<u16> {
     let Some(array) = f.item.as_array() else {
-        let span = value_span(f);
-        ctx.error(
-            &f.path,
-            &span,
+        ctx.value_error(
+            f,
             format!("expected an array of port numbers, found {}", kind(f.item)),
         );
         return Vec::new();
@@ -222,10 +220,8 @@ fn parse_volumes(ctx: &mut Ctx, f: &Field) -> Vec<VolumeConfig> {
             })
             .collect(),
         _ => {
-            let span = value_span(f);
-            ctx.error(
-                &f.path,
-                &span,
+            ctx.value_error(
+                f,
                 format!("expected an array of volumes, found {}", kind(f.item)),
             );
             return out;
@@ -351,8 +347,7 @@ fn parse_health_check(ctx: &mut Ctx, f: &Field) -> Option<HealthCheck> {
             "retries" => match ctx.unsigned(&g).map(u32::try_from) {
                 Some(Ok(r)) => retries = r,
                 Some(Err(_)) => {
-                    let span = value_span(&g);
-                    ctx.error(&g.path, &span, "too many retries");
+                    ctx.value_error(&g, "too many retries");
                     ok = false;
                 }
                 None => ok = false,

@@ -129,10 +129,8 @@ pub(crate) fn bind_steps(
 /// A non-empty argv.
 pub(crate) fn argv(ctx: &mut Ctx, f: &Field) -> Option<Vec<String>> {
     if f.item.as_str().is_some() {
-        let span = value_span(f);
-        ctx.error_hint(
-            &f.path,
-            &span,
+        ctx.value_error_hint(
+            f,
             "expected an array of strings (argv), found a string",
             "write command = [\"prog\", \"arg\"], or use run = \"...\" for a shell line",
         );
@@ -140,8 +138,7 @@ pub(crate) fn argv(ctx: &mut Ctx, f: &Field) -> Option<Vec<String>> {
     }
     let v = ctx.string_array(f)?;
     if v.is_empty() {
-        let span = value_span(f);
-        ctx.error(&f.path, &span, "the command is empty");
+        ctx.value_error(f, "the command is empty");
         return None;
     }
     Some(v)
@@ -152,8 +149,7 @@ fn exit_code(ctx: &mut Ctx, f: &Field) -> Option<i32> {
     match i32::try_from(code) {
         Ok(c) => Some(c),
         Err(_) => {
-            let span = value_span(f);
-            ctx.error(&f.path, &span, format!("exit code {code} is out of range"));
+            ctx.value_error(f, format!("exit code {code} is out of range"));
             None
         }
     }
@@ -318,10 +314,8 @@ pub(crate) fn parse_scenario(
             }
             "expect_success" => {
                 if ctx.boolean(f) == Some(false) {
-                    let span = value_span(f);
-                    ctx.error_hint(
-                        &f.path,
-                        &span,
+                    ctx.value_error_hint(
+                        f,
                         "`expect_success = false` is not supported",
                         "set expected_exit_code to the exit code the command should return",
                     );

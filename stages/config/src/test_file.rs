@@ -10,7 +10,7 @@ use toml_edit::{ImDocument, TableLike};
 use crate::determinism::parse_determinism;
 use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
-use crate::walk::{fields, join, kind, value_span, Ctx, Field, Span};
+use crate::walk::{fields, join, kind, Ctx, Field, Span};
 use crate::{Diagnostic, Limits, ParseInput, ParsedTest, ServiceConfig, TestConfig};
 
 const TOP_KEYS: &[&str] = &[
@@ -164,10 +164,8 @@ impl Builder {
                 if let Some(t) = ctx.table(f) {
                     for g in fields(t, &f.path) {
                         if g.item.as_array().is_none() {
-                            let span = value_span(&g);
-                            ctx.error(
-                                &g.path,
-                                &span,
+                            ctx.value_error(
+                                &g,
                                 format!("expected an array of values, found {}", kind(g.item)),
                             );
                         }
@@ -189,12 +187,7 @@ impl Builder {
                     if g.item.is_table_like() || g.item.is_array_of_tables() || g.item.is_array() {
                         self.unevaluated.insert(g.path.clone());
                     } else {
-                        let span = value_span(&g);
-                        ctx.error(
-                            &g.path,
-                            &span,
-                            format!("expected a table, found {}", kind(g.item)),
-                        );
+                        ctx.value_error(&g, format!("expected a table, found {}", kind(g.item)));
                     }
                 }
             }
@@ -417,14 +410,11 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) {
                 match ratio {
                     Some(r) if (0.0..=1.0).contains(&r) => {}
                     Some(r) => {
-                        let span = value_span(&g);
-                        ctx.error(&g.path, &span, format!("sample_ratio {r} is not in 0..1"));
+                        ctx.value_error(&g, format!("sample_ratio {r} is not in 0..1"));
                     }
                     None => {
-                        let span = value_span(&g);
-                        ctx.error(
-                            &g.path,
-                            &span,
+                        ctx.value_error(
+                            &g,
                             format!("expected a number in 0..1, found {}", kind(g.item)),
                         );
                     }
@@ -450,8 +440,7 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) {
 fn positive(ctx: &mut Ctx, f: &Field) -> Option<u64> {
     match ctx.unsigned(f)? {
         0 => {
-            let span = value_span(f);
-            ctx.error(&f.path, &span, "must be greater than 0");
+            ctx.value_error(f, "must be greater than 0");
             None
         }
         n => Some(n),

@@ -85,6 +85,20 @@ impl<'a> Ctx<'a> {
         self.push(d);
     }
 
+    /// An error at a field's value (a wrong type or a bad value).
+    pub fn value_error(&mut self, f: &Field, message: impl Into<String>) {
+        self.error(&f.path, &value_span(f), message);
+    }
+
+    pub fn value_error_hint(
+        &mut self,
+        f: &Field,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.error_hint(&f.path, &value_span(f), message, hint);
+    }
+
     /// A warning that `--strict` does not escalate (a known key this version ignores).
     pub fn note_ignored(&mut self, path: &str, span: &Span, message: impl Into<String>) {
         let d = self.make(Severity::Warning, path, span, message.into());
@@ -214,12 +228,7 @@ pub(crate) fn value_span(f: &Field) -> Span {
 
 impl Ctx<'_> {
     fn type_error(&mut self, f: &Field, expected: &str) {
-        let span = value_span(f);
-        self.error(
-            &f.path,
-            &span,
-            format!("expected {expected}, found {}", kind(f.item)),
-        );
+        self.value_error(f, format!("expected {expected}, found {}", kind(f.item)));
     }
 
     /// The field's value read by `read`, or a type error saying it should be `expected`.
@@ -241,8 +250,7 @@ impl Ctx<'_> {
         match checked {
             Ok(value) => Some(value),
             Err(message) => {
-                let span = value_span(f);
-                self.error(&f.path, &span, message);
+                self.value_error(f, message);
                 None
             }
         }
@@ -256,8 +264,7 @@ impl Ctx<'_> {
     pub fn non_blank_string(&mut self, f: &Field, what: &str) -> Option<String> {
         let text = self.string(f)?;
         if text.trim().is_empty() {
-            let span = value_span(f);
-            self.error(&f.path, &span, format!("the {what} is empty"));
+            self.value_error(f, format!("the {what} is empty"));
             return None;
         }
         Some(text)
@@ -277,8 +284,7 @@ impl Ctx<'_> {
         match u64::try_from(i) {
             Ok(u) => Some(u),
             Err(_) => {
-                let span = value_span(f);
-                self.error(&f.path, &span, format!("must not be negative (found {i})"));
+                self.value_error(f, format!("must not be negative (found {i})"));
                 None
             }
         }
@@ -291,10 +297,8 @@ impl Ctx<'_> {
     /// A duration string ("10s"), in milliseconds.
     pub fn duration(&mut self, f: &Field) -> Option<u64> {
         if f.item.as_integer().is_some() {
-            let span = value_span(f);
-            self.error_hint(
-                &f.path,
-                &span,
+            self.value_error_hint(
+                f,
                 "a duration needs a unit",
                 "write it as a string with a unit, e.g. \"10s\" or \"500ms\"",
             );
