@@ -1,5 +1,5 @@
 //! How a [`Diagnostic`] is located in its text and printed. One place, so the CLI prints the
-//! same thing for `validate`, `run` and `dev`.
+//! same thing for `validate`, `run` and `dev`. It decides no diagnostic: the parsers do.
 
 use std::fmt;
 use std::ops::Range;

@@ -1,4 +1,5 @@
-//! `cleanroom.toml` (SPEC §2) to a [`ProjectConfig`]; every section optional.
+//! `cleanroom.toml` (SPEC §2) to a [`ProjectConfig`]; every section optional. It reads no
+//! file and applies nothing: the engine merges the result with flags and test files.
 
 use toml_edit::ImDocument;
 

@@ -1,5 +1,6 @@
 //! The machinery shared by the test and project parsers: a context that turns spans into
 //! located diagnostics, typed readers over `toml_edit` items, key paths, and "did you mean".
+//! It knows no clnrm key: which keys exist and what they mean is the parsers' business.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
