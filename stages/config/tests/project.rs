@@ -114,6 +114,9 @@ fn durations() {
         "1M",
         "99999999999999999999999d",
         "213503982334601d",
+        // A point needs digits on both sides (humantime's rule; the hand parser took these).
+        ".5s",
+        "5.s",
     ] {
         assert!(
             parse_duration_ms(bad).is_err(),
@@ -138,6 +141,8 @@ fn sizes() {
     assert_eq!(parse_size_bytes("3TiB"), Ok(3 * (1u64 << 40)));
     assert_eq!(parse_size_bytes("7B"), Ok(7));
     assert_eq!(parse_size_bytes(" 5MB "), Ok(5_000_000));
+    // A part byte is dropped (bytesize's rule; the hand parser rounded it).
+    assert_eq!(parse_size_bytes("1.5B"), Ok(1));
     assert_eq!(parse_size_bytes("18446744073709551615"), Ok(u64::MAX));
     for bad in [
         "",
