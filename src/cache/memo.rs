@@ -599,8 +599,7 @@ fn open_store(
     tracing::debug!(lock = %lock.path().display(), "cache lock taken");
 
     let problem = match store::read_current(dir) {
-        Current::Names(name) => match Store::open_sled_waiting(&dir.join(&name), opts.lock_timeout)
-        {
+        Current::Names(name) => match Store::open_sled(&dir.join(&name)) {
             Ok(store) => {
                 store::remove_orphans(dir, &name);
                 return (store, Some(lock));

@@ -94,22 +94,6 @@ impl Store {
         Ok(store)
     }
 
-    /// [`Store::open_sled`], waiting up to `timeout` while sled's own lock on
-    /// its data file is held. Under our directory lock only a `Memo` of this
-    /// process that was just dropped can hold it: sled's helper threads let go
-    /// of the file shortly after the database is dropped.
-    pub(crate) fn open_sled_waiting(path: &Path, timeout: Duration) -> io::Result<Store> {
-        let deadline = Instant::now() + timeout.max(Duration::from_secs(1));
-        loop {
-            match Store::open_sled(path) {
-                Err(e) if is_sled_lock_error(&e) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => return other,
-            }
-        }
-    }
-
     pub(crate) fn is_persistent(&self) -> bool {
         matches!(self.inner, Inner::Sled { .. })
     }
@@ -293,6 +277,58 @@ impl Store {
                 .map(|_| ())
                 .map_err(to_io),
             Inner::Memory { .. } => Ok(()),
+        }
+    }
+}
+
+/// How long closing waits for sled to let go of its data file before giving up.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Drop for Store {
+    /// Closes a sled store for real: everything written is flushed, the database
+    /// dropped, and this returns only once sled's lock on its data file is free.
+    /// sled's background workers (log writes, file truncation) hold the file for a
+    /// moment after the last handle is dropped, and the next [`Store::open_sled`] of
+    /// the same database (the next run of `clnrm dev`) would find it locked.
+    fn drop(&mut self) {
+        let inner = std::mem::replace(
+            &mut self.inner,
+            Inner::Memory {
+                trees: RwLock::new(HashMap::new()),
+            },
+        );
+        let Inner::Sled { db, trees, path } = inner else {
+            return;
+        };
+        let flushed = catch_unwind(AssertUnwindSafe(|| db.flush())).is_ok_and(|r| r.is_ok());
+        drop(trees);
+        drop(db);
+        if flushed && !wait_until_released(&path.join(SLED_DATA_FILE), RELEASE_TIMEOUT) {
+            tracing::warn!(
+                "sled still holds {} {}s after it was closed",
+                path.display(),
+                RELEASE_TIMEOUT.as_secs()
+            );
+        }
+    }
+}
+
+/// sled's data file in a database directory: the file it locks.
+const SLED_DATA_FILE: &str = "db";
+
+/// Waits until nobody in this process (or any other) holds the lock on `file`,
+/// by taking it and letting go at once. A missing file holds no lock.
+fn wait_until_released(file: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match super::lock::is_unlocked(file) {
+            Ok(true) | Err(_) => return true,
+            Ok(false) if Instant::now() >= deadline => return false,
+            Ok(false) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
         }
     }
 }
