@@ -7,7 +7,7 @@
 //! are rewritten into a fresh database that replaces the old one atomically
 //! (`store.rs` describes the swap).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use super::envelope;
 use super::memo::{data_tree, lastuse_tree, now_secs, persisted_counters, Memo, LAST_GC_KEY};
 use super::stats::Counters;
 use super::store::{self, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
-use super::CacheError;
+use super::{CacheError, BUILD_IMAGE_STAGE};
 
 /// What `clnrm cache gc` was asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,6 +47,12 @@ pub struct GcReport {
     pub rewritten: bool,
     /// Entries removed per stage.
     pub removed_by_stage: BTreeMap<String, u64>,
+    /// Build images whose records this gc removed (or would): no run this cache
+    /// remembers uses them any more (see `build_images.rs`).
+    pub evicted_build_images: BTreeSet<String>,
+    /// Moved-aside damaged stores (`<dir>.corrupt-*`) older than a day, removed (or
+    /// that would be).
+    pub corrupt_dirs_removed: Vec<String>,
 }
 
 /// What `clnrm cache clear` did.
@@ -72,11 +78,16 @@ fn estimate_disk(live_bytes: u64, entries: u64, factor_percent: u64) -> u64 {
 /// it does not run again after every run that adds a little.
 const AUTO_GC_TARGET_PERCENT: u64 = 90;
 
+/// How long a moved-aside damaged store is kept for someone to look at.
+const CORRUPT_DIR_MAX_AGE_SECS: u64 = 86_400;
+
 struct Entry {
     stage: usize,
     key: Vec<u8>,
     bytes: u64,
     last_use: u64,
+    /// For a build image record: the image's name.
+    build_image: Option<String>,
 }
 
 impl Memo {
@@ -185,6 +196,9 @@ impl Memo {
             if r {
                 report.entries_removed += 1;
                 report.bytes_removed += e.bytes;
+                report
+                    .evicted_build_images
+                    .extend(e.build_image.iter().cloned());
                 *report
                     .removed_by_stage
                     .entry(stages[e.stage].clone())
@@ -198,6 +212,17 @@ impl Memo {
             bookkeeping(&store, &removed).map_err(|e| self.io_error(e))?;
             self.flush_into(&store);
             report.disk_bytes_after = self.disk_bytes_of(&store);
+        }
+        for stale in store::corrupt_siblings_older_than(&self.dir, now, CORRUPT_DIR_MAX_AGE_SECS) {
+            if !opts.dry_run {
+                if let Err(e) = fs::remove_dir_all(&stale) {
+                    self.warn(format!("cannot remove {} ({e})", stale.display()));
+                    continue;
+                }
+            }
+            report
+                .corrupt_dirs_removed
+                .push(stale.display().to_string());
         }
         Ok(report)
     }
@@ -288,11 +313,16 @@ impl Memo {
                     .copied()
                     .or_else(|| envelope::written_at(v))
                     .unwrap_or(0);
+                let build_image = (stage == BUILD_IMAGE_STAGE)
+                    .then(|| envelope::open(v).ok())
+                    .flatten()
+                    .and_then(|opened| String::from_utf8(opened.payload.to_vec()).ok());
                 entries.push(Entry {
                     stage: index,
                     key: k.to_vec(),
                     bytes: (k.len() + v.len()) as u64,
                     last_use: stamp,
+                    build_image,
                 });
             })?;
         }

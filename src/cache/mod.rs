@@ -22,6 +22,7 @@
 //! What this module is not: it does not know any stage, does not print, and
 //! does not decide where the cache directory is (the CLI does, SPEC §2 and §6).
 
+mod build_images;
 pub mod engine_gc;
 mod envelope;
 mod gc;
@@ -36,9 +37,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use build_images::{build_image_name, BUILD_IMAGE_STAGE};
 pub use gc::{ClearReport, GcOptions, GcReport};
 pub use memo::Memo;
-pub use stats::{format_bytes, format_stats_human, CacheStats, StageStats};
+pub use stats::{CacheStats, StageStats};
 
 /// Bump when the meaning of keys or the layout of stored values changes in a
 /// way stage versions do not cover; every existing entry then misses.

@@ -436,6 +436,43 @@ pub(crate) fn corrupt_sibling(dir: &Path, now: u64) -> PathBuf {
         .expect("an unused name exists")
 }
 
+/// The moved-aside damaged stores of `dir` (`<dir>.corrupt-<unix time>[-<n>]`, see
+/// [`corrupt_sibling`]) that were moved aside more than `max_age_secs` before `now`.
+pub(crate) fn corrupt_siblings_older_than(dir: &Path, now: u64, max_age_secs: u64) -> Vec<PathBuf> {
+    let base = dir.as_os_str().to_string_lossy();
+    let base = base.trim_end_matches('/');
+    let (Some(parent), Some(name)) = (Path::new(base).parent(), Path::new(base).file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.corrupt-", name.to_string_lossy());
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let mut stale: Vec<PathBuf> = fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let file_name = entry.file_name();
+            let Some(moved_at) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .map(|rest| rest.split('-').next().unwrap_or(rest))
+                .and_then(|secs| secs.parse::<u64>().ok())
+            else {
+                return false;
+            };
+            now.saturating_sub(moved_at) > max_age_secs
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+        })
+        .map(|entry| entry.path())
+        .collect();
+    stale.sort();
+    stale
+}
+
 /// Moves this cache's own files (`CURRENT`, `db-*`) from `dir` into a new
 /// `<dir>.corrupt-<time>` directory, leaving the lock in place. Anything else
 /// in `dir` is not ours and stays. Falls back to deleting them when the
@@ -502,6 +539,29 @@ mod tests {
         // Naming a database that is not there is garbage too.
         fs::write(dir.path().join(CURRENT), b"db-9\n").unwrap();
         assert!(matches!(read_current(dir.path()), Current::Garbage));
+    }
+
+    #[test]
+    fn only_corrupt_siblings_older_than_the_limit_are_stale() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        fs::create_dir(&dir).unwrap();
+        for name in [
+            "cache.corrupt-1000",
+            "cache.corrupt-1000-1",
+            "cache.corrupt-5000",
+            "cache.corrupt-soon",
+            "other.corrupt-1000",
+        ] {
+            fs::create_dir(tmp.path().join(name)).unwrap();
+        }
+        fs::write(tmp.path().join("cache.corrupt-900"), b"a file, not ours").unwrap();
+        let stale = corrupt_siblings_older_than(&dir, 5000, 3000);
+        let names: Vec<_> = stale
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["cache.corrupt-1000", "cache.corrupt-1000-1"]);
     }
 
     #[test]
