@@ -6,19 +6,30 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-/// The persisted counters of one stage. `entries` and `bytes` are tracked
-/// as writes and removals happen (counting them would mean reading every
-/// value); gc, clear and the first open after a crash set them exactly.
+/// One stage's counters. `entries` and `bytes` are tracked as writes and removals
+/// happen (counting them would mean reading every value); gc, clear and the first
+/// open after a crash set them exactly. `C` is the type of the counts that only
+/// grow, `N` that of entries and bytes: see [`Counters`], [`Delta`] and
+/// [`PendingCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counters {
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) writes: u64,
-    pub(crate) corrupt: u64,
-    pub(crate) evictions: u64,
-    pub(crate) entries: u64,
-    pub(crate) bytes: u64,
+pub(crate) struct Tally<C, N> {
+    pub(crate) hits: C,
+    pub(crate) misses: C,
+    pub(crate) writes: C,
+    pub(crate) corrupt: C,
+    pub(crate) evictions: C,
+    pub(crate) entries: N,
+    pub(crate) bytes: N,
 }
+
+/// The persisted counters of one stage.
+pub(crate) type Counters = Tally<u64, u64>;
+
+/// Changes to [`Counters`] not yet persisted; entries and bytes can shrink.
+pub(crate) type Delta = Tally<u64, i64>;
+
+/// Counters not yet persisted; bumped lock-free from any thread.
+pub(crate) type PendingCounters = Tally<AtomicU64, AtomicI64>;
 
 impl Counters {
     const LEN: usize = 7 * 8;
@@ -71,60 +82,35 @@ impl Counters {
     }
 }
 
-/// Changes to [`Counters`] not yet persisted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Delta {
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) writes: u64,
-    pub(crate) corrupt: u64,
-    pub(crate) evictions: u64,
-    pub(crate) entries: i64,
-    pub(crate) bytes: i64,
-}
-
 impl Delta {
     pub(crate) fn is_zero(&self) -> bool {
         *self == Delta::default()
     }
 }
 
-/// Counters not yet persisted; bumped lock-free from any thread.
-#[derive(Debug, Default)]
-pub(crate) struct PendingCounters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) corrupt: AtomicU64,
-    pub(crate) evictions: AtomicU64,
-    pub(crate) entries: AtomicI64,
-    pub(crate) bytes: AtomicI64,
-}
-
 impl PendingCounters {
     /// Reads without resetting.
     pub(crate) fn peek(&self) -> Delta {
-        Delta {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            writes: self.writes.load(Ordering::Relaxed),
-            corrupt: self.corrupt.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-            entries: self.entries.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-        }
+        self.read(|n| n.load(Ordering::Relaxed), |n| n.load(Ordering::Relaxed))
     }
 
     /// Reads and resets.
     pub(crate) fn take(&self) -> Delta {
+        self.read(
+            |n| n.swap(0, Ordering::Relaxed),
+            |n| n.swap(0, Ordering::Relaxed),
+        )
+    }
+
+    fn read(&self, count: impl Fn(&AtomicU64) -> u64, size: impl Fn(&AtomicI64) -> i64) -> Delta {
         Delta {
-            hits: self.hits.swap(0, Ordering::Relaxed),
-            misses: self.misses.swap(0, Ordering::Relaxed),
-            writes: self.writes.swap(0, Ordering::Relaxed),
-            corrupt: self.corrupt.swap(0, Ordering::Relaxed),
-            evictions: self.evictions.swap(0, Ordering::Relaxed),
-            entries: self.entries.swap(0, Ordering::Relaxed),
-            bytes: self.bytes.swap(0, Ordering::Relaxed),
+            hits: count(&self.hits),
+            misses: count(&self.misses),
+            writes: count(&self.writes),
+            corrupt: count(&self.corrupt),
+            evictions: count(&self.evictions),
+            entries: size(&self.entries),
+            bytes: size(&self.bytes),
         }
     }
 
