@@ -28,6 +28,7 @@ mod envelope;
 mod gc;
 mod lock;
 mod memo;
+mod open;
 mod stats;
 mod store;
 
