@@ -17,7 +17,11 @@
 //! - Counters and last-use stamps are kept in memory and written at
 //!   [`Memo::flush`] (and on drop), so the bookkeeping costs a run nothing.
 //! - [`Memo::gc`] evicts least recently used entries and rewrites the store so
-//!   the directory really shrinks (sled never returns freed space).
+//!   the directory really shrinks (sled never returns freed space). It also
+//!   reports which build image records it evicted ([`Memo::record_build_image`]),
+//!   which is how `cache gc` decides which `clnrm-build/*` images may go.
+//! - Dropping a [`Memo`] flushes and closes the store, and returns only once sled
+//!   has let go of its files, so the directory can be opened again at once.
 //!
 //! What this module is not: it does not know any stage, does not print, and
 //! does not decide where the cache directory is (the CLI does, SPEC §2 and §6).
