@@ -110,8 +110,8 @@ fn big_store(c: &mut Criterion) {
         let stats = memo.stats();
         eprintln!(
             "100,000 entries: {} on disk, {} live",
-            clnrm::cache::format_bytes(stats.disk_bytes),
-            clnrm::cache::format_bytes(stats.stages["render"].bytes)
+            clnrm::report::format_bytes(stats.disk_bytes),
+            clnrm::report::format_bytes(stats.stages["render"].bytes)
         );
         c.bench_function("cache stats (100k entries)", |b| b.iter(|| memo.stats()));
         drop(memo);

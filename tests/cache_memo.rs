@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use clnrm::cache::{format_stats_human, Key, Lookup, Memo, MemoOptions, MissReason, Stage};
+use clnrm::cache::{Key, Lookup, Memo, MemoOptions, MissReason, Stage};
+use clnrm::report::format_stats_human;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 

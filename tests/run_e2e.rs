@@ -480,6 +480,9 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
             .collect()
     };
     let before: Vec<String> = images("clnrm-build/");
+    // The old build's record ages past the --max-age gc is given below; the new one does not.
+    std::thread::sleep(Duration::from_secs(3));
+    let rebuilt_at = Instant::now();
     project.write("ctx/marker", &format!("two {unique}\n"));
     project.write(
         "built.clnrm.toml",
@@ -492,8 +495,10 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
         .collect();
     assert_eq!(built_now.len(), 1, "one new build");
 
-    // The pool's process is gone: gc removes its containers, and the old build image.
-    let run = project.clnrm(&["cache", "gc"]);
+    // The pool's process is gone: gc removes its containers, and the old build image
+    // once its record is evicted (by age here; gc decides from the cache's records).
+    let max_age = format!("{}s", rebuilt_at.elapsed().as_secs() + 1);
+    let run = project.clnrm(&["cache", "gc", "--max-age", &max_age]);
     run.expect_code(0).expect_contains("leftover container(s)");
     assert!(pooled().is_empty());
     let after = images("clnrm-build/");

@@ -1,12 +1,18 @@
 //! The engine half of `cache gc`: containers and networks left by clnrm processes that
-//! are gone, and `clnrm-build/*` images nothing uses any more.
+//! are gone, and the `clnrm-build/*` images whose records the cache's gc evicted.
+//!
+//! Which build images may go is decided from the cache's records alone (see
+//! `build_images.rs`), never by discovering or planning tests: an image whose record
+//! was evicted is removed; one whose record was kept, or that has no record (clnrm
+//! cannot tell), is kept; one a managed container uses is always kept.
 
-use std::path::Path;
+use std::collections::BTreeSet;
 
 use clnrm_exec::Backend;
-use clnrm_plan::{ImageSource, TestPlan};
 
-/// What `cache gc` removed from the Docker engine.
+use super::build_image_name;
+
+/// What `cache gc` removed from the Docker engine (or would, in a dry run).
 #[derive(Debug, Default)]
 pub struct EngineGc {
     pub containers: usize,
@@ -16,11 +22,11 @@ pub struct EngineGc {
 }
 
 /// `cache gc` on the engine: containers and networks of clnrm processes that are gone
-/// (pools included, once no live process holds them), and `clnrm-build/*` images that
-/// neither a managed container nor a current build context of the project uses.
+/// (pools included, once no live process holds them), and the build images among
+/// `evicted` (names whose records gc removed) that no managed container uses.
 pub async fn gc_engine(
     backend: &dyn Backend,
-    current_builds: &std::collections::BTreeSet<String>,
+    evicted: &BTreeSet<String>,
     dry_run: bool,
 ) -> Result<EngineGc, clnrm_exec::ExecError> {
     let mut report = EngineGc::default();
@@ -35,15 +41,16 @@ pub async fn gc_engine(
         }
     }
     // What is still in use once the leftovers are gone.
-    let in_use: std::collections::BTreeSet<String> = backend
+    let in_use: BTreeSet<String> = backend
         .list_managed()
         .await?
         .iter()
         .filter_map(|object| object.labels.get(clnrm_exec::LABEL_IMAGE).cloned())
         .collect();
     for (tag, id) in backend.list_build_images().await? {
-        let name = tag.strip_suffix(":latest").unwrap_or(&tag);
-        if current_builds.contains(name) || in_use.contains(&id) || in_use.contains(&tag) {
+        let name = build_image_name(&tag);
+        let used = in_use.contains(&id) || in_use.contains(&tag) || in_use.contains(name);
+        if used || !evicted.contains(name) {
             continue;
         }
         if !dry_run {
@@ -55,21 +62,4 @@ pub async fn gc_engine(
         report.images.push(tag);
     }
     Ok(report)
-}
-
-/// The `clnrm-build/<hash>` tags the project's tests build now.
-pub fn current_build_tags(root: &Path, plans: &[TestPlan]) -> std::collections::BTreeSet<String> {
-    plans
-        .iter()
-        .flat_map(|plan| &plan.containers)
-        .filter_map(|container| match &container.image {
-            ImageSource::Build {
-                context,
-                dockerfile,
-            } => clnrm_exec::build_context(&root.join(context), dockerfile)
-                .ok()
-                .map(|built| built.image_tag()),
-            ImageSource::Reference { .. } => None,
-        })
-        .collect()
 }

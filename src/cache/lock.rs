@@ -68,6 +68,13 @@ impl DirLock {
     }
 }
 
+/// Whether nobody holds an exclusive `flock` on `file` now: takes it and lets go
+/// at once (closing the file releases it). sled locks its data file this way.
+pub(crate) fn is_unlocked(file: &Path) -> io::Result<bool> {
+    let file = OpenOptions::new().read(true).open(file)?;
+    try_lock(&file)
+}
+
 #[cfg(unix)]
 fn try_lock(file: &File) -> io::Result<bool> {
     use std::os::unix::io::AsRawFd;

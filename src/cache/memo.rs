@@ -1,8 +1,7 @@
-//! [`Memo`]: opening a cache directory whatever state it is in, lookups,
-//! writes, and the batched bookkeeping.
+//! [`Memo`]: lookups, writes, and the batched bookkeeping. Opening a directory
+//! whatever state it is in is `open.rs`; gc and clear are `gc.rs`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -13,9 +12,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::envelope;
-use super::lock::{DirLock, LockError};
+use super::lock::DirLock;
+use super::open::open_store;
 use super::stats::{rfc3339, CacheStats, Counters, PendingCounters, StageStats};
-use super::store::{self, Current, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
+use super::store::{self, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
 use super::{Key, Lookup, MemoOptions, MissReason, Stage};
 
 pub(crate) const LAST_GC_KEY: &[u8] = b"last_gc";
@@ -30,7 +30,7 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 /// Warnings are single lines, whatever sled's error text looks like.
-fn one_line(s: impl std::fmt::Display) -> String {
+pub(crate) fn one_line(s: impl std::fmt::Display) -> String {
     s.to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -546,110 +546,4 @@ pub(crate) fn last_gc(store: &Store) -> Option<u64> {
     let v = store.get(META_TREE, LAST_GC_KEY).ok()??;
     let bytes: [u8; 8] = v.as_ref().try_into().ok()?;
     Some(u64::from_le_bytes(bytes))
-}
-
-/// Opens the directory's database, whatever it takes; see [`Memo::open`].
-fn open_store(
-    dir: &Path,
-    opts: &MemoOptions,
-    warnings: &mut Vec<String>,
-) -> (Store, Option<DirLock>) {
-    let shown = dir.display();
-    if let Err(e) = fs::create_dir_all(dir) {
-        let not_a_dir = fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir());
-        if !not_a_dir {
-            warnings.push(format!(
-                "cache directory {shown} cannot be created ({}); continuing without the persistent cache",
-                one_line(e)
-            ));
-            return (Store::memory(), None);
-        }
-        // A file where the directory should be: that is garbage, not someone's folder.
-        let target = store::corrupt_sibling(dir, now_secs());
-        if let Err(e) = fs::rename(dir, &target).and_then(|_| fs::create_dir_all(dir)) {
-            warnings.push(format!(
-                "cache directory {shown} is not a directory and cannot be replaced ({}); continuing without the persistent cache",
-                one_line(e)
-            ));
-            return (Store::memory(), None);
-        }
-        warnings.push(format!(
-            "cache directory {shown} was not a directory; moved it aside to {} and started a fresh cache",
-            target.display()
-        ));
-    }
-
-    let lock = match DirLock::acquire(dir, opts.lock_timeout) {
-        Ok(lock) => lock,
-        Err(LockError::Busy) => {
-            warnings.push(format!(
-                "cache directory {shown} is in use by another clnrm process (waited {:.1}s); continuing without the persistent cache",
-                opts.lock_timeout.as_secs_f64()
-            ));
-            return (Store::memory(), None);
-        }
-        Err(LockError::Io(e)) => {
-            warnings.push(format!(
-                "cache directory {shown} cannot be locked ({}); continuing without the persistent cache",
-                one_line(e)
-            ));
-            return (Store::memory(), None);
-        }
-    };
-    tracing::debug!(lock = %lock.path().display(), "cache lock taken");
-
-    let problem = match store::read_current(dir) {
-        Current::Names(name) => match Store::open_sled_waiting(&dir.join(&name), opts.lock_timeout)
-        {
-            Ok(store) => {
-                store::remove_orphans(dir, &name);
-                return (store, Some(lock));
-            }
-            // Busy is not damaged: never move a healthy database aside.
-            Err(e) if store::is_sled_lock_error(&e) => {
-                warnings.push(format!(
-                    "cache directory {shown} is in use ({}); continuing without the persistent cache",
-                    one_line(e)
-                ));
-                return (Store::memory(), None);
-            }
-            Err(e) => Some(format!(
-                "cache database {} cannot be opened ({})",
-                dir.join(&name).display(),
-                one_line(e)
-            )),
-        },
-        Current::Garbage => Some(format!(
-            "cache directory {shown} has a damaged CURRENT file"
-        )),
-        Current::Missing => None,
-    };
-    if let Some(problem) = problem {
-        match store::quarantine_contents(dir, now_secs()) {
-            Some(target) => warnings.push(format!(
-                "{problem}; moved it aside to {} and started a fresh cache",
-                target.display()
-            )),
-            None => warnings.push(format!("{problem}; deleted it and started a fresh cache")),
-        }
-    }
-    match create_fresh(dir) {
-        Ok(store) => (store, Some(lock)),
-        Err(e) => {
-            warnings.push(format!(
-                "cache database in {shown} cannot be created ({}); continuing without the persistent cache",
-                one_line(e)
-            ));
-            (Store::memory(), None)
-        }
-    }
-}
-
-fn create_fresh(dir: &Path) -> io::Result<Store> {
-    let name = store::next_db_name(dir);
-    store::remove_orphans(dir, &name);
-    let store = Store::open_sled(&dir.join(&name))?;
-    store.flush()?;
-    store::write_current(dir, &name)?;
-    Ok(store)
 }

@@ -17,16 +17,22 @@
 //! - Counters and last-use stamps are kept in memory and written at
 //!   [`Memo::flush`] (and on drop), so the bookkeeping costs a run nothing.
 //! - [`Memo::gc`] evicts least recently used entries and rewrites the store so
-//!   the directory really shrinks (sled never returns freed space).
+//!   the directory really shrinks (sled never returns freed space). It also
+//!   reports which build image records it evicted ([`Memo::record_build_image`]),
+//!   which is how `cache gc` decides which `clnrm-build/*` images may go.
+//! - Dropping a [`Memo`] flushes and closes the store, and returns only once sled
+//!   has let go of its files, so the directory can be opened again at once.
 //!
 //! What this module is not: it does not know any stage, does not print, and
 //! does not decide where the cache directory is (the CLI does, SPEC §2 and §6).
 
+mod build_images;
 pub mod engine_gc;
 mod envelope;
 mod gc;
 mod lock;
 mod memo;
+mod open;
 mod stats;
 mod store;
 
@@ -36,9 +42,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use build_images::{build_image_name, BUILD_IMAGE_STAGE};
 pub use gc::{ClearReport, GcOptions, GcReport};
 pub use memo::Memo;
-pub use stats::{format_bytes, format_stats_human, CacheStats, StageStats};
+pub use stats::{CacheStats, StageStats};
 
 /// Bump when the meaning of keys or the layout of stored values changes in a
 /// way stage versions do not cover; every existing entry then misses.

@@ -1,25 +1,35 @@
-//! Counters (batched in memory, persisted at flush), the `cache stats` data
-//! and its ccache-style human form.
+//! Counters (batched in memory, persisted at flush) and the `cache stats` data.
+//! Not its human form: that is `report/cache_stats.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-/// The persisted counters of one stage. `entries` and `bytes` are tracked
-/// as writes and removals happen (counting them would mean reading every
-/// value); gc, clear and the first open after a crash set them exactly.
+/// One stage's counters. `entries` and `bytes` are tracked as writes and removals
+/// happen (counting them would mean reading every value); gc, clear and the first
+/// open after a crash set them exactly. `C` is the type of the counts that only
+/// grow, `N` that of entries and bytes: see [`Counters`], [`Delta`] and
+/// [`PendingCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counters {
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) writes: u64,
-    pub(crate) corrupt: u64,
-    pub(crate) evictions: u64,
-    pub(crate) entries: u64,
-    pub(crate) bytes: u64,
+pub(crate) struct Tally<C, N> {
+    pub(crate) hits: C,
+    pub(crate) misses: C,
+    pub(crate) writes: C,
+    pub(crate) corrupt: C,
+    pub(crate) evictions: C,
+    pub(crate) entries: N,
+    pub(crate) bytes: N,
 }
+
+/// The persisted counters of one stage.
+pub(crate) type Counters = Tally<u64, u64>;
+
+/// Changes to [`Counters`] not yet persisted; entries and bytes can shrink.
+pub(crate) type Delta = Tally<u64, i64>;
+
+/// Counters not yet persisted; bumped lock-free from any thread.
+pub(crate) type PendingCounters = Tally<AtomicU64, AtomicI64>;
 
 impl Counters {
     const LEN: usize = 7 * 8;
@@ -72,60 +82,35 @@ impl Counters {
     }
 }
 
-/// Changes to [`Counters`] not yet persisted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Delta {
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) writes: u64,
-    pub(crate) corrupt: u64,
-    pub(crate) evictions: u64,
-    pub(crate) entries: i64,
-    pub(crate) bytes: i64,
-}
-
 impl Delta {
     pub(crate) fn is_zero(&self) -> bool {
         *self == Delta::default()
     }
 }
 
-/// Counters not yet persisted; bumped lock-free from any thread.
-#[derive(Debug, Default)]
-pub(crate) struct PendingCounters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) corrupt: AtomicU64,
-    pub(crate) evictions: AtomicU64,
-    pub(crate) entries: AtomicI64,
-    pub(crate) bytes: AtomicI64,
-}
-
 impl PendingCounters {
     /// Reads without resetting.
     pub(crate) fn peek(&self) -> Delta {
-        Delta {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            writes: self.writes.load(Ordering::Relaxed),
-            corrupt: self.corrupt.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-            entries: self.entries.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-        }
+        self.read(|n| n.load(Ordering::Relaxed), |n| n.load(Ordering::Relaxed))
     }
 
     /// Reads and resets.
     pub(crate) fn take(&self) -> Delta {
+        self.read(
+            |n| n.swap(0, Ordering::Relaxed),
+            |n| n.swap(0, Ordering::Relaxed),
+        )
+    }
+
+    fn read(&self, count: impl Fn(&AtomicU64) -> u64, size: impl Fn(&AtomicI64) -> i64) -> Delta {
         Delta {
-            hits: self.hits.swap(0, Ordering::Relaxed),
-            misses: self.misses.swap(0, Ordering::Relaxed),
-            writes: self.writes.swap(0, Ordering::Relaxed),
-            corrupt: self.corrupt.swap(0, Ordering::Relaxed),
-            evictions: self.evictions.swap(0, Ordering::Relaxed),
-            entries: self.entries.swap(0, Ordering::Relaxed),
-            bytes: self.bytes.swap(0, Ordering::Relaxed),
+            hits: count(&self.hits),
+            misses: count(&self.misses),
+            writes: count(&self.writes),
+            corrupt: count(&self.corrupt),
+            evictions: count(&self.evictions),
+            entries: size(&self.entries),
+            bytes: size(&self.bytes),
         }
     }
 
@@ -205,83 +190,16 @@ impl CacheStats {
     }
 }
 
-/// `1.5 MiB`, `40.0 KiB`, `12 B`.
-pub fn format_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-fn ratio_line(label: &str, part: u64, whole: u64) -> String {
-    if whole == 0 {
-        format!("  {label} {part} / {whole}\n")
-    } else {
-        let pct = part as f64 * 100.0 / whole as f64;
-        format!("  {label} {part} / {whole} ({pct:.1} %)\n")
-    }
-}
-
-fn stage_block(out: &mut String, title: &str, s: &StageStats) {
-    let lookups = s.hits + s.misses;
-    out.push_str(title);
-    out.push('\n');
-    out.push_str(&ratio_line("Hits:", s.hits, lookups));
-    out.push_str(&ratio_line("Misses:", s.misses, lookups));
-    let _ = writeln!(out, "  Entries: {} ({})", s.entries, format_bytes(s.bytes));
-    let _ = writeln!(
-        out,
-        "  Writes: {}  Corrupt: {}  Evictions: {}",
-        s.writes, s.corrupt, s.evictions
-    );
-}
-
-/// The human form of `clnrm cache stats`, in the style of `ccache -s`.
-pub fn format_stats_human(stats: &CacheStats) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Cache directory: {}", stats.dir);
-    let _ = writeln!(out, "Size on disk:    {}", format_bytes(stats.disk_bytes));
-    let _ = writeln!(
-        out,
-        "Last gc:         {}",
-        stats.last_gc.as_deref().unwrap_or("never")
-    );
-    for (name, s) in &stats.stages {
-        out.push('\n');
-        stage_block(&mut out, name, s);
-    }
-    out.push('\n');
-    stage_block(&mut out, "Total", &stats.total());
-    out
-}
-
 /// Unix seconds as RFC 3339 UTC (`2026-11-28T12:00:00Z`).
 pub(crate) fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{secs} seconds after the Unix epoch"))
 }
 
 #[cfg(test)]
@@ -308,38 +226,6 @@ mod tests {
         };
         assert_eq!(Counters::decode(&c.encode()), c);
         assert_eq!(Counters::decode(b"short"), Counters::default());
-    }
-
-    #[test]
-    fn human_format_has_ccache_hit_lines_and_totals() {
-        let mut stages = BTreeMap::new();
-        stages.insert(
-            "render".to_string(),
-            StageStats {
-                entries: 10,
-                bytes: 40_960,
-                hits: 180,
-                misses: 50,
-                writes: 50,
-                corrupt: 0,
-                evictions: 0,
-            },
-        );
-        stages.insert("parse".to_string(), StageStats::default());
-        let stats = CacheStats {
-            dir: ".clnrm/cache".into(),
-            disk_bytes: 1_048_576,
-            last_gc: None,
-            stages,
-        };
-        let text = format_stats_human(&stats);
-        assert!(text.contains("Cache directory: .clnrm/cache"), "{text}");
-        assert!(text.contains("Size on disk:    1.0 MiB"), "{text}");
-        assert!(text.contains("Hits: 180 / 230 (78.3 %)"), "{text}");
-        assert!(text.contains("Entries: 10 (40.0 KiB)"), "{text}");
-        assert!(text.contains("Last gc:         never"), "{text}");
-        let total = text.split("Total\n").nth(1).expect("a total block");
-        assert!(total.contains("(78.3 %)"), "{text}");
     }
 
     #[test]

@@ -94,22 +94,6 @@ impl Store {
         Ok(store)
     }
 
-    /// [`Store::open_sled`], waiting up to `timeout` while sled's own lock on
-    /// its data file is held. Under our directory lock only a `Memo` of this
-    /// process that was just dropped can hold it: sled's helper threads let go
-    /// of the file shortly after the database is dropped.
-    pub(crate) fn open_sled_waiting(path: &Path, timeout: Duration) -> io::Result<Store> {
-        let deadline = Instant::now() + timeout.max(Duration::from_secs(1));
-        loop {
-            match Store::open_sled(path) {
-                Err(e) if is_sled_lock_error(&e) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => return other,
-            }
-        }
-    }
-
     pub(crate) fn is_persistent(&self) -> bool {
         matches!(self.inner, Inner::Sled { .. })
     }
@@ -297,6 +281,58 @@ impl Store {
     }
 }
 
+/// How long closing waits for sled to let go of its data file before giving up.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Drop for Store {
+    /// Closes a sled store for real: everything written is flushed, the database
+    /// dropped, and this returns only once sled's lock on its data file is free.
+    /// sled's background workers (log writes, file truncation) hold the file for a
+    /// moment after the last handle is dropped, and the next [`Store::open_sled`] of
+    /// the same database (the next run of `clnrm dev`) would find it locked.
+    fn drop(&mut self) {
+        let inner = std::mem::replace(
+            &mut self.inner,
+            Inner::Memory {
+                trees: RwLock::new(HashMap::new()),
+            },
+        );
+        let Inner::Sled { db, trees, path } = inner else {
+            return;
+        };
+        let flushed = catch_unwind(AssertUnwindSafe(|| db.flush())).is_ok_and(|r| r.is_ok());
+        drop(trees);
+        drop(db);
+        if flushed && !wait_until_released(&path.join(SLED_DATA_FILE), RELEASE_TIMEOUT) {
+            tracing::warn!(
+                "sled still holds {} {}s after it was closed",
+                path.display(),
+                RELEASE_TIMEOUT.as_secs()
+            );
+        }
+    }
+}
+
+/// sled's data file in a database directory: the file it locks.
+const SLED_DATA_FILE: &str = "db";
+
+/// Waits until nobody in this process (or any other) holds the lock on `file`,
+/// by taking it and letting go at once. A missing file holds no lock.
+fn wait_until_released(file: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match super::lock::is_unlocked(file) {
+            Ok(true) | Err(_) => return true,
+            Ok(false) if Instant::now() >= deadline => return false,
+            Ok(false) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// sled reports a held lock only through its message.
 pub(crate) fn is_sled_lock_error(e: &io::Error) -> bool {
     e.to_string().contains("could not acquire lock")
@@ -400,6 +436,43 @@ pub(crate) fn corrupt_sibling(dir: &Path, now: u64) -> PathBuf {
         .expect("an unused name exists")
 }
 
+/// The moved-aside damaged stores of `dir` (`<dir>.corrupt-<unix time>[-<n>]`, see
+/// [`corrupt_sibling`]) that were moved aside more than `max_age_secs` before `now`.
+pub(crate) fn corrupt_siblings_older_than(dir: &Path, now: u64, max_age_secs: u64) -> Vec<PathBuf> {
+    let base = dir.as_os_str().to_string_lossy();
+    let base = base.trim_end_matches('/');
+    let (Some(parent), Some(name)) = (Path::new(base).parent(), Path::new(base).file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.corrupt-", name.to_string_lossy());
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let mut stale: Vec<PathBuf> = fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let file_name = entry.file_name();
+            let Some(moved_at) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .map(|rest| rest.split('-').next().unwrap_or(rest))
+                .and_then(|secs| secs.parse::<u64>().ok())
+            else {
+                return false;
+            };
+            now.saturating_sub(moved_at) > max_age_secs
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+        })
+        .map(|entry| entry.path())
+        .collect();
+    stale.sort();
+    stale
+}
+
 /// Moves this cache's own files (`CURRENT`, `db-*`) from `dir` into a new
 /// `<dir>.corrupt-<time>` directory, leaving the lock in place. Anything else
 /// in `dir` is not ours and stays. Falls back to deleting them when the
@@ -466,6 +539,29 @@ mod tests {
         // Naming a database that is not there is garbage too.
         fs::write(dir.path().join(CURRENT), b"db-9\n").unwrap();
         assert!(matches!(read_current(dir.path()), Current::Garbage));
+    }
+
+    #[test]
+    fn only_corrupt_siblings_older_than_the_limit_are_stale() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        fs::create_dir(&dir).unwrap();
+        for name in [
+            "cache.corrupt-1000",
+            "cache.corrupt-1000-1",
+            "cache.corrupt-5000",
+            "cache.corrupt-soon",
+            "other.corrupt-1000",
+        ] {
+            fs::create_dir(tmp.path().join(name)).unwrap();
+        }
+        fs::write(tmp.path().join("cache.corrupt-900"), b"a file, not ours").unwrap();
+        let stale = corrupt_siblings_older_than(&dir, 5000, 3000);
+        let names: Vec<_> = stale
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["cache.corrupt-1000", "cache.corrupt-1000-1"]);
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! `clnrm cache stats|gc|clear`: the cache's figures, its garbage collection (entries,
-//! and the engine's leftovers), and emptying it.
+//! moved-aside damaged stores, and the engine's leftovers), and emptying it.
+//!
+//! None of these discovers, renders, parses or plans a test: they act on the cache
+//! directory (and the engine) alone, so `cache gc` never writes an entry.
 
 use std::path::Path;
 
 use super::output::Printer;
 use super::{open_memo, overrides, write_stdout, CacheCommand, CliError, Exit, GlobalArgs};
-use crate::cache::Memo;
+use crate::cache::GcReport;
 use crate::discover;
-use crate::pipeline::{FsWorld, Pipeline};
 use crate::project::Project;
+use crate::report::{format_bytes, format_stats_human};
 
 pub(super) fn run(
     global: &GlobalArgs,
@@ -25,7 +28,7 @@ pub(super) fn run(
             if json {
                 write_stdout(&format!("{}\n", serde_json::to_string(&stats)?))?;
             } else {
-                write_stdout(&crate::cache::format_stats_human(&stats))?;
+                write_stdout(&format_stats_human(&stats))?;
             }
         }
         CacheCommand::Gc {
@@ -43,51 +46,48 @@ pub(super) fn run(
             };
             let report = memo.gc(&options)?;
             let verb = if dry_run { "would remove" } else { "removed" };
-            engine_gc(&project, &memo, cwd, dry_run, printer);
+            engine_gc(&report, printer);
             printer.line(&format!(
                 "{verb} {} entries ({}); kept {} entries ({}); on disk {} -> {}",
                 report.entries_removed,
-                crate::cache::format_bytes(report.bytes_removed),
+                format_bytes(report.bytes_removed),
                 report.entries_kept,
-                crate::cache::format_bytes(report.bytes_kept),
-                crate::cache::format_bytes(report.disk_bytes_before),
-                crate::cache::format_bytes(report.disk_bytes_after),
+                format_bytes(report.bytes_kept),
+                format_bytes(report.disk_bytes_before),
+                format_bytes(report.disk_bytes_after),
             ));
+            for moved_aside in &report.corrupt_dirs_removed {
+                printer.line(&format!(
+                    "{verb} {moved_aside} (a damaged cache moved aside over a day ago)"
+                ));
+            }
         }
         CacheCommand::Clear { stage } => {
             let report = memo.clear(stage.as_deref())?;
             printer.line(&format!(
                 "removed {} entries ({})",
                 report.entries_removed,
-                crate::cache::format_bytes(report.bytes_removed)
+                format_bytes(report.bytes_removed)
             ));
         }
     }
     memo.flush();
+    for warning in memo.take_warnings() {
+        printer.warn(&warning);
+    }
     Ok(Exit::Ok)
 }
 
-/// The engine half of `cache gc`: leftover containers and unused build images. No
-/// engine is not an error here: there is nothing of ours to remove then.
-fn engine_gc(project: &Project, memo: &Memo, cwd: &Path, dry_run: bool, printer: &Printer) {
+/// The engine half of `cache gc`: leftover containers, and the build images whose
+/// records the cache's gc just evicted. No engine is not an error here: there is
+/// nothing of ours to remove then.
+fn engine_gc(report: &GcReport, printer: &Printer) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
         return;
     };
-    let tests = discover::discover(&project.root, std::slice::from_ref(&project.root), cwd)
-        .unwrap_or_default();
-    let pipeline = Pipeline::new(project, &FsWorld, memo);
-    let plans: Vec<_> = pipeline
-        .check_all(&tests)
-        .into_iter()
-        .filter_map(|checked| {
-            let valid = checked.outcome.ok()?;
-            crate::runner::plan_test(memo, project, &checked.test, &valid).ok()
-        })
-        .collect();
-    let keep = crate::cache::engine_gc::current_build_tags(&project.root, &plans);
     runtime.block_on(async {
         let backend = match clnrm_exec::DockerBackend::connect().await {
             Ok(backend) => backend,
@@ -96,16 +96,21 @@ fn engine_gc(project: &Project, memo: &Memo, cwd: &Path, dry_run: bool, printer:
                 return;
             }
         };
-        match crate::cache::engine_gc::gc_engine(&backend, &keep, dry_run).await {
-            Ok(report) => {
-                let verb = if dry_run { "would remove" } else { "removed" };
+        let evicted = &report.evicted_build_images;
+        match crate::cache::engine_gc::gc_engine(&backend, evicted, report.dry_run).await {
+            Ok(engine) => {
+                let verb = if report.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
                 printer.line(&format!(
                     "{verb} {} leftover container(s), {} network(s), {} unused build image(s)",
-                    report.containers,
-                    report.networks,
-                    report.images.len()
+                    engine.containers,
+                    engine.networks,
+                    engine.images.len()
                 ));
-                for error in report.errors {
+                for error in engine.errors {
                     printer.warn(&error);
                 }
             }

@@ -2,11 +2,13 @@
 //! know nothing of each other — human output, JSON lines, and the JUnit file.
 //! (The shape is cargo-nextest's reporter: the runner never formats anything.)
 
+mod cache_stats;
 mod human;
 mod junit;
 
 use serde::Serialize;
 
+pub use cache_stats::{format_bytes, format_stats_human};
 pub use human::HumanReporter;
 pub use junit::JunitReport;
 
