@@ -1,13 +1,17 @@
 //! `clnrm run`: wires the runner to Docker, signals and the three report consumers.
+//! A run stops starting tests when it is interrupted (Ctrl-C, SIGTERM) or when the
+//! reader of its output goes away (`clnrm run | head -1`); either way the tests that
+//! were running end and their containers are removed before clnrm exits.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
 use super::args::{Format, RunArgs};
-use super::output::Printer;
+use super::output::{self, Printer};
 use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::pool::{project_key, Pool, PoolOptions};
@@ -37,13 +41,15 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(2, 8))
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(CliError::Runtime)?;
     let options = RunOptions {
         jobs,
         fail_fast: args.fail_fast,
         force: args.force,
         dry_run: args.dry_run,
     };
+    let reader_gone = Arc::new(AtomicBool::new(false));
     let stats = runtime.block_on(async {
         // No engine, no run: one clear error before any test starts (exit 2).
         let backend: Arc<dyn clnrm_exec::Backend> =
@@ -69,8 +75,12 @@ pub fn run(
             })
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let noticed_reader_gone = reader_gone.clone();
         tokio::spawn(async move {
-            wait_for_interrupt().await;
+            tokio::select! {
+                () = wait_for_interrupt() => {}
+                () = output::reader_gone() => noticed_reader_gone.store(true, Ordering::SeqCst),
+            }
             let _ = cancel_tx.send(true);
         });
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -87,7 +97,7 @@ pub fn run(
                 }
                 match format {
                     Format::Human => human.record(&event),
-                    Format::Json => printer_line(&json_line(&event)),
+                    Format::Json => write_json_line(&json_line(&event)),
                 }
             }
             (stats, junit)
@@ -108,6 +118,9 @@ pub fn run(
         Ok::<RunStats, CliError>(stats)
     })?;
     finish_memo(&memo, &project, printer);
+    if reader_gone.load(Ordering::SeqCst) {
+        return Err(CliError::StdoutClosed);
+    }
     Ok(if stats.exit_ok() {
         Exit::Ok
     } else {
@@ -115,7 +128,9 @@ pub fn run(
     })
 }
 
-fn printer_line(text: &str) {
+/// One event of `--format json`. A failed write is not an error here: a reader that
+/// went away is noticed by [`output::reader_gone`], which cancels the run.
+fn write_json_line(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
