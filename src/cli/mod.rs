@@ -277,3 +277,51 @@ pub(crate) fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
         printer.warn(&warning);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(ended: Result<Exit, CliError>) -> u8 {
+        exit_code(&ended)
+    }
+
+    #[test]
+    fn tests_decide_0_or_1_and_a_command_that_could_not_work_is_2() {
+        assert_eq!(code(Ok(Exit::Ok)), 0);
+        assert_eq!(code(Ok(Exit::TestsFailed)), 1);
+        assert_eq!(code(Err(CliError::NoTests { paths: vec![] })), 2);
+        let engine = clnrm_exec::ExecError::Engine("connection refused".into());
+        assert_eq!(code(Err(CliError::Engine(engine))), 2);
+        let unwritable = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(code(Err(CliError::Stdout(unwritable))), 2);
+    }
+
+    #[test]
+    fn a_reader_that_went_away_is_a_quiet_success() {
+        let broken_pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(code(Err(CliError::StdoutClosed)), 0);
+        assert_eq!(code(Err(CliError::Stdout(broken_pipe()))), 0);
+        assert_eq!(code(Err(CliError::Io(broken_pipe()))), 0);
+        let write = CliError::Write {
+            path: "report.xml".into(),
+            source: broken_pipe(),
+        };
+        assert_eq!(code(Err(write)), 2, "a file is not our reader");
+    }
+
+    #[test]
+    fn help_and_version_are_not_failures_but_a_bad_flag_is() {
+        let parse = |args: &[&str]| {
+            code(
+                Cli::try_parse_from(args)
+                    .map(|_| Exit::Ok)
+                    .map_err(CliError::from),
+            )
+        };
+        assert_eq!(parse(&["clnrm", "--help"]), 0);
+        assert_eq!(parse(&["clnrm", "--version"]), 0);
+        assert_eq!(parse(&["clnrm", "run", "--no-such-flag"]), 2);
+        assert_eq!(parse(&["clnrm", "run", "--shard", "3/2"]), 2);
+    }
+}

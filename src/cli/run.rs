@@ -54,11 +54,12 @@ pub fn run(
         // No engine, no run: one clear error before any test starts (exit 2).
         let backend: Arc<dyn clnrm_exec::Backend> =
             Arc::new(clnrm_exec::DockerBackend::connect().await?);
+        let session = clnrm_exec::Session::current();
         let executor: Arc<dyn TestExecutor> = if args.reuse || project.config.run_reuse {
             // Warm containers, kept after the run for the next `--reuse` (or `clnrm dev`).
             let pool = Pool::new(
                 backend.clone(),
-                clnrm_exec::Session::current(),
+                session.clone(),
                 project.root.clone(),
                 project_key(&project.root),
                 PoolOptions::default(),
@@ -70,7 +71,7 @@ pub fn run(
         } else {
             Arc::new(FreshContainers {
                 backend: backend.clone(),
-                session: clnrm_exec::Session::current(),
+                session: session.clone(),
                 root: project.root.clone(),
             })
         };
@@ -103,9 +104,19 @@ pub fn run(
             (stats, junit)
         });
         runner::run(
-            backend, executor, &memo, &project, checked, &options, events_tx, cancel_rx,
+            backend.clone(),
+            executor,
+            &memo,
+            &project,
+            checked,
+            &options,
+            events_tx,
+            cancel_rx.clone(),
         )
         .await;
+        if *cancel_rx.borrow() {
+            sweep_after_cancel(backend.as_ref(), &session.id).await;
+        }
         let (stats, junit) = consumer.await?;
         if let Some(path) = &args.junit {
             std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
@@ -133,6 +144,35 @@ pub fn run(
 fn write_json_line(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Removes what a cancelled run's session still has. A container create cut short
+/// by the cancel goes on in the engine although its test never learns the ID, and
+/// it may land a little after the run ended: sweep until the session has stayed
+/// empty for a moment (bounded, so a stuck engine cannot hold the exit).
+async fn sweep_after_cancel(backend: &dyn clnrm_exec::Backend, session_id: &str) {
+    const QUIET_CHECKS: u32 = 3;
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+    let started = Instant::now();
+    let mut quiet = 0;
+    while quiet < QUIET_CHECKS && started.elapsed() < LIMIT {
+        match clnrm_exec::remove_session(backend, session_id).await {
+            Ok(swept) if swept.containers.is_empty() && swept.networks.is_empty() => quiet += 1,
+            Ok(swept) => {
+                quiet = 0;
+                tracing::info!(
+                    "removed {} container(s) of starts cut short by the cancel",
+                    swept.containers.len()
+                );
+            }
+            Err(err) => {
+                tracing::warn!("could not look for containers left by the cancel: {err}");
+                return;
+            }
+        }
+        tokio::time::sleep(INTERVAL).await;
+    }
 }
 
 /// Ctrl-C or SIGTERM.
