@@ -1,9 +1,11 @@
+//! The `clnrm` binary: process setup only; the command line lives in `clnrm::cli`.
+
 // Many small allocations on several threads (rayon, tokio, sled): the system allocator
 // spent more time growing its per-thread arenas than clnrm spent on a cached run.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     // With transparent huge pages on "always", every fresh heap segment is a 2 MiB page
     // the kernel zeroes: more than half of a cached run's time. A short-lived CLI gains
     // nothing from huge pages.
@@ -11,5 +13,5 @@ fn main() {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    std::process::exit(clnrm::cli::main());
+    clnrm::cli::main()
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,9 +16,37 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Managed containers whose clnrm process is gone: left behind. The engine is shared
+/// with whatever else runs on the machine, so containers of live clnrm processes (other
+/// runs in progress), ones clnrm did not make (no `clnrm.pid`) and pool containers
+/// (kept after their process on purpose; the `--reuse` test checks its own) are not
+/// counted.
+fn left_behind() -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=clnrm.managed=true",
+            "--format",
+            "{{.ID}} {{.Label \"clnrm.pool\"}} {{.Label \"clnrm.pid\"}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let (id, pool, pid) = (fields.next()?, fields.next()?, fields.next()?);
+            let owner_gone = !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists();
+            (pool.is_empty() && owner_gone).then(|| id.to_string())
+        })
+        .collect()
+}
+
 #[track_caller]
 fn assert_no_managed_containers() {
-    let left = managed_containers("clnrm.managed=true");
+    let left = left_behind();
     assert!(left.is_empty(), "managed containers left behind: {left:?}");
 }
 
@@ -342,9 +371,10 @@ fn interrupted_and_killed_runs_leave_no_container() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let its_containers = format!("clnrm.pid={}", child.id());
         // Wait until its container runs.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while managed_containers("clnrm.managed=true").is_empty() {
+        while managed_containers(&its_containers).is_empty() {
             assert!(
                 Instant::now() < deadline,
                 "the test's container never started"
@@ -359,7 +389,7 @@ fn interrupted_and_killed_runs_leave_no_container() {
             assert_no_managed_containers();
         } else {
             assert!(
-                !managed_containers("clnrm.managed=true").is_empty(),
+                !managed_containers(&its_containers).is_empty(),
                 "SIGKILL leaves it behind"
             );
             // The next clnrm removes what the killed one left.

@@ -100,6 +100,8 @@ pub enum CacheCommand {
     },
 }
 
+// The same parsers as `[cache] max_size` and durations in cleanroom.toml, so a flag
+// accepts exactly what the file does.
 fn parse_size(text: &str) -> Result<u64, String> {
     clnrm_config::parse_size_bytes(text)
 }

@@ -1,6 +1,8 @@
-//! The command line: the only code that prints. `main` calls [`main`], which maps every
-//! outcome to exit code 0 (all good), 1 (a test failed or is invalid) or 2 (the command
-//! could not do its job) in one place.
+//! The command line: the only code that prints. `main` parses the arguments, calls
+//! `try_main`, and [`exit_code`] maps whatever came back to exit code 0 (all selected
+//! tests passed, or the reader of our output went away), 1 (a test failed, errored or
+//! is invalid) or 2 (the command could not do its job): the one place exit codes are
+//! decided (SPEC §6).
 
 mod args;
 mod cache;
@@ -12,6 +14,7 @@ mod run;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -25,36 +28,49 @@ use crate::discover::{self, TestFile};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::project::{Overrides, Project};
 
-/// What a command ended with.
+/// What a command that did its job found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    Ok = 0,
-    TestsFailed = 1,
-    Usage = 2,
+    /// Every selected test passed (or there was nothing to judge: init, render, cache).
+    Ok,
+    /// A test failed, errored or is invalid.
+    TestsFailed,
 }
 
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                Exit::Usage as i32
-            } else {
-                0
-            };
-        }
-    };
-    init_tracing(&cli.global);
-    let printer = Printer::new(&cli.global);
-    match try_main(cli, &printer) {
-        Ok(exit) => exit as i32,
-        Err(err) if err.is_broken_pipe() => Exit::Ok as i32,
-        Err(err) => {
-            printer.error(&err.to_string());
-            Exit::Usage as i32
-        }
+/// The process's exit code for how a command ended (SPEC §6).
+pub fn exit_code(ended: &Result<Exit, CliError>) -> u8 {
+    match ended {
+        Ok(Exit::Ok) => 0,
+        Ok(Exit::TestsFailed) => 1,
+        // `clnrm run | head -1`: the reader has what it wanted.
+        Err(err) if err.is_reader_gone() => 0,
+        // clap reports `--help` and `--version` as errors that are not failures.
+        Err(CliError::Arguments(err)) if !err.use_stderr() => 0,
+        Err(_) => 2,
     }
+}
+
+pub fn main() -> ExitCode {
+    let parsed = Cli::try_parse();
+    let printer = match &parsed {
+        Ok(cli) => {
+            init_tracing(&cli.global);
+            Printer::new(&cli.global)
+        }
+        Err(_) => Printer::plain(),
+    };
+    let ended = parsed
+        .map_err(CliError::from)
+        .and_then(|cli| try_main(cli, &printer));
+    match &ended {
+        Err(CliError::Arguments(err)) => {
+            // Help to stdout, a usage error to stderr, in clap's own words and colours.
+            let _ = err.print();
+        }
+        Err(err) if !err.is_reader_gone() => printer.error(&err.to_string()),
+        _ => {}
+    }
+    ExitCode::from(exit_code(&ended))
 }
 
 fn init_tracing(global: &GlobalArgs) {
@@ -74,7 +90,7 @@ fn init_tracing(global: &GlobalArgs) {
 }
 
 fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
-    let cwd = std::env::current_dir()?;
+    let cwd = std::env::current_dir().map_err(CliError::WorkingDirectory)?;
     match cli.command {
         Command::Init(args) => init::run(&cwd, &args.image, printer),
         Command::Validate(args) => validate(&cli.global, &args, &cwd, printer),
@@ -113,11 +129,7 @@ pub(crate) fn load(
     }
     let tests = discover::discover(&root, &paths, cwd)?;
     if tests.is_empty() {
-        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(CliError::Usage(format!(
-            "no tests found in {} (tests are named *.clnrm.toml, *.clnrm.toml.tera or *.toml.tera; files ignored by .gitignore/.ignore are skipped)",
-            shown.join(", ")
-        )));
+        return Err(CliError::NoTests { paths });
     }
     Ok((project, tests))
 }
@@ -167,6 +179,9 @@ fn validate(
         started.elapsed().as_secs_f64()
     ));
     finish_memo(&memo, &project, printer);
+    if output::stdout_reader_gone() {
+        return Err(CliError::StdoutClosed);
+    }
     Ok(if invalid == 0 {
         Exit::Ok
     } else {
@@ -182,7 +197,10 @@ fn render(
 ) -> Result<Exit, CliError> {
     let (project, tests) = load(global, std::slice::from_ref(&args.file), cwd, printer)?;
     let test = &tests[0];
-    let bytes = std::fs::read(&test.path)?;
+    let bytes = std::fs::read(&test.path).map_err(|source| CliError::Read {
+        path: test.path.clone(),
+        source,
+    })?;
     let Ok(source) = String::from_utf8(bytes) else {
         printer.error(&format!("{}: not UTF-8", test.identity));
         return Ok(Exit::TestsFailed);
@@ -211,10 +229,11 @@ fn render(
     }
 }
 
-fn write_stdout(text: &str) -> std::io::Result<()> {
+fn write_stdout(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(CliError::Stdout)
 }
 
 /// Where the cache lives (SPEC §2, §6): `--cache-dir` / `CLNRM_CACHE_DIR`, else
@@ -256,5 +275,53 @@ pub(crate) fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
     }
     for warning in memo.take_warnings() {
         printer.warn(&warning);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(ended: Result<Exit, CliError>) -> u8 {
+        exit_code(&ended)
+    }
+
+    #[test]
+    fn tests_decide_0_or_1_and_a_command_that_could_not_work_is_2() {
+        assert_eq!(code(Ok(Exit::Ok)), 0);
+        assert_eq!(code(Ok(Exit::TestsFailed)), 1);
+        assert_eq!(code(Err(CliError::NoTests { paths: vec![] })), 2);
+        let engine = clnrm_exec::ExecError::Engine("connection refused".into());
+        assert_eq!(code(Err(CliError::Engine(engine))), 2);
+        let unwritable = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(code(Err(CliError::Stdout(unwritable))), 2);
+    }
+
+    #[test]
+    fn a_reader_that_went_away_is_a_quiet_success() {
+        let broken_pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(code(Err(CliError::StdoutClosed)), 0);
+        assert_eq!(code(Err(CliError::Stdout(broken_pipe()))), 0);
+        assert_eq!(code(Err(CliError::Io(broken_pipe()))), 0);
+        let write = CliError::Write {
+            path: "report.xml".into(),
+            source: broken_pipe(),
+        };
+        assert_eq!(code(Err(write)), 2, "a file is not our reader");
+    }
+
+    #[test]
+    fn help_and_version_are_not_failures_but_a_bad_flag_is() {
+        let parse = |args: &[&str]| {
+            code(
+                Cli::try_parse_from(args)
+                    .map(|_| Exit::Ok)
+                    .map_err(CliError::from),
+            )
+        };
+        assert_eq!(parse(&["clnrm", "--help"]), 0);
+        assert_eq!(parse(&["clnrm", "--version"]), 0);
+        assert_eq!(parse(&["clnrm", "run", "--no-such-flag"]), 2);
+        assert_eq!(parse(&["clnrm", "run", "--shard", "3/2"]), 2);
     }
 }

@@ -1,4 +1,6 @@
-//! Human output: colours, quiet mode, one place for how things look.
+//! Human output: colours, quiet mode, one place for how things look; and whether the
+//! reader of stdout is still there. Writes never panic: a closed stdout or stderr is
+//! the reader's choice (`clnrm run | head -1`), not clnrm's error.
 
 use std::io::{IsTerminal, Write};
 
@@ -32,6 +34,14 @@ impl Printer {
         }
     }
 
+    /// For messages before the flags are known (they did not parse): no colour.
+    pub fn plain() -> Printer {
+        Printer {
+            color: false,
+            quiet: false,
+        }
+    }
+
     pub fn color(&self) -> bool {
         self.color
     }
@@ -50,7 +60,12 @@ impl Printer {
     }
 
     pub fn error(&self, message: &str) {
-        eprintln!("{} {message}", self.paint("error:", RED));
+        self.line_to_stderr(&format!("{} {message}", self.paint("error:", RED)));
+    }
+
+    // `eprintln!` panics when stderr is a closed pipe.
+    fn line_to_stderr(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 
     pub fn diagnostic(&self, diagnostic: &Diagnostic) {
@@ -77,10 +92,44 @@ impl Printer {
     }
 
     pub fn warn(&self, message: &str) {
-        eprintln!("{} {message}", self.paint("warning:", YELLOW));
+        self.line_to_stderr(&format!("{} {message}", self.paint("warning:", YELLOW)));
     }
 
     pub fn summary(&self, text: &str) {
         self.line(&self.paint(text, BOLD));
+    }
+}
+
+/// Whether the reader of stdout has gone: the pipe or socket it was has no reader
+/// left. A file, a terminal or a closed descriptor never counts as gone. Asks the
+/// kernel without writing, so a run can notice while no output is due.
+#[cfg(unix)]
+pub fn stdout_reader_gone() -> bool {
+    use std::os::fd::AsRawFd;
+    let mut watched = libc::pollfd {
+        fd: std::io::stdout().as_raw_fd(),
+        // No event asked for: POLLERR (pipe without reader) and POLLHUP (socket
+        // peer gone) are reported regardless.
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call, timeout 0 (no wait).
+    let ready = unsafe { libc::poll(&mut watched, 1, 0) };
+    ready > 0 && watched.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+#[cfg(not(unix))]
+pub fn stdout_reader_gone() -> bool {
+    false
+}
+
+/// Completes once the reader of stdout has gone (checked every 50 ms).
+pub async fn reader_gone() {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        ticks.tick().await;
+        if stdout_reader_gone() {
+            return;
+        }
     }
 }

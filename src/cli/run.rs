@@ -1,13 +1,17 @@
 //! `clnrm run`: wires the runner to Docker, signals and the three report consumers.
+//! A run stops starting tests when it is interrupted (Ctrl-C, SIGTERM) or when the
+//! reader of its output goes away (`clnrm run | head -1`); either way the tests that
+//! were running end and their containers are removed before clnrm exits.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
 use super::args::{Format, RunArgs};
-use super::output::Printer;
+use super::output::{self, Printer};
 use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::pool::{project_key, Pool, PoolOptions};
@@ -37,22 +41,25 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(2, 8))
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(CliError::Runtime)?;
     let options = RunOptions {
         jobs,
         fail_fast: args.fail_fast,
         force: args.force,
         dry_run: args.dry_run,
     };
+    let reader_gone = Arc::new(AtomicBool::new(false));
     let stats = runtime.block_on(async {
         // No engine, no run: one clear error before any test starts (exit 2).
         let backend: Arc<dyn clnrm_exec::Backend> =
             Arc::new(clnrm_exec::DockerBackend::connect().await?);
+        let session = clnrm_exec::Session::current();
         let executor: Arc<dyn TestExecutor> = if args.reuse || project.config.run_reuse {
             // Warm containers, kept after the run for the next `--reuse` (or `clnrm dev`).
             let pool = Pool::new(
                 backend.clone(),
-                clnrm_exec::Session::current(),
+                session.clone(),
                 project.root.clone(),
                 project_key(&project.root),
                 PoolOptions::default(),
@@ -64,13 +71,17 @@ pub fn run(
         } else {
             Arc::new(FreshContainers {
                 backend: backend.clone(),
-                session: clnrm_exec::Session::current(),
+                session: session.clone(),
                 root: project.root.clone(),
             })
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let noticed_reader_gone = reader_gone.clone();
         tokio::spawn(async move {
-            wait_for_interrupt().await;
+            tokio::select! {
+                () = wait_for_interrupt() => {}
+                () = output::reader_gone() => noticed_reader_gone.store(true, Ordering::SeqCst),
+            }
             let _ = cancel_tx.send(true);
         });
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -87,15 +98,25 @@ pub fn run(
                 }
                 match format {
                     Format::Human => human.record(&event),
-                    Format::Json => printer_line(&json_line(&event)),
+                    Format::Json => write_json_line(&json_line(&event)),
                 }
             }
             (stats, junit)
         });
         runner::run(
-            backend, executor, &memo, &project, checked, &options, events_tx, cancel_rx,
+            backend.clone(),
+            executor,
+            &memo,
+            &project,
+            checked,
+            &options,
+            events_tx,
+            cancel_rx.clone(),
         )
         .await;
+        if *cancel_rx.borrow() {
+            sweep_after_cancel(backend.as_ref(), &session.id).await;
+        }
         let (stats, junit) = consumer.await?;
         if let Some(path) = &args.junit {
             std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
@@ -108,6 +129,9 @@ pub fn run(
         Ok::<RunStats, CliError>(stats)
     })?;
     finish_memo(&memo, &project, printer);
+    if reader_gone.load(Ordering::SeqCst) {
+        return Err(CliError::StdoutClosed);
+    }
     Ok(if stats.exit_ok() {
         Exit::Ok
     } else {
@@ -115,9 +139,40 @@ pub fn run(
     })
 }
 
-fn printer_line(text: &str) {
+/// One event of `--format json`. A failed write is not an error here: a reader that
+/// went away is noticed by [`output::reader_gone`], which cancels the run.
+fn write_json_line(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Removes what a cancelled run's session still has. A container create cut short
+/// by the cancel goes on in the engine although its test never learns the ID, and
+/// it may land a little after the run ended: sweep until the session has stayed
+/// empty for a moment (bounded, so a stuck engine cannot hold the exit).
+async fn sweep_after_cancel(backend: &dyn clnrm_exec::Backend, session_id: &str) {
+    const QUIET_CHECKS: u32 = 3;
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+    let started = Instant::now();
+    let mut quiet = 0;
+    while quiet < QUIET_CHECKS && started.elapsed() < LIMIT {
+        match clnrm_exec::remove_session(backend, session_id).await {
+            Ok(swept) if swept.containers.is_empty() && swept.networks.is_empty() => quiet += 1,
+            Ok(swept) => {
+                quiet = 0;
+                tracing::info!(
+                    "removed {} container(s) of starts cut short by the cancel",
+                    swept.containers.len()
+                );
+            }
+            Err(err) => {
+                tracing::warn!("could not look for containers left by the cancel: {err}");
+                return;
+            }
+        }
+        tokio::time::sleep(INTERVAL).await;
+    }
 }
 
 /// Ctrl-C or SIGTERM.
