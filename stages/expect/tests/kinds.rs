@@ -90,7 +90,10 @@ fn request() -> Vec<Span> {
     let handler = child_of(span(1, 2, "api.handler", 10, 90), &root);
     let query = with_attr(
         with_attr(
-            with_kind(child_of(span(1, 3, "db.query", 20, 50), &handler), SpanKind::Client),
+            with_kind(
+                child_of(span(1, 3, "db.query", 20, 50), &handler),
+                SpanKind::Client,
+            ),
             "db.system",
             "postgresql",
         ),
@@ -128,7 +131,10 @@ fn a_span_meeting_every_constraint_passes() {
 #[test]
 fn span_names_may_be_globs() {
     assert_holds(&only(judge(&request(), "[[expect.span]]\nname = \"db.*\"")));
-    assert_holds(&only(judge(&request(), "[[expect.span]]\nname = \"api.handle?\"")));
+    assert_holds(&only(judge(
+        &request(),
+        "[[expect.span]]\nname = \"api.handle?\"",
+    )));
     assert_holds(&only(judge(
         &request(),
         "[[expect.span]]\nname = \"db.query\"\nparent = \"api.*\"",
@@ -141,7 +147,10 @@ fn a_span_that_never_arrived_fails_showing_the_names_closest_to_it() {
     let v = only(judge(&request(), "[[expect.span]]\nname = \"db.querry\""));
     assert_fails_saying(
         &v,
-        &[r#"expect.span[0] "db.querry""#, "no span named \"db.querry\" among the 3 received"],
+        &[
+            r#"expect.span[0] "db.querry""#,
+            "no span named \"db.querry\" among the 3 received",
+        ],
     );
     assert_eq!(v.closest[0].name, "db.query", "nearest name ranks first");
 }
@@ -193,7 +202,11 @@ fn attrs_all_fails_on_a_missing_or_different_attribute() {
 
 #[test]
 fn attrs_are_compared_as_text_so_numbers_match_their_strings() {
-    let spans = vec![with_attr(span(1, 1, "http.get", 0, 1), "http.status_code", 200i64)];
+    let spans = vec![with_attr(
+        span(1, 1, "http.get", 0, 1),
+        "http.status_code",
+        200i64,
+    )];
     assert_holds(&only(judge(
         &spans,
         "[[expect.span]]\nname = \"http.get\"\nattrs.all = { \"http.status_code\" = \"200\" }",
@@ -256,20 +269,32 @@ fn span_status_fails_on_error_and_ok_accepts_unset() {
         &spans,
         "[[expect.span]]\nname = \"db.query\"\nstatus = \"OK\"",
     ));
-    assert_fails_saying(&v, &[r#"status is ERROR ("connection refused"), expected OK"#]);
+    assert_fails_saying(
+        &v,
+        &[r#"status is ERROR ("connection refused"), expected OK"#],
+    );
 }
 
 #[test]
 fn among_several_same_named_spans_the_one_missing_least_ranks_first() {
     let root = span(1, 1, "root", 0, 100);
     let far = with_kind(span(1, 2, "db.query", 0, 1), SpanKind::Server);
-    let near = with_kind(child_of(span(1, 3, "db.query", 0, 1), &root), SpanKind::Server);
+    let near = with_kind(
+        child_of(span(1, 3, "db.query", 0, 1), &root),
+        SpanKind::Server,
+    );
     let v = only(judge(
         &[root.clone(), far, near],
         "[[expect.span]]\nname = \"db.query\"\nparent = \"root\"\nkind = \"client\"",
     ));
-    assert_fails_saying(&v, &["2 span(s) named \"db.query\", none meets every constraint"]);
-    assert_eq!(v.closest[0].mismatch, vec!["kind is server, expected client"]);
+    assert_fails_saying(
+        &v,
+        &["2 span(s) named \"db.query\", none meets every constraint"],
+    );
+    assert_eq!(
+        v.closest[0].mismatch,
+        vec!["kind is server, expected client"]
+    );
     assert_eq!(v.closest[1].mismatch.len(), 2);
 }
 
@@ -353,7 +378,11 @@ fn status_all_ok_accepts_unset_and_fails_on_error() {
     let v = only(judge(&spans, "[expect.status]\nall = \"OK\""));
     assert_fails_saying(
         &v,
-        &["expect.status.all", "1 of 3 span(s) do not: 1 ERROR", "db.query"],
+        &[
+            "expect.status.all",
+            "1 of 3 span(s) do not: 1 ERROR",
+            "db.query",
+        ],
     );
 }
 
@@ -380,12 +409,23 @@ fn status_by_name_checks_every_matching_span() {
         "[expect.status]\nby_name = { \"db.*\" = \"ERROR\", \"api.*\" = \"OK\", \"cache\" = \"OK\" }",
     );
     assert_eq!(verdicts.len(), 3);
-    let by = |needle: &str| verdicts.iter().find(|v| v.expectation.contains(needle)).unwrap();
+    let by = |needle: &str| {
+        verdicts
+            .iter()
+            .find(|v| v.expectation.contains(needle))
+            .unwrap()
+    };
     assert_holds(by("\"db.*\""));
     assert_holds(by("\"api.*\""));
     assert_fails_saying(by("\"cache\""), &["no span named \"cache\""]);
-    let v = only(judge(&spans, "[expect.status]\nby_name = { \"db.query\" = \"OK\" }"));
-    assert_fails_saying(&v, &["expect.status.by_name \"db.query\"", "status is ERROR"]);
+    let v = only(judge(
+        &spans,
+        "[expect.status]\nby_name = { \"db.query\" = \"OK\" }",
+    ));
+    assert_fails_saying(
+        &v,
+        &["expect.status.by_name \"db.query\"", "status is ERROR"],
+    );
 }
 
 // ---- [expect.counts] ----
@@ -418,10 +458,22 @@ fn counts_hold_per_field_and_fail_showing_the_count() {
         "#,
     );
     assert_eq!(fails.len(), 4);
-    assert_fails_saying(&fails[0], &["expect.counts.spans_total", "count >= 4", "actual:   3"]);
-    assert_fails_saying(&fails[1], &["expect.counts.events_total", "count <= 1", "actual:   2"]);
-    assert_fails_saying(&fails[2], &["expect.counts.errors_total", "count = 0", "actual:   1"]);
-    assert_fails_saying(&fails[3], &["expect.counts.by_name \"db.quer\"", "actual:   0"]);
+    assert_fails_saying(
+        &fails[0],
+        &["expect.counts.spans_total", "count >= 4", "actual:   3"],
+    );
+    assert_fails_saying(
+        &fails[1],
+        &["expect.counts.events_total", "count <= 1", "actual:   2"],
+    );
+    assert_fails_saying(
+        &fails[2],
+        &["expect.counts.errors_total", "count = 0", "actual:   1"],
+    );
+    assert_fails_saying(
+        &fails[3],
+        &["expect.counts.by_name \"db.quer\"", "actual:   0"],
+    );
     assert_eq!(fails[3].closest[0].name, "db.query");
 }
 
@@ -573,7 +625,11 @@ fn a_client_span_naming_an_external_peer_fails() {
     for (key, value, host) in [
         ("server.address", "example.com", "example.com"),
         ("net.peer.name", "10.0.0.9", "10.0.0.9"),
-        ("http.url", "https://api.stripe.com:443/v1/charges", "api.stripe.com"),
+        (
+            "http.url",
+            "https://api.stripe.com:443/v1/charges",
+            "api.stripe.com",
+        ),
     ] {
         let v = only(judge(
             &client_calling(key, value),
@@ -616,7 +672,10 @@ fn resource_attrs_must_match_on_every_span() {
     mismatched[1] = with_resource(mismatched[1].clone(), "env", "prod");
     assert_fails_saying(
         &only(judge(&mismatched, table)),
-        &["1 of 3 span(s) do not", r#"resource env is "prod", expected "ci""#],
+        &[
+            "1 of 3 span(s) do not",
+            r#"resource env is "prod", expected "ci""#,
+        ],
     );
     let mut missing = spans;
     missing[2].resource.remove("env");
@@ -629,7 +688,11 @@ fn a_forbidden_attribute_key_fails() {
     let table = "[expect.hermeticity]\nspan_attrs.forbid_keys = [\"db.connection_string\"]";
     assert_holds(&only(judge(&request(), table)));
     let mut spans = request();
-    spans[2] = with_attr(spans[2].clone(), "db.connection_string", "postgres://u:p@db");
+    spans[2] = with_attr(
+        spans[2].clone(),
+        "db.connection_string",
+        "postgres://u:p@db",
+    );
     assert_fails_saying(
         &only(judge(&spans, table)),
         &[
@@ -654,7 +717,10 @@ fn verdicts_serialise_as_the_json_events_expectations_array() {
     assert_eq!(json[1]["index"], 1);
     assert_eq!(json[1]["status"], "fail");
     let message = json[1]["message"].as_str().unwrap();
-    assert!(message.starts_with(r#"expect.span[1] "db.query" failed"#), "{message}");
+    assert!(
+        message.starts_with(r#"expect.span[1] "db.query" failed"#),
+        "{message}"
+    );
     assert!(message.contains("closest spans received:"), "{message}");
     assert!(
         message.contains(r#""db.query" (client, parent "api.handler", 30.0 ms, UNSET)"#),
