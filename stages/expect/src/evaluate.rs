@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::expectations::{
-    CountBound, Expectations, GraphExpectation, HermeticityExpectation, OrderExpectation,
-    SpanExpectation, StatusExpectation, WindowExpectation,
+    CountBound, Expectations, ExpectedStatus, GraphExpectation, HermeticityExpectation,
+    OrderExpectation, SpanExpectation, StatusExpectation, WindowExpectation,
 };
 use crate::pattern::SpanPattern;
-use crate::span::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::span::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId};
 use crate::verdict::{ExpectationKind, SpanSummary, Verdict};
 
 /// What evaluation needs besides spans and expectations.
@@ -471,7 +471,20 @@ impl<'s> Index<'s> {
         };
         let expectation = format!("expect.order.{field}[{j}] [{a}, {b}]");
         let (sa, sb) = (self.matching(a), self.matching(b));
-        if sa.is_empty() || sb.is_empty() {
+        let spans = self.spans;
+        let earliest_end =
+            |set: &[usize]| set.iter().copied().min_by_key(|&i| spans[i].end_unix_nanos);
+        let latest_start = |set: &[usize]| {
+            set.iter()
+                .copied()
+                .max_by_key(|&i| spans[i].start_unix_nanos)
+        };
+        let extremes = if precede {
+            (earliest_end(&sa), latest_start(&sb))
+        } else {
+            (earliest_end(&sb), latest_start(&sa))
+        };
+        let (Some(ends), Some(starts)) = extremes else {
             let absent = if sa.is_empty() { a } else { b };
             return Judgement {
                 expectation,
@@ -480,22 +493,6 @@ impl<'s> Index<'s> {
                 actual: self.missing(absent),
                 closest: self.closest_names(absent),
             };
-        }
-        let spans = self.spans;
-        let earliest_end = |set: &[usize]| {
-            *set.iter()
-                .min_by_key(|&&i| spans[i].end_unix_nanos)
-                .expect("non-empty")
-        };
-        let latest_start = |set: &[usize]| {
-            *set.iter()
-                .max_by_key(|&&i| spans[i].start_unix_nanos)
-                .expect("non-empty")
-        };
-        let (ends, starts) = if precede {
-            (earliest_end(&sa), latest_start(&sb))
-        } else {
-            (earliest_end(&sb), latest_start(&sa))
         };
         let (end, start) = (spans[ends].end_unix_nanos, spans[starts].start_unix_nanos);
         let passed = end <= start;
@@ -555,7 +552,7 @@ impl<'s> Index<'s> {
         expectation: String,
         expected: String,
         set: &[usize],
-        want: crate::expectations::ExpectedStatus,
+        want: ExpectedStatus,
         pattern: Option<&SpanPattern>,
     ) -> Judgement {
         if set.is_empty() {
@@ -878,13 +875,13 @@ impl<'s> Index<'s> {
 
     fn no_external_services(&self, context: &Context) -> Judgement {
         let allowed = |host: &str| {
-            let host = host.trim_end_matches('.').to_ascii_lowercase();
-            host == COLLECTOR_HOST
-                || is_loopback(&host)
+            let host = host.trim_end_matches('.');
+            host.eq_ignore_ascii_case(COLLECTOR_HOST)
+                || is_loopback(host)
                 || context
                     .service_names
                     .iter()
-                    .any(|s| s.eq_ignore_ascii_case(&host))
+                    .any(|s| s.eq_ignore_ascii_case(host))
         };
         let mut offenders: Vec<(usize, String)> = Vec::new();
         for (i, s) in self.spans.iter().enumerate() {
@@ -895,8 +892,16 @@ impl<'s> Index<'s> {
                 let Some(value) = s.attributes.get(*key) else {
                     continue;
                 };
-                let text = value.to_string();
-                if let Some(host) = host_of(&text).filter(|h| !allowed(h)) {
+                // Peer attributes are strings; others are rendered only when they occur.
+                let rendered;
+                let text = match value {
+                    AttrValue::String(s) => s.as_str(),
+                    other => {
+                        rendered = other.to_string();
+                        rendered.as_str()
+                    }
+                };
+                if let Some(host) = host_of(text).filter(|h| !allowed(h)) {
                     offenders.push((i, format!("calls {host:?} ({key})")));
                     break;
                 }
@@ -1031,7 +1036,7 @@ fn host_of(text: &str) -> Option<&str> {
 
 /// A container calling itself is not an external service.
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.")
 }
 
 fn event_names(s: &Span) -> String {
@@ -1050,9 +1055,9 @@ fn status_text(s: &Span) -> String {
     }
 }
 
-fn status_wanted(want: crate::expectations::ExpectedStatus) -> String {
+fn status_wanted(want: ExpectedStatus) -> String {
     match want {
-        crate::expectations::ExpectedStatus::Ok => "has status OK (or UNSET)".to_string(),
+        ExpectedStatus::Ok => "has status OK (or UNSET)".to_string(),
         other => format!("has status {other}"),
     }
 }

@@ -434,9 +434,9 @@ impl TryFrom<RawCountBound> for CountBound {
 
 impl CountBound {
     pub fn holds(&self, n: u64) -> bool {
-        self.eq.map_or(true, |eq| n == eq)
-            && self.gte.map_or(true, |gte| n >= gte)
-            && self.lte.map_or(true, |lte| n <= lte)
+        self.eq.is_none_or(|eq| n == eq)
+            && self.gte.is_none_or(|gte| n >= gte)
+            && self.lte.is_none_or(|lte| n <= lte)
     }
 
     /// Whether the bound can only hold when something matched (so clnrm waits for it).

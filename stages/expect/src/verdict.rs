@@ -38,8 +38,8 @@ impl ExpectationKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanSummary {
     pub name: String,
-    /// The parent span's name; `None` for a root, `"?"`-free: an unreceived parent reads
-    /// as `Some("<not received>")`.
+    /// The parent span's name: `None` for a root, `"<not received>"` when the span names a
+    /// parent that did not arrive.
     pub parent: Option<String>,
     pub kind: SpanKind,
     pub duration_ms: f64,
