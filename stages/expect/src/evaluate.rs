@@ -324,11 +324,14 @@ impl<'s> Index<'s> {
                     e.name,
                     ranked[0].0.join("; ")
                 );
-                let closest = ranked
+                let mut closest: Vec<SpanSummary> = ranked
                     .into_iter()
                     .take(CLOSEST)
                     .map(|(misses, i)| self.summary(i, misses))
                     .collect();
+                // Same-named spans first; nearby names fill the rest.
+                let room = CLOSEST - closest.len();
+                closest.extend(self.closest_names(&e.name).into_iter().take(room));
                 (false, actual, closest)
             }
             (false, true) => (
