@@ -2,6 +2,7 @@
 //! by name), then one pass per expectation. Pure: spans and expectations in, verdicts out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::expectations::{
     CountBound, Expectations, ExpectedStatus, GraphExpectation, HermeticityExpectation,
@@ -173,11 +174,45 @@ fn quoted_list(patterns: &[SpanPattern]) -> String {
         .join(", ")
 }
 
+/// The multiply-rotate hash rustc uses (FxHash): the index's keys are span ids and names
+/// from the test's own services, not adversarial input, and SipHash's cost is most of the
+/// index's build time at 10,000 spans.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.write_u64(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// The spans, indexed for the lookups expectations make.
 struct Index<'s> {
     spans: &'s [Span],
-    by_id: HashMap<(TraceId, SpanId), usize>,
-    by_name: HashMap<&'s str, Vec<usize>>,
+    by_id: FxMap<(TraceId, SpanId), usize>,
+    by_name: FxMap<&'s str, Vec<usize>>,
     /// Distinct names in first-received order (globs are matched against these, not spans).
     names: Vec<&'s str>,
     /// The earliest start: times in messages are relative to it, in ms.
@@ -186,8 +221,8 @@ struct Index<'s> {
 
 impl<'s> Index<'s> {
     fn new(spans: &'s [Span]) -> Self {
-        let mut by_id = HashMap::with_capacity(spans.len());
-        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_id = FxMap::with_capacity_and_hasher(spans.len(), Default::default());
+        let mut by_name: FxMap<&str, Vec<usize>> = FxMap::default();
         let mut names = Vec::new();
         for (i, s) in spans.iter().enumerate() {
             by_id.insert((s.trace_id, s.span_id), i);
@@ -809,8 +844,8 @@ impl<'s> Index<'s> {
         }
         let mut marks = vec![Mark::New; self.spans.len()];
         let mut cycle: Option<Vec<usize>> = None;
+        let mut chain = Vec::new();
         'spans: for start in 0..self.spans.len() {
-            let mut chain = Vec::new();
             let mut at = Some(start);
             while let Some(i) = at {
                 match marks[i] {
@@ -829,7 +864,7 @@ impl<'s> Index<'s> {
                     }
                 }
             }
-            for i in chain {
+            for i in chain.drain(..) {
                 marks[i] = Mark::Done;
             }
         }
@@ -891,10 +926,11 @@ impl<'s> Index<'s> {
             if !matches!(s.kind, SpanKind::Client | SpanKind::Producer) {
                 continue;
             }
-            for key in PEER_KEYS {
-                let Some(value) = s.attributes.get(*key) else {
+            // A span has few attributes: walking them beats four map lookups per span.
+            for (key, value) in &s.attributes {
+                if !PEER_KEYS.contains(&key.as_str()) {
                     continue;
-                };
+                }
                 // Peer attributes are strings; others are rendered only when they occur.
                 let rendered;
                 let text = match value {
