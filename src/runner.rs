@@ -18,7 +18,7 @@ use crate::cache::{Key, Memo, Stage};
 use crate::discover::TestFile;
 use crate::pipeline::{Checked, ValidTest};
 use crate::project::Project;
-use crate::report::{ms, Event, Status, StepFailure, TestTimings};
+use crate::report::{ms, Event, Status, StepFailure, TestFinished, TestTimings};
 
 /// The default image of a test that declares no service, when cleanroom.toml names none.
 pub const FALLBACK_IMAGE: &str = "alpine:3.20";
@@ -360,7 +360,7 @@ pub async fn execute(
             }
             Disposition::Cached(runnable, duration_ms) => {
                 tracing::info!(test = %runnable.test.identity, stage = "result", "hit");
-                Event::TestFinished {
+                Event::TestFinished(TestFinished {
                     test: runnable.test.identity,
                     name: runnable.name,
                     status: Status::Pass,
@@ -370,9 +370,9 @@ pub async fn execute(
                     failed_step: None,
                     failure: None,
                     timings: None,
-                }
+                })
             }
-            Disposition::Error(test, name, message) => Event::TestFinished {
+            Disposition::Error(test, name, message) => Event::TestFinished(TestFinished {
                 test: test.identity,
                 name,
                 status: Status::Error,
@@ -382,7 +382,7 @@ pub async fn execute(
                 failed_step: None,
                 failure: None,
                 timings: None,
-            },
+            }),
         };
         stats.record(&event);
         let _ = events.send(event);
@@ -464,7 +464,7 @@ pub async fn execute(
 }
 
 fn not_run(runnable: &Runnable, reason: &str) -> Event {
-    Event::TestFinished {
+    Event::TestFinished(TestFinished {
         test: runnable.test.identity.clone(),
         name: runnable.name.clone(),
         status: Status::Error,
@@ -474,7 +474,7 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
         failed_step: None,
         failure: None,
         timings: None,
-    }
+    })
 }
 
 /// Stores a pass, and turns a report into its `test_finished` event.
@@ -502,7 +502,7 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
         ),
         TestOutcome::Error { message } => (Status::Error, Some(message.clone()), None, None),
     };
-    Event::TestFinished {
+    Event::TestFinished(TestFinished {
         test: runnable.test.identity.clone(),
         name: runnable.name.clone(),
         status,
@@ -519,7 +519,7 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
             containers_started: used.started,
             containers_removed: used.removed,
         }),
-    }
+    })
 }
 
 fn step_events(test: &str, report: &TestReport) -> Vec<Event> {
