@@ -135,8 +135,9 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
         })?;
     let mut inputs_watched = BTreeSet::new();
     let first = runtime.block_on(session.first_run(cancel_rx.clone()));
-    reader(DevEvent::Run(Box::new(first)));
+    // Inputs are watched before the run is shown: an edit made on seeing it is seen.
     watch_inputs(&watcher, &session, &mut inputs_watched);
+    reader(DevEvent::Run(Box::new(first)));
     reader(DevEvent::Watching {
         tests: session.test_count(),
     });
@@ -145,11 +146,11 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
         match wait_for_wake(watcher.batches(), &stop_rx, &idle_tick) {
             Wake::Changes(batch) => {
                 let run = runtime.block_on(session.on_change(&batch, cancel_rx.clone()));
+                watch_inputs(&watcher, &session, &mut inputs_watched);
                 reader(DevEvent::Run(Box::new(run)));
                 if *cancel_rx.borrow() {
                     break Ok(());
                 }
-                watch_inputs(&watcher, &session, &mut inputs_watched);
                 runtime.block_on(pool.evict_idle());
                 reader(DevEvent::Watching {
                     tests: session.test_count(),
