@@ -219,6 +219,8 @@ struct RawEvent {
     event: notify::Result<notify::Event>,
 }
 
+/// The watcher thread's state: raw events go through the ignore rules into the
+/// debouncer, released batches go out, and `add_path` requests come in.
 struct EventLoop {
     tree: Tree,
     debouncer: Debouncer,
