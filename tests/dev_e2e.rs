@@ -622,3 +622,30 @@ fn a_cache_dir_inside_the_project_never_triggers_a_run() {
     assert_eq!(ran(&run), ["plain_a.clnrm.toml"], "{run}");
     dev.expect_quiet(Duration::from_millis(1500));
 }
+
+#[test]
+fn a_library_created_where_an_import_looked_first_takes_over() {
+    if !docker_ready() {
+        return;
+    }
+    // `tests/t` imports `_say.tera`: it is looked for in tests/, then the root, then
+    // templates/. A new `_say.tera` at the root, outside `tests`, is the one read now.
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("templates/_say.tera", LIBRARY);
+    project.write(
+        "tests/t.clnrm.toml.tera",
+        &templated("t").replace("lib/_say.tera", "_say.tera"),
+    );
+    let dev = Dev::start(&project, &["tests"]);
+    let first = dev.next_run();
+    assert_eq!(ran(&first), ["tests/t.clnrm.toml.tera"], "{first}");
+
+    project.write(
+        "_say.tera",
+        &LIBRARY.replace("name = \"say\"", "name = \"said at the root\""),
+    );
+    let run = dev.next_run();
+    assert_eq!(ran(&run), ["tests/t.clnrm.toml.tera"], "{run}");
+    assert_eq!(run["changed"], serde_json::json!(["_say.tera"]));
+}

@@ -214,13 +214,20 @@ fn wait_for_wake(
 
 /// Asks the watcher to also watch each input of the known tests that it was not
 /// asked for yet: a library in `templates/` or a build context outside the paths
-/// given to `clnrm dev`. Inputs outside the root or not on disk are left out.
+/// given to `clnrm dev`, and the places a render looked for an import and found
+/// nothing (a library created there takes over). Inputs outside the root are left out.
 fn watch_inputs(watcher: &Watcher, session: &DevSession, asked: &mut BTreeSet<String>) {
     for input in session.inputs() {
         if asked.contains(&input) {
             continue;
         }
-        match watcher.add_path(Path::new(&input)) {
+        let path = Path::new(&input);
+        let added = if path.is_absolute() || watcher.root().join(path).exists() {
+            watcher.add_path(path)
+        } else {
+            watcher.add_missing_file(path)
+        };
+        match added {
             Ok(()) => {
                 asked.insert(input);
             }
@@ -237,7 +244,7 @@ fn ignored_cache_dir(root: &Path, cwd: &Path, cache_dir: &Path) -> Option<String
         lexical(root),
         std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
     ];
-    // The cache folder may not exist yet; its nearest existing ancestor resolves links.
+    // The cache folder may not exist yet; when it does, links in its path count too.
     let resolved = std::fs::canonicalize(&absolute).ok();
     roots.iter().find_map(|root| {
         [Some(&absolute), resolved.as_ref()]

@@ -15,7 +15,7 @@ use notify::event::{EventKind, ModifyKind};
 
 use super::debounce::{default_max_wait, Arrival, ChangeBatch, Debouncer, DEFAULT_DEBOUNCE};
 use super::rules::{is_ignore_file, IgnoreRules};
-use super::tree::{parent, relative, Scope, Tree};
+use super::tree::{join, parent, relative, Scope, Tree};
 
 /// How the watcher debounces and what else it ignores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +163,17 @@ impl Watcher {
     /// outside the watched paths that a test's render read. When this returns
     /// the watches are in place.
     pub fn add_path(&self, path: &Path) -> Result<(), WatchError> {
-        let scope = scope_of(&self.root, path)?;
+        self.add_scope(scope_of(&self.root, path)?)
+    }
+
+    /// Also watches for a file that does not exist yet (relative to the root, or
+    /// absolute), e.g. a place a render looked for an import and found nothing: a
+    /// library created there would be read next time. Its folder must exist.
+    pub fn add_missing_file(&self, path: &Path) -> Result<(), WatchError> {
+        self.add_scope(missing_file_scope(&self.root, path)?)
+    }
+
+    fn add_scope(&self, scope: Scope) -> Result<(), WatchError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let stopped = || WatchError::Stopped;
         self.commands
@@ -211,6 +221,27 @@ fn scope_of(root: &Path, path: &Path) -> Result<Scope, WatchError> {
     } else {
         Scope::File(rel)
     })
+}
+
+/// The scope of a file that may not exist yet, checked to have its folder under the root.
+fn missing_file_scope(root: &Path, path: &Path) -> Result<Scope, WatchError> {
+    let given = root.join(path);
+    let not_a_file = || WatchError::Path {
+        path: given.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+    };
+    let name = given.file_name().ok_or_else(not_a_file)?;
+    let name = name.to_str().ok_or_else(not_a_file)?;
+    let folder = given.parent().ok_or_else(not_a_file)?;
+    let folder = fs::canonicalize(folder).map_err(|source| WatchError::Path {
+        path: folder.to_path_buf(),
+        source,
+    })?;
+    let rel = relative(root, &folder).ok_or_else(|| WatchError::OutsideRoot {
+        path: given.clone(),
+        root: root.to_path_buf(),
+    })?;
+    Ok(Scope::File(join(&rel, name)))
 }
 
 struct RawEvent {
