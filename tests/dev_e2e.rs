@@ -554,3 +554,98 @@ fn the_human_display_shows_results_and_the_timing_panel() {
     assert!(second.contains("(1 reused, 0 started)"), "{second}");
     assert!(second.contains("container reuse 100 %"), "{second}");
 }
+
+#[test]
+fn dev_on_a_folder_still_sees_the_libraries_and_volumes_its_tests_use() {
+    if !docker_ready() {
+        return;
+    }
+    // `clnrm dev tests`: the library lives in <root>/templates/, the mounted data in
+    // <root>/data/, both outside the folder given.
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("templates/_say.tera", LIBRARY);
+    project.write("data/greeting.txt", "hello\n");
+    project.write(
+        "tests/t.clnrm.toml.tera",
+        &templated("t").replace("lib/_say.tera", "_say.tera"),
+    );
+    project.write(
+        "tests/v.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"v\"\nversion = \"1\"\n\n[service.box]\nimage = \"{IMAGE}\"\nvolumes = [{{ host_path = \"../data\", container_path = \"/data\", read_only = true }}]\n\n[[steps]]\nname = \"read\"\ncommand = [\"cat\", \"/data/greeting.txt\"]\nexpected_output_regex = \"hello\"\n"
+        ),
+    );
+    let dev = Dev::start(&project, &["tests"]);
+    let first = dev.next_run();
+    assert_eq!(
+        ran(&first),
+        ["tests/t.clnrm.toml.tera", "tests/v.clnrm.toml"],
+        "{first}"
+    );
+    assert_eq!(status_of(&first, "tests/v.clnrm.toml"), "pass", "{first}");
+
+    project.write(
+        "templates/_say.tera",
+        &LIBRARY.replace("name = \"say\"", "name = \"said\""),
+    );
+    let run = dev.next_run();
+    assert_eq!(ran(&run), ["tests/t.clnrm.toml.tera"], "{run}");
+    assert_eq!(run["changed"], serde_json::json!(["templates/_say.tera"]));
+
+    project.write("data/greeting.txt", "hello again\n");
+    let run = dev.next_run();
+    assert_eq!(ran(&run), ["tests/v.clnrm.toml"], "{run}");
+    assert_eq!(status_of(&run, "tests/v.clnrm.toml"), "pass", "{run}");
+}
+
+#[test]
+fn a_cache_dir_inside_the_project_never_triggers_a_run() {
+    if !docker_ready() {
+        return;
+    }
+    let project = project();
+    let cache = project.path("build-cache");
+    let dev = Dev::start_with(
+        &project,
+        &[],
+        &[("CLNRM_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    let first = dev.next_run();
+    assert_eq!(ran(&first).len(), 4, "{first}");
+    assert!(cache.is_dir(), "the cache is where it was told to be");
+    // The first run wrote the cache: that is no change of the project.
+    dev.expect_quiet(Duration::from_millis(1500));
+
+    project.write("plain_a.clnrm.toml", &plain("plain_a", "a2"));
+    let run = dev.next_run();
+    assert_eq!(ran(&run), ["plain_a.clnrm.toml"], "{run}");
+    dev.expect_quiet(Duration::from_millis(1500));
+}
+
+#[test]
+fn a_library_created_where_an_import_looked_first_takes_over() {
+    if !docker_ready() {
+        return;
+    }
+    // `tests/t` imports `_say.tera`: it is looked for in tests/, then the root, then
+    // templates/. A new `_say.tera` at the root, outside `tests`, is the one read now.
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("templates/_say.tera", LIBRARY);
+    project.write(
+        "tests/t.clnrm.toml.tera",
+        &templated("t").replace("lib/_say.tera", "_say.tera"),
+    );
+    let dev = Dev::start(&project, &["tests"]);
+    let first = dev.next_run();
+    assert_eq!(ran(&first), ["tests/t.clnrm.toml.tera"], "{first}");
+
+    project.write(
+        "_say.tera",
+        &LIBRARY.replace("name = \"say\"", "name = \"said at the root\""),
+    );
+    let run = dev.next_run();
+    assert_eq!(ran(&run), ["tests/t.clnrm.toml.tera"], "{run}");
+    assert_eq!(run["changed"], serde_json::json!(["_say.tera"]));
+}

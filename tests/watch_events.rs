@@ -339,3 +339,21 @@ fn added_paths_are_watched_from_when_add_path_returns() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_file_added_is_reported_when_it_appears() {
+    let p = Project::new();
+    p.write("tests/a.clnrm.toml", "x");
+    p.write("lib/_macros.tera", "x");
+    let w = p.watch_paths(&["tests"], 100);
+    // A render looked for `lib/_http.tera` and found nothing.
+    w.add_missing_file(Path::new("lib/_http.tera")).unwrap();
+    p.write("lib/_macros.tera", "y");
+    assert_quiet(&w, 100);
+    p.write("lib/_http.tera", "new");
+    assert_eq!(next_batch(&w).paths, set(&["lib/_http.tera"]));
+    assert!(
+        w.add_missing_file(Path::new("nowhere/_x.tera")).is_err(),
+        "its folder must exist"
+    );
+}

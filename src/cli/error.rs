@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use crate::cache::CacheError;
+use crate::dev::DevError;
 use crate::discover::DiscoverError;
 use crate::project::ProjectError;
-use crate::watch::WatchError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -35,8 +35,9 @@ pub enum CliError {
     /// The Docker engine is unreachable or refused a request the command needs.
     #[error(transparent)]
     Engine(#[from] clnrm_exec::ExecError),
-    #[error("cannot watch {}: {source}", root.display())]
-    Watch { root: PathBuf, source: WatchError },
+    /// `clnrm dev` could not start, or its watcher stopped.
+    #[error(transparent)]
+    Dev(#[from] DevError),
     #[error("cannot read the current directory: {0}")]
     WorkingDirectory(std::io::Error),
     #[error("cannot read {}: {source}", path.display())]

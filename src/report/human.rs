@@ -5,10 +5,11 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{tail, Event, Status};
+use super::style::{Palette, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
+use super::{tail, Event, Status, TestFinished};
 
 pub struct HumanReporter {
-    color: bool,
+    palette: Palette,
     quiet: bool,
     progress: Option<ProgressBar>,
 }
@@ -16,18 +17,14 @@ pub struct HumanReporter {
 impl HumanReporter {
     pub fn new(color: bool, quiet: bool) -> HumanReporter {
         HumanReporter {
-            color,
+            palette: Palette::new(color),
             quiet,
             progress: None,
         }
     }
 
-    fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+    fn paint(&self, text: &str, style: anstyle::Style) -> String {
+        self.palette.paint(text, style)
     }
 
     fn print(&self, text: &str) {
@@ -53,56 +50,7 @@ impl HumanReporter {
                     self.progress = Some(bar);
                 }
             }
-            Event::TestFinished {
-                test,
-                name,
-                status,
-                cached,
-                duration_ms,
-                message,
-                failed_step,
-                failure,
-                ..
-            } => {
-                if let Some(bar) = &self.progress {
-                    bar.inc(1);
-                }
-                let label = match (status, cached) {
-                    (Status::Pass, true) => self.paint("PASS (cached)", "32"),
-                    (Status::Pass, false) => self.paint("PASS", "32"),
-                    (Status::Fail, _) => self.paint("FAIL", "31"),
-                    (Status::Error, _) => self.paint("ERROR", "31"),
-                };
-                if self.quiet && *status == Status::Pass {
-                    return;
-                }
-                let never_started = *status == Status::Error && *duration_ms == 0.0;
-                let time = if *cached || never_started {
-                    String::new()
-                } else {
-                    format!(" [{:.2}s]", duration_ms / 1000.0)
-                };
-                self.print(&format!("{label} {test} ({name}){time}"));
-                if let Some(step) = failed_step {
-                    self.print(&format!("    step `{step}` failed"));
-                }
-                if let Some(failure) = failure {
-                    self.print(&format!("    expected: {}", failure.expected));
-                    self.print(&format!("    actual:   {}", failure.actual));
-                    for (label, text) in [("stdout", &failure.stdout), ("stderr", &failure.stderr)]
-                    {
-                        if !text.trim().is_empty() {
-                            self.print(&format!("    --- {label} (last lines)"));
-                            for line in tail(text, 10).lines() {
-                                self.print(&format!("    {line}"));
-                            }
-                        }
-                    }
-                }
-                if let Some(message) = message {
-                    self.print(&format!("    {message}"));
-                }
-            }
+            Event::TestFinished(finished) => self.record_test(finished),
             Event::RunFinished {
                 passed,
                 failed,
@@ -117,7 +65,11 @@ impl HumanReporter {
                     "{passed} passed, {failed} failed, {errors} errors, {cached} cached in {:.2}s",
                     duration_ms / 1000.0
                 );
-                let code = if failed + errors == 0 { "1;32" } else { "1;31" };
+                let code = if failed + errors == 0 {
+                    SUMMARY_OK
+                } else {
+                    SUMMARY_FAILED
+                };
                 self.print(&self.paint(&text, code));
             }
             Event::TestPlanned {
@@ -127,13 +79,58 @@ impl HumanReporter {
                 reason,
             } => {
                 let label = match action.as_str() {
-                    "run" => self.paint("would run", "33"),
-                    "cached" => self.paint("cached   ", "32"),
-                    _ => self.paint("error    ", "31"),
+                    "run" => self.paint("would run", WARN),
+                    "cached" => self.paint("cached   ", PASS),
+                    _ => self.paint("error    ", FAIL),
                 };
                 self.print(&format!("{label} {test} ({name}): {reason}"));
             }
             Event::TestStarted { .. } | Event::StepFinished { .. } => {}
+        }
+    }
+
+    /// One finished test: its line, and for a failure the step, expected vs actual
+    /// and the tail of its output.
+    pub fn record_test(&mut self, finished: &TestFinished) {
+        if let Some(bar) = &self.progress {
+            bar.inc(1);
+        }
+        let label = match (finished.status, finished.cached) {
+            (Status::Pass, true) => self.paint("PASS (cached)", PASS),
+            (Status::Pass, false) => self.paint("PASS", PASS),
+            (Status::Fail, _) => self.paint("FAIL", FAIL),
+            (Status::Error, _) => self.paint("ERROR", FAIL),
+        };
+        if self.quiet && finished.status == Status::Pass {
+            return;
+        }
+        let never_started = finished.status == Status::Error && finished.duration_ms == 0.0;
+        let time = if finished.cached || never_started {
+            String::new()
+        } else {
+            format!(" [{:.2}s]", finished.duration_ms / 1000.0)
+        };
+        self.print(&format!(
+            "{label} {} ({}){time}",
+            finished.test, finished.name
+        ));
+        if let Some(step) = &finished.failed_step {
+            self.print(&format!("    step `{step}` failed"));
+        }
+        if let Some(failure) = &finished.failure {
+            self.print(&format!("    expected: {}", failure.expected));
+            self.print(&format!("    actual:   {}", failure.actual));
+            for (label, text) in [("stdout", &failure.stdout), ("stderr", &failure.stderr)] {
+                if !text.trim().is_empty() {
+                    self.print(&format!("    --- {label} (last lines)"));
+                    for line in tail(text, 10).lines() {
+                        self.print(&format!("    {line}"));
+                    }
+                }
+            }
+        }
+        if let Some(message) = &finished.message {
+            self.print(&format!("    {message}"));
         }
     }
 }

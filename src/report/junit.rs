@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{Event, Status};
+use super::{Event, Status, TestFinished};
 
 #[derive(Debug, Default)]
 pub struct JunitReport {
@@ -14,7 +14,13 @@ pub struct JunitReport {
 
 impl JunitReport {
     pub fn record(&mut self, event: &Event) {
-        let Event::TestFinished {
+        if let Event::TestFinished(finished) = event {
+            self.record_test(finished);
+        }
+    }
+
+    pub fn record_test(&mut self, finished: &TestFinished) {
+        let TestFinished {
             test,
             name,
             status,
@@ -24,10 +30,7 @@ impl JunitReport {
             failed_step,
             failure,
             ..
-        } = event
-        else {
-            return;
-        };
+        } = finished;
         let case_status = match status {
             Status::Pass => TestCaseStatus::success(),
             Status::Fail | Status::Error => {

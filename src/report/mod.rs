@@ -1,16 +1,21 @@
 //! Reports: one stream of [`Event`]s from the runner, read by three consumers that
-//! know nothing of each other — human output, JSON lines, and the JUnit file.
+//! know nothing of each other — human output, JSON lines, and the JUnit file — and
+//! the `clnrm dev` session's events, read by the dev panel or its JSON object.
 //! (The shape is cargo-nextest's reporter: the runner never formats anything.)
 
 mod cache_stats;
+mod dev_panel;
 mod human;
 mod junit;
+mod style;
 
 use serde::Serialize;
 
 pub use cache_stats::{format_bytes, format_stats_human};
+pub use dev_panel::{DevJson, DevPanel};
 pub use human::HumanReporter;
 pub use junit::JunitReport;
+pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
 
 /// How a test or step ended (SPEC §5).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -40,6 +45,28 @@ pub struct TestTimings {
     pub containers_reused: usize,
     pub containers_started: usize,
     pub containers_removed: usize,
+}
+
+/// How one test ended: the `test_finished` event, and one entry of a dev run's
+/// `results`. Every reader takes this one struct; field names are SPEC §8's.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TestFinished {
+    pub test: String,
+    pub name: String,
+    pub status: Status,
+    pub cached: bool,
+    pub duration_ms: f64,
+    /// For `error`: what prevented the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For `fail`: the first failing step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
+    /// Where the time went (absent when cached or never started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<TestTimings>,
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
@@ -72,24 +99,7 @@ pub enum Event {
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         failure: Option<StepFailure>,
     },
-    TestFinished {
-        test: String,
-        name: String,
-        status: Status,
-        cached: bool,
-        duration_ms: f64,
-        /// For `error`: what prevented the run.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-        /// For `fail`: the first failing step.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        failed_step: Option<String>,
-        #[serde(flatten, skip_serializing_if = "Option::is_none")]
-        failure: Option<StepFailure>,
-        /// Where the time went (absent when cached or never started).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        timings: Option<TestTimings>,
-    },
+    TestFinished(TestFinished),
     RunFinished {
         passed: usize,
         failed: usize,
@@ -110,15 +120,19 @@ pub struct RunStats {
 
 impl RunStats {
     pub fn record(&mut self, event: &Event) {
-        if let Event::TestFinished { status, cached, .. } = event {
-            match status {
-                Status::Pass => self.passed += 1,
-                Status::Fail => self.failed += 1,
-                Status::Error => self.errors += 1,
-            }
-            if *cached {
-                self.cached += 1;
-            }
+        if let Event::TestFinished(finished) = event {
+            self.record_test(finished);
+        }
+    }
+
+    pub fn record_test(&mut self, finished: &TestFinished) {
+        match finished.status {
+            Status::Pass => self.passed += 1,
+            Status::Fail => self.failed += 1,
+            Status::Error => self.errors += 1,
+        }
+        if finished.cached {
+            self.cached += 1;
         }
     }
 
@@ -160,7 +174,7 @@ mod tests {
 
     #[test]
     fn events_serialize_with_the_stable_field_names() {
-        let event = Event::TestFinished {
+        let event = Event::TestFinished(TestFinished {
             test: "tests/a.clnrm.toml".into(),
             name: "a".into(),
             status: Status::Fail,
@@ -175,7 +189,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
-        };
+        });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
         assert_eq!(value["status"], "fail");
@@ -192,7 +206,7 @@ mod tests {
             (Status::Pass, false),
             (Status::Error, false),
         ] {
-            stats.record(&Event::TestFinished {
+            stats.record(&Event::TestFinished(TestFinished {
                 test: "t".into(),
                 name: "t".into(),
                 status,
@@ -202,7 +216,7 @@ mod tests {
                 failed_step: None,
                 failure: None,
                 timings: None,
-            });
+            }));
         }
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));
         assert!(!stats.exit_ok());

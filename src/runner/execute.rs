@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
-use crate::report::{ms, Event, Status, StepFailure, TestTimings};
+use crate::report::{ms, Event, Status, StepFailure, TestFinished, TestTimings};
 
 use super::inputs::{PassRecord, ResultStage};
 use super::{Disposition, RunOptions, Runnable};
@@ -104,7 +104,7 @@ pub async fn execute(
             }
             Disposition::Cached(runnable, duration_ms) => {
                 tracing::info!(test = %runnable.test.identity, stage = "result", "hit");
-                Event::TestFinished {
+                Event::TestFinished(TestFinished {
                     test: runnable.test.identity,
                     name: runnable.name,
                     status: Status::Pass,
@@ -114,9 +114,9 @@ pub async fn execute(
                     failed_step: None,
                     failure: None,
                     timings: None,
-                }
+                })
             }
-            Disposition::Error(test, name, message) => Event::TestFinished {
+            Disposition::Error(test, name, message) => Event::TestFinished(TestFinished {
                 test: test.identity,
                 name,
                 status: Status::Error,
@@ -126,7 +126,7 @@ pub async fn execute(
                 failed_step: None,
                 failure: None,
                 timings: None,
-            },
+            }),
         };
         stats.record(&event);
         let _ = events.send(event);
@@ -208,7 +208,7 @@ pub async fn execute(
 }
 
 fn not_run(runnable: &Runnable, reason: &str) -> Event {
-    Event::TestFinished {
+    Event::TestFinished(TestFinished {
         test: runnable.test.identity.clone(),
         name: runnable.name.clone(),
         status: Status::Error,
@@ -218,7 +218,7 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
         failed_step: None,
         failure: None,
         timings: None,
-    }
+    })
 }
 
 /// Stores a pass, and turns a report into its `test_finished` event.
@@ -246,7 +246,7 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
         ),
         TestOutcome::Error { message } => (Status::Error, Some(message.clone()), None, None),
     };
-    Event::TestFinished {
+    Event::TestFinished(TestFinished {
         test: runnable.test.identity.clone(),
         name: runnable.name.clone(),
         status,
@@ -263,7 +263,7 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
             containers_started: used.started,
             containers_removed: used.removed,
         }),
-    }
+    })
 }
 
 fn step_events(test: &str, report: &TestReport) -> Vec<Event> {

@@ -17,6 +17,7 @@
 mod affected;
 mod debounce;
 mod rules;
+mod tree;
 mod watcher;
 
 pub use affected::{affected_tests, is_test_path, Affected, DependencyIndex, PROJECT_FILE};

@@ -5,19 +5,17 @@
 //! recursive mode, so that `target/`, `.git/` and gitignored trees cost no
 //! inotify watch and the watched set follows the ignore files.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use notify::event::{EventKind, ModifyKind};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use super::affected::PROJECT_FILE;
 use super::debounce::{default_max_wait, Arrival, ChangeBatch, Debouncer, DEFAULT_DEBOUNCE};
 use super::rules::{is_ignore_file, IgnoreRules};
+use super::tree::{join, parent, relative, Scope, Tree};
 
 /// How the watcher debounces and what else it ignores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,15 +124,8 @@ impl Watcher {
             source,
         })?;
 
-        let mut tree = Tree {
-            rules: IgnoreRules::new(&root, opts.ignored_dirs.clone()),
-            root: root.clone(),
-            scopes,
-            pinned: BTreeSet::new(),
-            watched: BTreeSet::new(),
-            notify,
-        };
-        tree.watch_initial()?;
+        let rules = IgnoreRules::new(&root, opts.ignored_dirs.clone());
+        let tree = Tree::watch(root.clone(), scopes, rules, notify)?;
 
         let debounce = opts.debounce;
         let max_wait = opts.max_wait.unwrap_or_else(|| default_max_wait(debounce));
@@ -143,11 +134,11 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name("clnrm-watch".into())
             .spawn(move || {
-                let mut lp = Loop {
+                let mut event_loop = EventLoop {
                     tree,
                     debouncer: Debouncer::new(debounce, max_wait),
                 };
-                lp.run(raw_rx, commands_rx, out_tx);
+                event_loop.run(raw_rx, commands_rx, out_tx);
             })
             .map_err(WatchError::Thread)?;
         Ok(Watcher {
@@ -172,7 +163,17 @@ impl Watcher {
     /// outside the watched paths that a test's render read. When this returns
     /// the watches are in place.
     pub fn add_path(&self, path: &Path) -> Result<(), WatchError> {
-        let scope = scope_of(&self.root, path)?;
+        self.add_scope(scope_of(&self.root, path)?)
+    }
+
+    /// Also watches for a file that does not exist yet (relative to the root, or
+    /// absolute), e.g. a place a render looked for an import and found nothing: a
+    /// library created there would be read next time. Its folder must exist.
+    pub fn add_missing_file(&self, path: &Path) -> Result<(), WatchError> {
+        self.add_scope(missing_file_scope(&self.root, path)?)
+    }
+
+    fn add_scope(&self, scope: Scope) -> Result<(), WatchError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let stopped = || WatchError::Stopped;
         self.commands
@@ -222,218 +223,41 @@ fn scope_of(root: &Path, path: &Path) -> Result<Scope, WatchError> {
     })
 }
 
+/// The scope of a file that may not exist yet, checked to have its folder under the root.
+fn missing_file_scope(root: &Path, path: &Path) -> Result<Scope, WatchError> {
+    let given = root.join(path);
+    let not_a_file = || WatchError::Path {
+        path: given.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+    };
+    let name = given.file_name().ok_or_else(not_a_file)?;
+    let name = name.to_str().ok_or_else(not_a_file)?;
+    let folder = given.parent().ok_or_else(not_a_file)?;
+    let folder = fs::canonicalize(folder).map_err(|source| WatchError::Path {
+        path: folder.to_path_buf(),
+        source,
+    })?;
+    let rel = relative(root, &folder).ok_or_else(|| WatchError::OutsideRoot {
+        path: given.clone(),
+        root: root.to_path_buf(),
+    })?;
+    Ok(Scope::File(join(&rel, name)))
+}
+
 struct RawEvent {
     at: Instant,
     wall: SystemTime,
     event: notify::Result<notify::Event>,
 }
 
-#[derive(Debug, Clone)]
-enum Scope {
-    Dir(String),
-    File(String),
-}
-
-/// The watched folders and the rules that choose them.
-struct Tree {
-    root: PathBuf,
-    scopes: Vec<Scope>,
-    rules: IgnoreRules,
-    /// Folders watched whatever the rules say: the root, parents of files.
-    pinned: BTreeSet<String>,
-    /// Root-relative folders with a non-recursive watch.
-    watched: BTreeSet<String>,
-    notify: RecommendedWatcher,
-}
-
-impl Tree {
-    fn abs(&self, rel: &str) -> PathBuf {
-        if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
-        }
-    }
-
-    fn watch_initial(&mut self) -> Result<(), WatchError> {
-        self.pinned.insert(String::new());
-        for scope in &self.scopes {
-            if let Scope::File(file) = scope {
-                self.pinned.insert(parent(file).to_string());
-            }
-        }
-        let mut dirs = self.pinned.clone();
-        for scope in self.scopes.clone() {
-            if let Scope::Dir(dir) = scope {
-                self.collect(&dir, &mut dirs);
-            }
-        }
-        for dir in dirs {
-            let abs = self.abs(&dir);
-            self.notify
-                .watch(&abs, RecursiveMode::NonRecursive)
-                .map_err(|source| WatchError::Notify { path: abs, source })?;
-            self.watched.insert(dir);
-        }
-        Ok(())
-    }
-
-    /// Watches one more path.
-    fn add_scope(&mut self, scope: Scope) -> Result<(), WatchError> {
-        let top = match &scope {
-            Scope::Dir(dir) => dir.clone(),
-            Scope::File(file) => parent(file).to_string(),
-        };
-        if !self.watched.contains(&top) {
-            let abs = self.abs(&top);
-            self.notify
-                .watch(&abs, RecursiveMode::NonRecursive)
-                .map_err(|source| WatchError::Notify { path: abs, source })?;
-            self.watched.insert(top.clone());
-        }
-        match &scope {
-            Scope::Dir(dir) => {
-                let mut files = Vec::new();
-                self.watch_new_tree(dir, &mut files);
-            }
-            Scope::File(_) => {
-                self.pinned.insert(top);
-            }
-        }
-        self.scopes.push(scope);
-        Ok(())
-    }
-
-    /// Whether a change of `rel` concerns the watched paths.
-    fn in_scope(&self, rel: &str) -> bool {
-        if rel == PROJECT_FILE || is_ignore_file(rel) {
-            return true;
-        }
-        self.scopes.iter().any(|scope| match scope {
-            Scope::Dir(dir) => dir.is_empty() || is_same_or_under(rel, dir),
-            Scope::File(file) => rel == file,
-        })
-    }
-
-    /// Adds `rel_dir` and the folders under it that the rules let through to
-    /// `dirs`.
-    fn collect(&mut self, rel_dir: &str, dirs: &mut BTreeSet<String>) {
-        if !rel_dir.is_empty() && self.rules.is_ignored(rel_dir, true) {
-            return;
-        }
-        dirs.insert(rel_dir.to_string());
-        let entries = match fs::read_dir(self.abs(rel_dir)) {
-            Ok(entries) => entries,
-            Err(err) => {
-                tracing::debug!(dir = rel_dir, error = %err, "folder not read");
-                return;
-            }
-        };
-        for entry in entries.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            // Symbolic links are not followed: their targets may lie anywhere.
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                self.collect(&join(rel_dir, &name), dirs);
-            }
-        }
-    }
-
-    /// Watches a folder that just appeared and the folders under it, each
-    /// before reading it, so that no file created meanwhile is missed; the
-    /// files found are added to `files`.
-    fn watch_new_tree(&mut self, rel_dir: &str, files: &mut Vec<String>) {
-        if self.rules.is_ignored(rel_dir, true) {
-            return;
-        }
-        if !self.watched.contains(rel_dir) {
-            match self
-                .notify
-                .watch(&self.abs(rel_dir), RecursiveMode::NonRecursive)
-            {
-                Ok(()) => {
-                    self.watched.insert(rel_dir.to_string());
-                }
-                Err(err) => {
-                    // Gone already: its removal arrives as an event.
-                    tracing::debug!(dir = rel_dir, error = %err, "folder not watched");
-                    return;
-                }
-            }
-        }
-        let Ok(entries) = fs::read_dir(self.abs(rel_dir)) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            let rel = join(rel_dir, &name);
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                self.watch_new_tree(&rel, files);
-            } else if !self.rules.is_ignored(&rel, false) {
-                files.push(rel);
-            }
-        }
-    }
-
-    fn watch_dirs(&mut self, dirs: BTreeSet<String>) {
-        for dir in dirs {
-            if self.watched.contains(&dir) {
-                continue;
-            }
-            match self
-                .notify
-                .watch(&self.abs(&dir), RecursiveMode::NonRecursive)
-            {
-                Ok(()) => {
-                    self.watched.insert(dir);
-                }
-                // It may be gone already; its removal arrives as an event.
-                Err(err) => tracing::debug!(dir, error = %err, "folder not watched"),
-            }
-        }
-    }
-
-    /// Stops watching `rel_dir` and everything under it.
-    fn forget(&mut self, rel_dir: &str) {
-        let gone: Vec<String> = self
-            .watched
-            .iter()
-            .filter(|d| is_same_or_under(d, rel_dir) && !self.pinned.contains(*d))
-            .cloned()
-            .collect();
-        for dir in gone {
-            // notify drops the watch of a deleted folder by itself.
-            let _ = self.notify.unwatch(&self.abs(&dir));
-            self.watched.remove(&dir);
-        }
-    }
-
-    /// Re-applies the rules to the whole tree after an ignore file changed.
-    fn rewalk(&mut self) {
-        let mut desired = self.pinned.clone();
-        for scope in self.scopes.clone() {
-            if let Scope::Dir(dir) = scope {
-                self.collect(&dir, &mut desired);
-            }
-        }
-        let stale: Vec<String> = self.watched.difference(&desired).cloned().collect();
-        for dir in stale {
-            let _ = self.notify.unwatch(&self.abs(&dir));
-            self.watched.remove(&dir);
-        }
-        self.watch_dirs(desired);
-    }
-}
-
-struct Loop {
+/// The watcher thread's state: raw events go through the ignore rules into the
+/// debouncer, released batches go out, and `add_path` requests come in.
+struct EventLoop {
     tree: Tree,
     debouncer: Debouncer,
 }
 
-impl Loop {
+impl EventLoop {
     fn run(
         &mut self,
         raw: Receiver<RawEvent>,
@@ -563,64 +387,9 @@ fn detect_delay(meta: Option<&fs::Metadata>, event_wall: SystemTime) -> Duration
         .unwrap_or(Duration::ZERO)
 }
 
-/// `path` relative to `root` with `/` separators, if it lies under it.
-fn relative(root: &Path, path: &Path) -> Option<String> {
-    let rest = path.strip_prefix(root).ok()?;
-    let mut parts = Vec::new();
-    for component in rest.components() {
-        match component {
-            Component::Normal(part) => parts.push(part.to_str()?),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(parts.join("/"))
-}
-
-fn parent(rel: &str) -> &str {
-    rel.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
-/// Whether `rel` is `dir` or lies under it (`""` holds everything).
-fn is_same_or_under(rel: &str, dir: &str) -> bool {
-    dir.is_empty() || rel == dir || rel.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_paths_use_slashes_and_stay_under_the_root() {
-        let root = Path::new("/p/root");
-        assert_eq!(
-            relative(root, Path::new("/p/root/a/b.toml")).as_deref(),
-            Some("a/b.toml")
-        );
-        assert_eq!(relative(root, Path::new("/p/root")).as_deref(), Some(""));
-        assert_eq!(relative(root, Path::new("/p/rootx/a")), None);
-        assert_eq!(relative(root, Path::new("/p/root/../x")), None);
-    }
-
-    #[test]
-    fn folder_containment() {
-        assert!(is_same_or_under("a/b", "a"));
-        assert!(is_same_or_under("a", "a"));
-        assert!(is_same_or_under("x", ""));
-        assert!(!is_same_or_under("ab", "a"));
-        assert_eq!(parent("a/b/c"), "a/b");
-        assert_eq!(parent("c"), "");
-        assert_eq!(join("", "c"), "c");
-        assert_eq!(join("a", "c"), "a/c");
-    }
 
     #[test]
     fn detect_delay_is_zero_when_unmeasurable() {

@@ -1,6 +1,7 @@
-//! `clnrm dev`, the engine half: from a batch of changed paths to the tests it affects,
-//! through the memoized pipeline, onto warm containers. Knows nothing of terminals:
-//! each run becomes a [`DevRun`], which the CLI prints (human panel or one JSON object).
+//! One `clnrm dev` session's state between runs: from a batch of changed paths to
+//! the tests it affects, through the memoized pipeline, onto warm containers. Each
+//! run becomes a [`DevRun`]. Not the loop that feeds it batches (see `engine`), and
+//! knows nothing of terminals.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -8,120 +9,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clnrm_exec::Backend;
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use super::{CacheLocation, DevRun, DevTimings, HitsMisses, DEV_RUN_EVENT};
 use crate::cache::Memo;
 use crate::discover::{self, TestFile};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::pool::Pool;
 use crate::project::{Overrides, Project};
-use crate::report::{ms, Event, Status, StepFailure};
+use crate::report::{ms, Event, Status, TestFinished};
 use crate::runner::{self, ContainerUse, Disposition, ResultInputs, RunOptions, TestExecutor};
 use crate::watch::{affected_tests, ChangeBatch, DependencyIndex};
-
-/// One test's result in a dev run (SPEC §8).
-#[derive(Debug, Clone, Serialize)]
-pub struct DevResult {
-    pub test: String,
-    pub name: String,
-    pub status: Status,
-    pub cached: bool,
-    pub duration_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed_step: Option<String>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<StepFailure>,
-}
-
-impl DevResult {
-    /// The result a `test_finished` event reports.
-    fn of(event: &Event) -> Option<DevResult> {
-        let Event::TestFinished {
-            test,
-            name,
-            status,
-            cached,
-            duration_ms,
-            message,
-            failed_step,
-            failure,
-            ..
-        } = event
-        else {
-            return None;
-        };
-        Some(DevResult {
-            test: test.clone(),
-            name: name.clone(),
-            status: *status,
-            cached: *cached,
-            duration_ms: *duration_ms,
-            message: message.clone(),
-            failed_step: failed_step.clone(),
-            failure: failure.clone(),
-        })
-    }
-}
-
-/// Where a dev run's time went, in milliseconds (SPEC §7).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct DevTimings {
-    pub detect: f64,
-    pub debounce: f64,
-    pub render: f64,
-    pub parse: f64,
-    pub plan: f64,
-    pub containers: f64,
-    pub execute: f64,
-    pub report: f64,
-    /// From the first file event (or the start of the session) to results printed.
-    pub total: f64,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct HitsMisses {
-    pub hits: usize,
-    pub misses: usize,
-}
-
-/// One run of `clnrm dev`, as printed (`--format json`: one object per run).
-#[derive(Debug, Clone, Serialize)]
-pub struct DevRun {
-    pub event: &'static str,
-    /// Run number in this session, from 1.
-    pub run: usize,
-    pub changed: Vec<String>,
-    /// Exactly the tests this run executed or served from cache.
-    pub ran: Vec<String>,
-    pub results: Vec<DevResult>,
-    /// The runner's `test_finished` events behind `results`, for the human display.
-    #[serde(skip)]
-    pub finished: Vec<Event>,
-    pub timings_ms: DevTimings,
-    pub cache: BTreeMap<&'static str, HitsMisses>,
-    pub containers: ContainerUse,
-    /// Tests that dropped out (deleted).
-    pub removed: Vec<String>,
-    /// The whole text of each problem (invalid test), for the human display.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-    /// Problems of the session itself (cleanroom.toml invalid, engine unreachable).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    /// When the run's clock started (first file event), for the CLI to finish `total`.
-    #[serde(skip)]
-    pub clock_start: Option<Instant>,
-}
-
-/// A cache directory and how to open it.
-#[derive(Debug, Clone)]
-pub struct CacheLocation {
-    pub dir: PathBuf,
-    pub options: crate::cache::MemoOptions,
-}
 
 /// The state `clnrm dev` keeps between runs.
 pub struct DevSession {
@@ -180,6 +78,18 @@ impl DevSession {
 
     pub fn test_count(&self) -> usize {
         self.tests.len()
+    }
+
+    /// Every file and folder a known test's last render read or its plan names
+    /// (imports, includes, build contexts, volume host paths), root-relative: what the
+    /// watcher must see, wherever it lies under the root.
+    pub fn inputs(&self) -> BTreeSet<String> {
+        self.index
+            .tests()
+            .filter_map(|test| self.index.deps_of(test))
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// The first run: every selected test.
@@ -429,27 +339,21 @@ impl DevSession {
             started,
         )
         .await;
-        let mut finished = Vec::new();
+        let mut results: Vec<TestFinished> = Vec::new();
         let mut containers = ContainerUse::default();
         let (mut containers_ms, mut execute_ms) = (0.0, 0.0);
         let (mut result_hits, mut result_misses) = (0, 0);
         while let Ok(event) = events_rx.try_recv() {
-            let Event::TestFinished {
-                test,
-                status,
-                cached,
-                timings,
-                ..
-            } = &event
-            else {
+            let Event::TestFinished(mut finished) = event else {
                 continue;
             };
-            if *cached {
+            if finished.cached {
                 result_hits += 1;
-            } else if *status != Status::Error || timings.is_some() {
+            } else if finished.status != Status::Error || finished.timings.is_some() {
                 result_misses += 1;
             }
-            if let Some(t) = timings {
+            // The run's totals carry the timings; a dev result stays as SPEC §8 shows it.
+            if let Some(t) = finished.timings.take() {
                 containers_ms += t.containers_ms;
                 execute_ms += t.execute_ms;
                 containers.reused += t.containers_reused;
@@ -457,21 +361,16 @@ impl DevSession {
                 containers.removed += t.containers_removed;
             }
             // Only runs that finished count as seen; an error (engine down) retries.
-            if *status != Status::Error {
-                if let Some(seen) = inputs.get(test) {
-                    self.last_inputs.insert(test.clone(), seen.clone());
+            if finished.status != Status::Error {
+                if let Some(seen) = inputs.get(&finished.test) {
+                    self.last_inputs.insert(finished.test.clone(), seen.clone());
                 }
             } else {
-                self.last_inputs.remove(test);
+                self.last_inputs.remove(&finished.test);
             }
-            finished.push(event);
+            results.push(finished);
         }
-        let results: Vec<DevResult> = {
-            let mut results: Vec<DevResult> = finished.iter().filter_map(DevResult::of).collect();
-            results.sort_by(|a, b| a.test.cmp(&b.test));
-            results
-        };
-        finished.sort_by_key(|event| DevResult::of(event).map(|r| r.test));
+        results.sort_by(|a, b| a.test.cmp(&b.test));
         // Tests run side by side: split the phase's wall time between getting containers
         // and running steps in the proportion of their summed times, so the panel adds up.
         let phase_ms = ms(execute_started.elapsed());
@@ -484,12 +383,11 @@ impl DevSession {
         warnings.extend(memo.take_warnings());
         drop(memo);
         DevRun {
-            event: "dev_run",
+            event: DEV_RUN_EVENT,
             run: self.runs,
             changed,
             ran: results.iter().map(|r| r.test.clone()).collect(),
             results,
-            finished,
             timings_ms: DevTimings {
                 render: render_ms,
                 parse: parse_ms,

@@ -1,0 +1,89 @@
+//! `clnrm dev`, the engine: the watch → affected tests → pipeline → pool loop
+//! ([`engine::run`]) and the state it keeps between runs ([`DevSession`]). It emits
+//! [`DevEvent`]s and knows nothing of terminals: `report` draws them.
+
+mod engine;
+mod interrupt;
+mod session;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::report::TestFinished;
+use crate::runner::ContainerUse;
+
+pub use engine::{connect_warm_pool, run, DevError, DevOptions, SessionEnd, WarmPool};
+pub use interrupt::wait_for_interrupt;
+pub use session::DevSession;
+
+/// The `event` field of a dev run's JSON object (SPEC §8).
+pub const DEV_RUN_EVENT: &str = "dev_run";
+
+/// What a dev session tells its readers, in order.
+#[derive(Debug, Clone)]
+pub enum DevEvent {
+    /// A run finished (the first, or one after a batch of changes).
+    Run(Box<DevRun>),
+    /// Waiting for the next change, with this many tests known.
+    Watching { tests: usize },
+    /// The session is over: the pool was kept (`--keep`) or removed.
+    Ended(SessionEnd),
+}
+
+/// Where a dev run's time went, in milliseconds (SPEC §7).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DevTimings {
+    pub detect: f64,
+    pub debounce: f64,
+    pub render: f64,
+    pub parse: f64,
+    pub plan: f64,
+    pub containers: f64,
+    pub execute: f64,
+    pub report: f64,
+    /// From the first file event (or the start of the session) to results printed.
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct HitsMisses {
+    pub hits: usize,
+    pub misses: usize,
+}
+
+/// One run of `clnrm dev`, as printed (`--format json`: one object per run).
+#[derive(Debug, Clone, Serialize)]
+pub struct DevRun {
+    pub event: &'static str,
+    /// Run number in this session, from 1.
+    pub run: usize,
+    pub changed: Vec<String>,
+    /// Exactly the tests this run executed or served from cache.
+    pub ran: Vec<String>,
+    /// How each test in `ran` ended, by test; `timings` are summed into the run's.
+    pub results: Vec<TestFinished>,
+    pub timings_ms: DevTimings,
+    pub cache: BTreeMap<&'static str, HitsMisses>,
+    pub containers: ContainerUse,
+    /// Tests that dropped out (deleted).
+    pub removed: Vec<String>,
+    /// The whole text of each problem (invalid test), for the human display.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// Problems of the session itself (cleanroom.toml invalid, engine unreachable).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// When the run's clock started (first file event), for the reader to finish `total`.
+    #[serde(skip)]
+    pub clock_start: Option<Instant>,
+}
+
+/// A cache directory and how to open it.
+#[derive(Debug, Clone)]
+pub struct CacheLocation {
+    pub dir: PathBuf,
+    pub options: crate::cache::MemoOptions,
+}

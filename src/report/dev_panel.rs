@@ -1,0 +1,248 @@
+//! The readers of a `clnrm dev` session's events: the human panel (what changed, the
+//! results, the timing panel) and the JSON object per run (SPEC §8). They finish the
+//! run's `report` and `total` times, since drawing is part of them. Not the loop
+//! (`crate::dev`), which emits the events.
+
+use std::io::Write;
+use std::time::Instant;
+
+use super::style::{Palette, CLEAR_SCREEN, FAIL, WARN};
+use super::{ms, HumanReporter, RunStats};
+use crate::dev::{DevEvent, DevRun, SessionEnd};
+
+/// What `--keep` leaves behind, said in both formats.
+const KEPT: &str = "containers kept for the next clnrm dev (--keep)";
+
+/// The human panel of `clnrm dev`.
+pub struct DevPanel {
+    palette: Palette,
+    /// Clear the screen before each run (`--clear`).
+    clear: bool,
+    quiet: bool,
+}
+
+impl DevPanel {
+    pub fn new(color: bool, clear: bool, quiet: bool) -> DevPanel {
+        DevPanel {
+            palette: Palette::new(color),
+            clear,
+            quiet,
+        }
+    }
+
+    pub fn record(&mut self, event: DevEvent) {
+        match event {
+            DevEvent::Run(run) => self.show_run(*run),
+            DevEvent::Watching { tests } => {
+                if !self.quiet {
+                    line(&format!(
+                        "watching {tests} tests for changes (Ctrl-C to stop)"
+                    ));
+                }
+            }
+            DevEvent::Ended(end) => say_end(end),
+        }
+    }
+
+    fn show_run(&self, mut run: DevRun) {
+        let report_started = Instant::now();
+        let mut head = String::new();
+        if self.clear {
+            head.push_str(CLEAR_SCREEN);
+        }
+        let title = if run.changed.is_empty() {
+            format!("run {}: all tests", run.run)
+        } else {
+            format!("run {}: changed {}", run.run, run.changed.join(", "))
+        };
+        head.push_str(&format!("── {title}"));
+        line(&head);
+        for warning in &run.warnings {
+            line(&format!(
+                "{} {warning}",
+                self.palette.paint("warning:", WARN)
+            ));
+        }
+        for problem in &run.problems {
+            line(&format!(
+                "{} {problem}",
+                self.palette.paint("INVALID", FAIL)
+            ));
+        }
+        for test in &run.removed {
+            line(&format!("removed {test}"));
+        }
+        let mut human = HumanReporter::new(self.palette.color(), self.quiet);
+        let mut stats = RunStats::default();
+        for finished in &run.results {
+            stats.record_test(finished);
+            human.record_test(finished);
+        }
+        if run.results.is_empty() && run.problems.is_empty() {
+            line("nothing to run: no test's inputs changed");
+        } else {
+            line(&format!(
+                "{} passed, {} failed, {} errors, {} cached",
+                stats.passed, stats.failed, stats.errors, stats.cached
+            ));
+        }
+        finish_clock(&mut run, report_started);
+        line(&timing_panel(&run));
+        line(&cache_panel(&run));
+        log_run(&run);
+    }
+}
+
+/// The JSON reader of `clnrm dev --format json`: one object per run.
+#[derive(Debug, Default)]
+pub struct DevJson;
+
+impl DevJson {
+    pub fn record(&mut self, event: DevEvent) {
+        match event {
+            DevEvent::Run(run) => {
+                let mut run = *run;
+                finish_clock(&mut run, Instant::now());
+                line(&serde_json::to_string(&run).expect("a dev run serializes"));
+                log_run(&run);
+            }
+            DevEvent::Watching { .. } => {}
+            DevEvent::Ended(end) => say_end(end),
+        }
+    }
+}
+
+fn say_end(end: SessionEnd) {
+    if end.kept {
+        line(KEPT);
+    } else if end.removed > 0 {
+        tracing::info!("removed {} pooled container(s)", end.removed);
+    }
+}
+
+/// Sets `report` (since `report_started`) and `total` (since the run's first event).
+fn finish_clock(run: &mut DevRun, report_started: Instant) {
+    run.timings_ms.report = ms(report_started.elapsed());
+    if let Some(start) = run.clock_start {
+        run.timings_ms.total = ms(start.elapsed());
+    }
+}
+
+fn timing_panel(run: &DevRun) -> String {
+    let t = &run.timings_ms;
+    let c = &run.containers;
+    format!(
+        "   detect {:.1} · debounce {:.1} · render {:.1} · parse {:.1} · plan {:.1} · containers {:.1} ({} reused, {} started) · execute {:.1} · report {:.1} · total {:.1} ms",
+        t.detect, t.debounce, t.render, t.parse, t.plan, t.containers, c.reused, c.started, t.execute, t.report, t.total
+    )
+}
+
+fn cache_panel(run: &DevRun) -> String {
+    let c = &run.containers;
+    let cache: Vec<String> = run
+        .cache
+        .iter()
+        .map(|(stage, hm)| format!("{stage} {}/{}", hm.hits, hm.hits + hm.misses))
+        .collect();
+    let reuse = if c.reused + c.started == 0 {
+        String::from("-")
+    } else {
+        format!(
+            "{:.0} %",
+            100.0 * c.reused as f64 / (c.reused + c.started) as f64
+        )
+    };
+    format!(
+        "   cache hits: {} · container reuse {reuse}",
+        cache.join(" · ")
+    )
+}
+
+fn log_run(run: &DevRun) {
+    tracing::info!(
+        run = run.run,
+        ran = run.ran.len(),
+        detect_ms = run.timings_ms.detect,
+        debounce_ms = run.timings_ms.debounce,
+        render_ms = run.timings_ms.render,
+        parse_ms = run.timings_ms.parse,
+        plan_ms = run.timings_ms.plan,
+        containers_ms = run.timings_ms.containers,
+        execute_ms = run.timings_ms.execute,
+        report_ms = run.timings_ms.report,
+        total_ms = run.timings_ms.total,
+        reused = run.containers.reused,
+        started = run.containers.started,
+        "dev run"
+    );
+}
+
+fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::{HitsMisses, DEV_RUN_EVENT};
+    use crate::report::{Status, TestFinished};
+    use std::collections::BTreeMap;
+
+    fn run_with_two_reused_one_started() -> DevRun {
+        DevRun {
+            event: DEV_RUN_EVENT,
+            run: 2,
+            changed: vec!["a.clnrm.toml".into()],
+            ran: vec!["a.clnrm.toml".into()],
+            results: vec![TestFinished {
+                test: "a.clnrm.toml".into(),
+                name: "a".into(),
+                status: Status::Pass,
+                cached: false,
+                duration_ms: 70.0,
+                message: None,
+                failed_step: None,
+                failure: None,
+                timings: None,
+            }],
+            timings_ms: Default::default(),
+            cache: BTreeMap::from([("render", HitsMisses { hits: 1, misses: 3 })]),
+            containers: crate::runner::ContainerUse {
+                reused: 2,
+                started: 1,
+                removed: 0,
+            },
+            removed: vec![],
+            problems: vec![],
+            warnings: vec![],
+            clock_start: None,
+        }
+    }
+
+    #[test]
+    fn the_panels_show_stage_times_container_use_and_cache_hits() {
+        let run = run_with_two_reused_one_started();
+        let timing = timing_panel(&run);
+        assert!(timing.contains("(2 reused, 1 started)"), "{timing}");
+        assert!(timing.ends_with("total 0.0 ms"), "{timing}");
+        let cache = cache_panel(&run);
+        assert!(cache.contains("render 1/4"), "{cache}");
+        assert!(cache.contains("container reuse 67 %"), "{cache}");
+    }
+
+    #[test]
+    fn a_dev_result_serializes_as_spec_section_8_shows_it() {
+        let run = run_with_two_reused_one_started();
+        let value: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
+        assert_eq!(value["event"], "dev_run");
+        let result = &value["results"][0];
+        assert_eq!(
+            result,
+            &serde_json::json!({"test":"a.clnrm.toml","name":"a","status":"pass","cached":false,"duration_ms":70.0})
+        );
+        assert!(value.get("clock_start").is_none() && value.get("problems").is_none());
+    }
+}
