@@ -20,8 +20,11 @@
 
 mod context;
 mod docker;
-mod run;
+mod outcome;
+mod services;
 mod session;
+mod steps;
+mod test_run;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,11 +36,13 @@ use serde::{Deserialize, Serialize};
 
 pub use context::{build_context, BuildContext, DockerIgnore};
 pub use docker::DockerBackend;
-pub use run::{
-    check_plan, create_test_network, health_check, object_name, resolve_images, run_steps,
-    run_test, run_test_until, start_service, start_service_tracked, Mismatch, PhaseTimings,
-    ResolvedImages, ServiceStart, StartedContainer, StepFailure, StepResult, StepStatus,
-    TestNetwork, TestOutcome, TestReport, TestRun,
+pub use outcome::{
+    Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult, StepStatus, TestOutcome,
+    TestReport,
+};
+pub use services::{
+    create_test_network, health_check, object_name, start_service, start_service_tracked,
+    StartedContainer, TestNetwork,
 };
 pub use session::{
     host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, unix_now, Reaped,
@@ -45,6 +50,8 @@ pub use session::{
     LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC,
     LABEL_TEST,
 };
+pub use steps::{check_plan, run_steps};
+pub use test_run::{resolve_images, run_test, run_test_until, ResolvedImages, TestRun};
 
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
