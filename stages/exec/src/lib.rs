@@ -20,6 +20,8 @@
 
 mod context;
 mod docker;
+mod docker_exec;
+mod docker_image;
 mod outcome;
 mod services;
 mod session;
@@ -154,6 +156,11 @@ pub struct ExecOutput {
     pub timed_out: bool,
     /// Output beyond the capture limit was dropped.
     pub truncated: bool,
+    /// Set when the command timed out and could not be ended inside its
+    /// container, so the container was killed: why (the container is gone
+    /// for later commands and must be replaced).
+    #[serde(default)]
+    pub killed_container: Option<String>,
 }
 
 /// A container or network carrying `clnrm.managed=true`.

@@ -181,7 +181,9 @@ pub async fn health_check(
     };
     let status = backend.container_status(id).await?;
     if !status.running {
-        return Err(not_ready(exited(backend, id, status).await));
+        return Err(not_ready(
+            exited(backend, id, status, spec.limits.memory_bytes).await,
+        ));
     }
     let Some(hc) = &spec.health_check else {
         return Ok(());
@@ -207,7 +209,9 @@ pub async fn health_check(
         last = describe_exit(&out);
         let status = backend.container_status(id).await?;
         if !status.running {
-            return Err(not_ready(exited(backend, id, status).await));
+            return Err(not_ready(
+                exited(backend, id, status, spec.limits.memory_bytes).await,
+            ));
         }
         if attempt < *retries {
             tokio::time::sleep(Duration::from_millis(*interval_ms)).await;
@@ -220,13 +224,25 @@ pub async fn health_check(
     )))
 }
 
-/// "the container exited with code N", with the tail of its output.
+/// "the container exited with code N", with the tail of its output; a
+/// container the OOM killer ended is named as such, with its limit.
 pub(crate) async fn exited(
     backend: &dyn Backend,
     id: &str,
     status: crate::ContainerStatus,
+    memory_bytes: Option<i64>,
 ) -> String {
     let logs = backend.container_logs(id, 20).await.unwrap_or_default();
+    let logs = if logs.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its output:\n{}", logs.trim_end())
+    };
+    if status.oom_killed {
+        if let Some(limit) = memory_limit_words(memory_bytes) {
+            return format!("the container was killed for using more than {limit}{logs}");
+        }
+    }
     let oom = if status.oom_killed {
         " (out of memory)"
     } else {
@@ -236,12 +252,15 @@ pub(crate) async fn exited(
         .exit_code
         .map(|c| format!(" with code {c}"))
         .unwrap_or_default();
-    let logs = if logs.trim().is_empty() {
-        String::new()
-    } else {
-        format!("; its output:\n{}", logs.trim_end())
-    };
     format!("the container exited{code}{oom} before the steps ended{logs}")
+}
+
+/// "its memory limit of 16 MB ([limits] memory_mb = 16)", for a container with one.
+pub(crate) fn memory_limit_words(memory_bytes: Option<i64>) -> Option<String> {
+    let mb = memory_bytes? / (1024 * 1024);
+    Some(format!(
+        "its memory limit of {mb} MB ([limits] memory_mb = {mb})"
+    ))
 }
 
 pub(crate) fn sanitize(name: &str) -> String {
@@ -265,11 +284,20 @@ pub(crate) fn unique_suffix() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{memory_limit_words, sanitize};
 
     #[test]
     fn container_names_keep_only_safe_characters() {
         assert_eq!(sanitize("a b/c"), "a_b_c");
         assert_eq!(sanitize("web-1.x_y"), "web-1.x_y");
+    }
+
+    #[test]
+    fn a_memory_limit_is_named_as_the_user_wrote_it() {
+        assert_eq!(
+            memory_limit_words(Some(16 * 1024 * 1024)).as_deref(),
+            Some("its memory limit of 16 MB ([limits] memory_mb = 16)")
+        );
+        assert_eq!(memory_limit_words(None), None);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clnrm_plan::{PlannedStep, TestPlan};
 use regex::{Regex, RegexBuilder};
 
-use crate::services::exited;
+use crate::services::{exited, memory_limit_words};
 use crate::test_run::{lock, ms, Progress};
 use crate::{
     Backend, ExecOutput, ExecRequest, Mismatch, StepFailure, StepResult, StepStatus, TestOutcome,
@@ -30,6 +30,9 @@ impl StepSink<'_> {
         }
     }
 }
+
+/// 128 + SIGKILL: how a shell reports a process the OOM killer ended.
+const SIGKILL_EXIT_CODE: i64 = 137;
 
 pub(crate) type StepRegexes = Vec<(Option<Regex>, Option<Regex>)>;
 
@@ -95,6 +98,9 @@ pub(crate) async fn steps_in(
     sink: &StepSink<'_>,
 ) -> TestOutcome {
     let mut first_failure = None;
+    // Services whose container was killed (a timed-out step that could not be
+    // ended inside it): why, for the steps that would have run there.
+    let mut killed: BTreeMap<&str, String> = BTreeMap::new();
     for (step, (out_re, err_re)) in plan.steps.iter().zip(regexes) {
         let Some(container) = containers.get(&step.service) else {
             return TestOutcome::Error {
@@ -104,6 +110,19 @@ pub(crate) async fn steps_in(
                 ),
             };
         };
+        if let Some(why) = killed.get(step.service.as_str()) {
+            return TestOutcome::Error {
+                message: format!(
+                    "step `{}` (service `{}`) cannot run: {why}",
+                    step.name, step.service
+                ),
+            };
+        }
+        let memory_bytes = plan
+            .containers
+            .iter()
+            .find(|c| c.service == step.service)
+            .and_then(|c| c.limits.memory_bytes);
         let t = Instant::now();
         let request = ExecRequest {
             argv: step.argv.clone(),
@@ -117,7 +136,7 @@ pub(crate) async fn steps_in(
                 // Most often the service's container has stopped: say so, with its output.
                 let message = match backend.container_status(container).await {
                     Ok(status) if !status.running => {
-                        let why = exited(backend, container, status).await;
+                        let why = exited(backend, container, status, memory_bytes).await;
                         format!("service `{}`: {why}", step.service)
                     }
                     _ => format!("step `{}` (service `{}`): {e}", step.name, step.service),
@@ -128,14 +147,32 @@ pub(crate) async fn steps_in(
         let duration_ms = ms(t.elapsed());
         let failure = check(step, &output, out_re.as_ref(), err_re.as_ref());
         let failed = failure.is_some();
-        if failed {
-            // A step that failed because its service died is an error, not an assertion.
+        if let Some(why) = &output.killed_container {
+            // The step timed out (a failure as any other timeout); its
+            // container is gone, which later steps on it are told.
+            killed.insert(
+                step.service.as_str(),
+                format!("step `{}` timed out and {why}", step.name),
+            );
+        } else if failed {
+            // A step that failed because its service died, or was killed for
+            // its memory, is an error, not an assertion.
             if let Ok(status) = backend.container_status(container).await {
                 if !status.running {
-                    let why = exited(backend, container, status).await;
+                    let why = exited(backend, container, status, memory_bytes).await;
                     return TestOutcome::Error {
                         message: format!("service `{}`: {why}", step.service),
                     };
+                }
+                if status.oom_killed && output.exit_code == Some(SIGKILL_EXIT_CODE) {
+                    if let Some(limit) = memory_limit_words(memory_bytes) {
+                        return TestOutcome::Error {
+                            message: format!(
+                                "step `{}` (service `{}`) was killed for using more than {limit}",
+                                step.name, step.service
+                            ),
+                        };
+                    }
                 }
             }
         }

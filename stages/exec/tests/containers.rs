@@ -2,7 +2,7 @@
 //! fixture image `clnrm-fixture/busybox:latest` (fixtures/images/build.sh).
 //!
 //! Without an engine (or the fixture image) they are skipped with a notice,
-//! except under `CI=true`, where that is a failure.
+//! except in CI, where that is a failure (`clnrm_test_support::skip_container_test`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,29 +16,28 @@ use clnrm_exec::{
     ImageOrigin, ManagedKind, Session, StepStatus, TestOutcome, TestReport, TestRun, LABEL_SESSION,
 };
 use clnrm_plan::{plan, PlanInput, TestPlan};
+use clnrm_test_support::skip_container_test;
 
 const IMAGE: &str = "clnrm-fixture/busybox:latest";
 
 /// The engine, or `None` (with a notice) when it or the fixture image is missing outside CI.
 async fn engine(test: &str) -> Option<DockerBackend> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let skip = |why: String| {
-        if ci {
-            panic!("CI=true and {why}");
-        }
-        eprintln!("NOTICE: skipping container test `{test}`: {why}");
-        None
-    };
     let backend = match DockerBackend::connect().await {
         Ok(b) => b,
-        Err(e) => return skip(e.to_string()),
+        Err(e) => {
+            skip_container_test(test, &e.to_string());
+            return None;
+        }
     };
     let image = clnrm_plan::ImageSource::Reference {
         reference: IMAGE.into(),
     };
     match backend.ensure_image(&image, Path::new(".")).await {
         Ok(_) => Some(backend),
-        Err(e) => skip(format!("{e} (run fixtures/images/build.sh)")),
+        Err(e) => {
+            skip_container_test(test, &format!("{e} (run fixtures/images/build.sh)"));
+            None
+        }
     }
 }
 
