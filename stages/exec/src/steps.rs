@@ -157,14 +157,16 @@ pub(crate) async fn steps_in(
         } else if failed {
             // A step that failed because its service died, or was killed for
             // its memory, is an error, not an assertion.
-            if let Ok(status) = backend.container_status(container).await {
+            if let Ok(status) = settled_status(backend, container, &output).await {
                 if !status.running {
                     let why = exited(backend, container, status, memory_bytes).await;
                     return TestOutcome::Error {
                         message: format!("service `{}`: {why}", step.service),
                     };
                 }
-                if status.oom_killed && output.exit_code == Some(SIGKILL_EXIT_CODE) {
+                if output.exit_code == Some(SIGKILL_EXIT_CODE)
+                    && (status.oom_killed || oom_kills_recorded(backend, container).await)
+                {
                     if let Some(limit) = memory_limit_words(memory_bytes) {
                         return TestOutcome::Error {
                             message: format!(
@@ -230,6 +232,53 @@ pub(crate) fn describe_exit(out: &ExecOutput) -> String {
         s.push_str(&tail_chars(err, 300));
     }
     s
+}
+
+/// The container's status after a step; after a SIGKILL (which is what every
+/// process gets when the container's main process dies) the engine may not
+/// have recorded the container's end yet, so it is asked again briefly.
+async fn settled_status(
+    backend: &dyn Backend,
+    container: &str,
+    output: &ExecOutput,
+) -> Result<crate::ContainerStatus, crate::ExecError> {
+    let mut status = backend.container_status(container).await?;
+    if output.exit_code == Some(SIGKILL_EXIT_CODE) {
+        for _ in 0..10 {
+            if !status.running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = backend.container_status(container).await?;
+        }
+    }
+    Ok(status)
+}
+
+/// Whether the kernel's OOM killer has ended a process of a running
+/// container: the engine marks only a container whose main process it
+/// killed, so the container's memory cgroup is read from inside it (cgroup v2
+/// `memory.events`, v1 `memory.oom_control`: `oom_kill <count>`).
+async fn oom_kills_recorded(backend: &dyn Backend, container: &str) -> bool {
+    let request = ExecRequest {
+        argv: vec![
+            "cat".into(),
+            "/sys/fs/cgroup/memory.events".into(),
+            "/sys/fs/cgroup/memory/memory.oom_control".into(),
+        ],
+        env: BTreeMap::new(),
+        workdir: None,
+        timeout: Duration::from_secs(5),
+    };
+    // One of the two files is missing on any host: the exit code says nothing.
+    let Ok(out) = backend.exec(container, &request).await else {
+        return false;
+    };
+    out.stdout.lines().any(|line| {
+        line.strip_prefix("oom_kill ")
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    })
 }
 
 /// `^` and `$` match at line starts and ends, as with grep: output almost always
