@@ -196,3 +196,50 @@ async fn a_service_killed_for_its_memory_is_an_error_naming_the_limit() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_step_sees_exactly_the_environment_and_exit_status_it_would_without_the_wrapper() {
+    let Some(b) = engine("wrapper is invisible").await else {
+        return;
+    };
+    // `env` lists what the step got: the container's and the step's variables,
+    // none of what a shell adds (PWD, SHLVL) unless the step sets them itself.
+    let mut plain = step("plain", argv(&["env"]));
+    plain.env.insert("STEP_VAR".into(), "from step".into());
+    let mut in_etc = step("in etc", argv(&["env"]));
+    in_etc.workdir = Some("/etc".into());
+    let mut own_shlvl = step("own shlvl", argv(&["env"]));
+    own_shlvl.env.insert("SHLVL".into(), "it's 7".into());
+    // A command that is not there: the engine's own answer, not a shell's.
+    let mut missing = step("missing", argv(&["no-such-command"]));
+    missing.expected_exit_code = 126;
+    missing.expected_output_regex = Some("no-such-command.*executable file not found".into());
+    let mut code = step("code", sh("echo out; echo err >&2; exit 42"));
+    code.expected_exit_code = 42;
+    code.expected_output_regex = Some("^out$".into());
+    code.expected_stderr_regex = Some("^err$".into());
+    let p = planned(test(
+        "wrapper",
+        vec![],
+        vec![plain, in_etc, own_shlvl, missing, code],
+    ));
+    let r = run(&b, here(), &p).await;
+    assert_eq!(r.outcome, TestOutcome::Pass, "{r:#?}");
+    let vars = |i: usize| -> Vec<String> {
+        let mut names: Vec<String> = r.steps[i]
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(vars(0), ["HOME", "HOSTNAME", "PATH", "STEP_VAR"]);
+    assert_eq!(vars(1), ["HOME", "HOSTNAME", "PATH"]);
+    assert!(
+        r.steps[2].stdout.lines().any(|l| l == "SHLVL=it's 7"),
+        "{}",
+        r.steps[2].stdout
+    );
+    assert_eq!(r.steps[4].stderr, "err", "no PID line is left on stderr");
+}
