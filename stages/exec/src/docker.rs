@@ -1,5 +1,7 @@
 //! [`DockerBackend`]: the [`Backend`] on a Docker engine, through bollard (as
-//! re-exported by testcontainers, so both agree on one version).
+//! re-exported by testcontainers, so both agree on one version): connecting,
+//! containers, networks, listing and removal, and the engine's errors in our
+//! words. Images are in `docker_image`, running commands in `docker_exec`.
 //!
 //! bollard asks for a newer API than the 20.10 engines here speak (1.41);
 //! [`DockerBackend::connect`] negotiates the version down before anything else.

@@ -41,6 +41,7 @@ const KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// Why a container is killed when a timed-out command cannot be ended inside it.
 const NO_SHELL: &str = "its image has no `sh` to end the timed-out command inside the container";
+const NO_PID: &str = "the timed-out command's process could not be found inside the container";
 const KILL_INEFFECTIVE: &str = "the timed-out command did not end when killed inside the container";
 
 /// What one exec produced, before interpretation.
@@ -53,6 +54,8 @@ struct Streamed {
     pid: Option<u32>,
     /// The stream ended before the timeout.
     finished: bool,
+    /// The stream ended (before the timeout or during the PID grace).
+    ended: bool,
 }
 
 impl DockerBackend {
@@ -77,7 +80,7 @@ impl DockerBackend {
                     // engine's own answer (its exit code and message) is the
                     // step's, as without the wrapper.
                 }
-                None if streamed.finished => {
+                None if streamed.ended => {
                     let code = self.exit_code(&streamed.exec_id).await?;
                     if !matches!(code, Some(126 | 127)) {
                         return Err(ExecError::Engine(format!(
@@ -88,9 +91,9 @@ impl DockerBackend {
                     self.remember_shell(container, false);
                 }
                 None => {
-                    // Timed out before the wrapper said anything: nothing inside
-                    // can be addressed.
-                    let killed = self.kill_container(container, KILL_INEFFECTIVE).await?;
+                    // Timed out, and the wrapper said nothing even in the grace:
+                    // nothing inside can be addressed.
+                    let killed = self.kill_container(container, NO_PID).await?;
                     return Ok(output_of(streamed, None, Some(killed)));
                 }
             }
@@ -188,50 +191,66 @@ impl DockerBackend {
             truncated: false,
             pid: None,
             finished: false,
+            ended: false,
         };
         // The wrapper's PID line, until its newline arrives.
         let mut pid_line: Option<Vec<u8>> = wrapped.then(Vec::new);
-        let collect = async {
-            while let Some(item) = output.next().await {
-                let (to_stdout, mut message) = match item.map_err(engine)? {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        (true, message.to_vec())
-                    }
-                    LogOutput::StdErr { message } => (false, message.to_vec()),
-                    LogOutput::StdIn { .. } => continue,
-                };
-                if !to_stdout {
-                    if let Some(line) = pid_line.as_mut() {
-                        match message.iter().position(|&b| b == b'\n') {
-                            Some(end) => {
-                                line.extend_from_slice(&message[..end]);
-                                streamed.pid = parse_pid(line);
-                                pid_line = None;
-                                message.drain(..=end);
-                            }
-                            None => {
-                                line.extend_from_slice(&message);
-                                continue;
-                            }
+        let deadline = tokio::time::Instant::now() + request.timeout;
+        // Past the deadline, a wrapper that has not said its PID yet gets a
+        // grace to say it, so the command can still be ended inside.
+        let mut pid_grace: Option<tokio::time::Instant> = None;
+        loop {
+            let until = pid_grace.unwrap_or(deadline);
+            let item = match tokio::time::timeout_at(until, output.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    streamed.ended = true;
+                    streamed.finished = tokio::time::Instant::now() <= deadline;
+                    break;
+                }
+                Err(_) if pid_line.is_some() && pid_grace.is_none() => {
+                    pid_grace = Some(deadline + KILL_GRACE);
+                    continue;
+                }
+                Err(_) => break,
+            };
+            let (to_stdout, mut message) = match item.map_err(engine)? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (true, message.to_vec())
+                }
+                LogOutput::StdErr { message } => (false, message.to_vec()),
+                LogOutput::StdIn { .. } => continue,
+            };
+            if !to_stdout {
+                if let Some(line) = pid_line.as_mut() {
+                    match message.iter().position(|&b| b == b'\n') {
+                        Some(end) => {
+                            line.extend_from_slice(&message[..end]);
+                            streamed.pid = parse_pid(line);
+                            pid_line = None;
+                            message.drain(..=end);
+                        }
+                        None => {
+                            line.extend_from_slice(&message);
+                            continue;
                         }
                     }
                 }
-                let buf = if to_stdout {
-                    &mut streamed.stdout
-                } else {
-                    &mut streamed.stderr
-                };
-                let room = CAPTURE_LIMIT.saturating_sub(buf.len());
-                if message.len() > room {
-                    streamed.truncated = true;
-                }
-                buf.extend_from_slice(&message[..message.len().min(room)]);
             }
-            Ok::<(), ExecError>(())
-        };
-        if let Ok(result) = tokio::time::timeout(request.timeout, collect).await {
-            result?;
-            streamed.finished = true;
+            let buf = if to_stdout {
+                &mut streamed.stdout
+            } else {
+                &mut streamed.stderr
+            };
+            let room = CAPTURE_LIMIT.saturating_sub(buf.len());
+            if message.len() > room {
+                streamed.truncated = true;
+            }
+            buf.extend_from_slice(&message[..message.len().min(room)]);
+            if pid_grace.is_some() && pid_line.is_none() {
+                // Known now: the command is past its deadline.
+                break;
+            }
         }
         // Whatever stands in for a PID line that never ended (no shell: the
         // engine's message) is output.

@@ -16,7 +16,8 @@
 //! Containers kept on purpose carry [`LABEL_POOL`]; [`reap_orphans`] leaves
 //! them alone and [`reap_pool_orphans`] is their garbage collector.
 //!
-//! This crate does not print and does not know about the cache.
+//! This crate does not print (diagnostics go to `tracing`) and does not know
+//! about the cache.
 
 mod context;
 mod docker;
@@ -229,7 +230,9 @@ pub trait Backend: Send + Sync {
         lines: usize,
     ) -> BoxFuture<'a, Result<String, ExecError>>;
     /// Runs a command in a running container; on timeout the command is killed
-    /// and the output so far returned with `timed_out`.
+    /// inside the container (never by a host signal) and the output so far
+    /// returned with `timed_out`. When it cannot be ended inside, the container
+    /// is killed instead and `killed_container` says why.
     fn exec<'a>(
         &'a self,
         container: &'a str,

@@ -61,7 +61,7 @@ pub fn check_plan(plan: &TestPlan) -> Result<(), String> {
 }
 
 /// Runs only the steps of a plan, in order, in the given containers (container
-/// ID by service name), with the same semantics as [`run_test`]: exit codes and
+/// ID by service name), with the same semantics as [`run_test`](crate::run_test): exit codes and
 /// regexes checked, `continue_on_failure`, timeouts, a stopped container
 /// reported with its output. Nothing is started or removed.
 ///
