@@ -105,7 +105,14 @@ impl DockerBackend {
             let code = self.exit_code(&streamed.exec_id).await?;
             return Ok(output_of(streamed, code, None));
         }
-        let killed = self.kill_container(container, NO_SHELL).await?;
+        // Run as it is: either there is no `sh`, or the command was not found
+        // (which should not take long enough to time out).
+        let why = if self.has_shell(container) == Some(false) {
+            NO_SHELL
+        } else {
+            NO_PID
+        };
+        let killed = self.kill_container(container, why).await?;
         Ok(output_of(streamed, None, Some(killed)))
     }
 
