@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 /// A build context ready to send to the engine.
 #[derive(Debug, Clone)]
@@ -60,27 +60,39 @@ pub fn build_context(context: &Path, dockerfile: &str) -> io::Result<BuildContex
     let mut entries = Vec::new();
     walk(context, PathBuf::new(), &ignore, &dockerfile, &mut entries)?;
 
-    let mut tar = TarWriter::default();
+    // ustar headers with no owners and no times: the same files give the same bytes.
+    let mut tar = tar::Builder::new(Vec::new());
     let mut files = 0;
     for (rel, path) in &entries {
         let meta = fs::symlink_metadata(path)?;
-        let mode = permissions(&meta);
         let ft = meta.file_type();
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(permissions(&meta));
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
         if ft.is_dir() {
-            tar.append(&format!("{rel}/"), b'5', mode, &[], "");
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{rel}/"), io::empty())?;
         } else if ft.is_symlink() {
-            let target = fs::read_link(path)?;
-            tar.append(rel, b'2', mode, &[], &target.to_string_lossy());
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            tar.append_link(&mut header, rel, fs::read_link(path)?)?;
             files += 1;
         } else if ft.is_file() {
             let data = fs::read(path)?;
-            tar.append(rel, b'0', mode, &data, "");
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(data.len() as u64);
+            tar.append_data(&mut header, rel, data.as_slice())?;
             files += 1;
         }
     }
-    let tar = tar.finish();
+    let tar = tar.into_inner()?;
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"clnrm.build-context.v1\0");
+    // v2: the archive is written by the `tar` crate (v1's hand-written one
+    // differed in header details), so v1 hashes name other bytes.
+    hasher.update(b"clnrm.build-context.v2\0");
     hasher.update(dockerfile.as_bytes());
     hasher.update(b"\0");
     hasher.update(&tar);
@@ -144,11 +156,15 @@ fn walk(
 }
 
 /// `.dockerignore` rules: one pattern a line, `#` comments, `!` exceptions,
-/// `**` for any number of folders; the last matching rule wins, and a rule
-/// that matches a folder applies to everything inside it.
+/// `**` for any number of folders; every pattern is anchored at the context
+/// root (unlike `.gitignore`, `*.log` does not match `sub/a.log`). The last
+/// matching rule wins, and a rule that matches a folder applies to everything
+/// inside it. Each rule is matched by the `ignore` crate's gitignore matcher,
+/// anchored with a leading `/`; the order of rules is kept here, as docker
+/// applies it (a gitignore file cannot re-include below an excluded folder).
 #[derive(Debug, Default)]
 pub struct DockerIgnore {
-    rules: Vec<(GlobMatcher, bool)>,
+    rules: Vec<(Gitignore, bool)>,
 }
 
 impl DockerIgnore {
@@ -167,12 +183,13 @@ impl DockerIgnore {
             if pattern.is_empty() {
                 continue;
             }
-            if let Ok(glob) = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-            {
-                rules.push((glob.compile_matcher(), negated));
+            let mut builder = GitignoreBuilder::new(".");
+            // A pattern the matcher rejects matches nothing, as docker skips it.
+            if builder.add_line(None, &format!("/{pattern}")).is_err() {
+                continue;
+            }
+            if let Ok(rule) = builder.build() {
+                rules.push((rule, negated));
             }
         }
         DockerIgnore { rules }
@@ -185,21 +202,9 @@ impl DockerIgnore {
     /// Whether the context-relative path `rel` is left out.
     pub fn excludes(&self, rel: &str) -> bool {
         let mut excluded = false;
-        for (glob, negated) in &self.rules {
-            // A rule matching the path or one of its parent folders.
-            let mut matched = glob.is_match(rel);
-            if !matched {
-                let mut end = 0;
-                while let Some(i) = rel[end..].find('/') {
-                    end += i;
-                    if glob.is_match(&rel[..end]) {
-                        matched = true;
-                        break;
-                    }
-                    end += 1;
-                }
-            }
-            if matched {
+        for (rule, negated) in &self.rules {
+            // The path or one of its parent folders.
+            if rule.matched_path_or_any_parents(rel, false).is_ignore() {
                 excluded = !negated;
             }
         }
@@ -220,63 +225,6 @@ fn clean(pattern: &str) -> String {
         }
     }
     parts.join("/")
-}
-
-/// A minimal ustar writer (GNU long names for paths over 100 bytes), enough
-/// for the engine's build endpoint.
-#[derive(Default)]
-struct TarWriter {
-    buf: Vec<u8>,
-}
-
-impl TarWriter {
-    fn append(&mut self, name: &str, kind: u8, mode: u32, data: &[u8], link: &str) {
-        if name.len() > 100 {
-            self.header("././@LongLink", b'L', 0o644, name.len() as u64 + 1, "");
-            self.data(&[name.as_bytes(), b"\0"].concat());
-        }
-        if link.len() > 100 {
-            self.header("././@LongLink", b'K', 0o644, link.len() as u64 + 1, "");
-            self.data(&[link.as_bytes(), b"\0"].concat());
-        }
-        self.header(name, kind, mode, data.len() as u64, link);
-        self.data(data);
-    }
-
-    fn header(&mut self, name: &str, kind: u8, mode: u32, size: u64, link: &str) {
-        let mut h = [0u8; 512];
-        put(&mut h[0..100], name.as_bytes());
-        put(&mut h[100..108], format!("{mode:07o}").as_bytes());
-        put(&mut h[108..116], b"0000000");
-        put(&mut h[116..124], b"0000000");
-        put(&mut h[124..136], format!("{size:011o}").as_bytes());
-        put(&mut h[136..148], b"00000000000");
-        h[156] = kind;
-        put(&mut h[157..257], link.as_bytes());
-        put(&mut h[257..263], b"ustar\0");
-        put(&mut h[263..265], b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        put(&mut h[148..156], format!("{sum:06o}\0 ").as_bytes());
-        self.buf.extend_from_slice(&h);
-    }
-
-    fn data(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-        let pad = (512 - data.len() % 512) % 512;
-        self.buf.resize(self.buf.len() + pad, 0);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.buf.resize(self.buf.len() + 1024, 0);
-        self.buf
-    }
-}
-
-/// Copies as much of `src` as fits (names longer than the field are carried by a long-name entry).
-fn put(field: &mut [u8], src: &[u8]) {
-    let n = src.len().min(field.len());
-    field[..n].copy_from_slice(&src[..n]);
 }
 
 #[cfg(test)]
@@ -301,6 +249,22 @@ mod tests {
         assert!(ig.excludes("docs/a.md"));
         assert!(!ig.excludes("docs/keep.md"), "exceptions re-include");
         assert!(!ig.excludes("src/main.rs"));
+        assert!(!ig.excludes("sub/target"), "rules are anchored at the root");
+    }
+
+    #[test]
+    fn the_last_matching_dockerignore_rule_wins_as_docker_applies_them() {
+        let ig = DockerIgnore::parse("!keep/a.txt\nkeep\n");
+        assert!(ig.excludes("keep/a.txt"), "a later folder rule overrides");
+        let ig = DockerIgnore::parse("keep\n!keep/a.txt\nkeep/**/*.bin\n");
+        assert!(!ig.excludes("keep/a.txt"));
+        assert!(ig.excludes("keep/b.txt"));
+        assert!(ig.excludes("keep/x/y/z.bin"));
+        let ig = DockerIgnore::parse("./build/../dist/\n");
+        assert!(
+            ig.excludes("dist/app.js"),
+            "patterns are cleaned like docker does"
+        );
     }
 
     fn write(dir: &Path, rel: &str, data: &str) {
@@ -354,34 +318,45 @@ mod tests {
     }
 
     #[test]
-    fn tar_headers_are_well_formed() {
-        let mut t = TarWriter::default();
+    fn the_archive_reads_back_with_long_names_links_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "Dockerfile", "FROM scratch\n");
         let long = "d/".repeat(60) + "file";
-        t.append(&long, b'0', 0o644, b"hello", "");
-        let tar = t.finish();
-        assert_eq!(tar.len() % 512, 0);
-        // Long name entry first, with a valid checksum.
-        assert_eq!(tar[156], b'L');
-        let check = |h: &[u8]| {
-            let stored =
-                u32::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap().trim(), 8).unwrap();
-            let sum: u32 = h
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        u32::from(b)
-                    }
-                })
-                .sum();
-            assert_eq!(stored, sum);
-        };
-        check(&tar[..512]);
-        check(&tar[1024..1536]);
-        assert_eq!(&tar[512..512 + long.len()], long.as_bytes());
-        assert_eq!(&tar[1536..1541], b"hello");
+        write(d, &long, "hello");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(d.join(&long), fs::Permissions::from_mode(0o750)).unwrap();
+            std::os::unix::fs::symlink("d/".repeat(60) + "file", d.join("link")).unwrap();
+        }
+        let ctx = build_context(d, "Dockerfile").unwrap();
+        let mut archive = tar::Archive::new(ctx.tar.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let header = entry.header().clone();
+            assert_eq!(header.mtime().unwrap(), 0, "{path}");
+            assert_eq!(header.uid().unwrap(), 0, "{path}");
+            if path == long {
+                let mut text = String::new();
+                io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                assert_eq!(text, "hello");
+                #[cfg(unix)]
+                assert_eq!(header.mode().unwrap(), 0o750);
+            }
+            #[cfg(unix)]
+            if path == "link" {
+                let target = entry.link_name().unwrap().unwrap();
+                assert_eq!(target.to_string_lossy(), long);
+            }
+            seen.push(path);
+        }
+        assert!(seen.contains(&long), "{seen:?}");
+        assert!(seen.contains(&"Dockerfile".to_string()), "{seen:?}");
+        #[cfg(unix)]
+        assert!(seen.contains(&"link".to_string()), "{seen:?}");
     }
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -1,5 +1,7 @@
 //! [`DockerBackend`]: the [`Backend`] on a Docker engine, through bollard (as
-//! re-exported by testcontainers, so both agree on one version).
+//! re-exported by testcontainers, so both agree on one version): connecting,
+//! containers, networks, listing and removal, and the engine's errors in our
+//! words. Images are in `docker_image`, running commands in `docker_exec`.
 //!
 //! bollard asks for a newer API than the 20.10 engines here speak (1.41);
 //! [`DockerBackend::connect`] negotiates the version down before anything else.
@@ -13,33 +15,26 @@ use clnrm_plan::ImageSource;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use testcontainers::bollard;
-use testcontainers::bollard::container::LogOutput;
-use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
 use testcontainers::bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
     PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
-    ListImagesOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
-    RemoveImageOptions,
+    CreateContainerOptions, ListContainersOptions, ListImagesOptions, ListNetworksOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
 
-use crate::context::build_context;
 use crate::session::LABEL_MANAGED;
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
-    ExecOutput, ExecRequest, ImageOrigin, ManagedKind, ManagedObject, ResolvedImage,
+    ExecOutput, ExecRequest, ManagedKind, ManagedObject, ResolvedImage,
 };
 
 /// The idle command of a service without `args`: sleeps until removed, and
 /// exits at once on SIGTERM (a shell as PID 1 ignores signals it does not trap).
 pub const IDLE_COMMAND: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done";
-
-/// Output kept per stream and exec; the rest is dropped (and flagged).
-const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
 
 /// A [`Backend`] on the Docker Engine API.
 #[derive(Clone)]
@@ -47,7 +42,18 @@ pub struct DockerBackend {
     docker: Docker,
     endpoint: String,
     /// One build at a time per context hash within this process.
-    builds: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    pub(crate) builds: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// What exec needs to know of a container, learned once.
+    containers: Arc<std::sync::Mutex<HashMap<String, ContainerFacts>>>,
+}
+
+/// What this backend learned about a container it runs commands in.
+#[derive(Debug, Clone, Default)]
+struct ContainerFacts {
+    /// The container's environment (image and service), as `KEY=value`.
+    env: Option<Vec<String>>,
+    /// Whether its image has a `sh` to run commands through; `None`: not tried yet.
+    shell: Option<bool>,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -91,6 +97,7 @@ impl DockerBackend {
             docker,
             endpoint,
             builds: Arc::default(),
+            containers: Arc::default(),
         })
     }
 
@@ -103,306 +110,36 @@ impl DockerBackend {
         &self.endpoint
     }
 
-    async fn image_id(&self, reference: &str) -> Result<Option<String>, ExecError> {
-        match self.docker.inspect_image(reference).await {
-            Ok(image) => Ok(Some(image.id.unwrap_or_default())),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(engine(e)),
-        }
+    fn facts(&self) -> std::sync::MutexGuard<'_, HashMap<String, ContainerFacts>> {
+        self.containers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn ensure_reference(&self, reference: &str) -> Result<ResolvedImage, ExecError> {
-        if let Some(id) = self.image_id(reference).await? {
-            return Ok(ResolvedImage {
-                id,
-                reference: reference.to_string(),
-                context_hash: None,
-                source: ImageOrigin::Local,
-            });
-        }
-        let (repo, tag) = split_reference(reference);
-        let options = CreateImageOptions {
-            from_image: Some(repo.to_string()),
-            tag: Some(tag.to_string()),
-            ..Default::default()
-        };
-        let unavailable = |reason: String| ExecError::ImageUnavailable {
-            reference: reference.to_string(),
-            reason,
-        };
-        let mut pull = self.docker.create_image(Some(options), None, None);
-        while let Some(item) = pull.next().await {
-            if let Err(e) = item {
-                return Err(unavailable(error_text(&e)));
-            }
-        }
-        match self.image_id(reference).await? {
-            Some(id) => Ok(ResolvedImage {
-                id,
-                reference: reference.to_string(),
-                context_hash: None,
-                source: ImageOrigin::Pulled,
-            }),
-            None => Err(unavailable(
-                "the pull finished but the image is not there".into(),
-            )),
-        }
+    /// Whether commands in `container` can go through `sh`, if known.
+    pub(crate) fn has_shell(&self, container: &str) -> Option<bool> {
+        self.facts().get(container).and_then(|f| f.shell)
     }
 
-    async fn ensure_build(
-        &self,
-        context: &str,
-        dockerfile: &str,
-        root: &Path,
-    ) -> Result<ResolvedImage, ExecError> {
-        let dir = root.join(context);
-        let failed = |reason: String| ExecError::BuildFailed {
-            context: context.to_string(),
-            reason,
-        };
-        let ctx = {
-            let dir = dir.clone();
-            let dockerfile = dockerfile.to_string();
-            tokio::task::spawn_blocking(move || build_context(&dir, &dockerfile))
-                .await
-                .map_err(|e| failed(e.to_string()))?
-                .map_err(|e| failed(e.to_string()))?
-        };
-        let tag = ctx.image_tag();
-        let lock = {
-            let mut builds = self.builds.lock().await;
-            builds.entry(ctx.hash.clone()).or_default().clone()
-        };
-        let _guard = lock.lock().await;
-        let resolved = |id: String, source| ResolvedImage {
-            id,
-            reference: format!("{tag}:latest"),
-            context_hash: Some(ctx.hash.clone()),
-            source,
-        };
-        if let Some(id) = self.image_id(&tag).await? {
-            return Ok(resolved(id, ImageOrigin::Local));
-        }
-        // The classic builder: it needs nothing but the engine (BuildKit through
-        // the API needs a session, and the CLI here may want buildx).
-        let options = BuildImageOptions {
-            dockerfile: ctx.dockerfile.clone(),
-            t: Some(tag.clone()),
-            rm: true,
-            forcerm: true,
-            labels: Some(HashMap::from([
-                ("clnrm.build".to_string(), "true".to_string()),
-                ("clnrm.context".to_string(), ctx.hash.clone()),
-            ])),
-            ..Default::default()
-        };
-        let body = bollard::body_full(bytes::Bytes::from(ctx.tar.clone()));
-        let mut build = self.docker.build_image(options, None, Some(body));
-        let mut log = String::new();
-        while let Some(item) = build.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(s) = info.stream {
-                        log.push_str(&s);
-                    }
-                }
-                Err(e) => {
-                    return Err(failed(format!(
-                        "{}{}",
-                        error_text(&e),
-                        tail_lines(&log, 10, "\nbuild output:\n")
-                    )))
-                }
-            }
-        }
-        match self.image_id(&tag).await? {
-            Some(id) => Ok(resolved(id, ImageOrigin::Built)),
-            None => Err(failed(format!(
-                "the engine built nothing{}",
-                tail_lines(&log, 10, "\nbuild output:\n")
-            ))),
-        }
+    pub(crate) fn remember_shell(&self, container: &str, shell: bool) {
+        self.facts().entry(container.to_string()).or_default().shell = Some(shell);
     }
 
-    async fn exec_impl(&self, container: &str, req: &ExecRequest) -> Result<ExecOutput, ExecError> {
-        let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let created = self
+    /// The container's environment (image and service `env`), inspected once.
+    pub(crate) async fn container_env(&self, container: &str) -> Result<Vec<String>, ExecError> {
+        if let Some(env) = self.facts().get(container).and_then(|f| f.env.clone()) {
+            return Ok(env);
+        }
+        let info = self
             .docker
-            .create_exec(
-                container,
-                CreateExecOptions::<String> {
-                    cmd: Some(req.argv.clone()),
-                    env: (!env.is_empty()).then_some(env),
-                    working_dir: req.workdir.clone(),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
+            .inspect_container(container, None)
             .await
             .map_err(engine)?;
-        let started = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(engine)?;
-        let StartExecResults::Attached { mut output, input } = started else {
-            return Err(ExecError::Engine("exec started detached".into()));
-        };
-        drop(input);
-        let mut out = ExecOutput::default();
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let collect = async {
-            while let Some(item) = output.next().await {
-                let (buf, message) = match item.map_err(engine)? {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        (&mut stdout, message)
-                    }
-                    LogOutput::StdErr { message } => (&mut stderr, message),
-                    LogOutput::StdIn { .. } => continue,
-                };
-                let room = CAPTURE_LIMIT.saturating_sub(buf.len());
-                if message.len() > room {
-                    out.truncated = true;
-                }
-                buf.extend_from_slice(&message[..message.len().min(room)]);
-            }
-            Ok::<(), ExecError>(())
-        };
-        let finished = tokio::time::timeout(req.timeout, collect).await;
-        match finished {
-            Ok(result) => {
-                result?;
-                out.exit_code = self.exit_code(&created.id).await?;
-            }
-            Err(_) => {
-                out.timed_out = true;
-                self.kill_exec(container, &created.id, &req.argv).await;
-            }
-        }
-        out.stdout = String::from_utf8_lossy(&stdout).into_owned();
-        out.stderr = String::from_utf8_lossy(&stderr).into_owned();
-        Ok(out)
-    }
-
-    /// The exit code once the engine has recorded it (the stream can end a
-    /// moment before the exec is marked finished).
-    async fn exit_code(&self, exec_id: &str) -> Result<Option<i64>, ExecError> {
-        for attempt in 0..50u32 {
-            let info = self.docker.inspect_exec(exec_id).await.map_err(engine)?;
-            if info.running != Some(true) {
-                return Ok(info.exit_code);
-            }
-            tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt + 1))).await;
-        }
-        Ok(None)
-    }
-
-    /// Kills a timed-out exec and what it started. The Engine API has no call for
-    /// this, so: find its process (host pid from the exec's inspect, checked
-    /// against the command line) and its descendants in `/proc`, and signal them
-    /// directly; where that is not permitted, signal them from inside the
-    /// container by their namespace pids. With a remote engine neither works and
-    /// the process lives on until its container is removed at the end of the test.
-    async fn kill_exec(&self, container: &str, exec_id: &str, argv: &[String]) {
-        let Ok(info) = self.docker.inspect_exec(exec_id).await else {
-            return;
-        };
-        let Some(pid) = info.pid.filter(|p| *p > 0) else {
-            return;
-        };
-        let Some(tree) = local_process_tree(pid as u32, argv) else {
-            return;
-        };
-        let mut denied = Vec::new();
-        for p in &tree {
-            // SAFETY: plain kill(2) of a pid we just identified.
-            if unsafe { libc::kill(p.host_pid as libc::pid_t, libc::SIGKILL) } != 0 {
-                denied.extend(p.ns_pid);
-            }
-        }
-        if !denied.is_empty() {
-            let mut argv = vec!["kill".to_string(), "-9".to_string()];
-            argv.extend(denied.iter().map(u32::to_string));
-            let req = ExecRequest {
-                argv,
-                env: BTreeMap::new(),
-                workdir: None,
-                timeout: Duration::from_secs(5),
-            };
-            let _ = Box::pin(self.exec_impl(container, &req)).await;
-        }
+        let env = info.config.and_then(|c| c.env).unwrap_or_default();
+        self.facts().entry(container.to_string()).or_default().env = Some(env.clone());
+        Ok(env)
     }
 }
 
-struct LocalProcess {
-    host_pid: u32,
-    /// The pid inside the container's pid namespace (last `NSpid` entry).
-    ns_pid: Option<u32>,
-}
-
-/// `pid` and its descendants, if `pid` is a local process running `argv`.
-fn local_process_tree(pid: u32, argv: &[String]) -> Option<Vec<LocalProcess>> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let first = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    let want = argv.first()?.as_bytes();
-    // The exec'd binary may be reported by its path (`sleep` vs `/bin/sleep`).
-    if !(first == want || first.ends_with(&[b"/", want].concat()) || want.ends_with(first)) {
-        return None;
-    }
-    let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(p) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|s| s.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parents.entry(ppid).or_default().push(p);
-        }
-    }
-    let mut tree = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let ns_pid = std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("NSpid:"))
-                    .and_then(|l| l.split_whitespace().last().and_then(|v| v.parse().ok()))
-            });
-        tree.push(LocalProcess {
-            host_pid: p,
-            ns_pid,
-        });
-        if let Some(children) = parents.get(&p) {
-            todo.extend(children);
-        }
-    }
-    Some(tree)
-}
-
-/// `repo[:tag]` → (repo, tag), `latest` when no tag (a pull without a tag would fetch every tag).
-fn split_reference(reference: &str) -> (&str, &str) {
-    if let Some((repo, _digest)) = reference.split_once('@') {
-        return (repo, &reference[repo.len() + 1..]);
-    }
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (reference, "latest"),
-    }
-}
-
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {
@@ -412,7 +149,7 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-fn error_text(e: &bollard::errors::Error) -> String {
+pub(crate) fn error_text(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
         bollard::errors::Error::DockerStreamError { error } => error.clone(),
@@ -420,7 +157,7 @@ fn error_text(e: &bollard::errors::Error) -> String {
     }
 }
 
-fn engine(e: bollard::errors::Error) -> ExecError {
+pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
     // No connection at all (the engine stopped or restarts) says where we looked, not
     // the HTTP client's words.
     let text = error_text(&e);
@@ -435,17 +172,6 @@ fn engine(e: bollard::errors::Error) -> ExecError {
     } else {
         ExecError::Engine(text)
     }
-}
-
-fn tail_lines(text: &str, n: usize, prefix: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
-        return String::new();
-    }
-    format!(
-        "{prefix}{}",
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    )
 }
 
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
@@ -614,6 +340,10 @@ impl Backend for DockerBackend {
                 .inspect_container(id, None)
                 .await
                 .map_err(engine)?;
+            // Learned now, so the first command in it needs no inspect of its own.
+            if let Some(env) = info.config.as_ref().and_then(|c| c.env.clone()) {
+                self.facts().entry(id.to_string()).or_default().env = Some(env);
+            }
             let mut ports = BTreeMap::new();
             let port_map = info
                 .network_settings
@@ -685,11 +415,12 @@ impl Backend for DockerBackend {
         container: &'a str,
         request: &'a ExecRequest,
     ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
-        self.exec_impl(container, request).boxed()
+        self.exec_in_container(container, request).boxed()
     }
 
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
         async move {
+            self.facts().remove(id);
             let options = RemoveContainerOptions {
                 force: true,
                 v: true,
@@ -823,7 +554,6 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ExecError::EngineUnreachable { .. }), "{e:?}");
         let text = e.to_string();
-        eprintln!("{text}");
         assert!(
             text.starts_with(
                 "cannot reach the Docker engine at unix:///nonexistent/clnrm-test.sock: "
@@ -835,20 +565,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("tcp://127.0.0.1:1"), "{e}");
-    }
-
-    #[test]
-    fn references_split_into_repo_and_tag() {
-        assert_eq!(split_reference("alpine"), ("alpine", "latest"));
-        assert_eq!(split_reference("alpine:3.20"), ("alpine", "3.20"));
-        assert_eq!(
-            split_reference("localhost:5000/a/b"),
-            ("localhost:5000/a/b", "latest")
-        );
-        assert_eq!(
-            split_reference("localhost:5000/a:1"),
-            ("localhost:5000/a", "1")
-        );
-        assert_eq!(split_reference("a@sha256:abc"), ("a", "sha256:abc"));
     }
 }

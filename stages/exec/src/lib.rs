@@ -16,12 +16,18 @@
 //! Containers kept on purpose carry [`LABEL_POOL`]; [`reap_orphans`] leaves
 //! them alone and [`reap_pool_orphans`] is their garbage collector.
 //!
-//! This crate does not print and does not know about the cache.
+//! This crate does not print (diagnostics go to `tracing`) and does not know
+//! about the cache.
 
 mod context;
 mod docker;
-mod run;
+mod docker_exec;
+mod docker_image;
+mod outcome;
+mod services;
 mod session;
+mod steps;
+mod test_run;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,11 +39,13 @@ use serde::{Deserialize, Serialize};
 
 pub use context::{build_context, BuildContext, DockerIgnore};
 pub use docker::DockerBackend;
-pub use run::{
-    check_plan, create_test_network, health_check, object_name, resolve_images, run_steps,
-    run_test, run_test_until, start_service, start_service_tracked, Mismatch, PhaseTimings,
-    ResolvedImages, ServiceStart, StartedContainer, StepFailure, StepResult, StepStatus,
-    TestNetwork, TestOutcome, TestReport, TestRun,
+pub use outcome::{
+    Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult, StepStatus, TestOutcome,
+    TestReport,
+};
+pub use services::{
+    create_test_network, health_check, object_name, start_service, start_service_tracked,
+    StartedContainer, TestNetwork,
 };
 pub use session::{
     host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, unix_now, Reaped,
@@ -45,6 +53,8 @@ pub use session::{
     LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC,
     LABEL_TEST,
 };
+pub use steps::{check_plan, run_steps};
+pub use test_run::{resolve_images, run_test, run_test_until, ResolvedImages, TestRun};
 
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
@@ -147,6 +157,11 @@ pub struct ExecOutput {
     pub timed_out: bool,
     /// Output beyond the capture limit was dropped.
     pub truncated: bool,
+    /// Set when the command timed out and could not be ended inside its
+    /// container, so the container was killed: why (the container is gone
+    /// for later commands and must be replaced).
+    #[serde(default)]
+    pub killed_container: Option<String>,
 }
 
 /// A container or network carrying `clnrm.managed=true`.
@@ -215,7 +230,9 @@ pub trait Backend: Send + Sync {
         lines: usize,
     ) -> BoxFuture<'a, Result<String, ExecError>>;
     /// Runs a command in a running container; on timeout the command is killed
-    /// and the output so far returned with `timed_out`.
+    /// inside the container (never by a host signal) and the output so far
+    /// returned with `timed_out`. When it cannot be ended inside, the container
+    /// is killed instead and `killed_container` says why.
     fn exec<'a>(
         &'a self,
         container: &'a str,

@@ -97,12 +97,12 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Field 22 of `/proc/<pid>/stat`; `None` where there is no procfs.
+/// The process's start time in clock ticks since boot (`starttime` of
+/// `/proc/<pid>/stat`); `None` where there is no procfs or no such process.
 fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let pid = i32::try_from(pid).ok()?;
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(stat.starttime)
 }
 
 /// Whether the process that owns a session still runs on this host.

@@ -2,150 +2,19 @@
 //! fixture image `clnrm-fixture/busybox:latest` (fixtures/images/build.sh).
 //!
 //! Without an engine (or the fixture image) they are skipped with a notice,
-//! except under `CI=true`, where that is a failure.
+//! except in CI, where that is a failure (`clnrm_test_support::skip_container_test`).
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clnrm_config::{
-    BuildSpec, Command, HealthCheck, Limits, ServiceConfig, StepConfig, TestConfig, VolumeConfig,
-};
+use clnrm_config::{BuildSpec, HealthCheck, Limits, VolumeConfig};
 use clnrm_exec::{
-    reap_orphans, remove_session, resolve_images, run_test, run_test_until, Backend, DockerBackend,
-    ImageOrigin, ManagedKind, Session, StepStatus, TestOutcome, TestReport, TestRun, LABEL_SESSION,
+    reap_orphans, remove_session, resolve_images, run_test_until, Backend, ImageOrigin,
+    ManagedKind, Session, StepStatus, TestOutcome, TestRun, LABEL_SESSION,
 };
-use clnrm_plan::{plan, PlanInput, TestPlan};
 
-const IMAGE: &str = "clnrm-fixture/busybox:latest";
+mod common;
 
-/// The engine, or `None` (with a notice) when it or the fixture image is missing outside CI.
-async fn engine(test: &str) -> Option<DockerBackend> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let skip = |why: String| {
-        if ci {
-            panic!("CI=true and {why}");
-        }
-        eprintln!("NOTICE: skipping container test `{test}`: {why}");
-        None
-    };
-    let backend = match DockerBackend::connect().await {
-        Ok(b) => b,
-        Err(e) => return skip(e.to_string()),
-    };
-    let image = clnrm_plan::ImageSource::Reference {
-        reference: IMAGE.into(),
-    };
-    match backend.ensure_image(&image, Path::new(".")).await {
-        Ok(_) => Some(backend),
-        Err(e) => skip(format!("{e} (run fixtures/images/build.sh)")),
-    }
-}
-
-fn argv(a: &[&str]) -> Command {
-    Command::Argv(a.iter().map(|s| s.to_string()).collect())
-}
-
-fn sh(s: &str) -> Command {
-    Command::Shell(s.into())
-}
-
-fn step(name: &str, command: Command) -> StepConfig {
-    StepConfig {
-        name: name.into(),
-        service: None,
-        command,
-        expected_exit_code: 0,
-        expected_output_regex: None,
-        expected_stderr_regex: None,
-        workdir: None,
-        env: BTreeMap::new(),
-        timeout_ms: None,
-        continue_on_failure: false,
-        key_path: format!("steps[{name}]"),
-    }
-}
-
-fn on(service: &str, mut s: StepConfig) -> StepConfig {
-    s.service = Some(service.into());
-    s
-}
-
-fn service(name: &str) -> ServiceConfig {
-    ServiceConfig {
-        name: name.into(),
-        image: Some(IMAGE.into()),
-        build: None,
-        args: None,
-        env: BTreeMap::new(),
-        ports: vec![],
-        volumes: vec![],
-        health_check: None,
-    }
-}
-
-fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestConfig {
-    TestConfig {
-        name: name.into(),
-        version: Some("1.0".into()),
-        description: None,
-        services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
-        steps,
-        limits: Limits::default(),
-        seed: None,
-        freeze_clock: None,
-        unevaluated_expectations: vec![],
-    }
-}
-
-fn planned(t: TestConfig) -> TestPlan {
-    plan(&PlanInput {
-        test: t,
-        default_image: IMAGE.into(),
-        default_step_timeout_ms: 30_000,
-        test_dir: "tests".into(),
-    })
-    .expect("plan")
-}
-
-/// Runs a plan in a fresh session and checks that nothing of the session is left.
-async fn run(backend: &DockerBackend, root: &Path, plan: &TestPlan) -> TestReport {
-    let session = Session::current();
-    let report = run_test(TestRun {
-        backend,
-        session: &session,
-        root,
-        plan,
-        images: None,
-    })
-    .await;
-    assert_clean(backend, &session).await;
-    assert!(
-        report.teardown_errors.is_empty(),
-        "{:?}",
-        report.teardown_errors
-    );
-    report
-}
-
-async fn assert_clean(backend: &DockerBackend, session: &Session) {
-    let left: Vec<_> = backend
-        .list_managed()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-fn here() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn expect_pass(report: &TestReport) {
-    assert_eq!(report.outcome, TestOutcome::Pass, "{report:#?}");
-}
+use common::*;
 
 #[tokio::test]
 async fn state_written_by_one_step_is_read_by_the_next() {

@@ -1,0 +1,447 @@
+//! Running a command in a container on a Docker engine, with its timeout
+//! enforced INSIDE the container (SPEC §5): the engine may be remote, rootless
+//! or in a VM, where the PIDs it reports are not this host's, so clnrm never
+//! signals a host process here and never reads the host's `/proc` for this.
+//!
+//! How: the command is started through a tiny `sh` wrapper that writes its own
+//! PID (in the container's namespace) as the first line of stderr, restores
+//! the environment the shell touched, and `exec`s the command — so argv, env,
+//! workdir, stdout, stderr and exit code are the command's own; the PID line is
+//! taken off stderr before anyone sees it. An exec'd process leads its own
+//! process group, so on timeout a second exec runs `kill -9 -<pid> <pid>`.
+//! Where that is impossible (an image without `sh`) or does not end the
+//! command, the container itself is killed through the engine API, and the
+//! output says so ([`ExecOutput::killed_container`]) so the caller can replace
+//! it and fail later steps on it with the reason.
+//!
+//! Not here: what a step's result means (the `steps` module).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use testcontainers::bollard::container::LogOutput;
+use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
+use testcontainers::bollard::query_parameters::KillContainerOptions;
+
+use crate::docker::{engine, DockerBackend};
+use crate::{ExecError, ExecOutput, ExecRequest};
+
+/// Output kept per stream and exec; the rest is dropped (and flagged).
+const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Variables a POSIX `sh` sets or changes at startup (ash and dash export
+/// `PWD`, ash and bash `SHLVL`, bash `OLDPWD` after a `cd`): the wrapper puts
+/// them back as the command would have had them without it.
+const SHELL_SET_VARIABLES: [&str; 3] = ["PWD", "SHLVL", "OLDPWD"];
+
+/// How long a killed command may take to be reported ended before the
+/// container is killed instead.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Why a container is killed when a timed-out command cannot be ended inside it.
+const NO_SHELL: &str = "its image has no `sh` to end the timed-out command inside the container";
+const NO_PID: &str = "the timed-out command's process could not be found inside the container";
+const KILL_INEFFECTIVE: &str = "the timed-out command did not end when killed inside the container";
+
+/// What one exec produced, before interpretation.
+struct Streamed {
+    exec_id: String,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    truncated: bool,
+    /// The wrapper's PID line, when the command was wrapped and the wrapper ran.
+    pid: Option<u32>,
+    /// The stream ended before the timeout.
+    finished: bool,
+    /// The stream ended (before the timeout or during the PID grace).
+    ended: bool,
+}
+
+impl DockerBackend {
+    /// [`Backend::exec`](crate::Backend::exec) on this engine.
+    pub(crate) async fn exec_in_container(
+        &self,
+        container: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, ExecError> {
+        if self.has_shell(container) != Some(false) {
+            let env = self.container_env(container).await?;
+            let wrapped = wrapped_argv(request, &env);
+            let streamed = self.stream(container, &wrapped, request, true).await?;
+            match streamed.pid {
+                Some(pid) => {
+                    self.remember_shell(container, true);
+                    let output = self.finish_wrapped(container, streamed, pid).await?;
+                    if !exec_of_command_failed(request, &output) {
+                        return Ok(output);
+                    }
+                    // `sh` could not start the command, so it never ran: the
+                    // engine's own answer (its exit code and message) is the
+                    // step's, as without the wrapper.
+                }
+                None if streamed.ended => {
+                    let code = self.exit_code(&streamed.exec_id).await?;
+                    if !matches!(code, Some(126 | 127)) {
+                        return Err(ExecError::Engine(format!(
+                            "the command wrapper in container {container} ended without starting the command (exit code {code:?})"
+                        )));
+                    }
+                    // No `sh` in the image: run the command as it is.
+                    self.remember_shell(container, false);
+                }
+                None => {
+                    // Timed out, and the wrapper said nothing even in the grace:
+                    // nothing inside can be addressed.
+                    let killed = self.kill_container(container, NO_PID).await?;
+                    return Ok(output_of(streamed, None, Some(killed)));
+                }
+            }
+        }
+        let streamed = self
+            .stream(container, &request.argv, request, false)
+            .await?;
+        if streamed.finished {
+            let code = self.exit_code(&streamed.exec_id).await?;
+            return Ok(output_of(streamed, code, None));
+        }
+        // Run as it is: either there is no `sh`, or the command was not found
+        // (which should not take long enough to time out).
+        let why = if self.has_shell(container) == Some(false) {
+            NO_SHELL
+        } else {
+            NO_PID
+        };
+        let killed = self.kill_container(container, why).await?;
+        Ok(output_of(streamed, None, Some(killed)))
+    }
+
+    /// The exit code of a finished wrapped command; a timed-out one killed by
+    /// its PID inside the container (or, failing that, with its container).
+    async fn finish_wrapped(
+        &self,
+        container: &str,
+        streamed: Streamed,
+        pid: u32,
+    ) -> Result<ExecOutput, ExecError> {
+        if streamed.finished {
+            let code = self.exit_code(&streamed.exec_id).await?;
+            return Ok(output_of(streamed, code, None));
+        }
+        let kill = ExecRequest {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                // The group (the command and what it started), then the command
+                // itself should it have left its group.
+                "kill -9 -$1 $1 2>/dev/null; exit 0".into(),
+                "sh".into(),
+                pid.to_string(),
+            ],
+            env: BTreeMap::new(),
+            workdir: None,
+            timeout: KILL_GRACE,
+        };
+        let killed_inside = self.stream(container, &kill.argv, &kill, false).await;
+        let ended = killed_inside.is_ok_and(|k| k.finished)
+            && self.ended_within(&streamed.exec_id, KILL_GRACE).await;
+        if ended {
+            return Ok(output_of(streamed, None, None));
+        }
+        let killed = self.kill_container(container, KILL_INEFFECTIVE).await?;
+        Ok(output_of(streamed, None, Some(killed)))
+    }
+
+    /// Starts an exec of `argv` with the request's env and workdir and
+    /// collects its output until it ends or the request's timeout passes.
+    /// With `wrapped`, the first line of stderr is the wrapper's PID.
+    async fn stream(
+        &self,
+        container: &str,
+        argv: &[String],
+        request: &ExecRequest,
+        wrapped: bool,
+    ) -> Result<Streamed, ExecError> {
+        let env: Vec<String> = request
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let created = self
+            .docker()
+            .create_exec(
+                container,
+                CreateExecOptions::<String> {
+                    cmd: Some(argv.to_vec()),
+                    env: (!env.is_empty()).then_some(env),
+                    working_dir: request.workdir.clone(),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(engine)?;
+        let started = self
+            .docker()
+            .start_exec(&created.id, None)
+            .await
+            .map_err(engine)?;
+        let StartExecResults::Attached { mut output, input } = started else {
+            return Err(ExecError::Engine("exec started detached".into()));
+        };
+        drop(input);
+        let mut streamed = Streamed {
+            exec_id: created.id,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            truncated: false,
+            pid: None,
+            finished: false,
+            ended: false,
+        };
+        // The wrapper's PID line, until its newline arrives.
+        let mut pid_line: Option<Vec<u8>> = wrapped.then(Vec::new);
+        let deadline = tokio::time::Instant::now() + request.timeout;
+        // Past the deadline, a wrapper that has not said its PID yet gets a
+        // grace to say it, so the command can still be ended inside.
+        let mut pid_grace: Option<tokio::time::Instant> = None;
+        loop {
+            let until = pid_grace.unwrap_or(deadline);
+            let item = match tokio::time::timeout_at(until, output.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    streamed.ended = true;
+                    streamed.finished = tokio::time::Instant::now() <= deadline;
+                    break;
+                }
+                Err(_) if pid_line.is_some() && pid_grace.is_none() => {
+                    pid_grace = Some(deadline + KILL_GRACE);
+                    continue;
+                }
+                Err(_) => break,
+            };
+            let (to_stdout, mut message) = match item.map_err(engine)? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (true, message.to_vec())
+                }
+                LogOutput::StdErr { message } => (false, message.to_vec()),
+                LogOutput::StdIn { .. } => continue,
+            };
+            if !to_stdout {
+                if let Some(line) = pid_line.as_mut() {
+                    match message.iter().position(|&b| b == b'\n') {
+                        Some(end) => {
+                            line.extend_from_slice(&message[..end]);
+                            streamed.pid = parse_pid(line);
+                            pid_line = None;
+                            message.drain(..=end);
+                        }
+                        None => {
+                            line.extend_from_slice(&message);
+                            continue;
+                        }
+                    }
+                }
+            }
+            let buf = if to_stdout {
+                &mut streamed.stdout
+            } else {
+                &mut streamed.stderr
+            };
+            let room = CAPTURE_LIMIT.saturating_sub(buf.len());
+            if message.len() > room {
+                streamed.truncated = true;
+            }
+            buf.extend_from_slice(&message[..message.len().min(room)]);
+            if pid_grace.is_some() && pid_line.is_none() {
+                // Known now: the command is past its deadline.
+                break;
+            }
+        }
+        // Whatever stands in for a PID line that never ended (no shell: the
+        // engine's message) is output.
+        if let Some(partial) = pid_line {
+            streamed.stderr.splice(0..0, partial);
+        }
+        Ok(streamed)
+    }
+
+    /// The exit code once the engine has recorded it (the stream can end a
+    /// moment before the exec is marked finished).
+    async fn exit_code(&self, exec_id: &str) -> Result<Option<i64>, ExecError> {
+        for attempt in 0..50u32 {
+            let info = self.docker().inspect_exec(exec_id).await.map_err(engine)?;
+            if info.running != Some(true) {
+                return Ok(info.exit_code);
+            }
+            tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt + 1))).await;
+        }
+        Ok(None)
+    }
+
+    /// Whether the engine reports the exec ended within `grace`.
+    async fn ended_within(&self, exec_id: &str, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            match self.docker().inspect_exec(exec_id).await {
+                Ok(info) if info.running != Some(true) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills a container through the engine API (never a host signal), so it
+    /// can be replaced; returns why, for the steps that would have used it.
+    async fn kill_container(&self, container: &str, why: &str) -> Result<String, ExecError> {
+        tracing::warn!(
+            container,
+            why,
+            "killing the container of a timed-out command"
+        );
+        let options = KillContainerOptions {
+            signal: "KILL".into(),
+        };
+        match self.docker().kill_container(container, Some(options)).await {
+            Ok(()) => {}
+            // Already stopped: nothing runs in it any more.
+            Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                ..
+            }) => {}
+            Err(e) => return Err(engine(e)),
+        }
+        Ok(format!("its container was killed because {why}"))
+    }
+}
+
+/// `sh -c <script> sh <argv...>`: report the PID, restore what the shell
+/// changed in the environment, become the command.
+fn wrapped_argv(request: &ExecRequest, container_env: &[String]) -> Vec<String> {
+    let mut script = String::from("echo $$ >&2; ");
+    for name in SHELL_SET_VARIABLES {
+        match original_value(name, request, container_env) {
+            Some(value) => {
+                script.push_str(&format!("{name}={}; export {name}; ", quote(value)));
+            }
+            None => script.push_str(&format!("unset {name}; ")),
+        }
+    }
+    script.push_str("exec \"$@\"");
+    let mut argv = vec!["sh".into(), "-c".into(), script, "sh".into()];
+    argv.extend(request.argv.iter().cloned());
+    argv
+}
+
+/// A variable's value in the command's environment without the wrapper: the
+/// step's env over the container's.
+fn original_value<'a>(
+    name: &str,
+    request: &'a ExecRequest,
+    container_env: &'a [String],
+) -> Option<&'a str> {
+    if let Some(v) = request.env.get(name) {
+        return Some(v);
+    }
+    container_env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A single-quoted shell word.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn parse_pid(line: &[u8]) -> Option<u32> {
+    std::str::from_utf8(line).ok()?.trim().parse().ok()
+}
+
+/// Whether the wrapper's `exec` of the command failed (not found, not
+/// executable): `sh` says so in one line naming the command, and exits 126/127.
+fn exec_of_command_failed(request: &ExecRequest, output: &ExecOutput) -> bool {
+    let Some(command) = request.argv.first() else {
+        return false;
+    };
+    matches!(output.exit_code, Some(126 | 127))
+        && output.stdout.is_empty()
+        && output.stderr.trim_end().lines().count() == 1
+        && output.stderr.contains("exec")
+        && output.stderr.contains(command.as_str())
+}
+
+fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>) -> ExecOutput {
+    let timed_out = !streamed.finished;
+    ExecOutput {
+        exit_code: if timed_out { None } else { exit_code },
+        stdout: String::from_utf8_lossy(&streamed.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&streamed.stderr).into_owned(),
+        timed_out,
+        truncated: streamed.truncated,
+        killed_container: killed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(argv: &[&str], env: &[(&str, &str)]) -> ExecRequest {
+        ExecRequest {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            workdir: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_wrapper_passes_the_command_as_arguments_and_restores_shell_variables() {
+        let req = request(&["echo", "a && b", "'c'"], &[("SHLVL", "it's 5")]);
+        let argv = wrapped_argv(&req, &["PWD=/from/image".into()]);
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        assert_eq!(argv[3..], ["sh", "echo", "a && b", "'c'"]);
+        let script = &argv[2];
+        assert!(script.starts_with("echo $$ >&2; "), "{script}");
+        assert!(
+            script.contains("PWD='/from/image'; export PWD;"),
+            "{script}"
+        );
+        assert!(
+            script.contains(r"SHLVL='it'\''s 5'; export SHLVL;"),
+            "{script}"
+        );
+        assert!(script.contains("unset OLDPWD;"), "{script}");
+        assert!(script.ends_with("exec \"$@\""), "{script}");
+    }
+
+    #[test]
+    fn only_the_shells_one_line_exec_failure_counts_as_a_command_that_never_started() {
+        let req = request(&["nonexist"], &[]);
+        let out = |code, stderr: &str| ExecOutput {
+            exit_code: Some(code),
+            stderr: stderr.into(),
+            ..Default::default()
+        };
+        assert!(exec_of_command_failed(
+            &req,
+            &out(127, "sh: exec: line 0: nonexist: not found\n")
+        ));
+        assert!(!exec_of_command_failed(
+            &req,
+            &out(1, "sh: exec: line 0: nonexist: not found\n")
+        ));
+        assert!(!exec_of_command_failed(&req, &out(127, "something else\n")));
+        assert_eq!(parse_pid(b"70"), Some(70));
+        assert_eq!(parse_pid(b"OCI runtime exec failed"), None);
+    }
+}

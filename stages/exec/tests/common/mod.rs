@@ -1,0 +1,143 @@
+//! Helpers of the exec stage's container tests (one copy, used by every test
+//! file here): the engine or a skip, configs built in code, and a run that
+//! checks nothing of its session is left. Not a test file itself.
+
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use clnrm_config::{Command, Limits, ServiceConfig, StepConfig, TestConfig};
+use clnrm_exec::{
+    run_test, Backend, DockerBackend, Session, TestOutcome, TestReport, TestRun, LABEL_SESSION,
+};
+use clnrm_plan::{plan, PlanInput, TestPlan};
+use clnrm_test_support::skip_container_test;
+
+pub const IMAGE: &str = "clnrm-fixture/busybox:latest";
+
+/// The engine, or `None` (with a notice) when it or the fixture image is missing outside CI.
+pub async fn engine(test: &str) -> Option<DockerBackend> {
+    let backend = match DockerBackend::connect().await {
+        Ok(b) => b,
+        Err(e) => {
+            skip_container_test(test, &e.to_string());
+            return None;
+        }
+    };
+    let image = clnrm_plan::ImageSource::Reference {
+        reference: IMAGE.into(),
+    };
+    match backend.ensure_image(&image, Path::new(".")).await {
+        Ok(_) => Some(backend),
+        Err(e) => {
+            skip_container_test(test, &format!("{e} (run fixtures/images/build.sh)"));
+            None
+        }
+    }
+}
+
+pub fn argv(a: &[&str]) -> Command {
+    Command::Argv(a.iter().map(|s| s.to_string()).collect())
+}
+
+pub fn sh(s: &str) -> Command {
+    Command::Shell(s.into())
+}
+
+pub fn step(name: &str, command: Command) -> StepConfig {
+    StepConfig {
+        name: name.into(),
+        service: None,
+        command,
+        expected_exit_code: 0,
+        expected_output_regex: None,
+        expected_stderr_regex: None,
+        workdir: None,
+        env: BTreeMap::new(),
+        timeout_ms: None,
+        continue_on_failure: false,
+        key_path: format!("steps[{name}]"),
+    }
+}
+
+pub fn on(service: &str, mut s: StepConfig) -> StepConfig {
+    s.service = Some(service.into());
+    s
+}
+
+pub fn service(name: &str) -> ServiceConfig {
+    ServiceConfig {
+        name: name.into(),
+        image: Some(IMAGE.into()),
+        build: None,
+        args: None,
+        env: BTreeMap::new(),
+        ports: vec![],
+        volumes: vec![],
+        health_check: None,
+    }
+}
+
+pub fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestConfig {
+    TestConfig {
+        name: name.into(),
+        version: Some("1.0".into()),
+        description: None,
+        services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
+        steps,
+        limits: Limits::default(),
+        seed: None,
+        freeze_clock: None,
+        unevaluated_expectations: vec![],
+    }
+}
+
+pub fn planned(t: TestConfig) -> TestPlan {
+    plan(&PlanInput {
+        test: t,
+        default_image: IMAGE.into(),
+        default_step_timeout_ms: 30_000,
+        test_dir: "tests".into(),
+    })
+    .expect("plan")
+}
+
+/// Runs a plan in a fresh session and checks that nothing of the session is left.
+pub async fn run(backend: &DockerBackend, root: &Path, plan: &TestPlan) -> TestReport {
+    let session = Session::current();
+    let report = run_test(TestRun {
+        backend,
+        session: &session,
+        root,
+        plan,
+        images: None,
+    })
+    .await;
+    assert_clean(backend, &session).await;
+    assert!(
+        report.teardown_errors.is_empty(),
+        "{:?}",
+        report.teardown_errors
+    );
+    report
+}
+
+pub async fn assert_clean(backend: &DockerBackend, session: &Session) {
+    let left: Vec<_> = backend
+        .list_managed()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+pub fn here() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn expect_pass(report: &TestReport) {
+    assert_eq!(report.outcome, TestOutcome::Pass, "{report:#?}");
+}
