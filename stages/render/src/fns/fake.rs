@@ -11,127 +11,65 @@ use super::args::{arg_count, arg_f64, arg_i64};
 use super::clock::format_rfc3339;
 use super::random::Rng;
 
+// The word lists stay compact, several words a row: they are data, not code.
+/// First names.
+#[rustfmt::skip]
 const FIRST: &[&str] = &[
-    "Ada",
-    "Alan",
-    "Grace",
-    "Linus",
-    "Barbara",
-    "Ken",
-    "Dennis",
-    "Margaret",
-    "Edsger",
-    "Frances",
-    "John",
-    "Radia",
-    "Donald",
-    "Hedy",
-    "Tim",
-    "Katherine",
+    "Ada", "Alan", "Grace", "Linus", "Barbara", "Ken", "Dennis", "Margaret", "Edsger",
+    "Frances", "John", "Radia", "Donald", "Hedy", "Tim", "Katherine",
 ];
+/// Last names.
+#[rustfmt::skip]
 const LAST: &[&str] = &[
-    "Lovelace",
-    "Turing",
-    "Hopper",
-    "Torvalds",
-    "Liskov",
-    "Thompson",
-    "Ritchie",
-    "Hamilton",
-    "Dijkstra",
-    "Allen",
-    "McCarthy",
-    "Perlman",
-    "Knuth",
-    "Lamarr",
-    "Berners-Lee",
-    "Johnson",
+    "Lovelace", "Turing", "Hopper", "Torvalds", "Liskov", "Thompson", "Ritchie", "Hamilton",
+    "Dijkstra", "Allen", "McCarthy", "Perlman", "Knuth", "Lamarr", "Berners-Lee", "Johnson",
 ];
-const COMPANY_A: &[&str] = &[
-    "Acme",
-    "Globex",
-    "Initech",
-    "Umbrella",
-    "Hooli",
-    "Stark",
-    "Wayne",
-    "Cyberdyne",
-    "Soylent",
-    "Tyrell",
+/// Company names, and the domain names made from them.
+#[rustfmt::skip]
+const COMPANY: &[&str] = &[
+    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Cyberdyne",
+    "Soylent", "Tyrell",
 ];
-const COMPANY_B: &[&str] = &[
-    "Corp",
-    "Inc",
-    "Labs",
-    "Systems",
-    "Industries",
-    "Group",
-    "LLC",
+/// Company name suffixes.
+#[rustfmt::skip]
+const COMPANY_SUFFIX: &[&str] = &[
+    "Corp", "Inc", "Labs", "Systems", "Industries", "Group", "LLC",
 ];
-const TLD: &[&str] = &["com", "org", "net", "io", "dev", "test"];
+/// Top-level domains.
+#[rustfmt::skip]
+const TLD: &[&str] = &[
+    "com", "org", "net", "io", "dev", "test",
+];
+/// Cities.
+#[rustfmt::skip]
 const CITY: &[&str] = &[
-    "Springfield",
-    "Riverside",
-    "Fairview",
-    "Madison",
-    "Georgetown",
-    "Franklin",
-    "Clinton",
-    "Salem",
-    "Oakland",
-    "Ashland",
+    "Springfield", "Riverside", "Fairview", "Madison", "Georgetown", "Franklin", "Clinton",
+    "Salem", "Oakland", "Ashland",
 ];
+/// Street names.
+#[rustfmt::skip]
 const STREET: &[&str] = &[
-    "Main",
-    "Oak",
-    "Pine",
-    "Maple",
-    "Cedar",
-    "Elm",
-    "Lake",
-    "Hill",
-    "Park",
-    "Washington",
+    "Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Lake", "Hill", "Park", "Washington",
 ];
-const STREET_KIND: &[&str] = &["St", "Ave", "Rd", "Blvd", "Ln", "Way"];
+/// Street kinds.
+#[rustfmt::skip]
+const STREET_KIND: &[&str] = &[
+    "St", "Ave", "Rd", "Blvd", "Ln", "Way",
+];
+/// Countries.
+#[rustfmt::skip]
 const COUNTRY: &[&str] = &[
-    "Germany",
-    "France",
-    "Japan",
-    "Brazil",
-    "Canada",
-    "Kenya",
-    "India",
-    "Norway",
-    "Chile",
+    "Germany", "France", "Japan", "Brazil", "Canada", "Kenya", "India", "Norway", "Chile",
     "Australia",
 ];
+/// Lorem ipsum, for words, sentences and paragraphs.
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
-    "lorem",
-    "ipsum",
-    "dolor",
-    "sit",
-    "amet",
-    "consectetur",
-    "adipiscing",
-    "elit",
-    "sed",
-    "do",
-    "eiusmod",
-    "tempor",
-    "incididunt",
-    "ut",
-    "labore",
-    "et",
-    "dolore",
-    "magna",
-    "aliqua",
-    "enim",
-    "minim",
-    "veniam",
-    "quis",
-    "nostrud",
+    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed",
+    "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna",
+    "aliqua", "enim", "minim", "veniam", "quis", "nostrud",
 ];
+/// Characters of `fake_string`.
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A version 4 UUID drawn from `rng`.
@@ -234,12 +172,16 @@ pub(super) const GENERATORS: &[(&str, Generator)] = &[
             "{}.{}@{}.{}",
             rng.pick(FIRST).to_lowercase(),
             rng.pick(LAST).to_lowercase(),
-            rng.pick(COMPANY_A).to_lowercase(),
+            rng.pick(COMPANY).to_lowercase(),
             rng.pick(TLD)
         ))
     }),
     ("fake_company", |rng, _| {
-        text(format!("{} {}", rng.pick(COMPANY_A), rng.pick(COMPANY_B)))
+        text(format!(
+            "{} {}",
+            rng.pick(COMPANY),
+            rng.pick(COMPANY_SUFFIX)
+        ))
     }),
     ("fake_ipv4", |rng, _| {
         text(format!(
@@ -272,14 +214,14 @@ pub(super) const GENERATORS: &[(&str, Generator)] = &[
     ("fake_domain", |rng, _| {
         text(format!(
             "{}.{}",
-            rng.pick(COMPANY_A).to_lowercase(),
+            rng.pick(COMPANY).to_lowercase(),
             rng.pick(TLD)
         ))
     }),
     ("fake_url", |rng, _| {
         text(format!(
             "https://{}.{}/{}",
-            rng.pick(COMPANY_A).to_lowercase(),
+            rng.pick(COMPANY).to_lowercase(),
             rng.pick(TLD),
             rng.pick(WORDS)
         ))
