@@ -128,9 +128,9 @@ pub(super) const GENERATORS: &[(&str, Generator)] = &[
     ("fake_float", |rng, args| {
         let lo = arg_f64(args, "min", 0.0)?;
         let hi = arg_f64(args, "max", 1.0)?;
-        let x = lo + rng.unit() * (hi - lo);
-        let x = (x * 1e6).round() / 1e6;
-        Ok(Number::from_f64(x).map_or(Value::Null, Value::Number))
+        let drawn = lo + rng.unit() * (hi - lo);
+        let rounded = (drawn * 1e6).round() / 1e6;
+        Ok(Number::from_f64(rounded).map_or(Value::Null, Value::Number))
     }),
     ("fake_bool", |rng, args| {
         let ratio = arg_i64(args, "ratio", 50)?.clamp(0, 100);
@@ -265,8 +265,8 @@ pub(super) const GENERATORS: &[(&str, Generator)] = &[
     ("fake_country", |rng, _| text(rng.pick(COUNTRY))),
     ("fake_word", |rng, _| text(rng.pick(WORDS))),
     ("fake_words", |rng, args| {
-        let n = arg_count(args, "count", 3, 10_000)?;
-        text(words(rng, n).join(" "))
+        let count = arg_count(args, "count", 3, 10_000)?;
+        text(words(rng, count).join(" "))
     }),
     ("fake_sentence", |rng, args| {
         let lo = arg_count(args, "min", 4, 10_000)?;

@@ -41,46 +41,46 @@ impl Rng {
     }
 }
 
-/// FNV-1a of `s`: mixes a function name or a textual seed into a seed.
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// FNV-1a of `text`: mixes a function name or a textual seed into a seed.
+fn fnv1a(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    h
+    hash
 }
 
 /// The generator for one call of function `name`: its own `seed=` argument, else the
 /// render's seed (a fresh stream per call, in call order), else entropy (volatile).
 pub(super) fn rng_for(name: &str, args: &HashMap<String, Value>) -> TeraResult<Rng> {
-    if let Some(v) = args.get("seed") {
-        let seed = match v {
+    if let Some(seed_arg) = args.get("seed") {
+        let seed = match seed_arg {
             Value::Number(n) => n
                 .as_u64()
-                .or_else(|| n.as_i64().map(|i| i as u64))
+                .or_else(|| n.as_i64().map(|signed| signed as u64))
                 .unwrap_or_else(|| n.as_f64().unwrap_or(0.0).to_bits()),
-            Value::String(s) => s.trim().parse::<u64>().unwrap_or_else(|_| fnv1a(s)),
-            Value::Bool(b) => *b as u64,
+            Value::String(text) => text.trim().parse::<u64>().unwrap_or_else(|_| fnv1a(text)),
+            Value::Bool(flag) => *flag as u64,
             other => fnv1a(&other.to_string()),
         };
         return Ok(Rng::new(seed ^ fnv1a(name)));
     }
-    with_session(|s| match s.seed {
+    with_session(|session| match session.seed {
         Some(seed) => {
-            s.draws += 1;
-            let mut mix = Rng::new(seed ^ s.draws.wrapping_mul(0xA076_1D64_78BD_642F));
+            session.draws += 1;
+            let mut mix = Rng::new(seed ^ session.draws.wrapping_mul(0xA076_1D64_78BD_642F));
             Rng::new(mix.next_u64() ^ fnv1a(name))
         }
         None => {
-            s.volatile = true;
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(s.draws);
-            s.draws += 1;
-            if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-                h.write_u128(d.as_nanos());
+            session.volatile = true;
+            let mut entropy = std::collections::hash_map::RandomState::new().build_hasher();
+            entropy.write_u64(session.draws);
+            session.draws += 1;
+            if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                entropy.write_u128(since.as_nanos());
             }
-            Rng::new(h.finish())
+            Rng::new(entropy.finish())
         }
     })
 }

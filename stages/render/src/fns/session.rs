@@ -46,8 +46,8 @@ impl<'w> SessionGuard<'w> {
         // the world for 'w), and the guard clears it from the thread-local on drop, so
         // it never outlives the borrow. Tera calls functions on the rendering thread.
         let ptr: *const (dyn World + 'static) = unsafe { std::mem::transmute(ptr) };
-        SESSION.with(|s| {
-            *s.borrow_mut() = Some(Session {
+        SESSION.with(|slot| {
+            *slot.borrow_mut() = Some(Session {
                 world: ptr,
                 env: BTreeMap::new(),
                 volatile: false,
@@ -72,12 +72,12 @@ impl<'w> SessionGuard<'w> {
 
 impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
-        SESSION.with(|s| s.borrow_mut().take());
+        SESSION.with(|slot| slot.borrow_mut().take());
     }
 }
 
 pub(super) fn with_session<T>(f: impl FnOnce(&mut Session) -> T) -> TeraResult<T> {
-    SESSION.with(|s| match s.borrow_mut().as_mut() {
+    SESSION.with(|slot| match slot.borrow_mut().as_mut() {
         Some(session) => Ok(f(session)),
         None => Err(tera::Error::msg(
             "clnrm template functions are only available while rendering",
@@ -87,12 +87,13 @@ pub(super) fn with_session<T>(f: impl FnOnce(&mut Session) -> T) -> TeraResult<T
 
 /// Reads an environment variable through the session's world and records it.
 pub(super) fn read_env(name: &str) -> TeraResult<Option<String>> {
-    let world = with_session(|s| s.world)?;
+    let world = with_session(|session| session.world)?;
     // SAFETY: see `SessionGuard::install`: the session exists, so the guard (and the
     // borrow of the world) is alive.
     let value = unsafe { &*world }.env_var(name);
-    with_session(|s| {
-        s.env
+    with_session(|session| {
+        session
+            .env
             .insert(name.to_string(), value.as_ref().map(|v| hash(v.as_bytes())));
     })?;
     Ok(value)
