@@ -44,9 +44,9 @@ fn frozen_clock_with_an_offset_is_printed_in_utc() {
         "tests/a.clnrm.toml.tera",
         "now = \"{{ now_rfc3339() }}\"\nunix = {{ now_unix() }}\nms = {{ now_ms() }}\n",
     );
-    let mut req = project.request("tests/a.clnrm.toml.tera");
-    req.freeze_clock = Some("2025-01-01T02:00:00.250+02:00".into());
-    let rendered = clnrm_render::render(&req, &project.world).unwrap();
+    let rendered = project
+        .render_frozen("tests/a.clnrm.toml.tera", "2025-01-01T02:00:00.250+02:00")
+        .unwrap();
     assert_eq!(
         rendered.toml,
         "now = \"2025-01-01T00:00:00Z\"\nunix = 1735689600\nms = 1735689600250\n"
@@ -58,9 +58,9 @@ fn frozen_clock_with_an_offset_is_printed_in_utc() {
 fn frozen_clock_on_a_day_that_does_not_exist_is_refused() {
     let mut project = Project::new("/proj");
     project.file("tests/a.clnrm.toml.tera", "x = 1\n");
-    let mut req = project.request("tests/a.clnrm.toml.tera");
-    req.freeze_clock = Some("2025-02-30T00:00:00Z".into());
-    let e = clnrm_render::render(&req, &project.world).unwrap_err();
+    let e = project
+        .render_frozen("tests/a.clnrm.toml.tera", "2025-02-30T00:00:00Z")
+        .unwrap_err();
     assert_eq!(e.construct, "freeze clock");
     assert_eq!(e.file, "tests/a.clnrm.toml.tera");
 }
