@@ -74,9 +74,13 @@
 //! functions use `RenderRequest::freeze_clock`, or the real clock and mark the
 //! render volatile.
 
+mod driver;
+mod error;
 mod fns;
 mod pre;
+mod render;
 mod scan;
+mod tera_errors;
 
 pub use fns::generator_names;
 
@@ -150,5 +154,5 @@ pub struct Rendered {
     pub extensions: Vec<String>,
 }
 
-mod render;
-pub use render::{render, RenderError, RenderErrorDetail, DEFAULT_VARS};
+pub use error::{RenderError, RenderErrorDetail};
+pub use render::{render, DEFAULT_VARS};

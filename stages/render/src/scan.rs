@@ -181,24 +181,25 @@ fn simple(kind: ItemKind, start: usize, end: usize) -> Item {
     }
 }
 
-fn find(bytes: &[u8], from: usize, pat: &[u8]) -> Option<usize> {
+/// First occurrence of `needle` in `bytes` at or after `from`.
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     if from > bytes.len() {
         return None;
     }
     bytes[from..]
-        .windows(pat.len())
-        .position(|w| w == pat)
-        .map(|i| i + from)
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .map(|found| found + from)
 }
 
 /// Next `{{`, `{%` or `{#` at or after `from`.
 fn find_open(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i + 1 < bytes.len() {
-        if bytes[i] == b'{' && matches!(bytes[i + 1], b'{' | b'%' | b'#') {
-            return Some(i);
+    let mut pos = from;
+    while pos + 1 < bytes.len() {
+        if bytes[pos] == b'{' && matches!(bytes[pos + 1], b'{' | b'%' | b'#') {
+            return Some(pos);
         }
-        i += 1;
+        pos += 1;
     }
     None
 }
@@ -206,28 +207,28 @@ fn find_open(bytes: &[u8], from: usize) -> Option<usize> {
 /// `{% endraw %}` (with optional `-` and spaces) after `from`: (start, end).
 fn find_endraw(src: &str, from: usize) -> Option<(usize, usize)> {
     let bytes = src.as_bytes();
-    let mut i = from;
-    while let Some(p) = find(bytes, i, b"{%") {
-        let mut j = p + 2;
-        if bytes.get(j) == Some(&b'-') {
-            j += 1;
+    let mut search_from = from;
+    while let Some(open) = find(bytes, search_from, b"{%") {
+        let mut pos = open + 2;
+        if bytes.get(pos) == Some(&b'-') {
+            pos += 1;
         }
-        while bytes.get(j).is_some_and(|b| b.is_ascii_whitespace()) {
-            j += 1;
+        while bytes.get(pos).is_some_and(|b| b.is_ascii_whitespace()) {
+            pos += 1;
         }
-        if src[j..].starts_with("endraw") {
-            j += 6;
-            while bytes.get(j).is_some_and(|b| b.is_ascii_whitespace()) {
-                j += 1;
+        if src[pos..].starts_with("endraw") {
+            pos += 6;
+            while bytes.get(pos).is_some_and(|b| b.is_ascii_whitespace()) {
+                pos += 1;
             }
-            if bytes.get(j) == Some(&b'-') {
-                j += 1;
+            if bytes.get(pos) == Some(&b'-') {
+                pos += 1;
             }
-            if src[j..].starts_with("%}") {
-                return Some((p, j + 2));
+            if src[pos..].starts_with("%}") {
+                return Some((open, pos + 2));
             }
         }
-        i = p + 2;
+        search_from = open + 2;
     }
     None
 }
@@ -343,16 +344,16 @@ fn lex_tag(
 /// Index of the token closing the bracket opened at `toks[open]`, if any.
 pub fn matching(src: &str, toks: &[Tok], open: usize) -> Option<usize> {
     let mut depth = 0usize;
-    for (i, t) in toks.iter().enumerate().skip(open) {
-        if t.kind != TokKind::Punct {
+    for (index, tok) in toks.iter().enumerate().skip(open) {
+        if tok.kind != TokKind::Punct {
             continue;
         }
-        match t.text(src) {
+        match tok.text(src) {
             "(" | "[" | "{" => depth += 1,
             ")" | "]" | "}" => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some(i);
+                    return Some(index);
                 }
             }
             _ => {}
@@ -366,16 +367,16 @@ pub fn split_commas(src: &str, toks: &[Tok], lo: usize, hi: usize) -> Vec<(usize
     let mut parts = Vec::new();
     let mut depth = 0usize;
     let mut start = lo;
-    for (i, t) in toks.iter().enumerate().take(hi).skip(lo) {
-        if t.kind != TokKind::Punct {
+    for (index, tok) in toks.iter().enumerate().take(hi).skip(lo) {
+        if tok.kind != TokKind::Punct {
             continue;
         }
-        match t.text(src) {
+        match tok.text(src) {
             "(" | "[" | "{" => depth += 1,
             ")" | "]" | "}" => depth = depth.saturating_sub(1),
             "," if depth == 0 => {
-                parts.push((start, i));
-                start = i + 1;
+                parts.push((start, index));
+                start = index + 1;
             }
             _ => {}
         }
@@ -391,7 +392,7 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(src, offset.min(src.len()));
     let before = &src[..offset];
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
     let col = src[line_start..offset].chars().count() + 1;
     (line, col)
 }
@@ -400,28 +401,29 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
 pub fn line_text(src: &str, line: usize) -> Option<String> {
     src.split('\n')
         .nth(line.checked_sub(1)?)
-        .map(|l| l.trim_end_matches('\r').to_string())
+        .map(|text| text.trim_end_matches('\r').to_string())
 }
 
 /// Byte offset of 1-based (line, column in characters).
 pub fn offset_of(src: &str, line: usize, col: usize) -> usize {
-    let mut off = 0;
-    for (i, l) in src.split('\n').enumerate() {
-        if i + 1 == line {
-            let c = l
+    let mut line_start = 0;
+    for (index, text) in src.split('\n').enumerate() {
+        if index + 1 == line {
+            let col_offset = text
                 .char_indices()
                 .nth(col.saturating_sub(1))
-                .map_or(l.len(), |(b, _)| b);
-            return off + c;
+                .map_or(text.len(), |(byte, _)| byte);
+            return line_start + col_offset;
         }
-        off += l.len() + 1;
+        line_start += text.len() + 1;
     }
     src.len()
 }
 
-pub fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
+/// The largest char boundary of `text` at or before `offset`.
+pub fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
     }
-    i
+    offset
 }

@@ -187,9 +187,7 @@ fn function_errors_point_at_the_call() {
 fn bad_freeze_clock() {
     let mut p = Project::new("/p");
     p.file("a.tera", "x");
-    let mut req = p.request("a.tera");
-    req.freeze_clock = Some("yesterday".into());
-    let e = clnrm_render::render(&req, &p.world).unwrap_err();
+    let e = p.render_frozen("a.tera", "yesterday").unwrap_err();
     assert_eq!(e.construct, "freeze clock");
 }
 

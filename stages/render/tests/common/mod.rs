@@ -69,4 +69,10 @@ impl Project {
     pub fn render(&self, rel: &str) -> Result<Rendered, RenderError> {
         render(&self.request(rel), &self.world)
     }
+    /// Renders `rel` with the clock frozen at `freeze_clock` (RFC 3339).
+    pub fn render_frozen(&self, rel: &str, freeze_clock: &str) -> Result<Rendered, RenderError> {
+        let mut req = self.request(rel);
+        req.freeze_clock = Some(freeze_clock.into());
+        render(&req, &self.world)
+    }
 }
