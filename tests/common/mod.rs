@@ -163,11 +163,16 @@ pub fn docker_ready() -> bool {
 }
 
 /// [`clnrm_test_support::skip_container_test`] naming the test that called
-/// [`docker_ready`] by its file and line (the harness does not tell a test its name).
+/// [`docker_ready`]: the harness runs each test on a thread named after it; without
+/// one (`--test-threads=1` on the main thread), by the caller's file and line.
 #[track_caller]
 fn skip_here(why: &str) {
     let caller = std::panic::Location::caller();
-    clnrm_test_support::skip_container_test(&format!("{}:{}", caller.file(), caller.line()), why);
+    let test = match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => format!("{}:{}", caller.file(), caller.line()),
+    };
+    clnrm_test_support::skip_container_test(&test, why);
 }
 
 fn image_exists(image: &str) -> bool {
