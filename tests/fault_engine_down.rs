@@ -57,6 +57,7 @@ fn an_engine_lost_mid_run_gives_errors_not_failures_and_nothing_left_once_back()
 
     let mut correct = 0;
     let mut errors_seen = 0;
+    let mut messages = std::collections::BTreeSet::new();
     let mut wrong = Vec::new();
     for trial in 0..TRIALS {
         let mut proxy = EngineProxy::start(&socket);
@@ -77,6 +78,12 @@ fn an_engine_lost_mid_run_gives_errors_not_failures_and_nothing_left_once_back()
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let seen = outcomes(&stdout);
         let statuses: Vec<&str> = seen.values().map(|(s, _)| s.as_str()).collect();
+        for event in common::json_events(&stdout) {
+            if let Some(message) = event["message"].as_str() {
+                // The message without the test-specific tail, to list each kind once.
+                messages.insert(message.split(':').take(2).collect::<Vec<_>>().join(":"));
+            }
+        }
         let errors = statuses.iter().filter(|s| **s == "error").count();
         errors_seen += errors;
         let code = out.status.code();
@@ -111,7 +118,7 @@ fn an_engine_lost_mid_run_gives_errors_not_failures_and_nothing_left_once_back()
         TRIALS,
         correct,
         &format!(
-            "{errors_seen} of {} test outcomes were `error`",
+            "{errors_seen} of {} test outcomes were `error`: {messages:?}",
             TRIALS * TESTS
         ),
     );
