@@ -1,9 +1,9 @@
-//! The compatibility corpus (`../shared/clnrm-corpus`, real test files written for the
-//! original clnrm): every file has a checked outcome. Each test file is validated on its
-//! own, as a user would run `clnrm validate FILE` from outside it (the file's folder is
-//! then the project root, so a template finds a `_macros.toml.tera` beside it or else
-//! the built-in library). Libraries (`_*.tera`) are not tests: naming one is a usage
-//! error that says so.
+//! The compatibility corpus: real test files written for the original clnrm, read from
+//! `$CLNRM_CORPUS` (without it each test prints a notice and returns). Every file has a
+//! checked outcome. Each test file is validated on its own, as a user would run
+//! `clnrm validate FILE` from outside it (the file's folder is then the project root, so
+//! a template finds a `_macros.toml.tera` beside it or else the built-in library).
+//! Libraries (`_*.tera`) are not tests: naming one is a usage error that says so.
 //!
 //! Dialect extensions a template needs are listed by the render stage's own corpus
 //! table (stages/render/tests/corpus.rs).
@@ -87,7 +87,7 @@ const TABLE: &[(&str, i32, &str)] = &[
 
 #[test]
 fn every_corpus_file_has_its_checked_outcome() {
-    let Some(corpus) = corpus_dir() else {
+    let Some(corpus) = corpus_dir("every_corpus_file_has_its_checked_outcome") else {
         return;
     };
     // The table covers every file of the corpus (SOURCE.md aside), and nothing else.
@@ -159,7 +159,7 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 /// never a panic, never a pass or a failure it did not earn.
 #[test]
 fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
-    let Some(corpus) = corpus_dir() else {
+    let Some(corpus) = corpus_dir("every_valid_corpus_test_runs_or_reports_a_clear_error") else {
         return;
     };
     if !common::docker_ready() {

@@ -121,33 +121,10 @@ impl Run {
     }
 }
 
-/// The compatibility corpus, or `None` (with a notice) when it is absent outside CI.
-pub fn corpus_dir() -> Option<PathBuf> {
-    // `$CLNRM_CORPUS`, else `shared/clnrm-corpus` beside the checkout or one of its ancestors.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = match std::env::var_os("CLNRM_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => manifest
-            .ancestors()
-            .skip(1)
-            .map(|a| a.join("shared/clnrm-corpus"))
-            .find(|d| d.is_dir())
-            .unwrap_or_else(|| manifest.join("../shared/clnrm-corpus")),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "the clnrm corpus is missing at {} (set CLNRM_CORPUS); CI must check it",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "NOTICE: skipped: the clnrm corpus is not at {} (set CLNRM_CORPUS)",
-        dir.display()
-    );
-    None
+/// The compatibility corpus from `$CLNRM_CORPUS`, or `None` with a visible notice naming
+/// `test` when it is unset (a clone of the repository alone has no corpus).
+pub fn corpus_dir(test: &str) -> Option<PathBuf> {
+    clnrm_test_support::corpus_dir(test)
 }
 
 /// The repository's own folder.
@@ -159,29 +136,43 @@ pub fn repo() -> PathBuf {
 pub const IMAGE: &str = "clnrm-fixture/busybox:latest";
 
 /// Whether containers can run here: the engine answers and the fixture image exists
-/// (built on demand by fixtures/images/build.sh). Outside CI a missing engine skips the
-/// test with a visible notice; under `CI=true` it fails.
+/// (built on demand by fixtures/images/build.sh). Where they cannot, the test is skipped
+/// with a notice `cargo test` shows, except under CI (any `CI` but `false`), where that
+/// is a failure.
+#[track_caller]
 pub fn docker_ready() -> bool {
     let engine = std::process::Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
         .is_ok_and(|out| out.status.success());
-    let image = engine
-        && (image_exists(IMAGE)
-            || std::process::Command::new("bash")
-                .arg(repo().join("fixtures/images/build.sh"))
-                .status()
-                .is_ok_and(|status| status.success()));
-    if image {
-        return true;
+    if !engine {
+        skip_here("no Docker engine answers");
+        return false;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but containers cannot run here (Docker engine or fixture image {IMAGE} missing)");
+    let image = image_exists(IMAGE)
+        || std::process::Command::new("bash")
+            .arg(repo().join("fixtures/images/build.sh"))
+            .status()
+            .is_ok_and(|status| status.success());
+    if !image {
+        skip_here(&format!(
+            "the fixture image {IMAGE} is missing and fixtures/images/build.sh failed"
+        ));
     }
-    eprintln!(
-        "NOTICE: skipped: no Docker engine or fixture image {IMAGE} (run fixtures/images/build.sh)"
-    );
-    false
+    image
+}
+
+/// [`clnrm_test_support::skip_container_test`] naming the test that called
+/// [`docker_ready`]: the harness runs each test on a thread named after it; without
+/// one (`--test-threads=1` on the main thread), by the caller's file and line.
+#[track_caller]
+fn skip_here(why: &str) {
+    let caller = std::panic::Location::caller();
+    let test = match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => format!("{}:{}", caller.file(), caller.line()),
+    };
+    clnrm_test_support::skip_container_test(&test, why);
 }
 
 fn image_exists(image: &str) -> bool {
@@ -210,4 +201,91 @@ pub fn json_events(stdout: &str) -> Vec<serde_json::Value> {
         .filter(|line| line.starts_with('{'))
         .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
         .collect()
+}
+
+/// Containers and networks (IDs) that clnrm labelled with one of `tests`' names and that
+/// are still there: what a run left behind. Fault tests give their tests names no other
+/// test uses, so tests running in parallel do not see each other's containers.
+pub fn leftovers(tests: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for test in tests {
+        for kind in [&["ps", "-aq"][..], &["network", "ls", "-q"][..]] {
+            let out = std::process::Command::new("docker")
+                .args(kind)
+                .args(["--filter", &format!("label=clnrm.test={test}")])
+                .output()
+                .expect("docker lists its objects");
+            found.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(|id| format!("{} {id} of {test}", kind[0])),
+            );
+        }
+    }
+    found
+}
+
+/// `test_finished` of a `--format json` run, by test name: (status, served from cache).
+pub fn outcomes(stdout: &str) -> std::collections::BTreeMap<String, (String, bool)> {
+    json_events(stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "test_finished")
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or_default().to_string(),
+                (
+                    e["status"].as_str().unwrap_or_default().to_string(),
+                    e["cached"] == true,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A one-step test on the fixture image: `sh -c SCRIPT` in service `box`, which must exit 0.
+pub fn shell_test(name: &str, script: &str) -> String {
+    format!(
+        "[meta]\nname = \"{name}\"\nversion = \"1.0\"\n\n[service.box]\nimage = \"{IMAGE}\"\n\n\
+         [[steps]]\nname = \"check\"\nservice = \"box\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"
+    )
+}
+
+/// A seeded xorshift generator: fault tests print the seed, so a failure can be replayed
+/// with `CLNRM_FAULT_SEED`.
+pub struct Rng(u64);
+
+impl Rng {
+    /// From `CLNRM_FAULT_SEED`, else the clock; prints which, visibly.
+    pub fn from_env(fault: &str) -> Rng {
+        let seed = std::env::var("CLNRM_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        clnrm_test_support::notice(&format!("{fault}: seed {seed} (CLNRM_FAULT_SEED)"));
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Prints a fault's figures where `cargo test` shows them (the README's table).
+pub fn figures(fault: &str, trials: usize, correct: usize, detail: &str) {
+    clnrm_test_support::notice(&format!(
+        "fault `{fault}`: {trials} trials, {correct} correct; {detail}"
+    ));
 }

@@ -1,9 +1,15 @@
 //! Test helpers shared by the stage crates' tests and the end-to-end tests of the
 //! `clnrm` binary: notices that `cargo test` shows, the rule for when container tests
-//! may be skipped, and where the compatibility corpus is. Not part of clnrm itself.
+//! may be skipped, where the compatibility corpus is, and a switchable stand-in for the
+//! Docker engine's socket. Not part of clnrm itself.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Writes a line to the process's real stderr. The test harness captures `eprintln!`
 /// (and shows it only for failing tests); a direct write to the stderr handle is not
@@ -55,6 +61,91 @@ pub fn corpus_dir(test: &str) -> Option<PathBuf> {
             ));
             None
         }
+    }
+}
+
+/// A stand-in for the Docker engine's socket at `path`, forwarding to the real one,
+/// that can be switched off (closing every open connection) and on again: what clnrm
+/// sees when the engine goes away mid-run or restarts. Point clnrm at it with
+/// `DOCKER_HOST=unix://PATH`.
+pub struct EngineProxy {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Where the real engine listens.
+pub const ENGINE_SOCKET: &str = "/var/run/docker.sock";
+
+impl EngineProxy {
+    /// Listens at `path` (replacing a stale socket file) until [`EngineProxy::stop`].
+    pub fn start(path: &Path) -> EngineProxy {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).expect("bind proxy socket");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking proxy socket");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut open: Vec<UnixStream> = Vec::new();
+            while !stopping.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(upstream) = UnixStream::connect(ENGINE_SOCKET) else {
+                            continue;
+                        };
+                        let (Ok(c1), Ok(c2), Ok(u1), Ok(u2)) = (
+                            client.try_clone(),
+                            client.try_clone(),
+                            upstream.try_clone(),
+                            upstream.try_clone(),
+                        ) else {
+                            continue;
+                        };
+                        for (mut from, mut to) in [(c1, u1), (u2, c2)] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(Shutdown::Both);
+                            });
+                        }
+                        open.push(client);
+                        open.push(upstream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            // Switched off: connections in flight break as they would if the engine died.
+            for stream in open {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        });
+        EngineProxy {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The `DOCKER_HOST` value that reaches the engine through this proxy.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    /// Switches the engine off: open connections close and new ones are refused.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
