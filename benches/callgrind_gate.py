@@ -4,6 +4,7 @@ callgrind, compared with the committed baseline (README "Performance gate").
 
     python3 benches/callgrind_gate.py            # compare; exit 1 on a regression
     python3 benches/callgrind_gate.py --update   # rewrite the baseline
+    python3 benches/callgrind_gate.py --runs 3   # also show how much counts vary
 
 Builds benches/callgrind_hotpaths.rs with `cargo bench --no-run` (release with
 debug symbols), runs each hot path under `valgrind --tool=callgrind`, counting
@@ -168,7 +169,12 @@ def main():
                         help="baseline file (default: benches/callgrind_baseline.json)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="measure only this hot path (repeatable)")
+    parser.add_argument("--runs", type=int, default=1, metavar="N",
+                        help="measure each hot path N times, print the spread and use "
+                             "the median (default 1: counts repeat to within 0.1 %%)")
     args = parser.parse_args()
+    if args.runs < 1:
+        raise GateError("--runs must be at least 1")
 
     if shutil.which("valgrind") is None:
         raise GateError("valgrind is not installed (apt-get install valgrind)")
@@ -185,14 +191,19 @@ def main():
     counts = {}
     with tempfile.TemporaryDirectory(prefix="clnrm-gate-") as workdir:
         for name, iterations, _ in paths:
-            counts[name] = count(exe, name, iterations, workdir)
+            runs = sorted(count(exe, name, iterations, workdir) for _ in range(args.runs))
+            counts[name] = runs[len(runs) // 2]
+            if args.runs > 1:
+                spread = (runs[-1] - runs[0]) / runs[0]
+                print(f"{name:<22} {args.runs} runs: {', '.join(f'{c:,}' for c in runs)} "
+                      f"(spread {spread:.3%})")
 
     old = load_baseline(args.baseline)
     if args.update:
         write_baseline(args.baseline, counts, descriptions, old)
         for name, new in counts.items():
             print(f"{name:<22} {new:>14,}")
-        print(f"baseline written to {os.path.relpath(args.baseline)}")
+        print(f"baseline written to {args.baseline}")
         return 0
     if old is None:
         print(f"error: no baseline at {args.baseline}; write one with "
