@@ -173,6 +173,8 @@ def main():
                         help="measure each hot path N times, print the spread and use "
                              "the median (default 1: counts repeat to within 0.1 %%)")
     args = parser.parse_args()
+    # cargo and valgrind share our stderr; keep the table in order with them in CI logs.
+    sys.stdout.reconfigure(line_buffering=True)
     if args.runs < 1:
         raise GateError("--runs must be at least 1")
 
