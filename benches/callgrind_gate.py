@@ -96,11 +96,16 @@ def valgrind_version():
 def load_baseline(path):
     try:
         with open(path) as f:
-            return json.load(f)
+            baseline = json.load(f)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise GateError(f"{path}: cannot read the baseline ({e})")
+    counts = baseline.get("instructions_per_iteration") if isinstance(baseline, dict) else None
+    if not isinstance(counts, dict) or not all(isinstance(v, int) for v in counts.values()):
+        raise GateError(f"{path}: `instructions_per_iteration` must map each hot path to "
+                        "an integer count; rewrite it with --update")
+    return baseline
 
 
 def write_baseline(path, counts, descriptions, old):
@@ -171,7 +176,7 @@ def main():
                         help="measure only this hot path (repeatable)")
     parser.add_argument("--runs", type=int, default=1, metavar="N",
                         help="measure each hot path N times, print the spread and use "
-                             "the median (default 1: counts repeat to within 0.1 %%)")
+                             "the median (default 1: counts repeat to within 0.2 %%)")
     args = parser.parse_args()
     # cargo and valgrind share our stderr; keep the table in order with them in CI logs.
     sys.stdout.reconfigure(line_buffering=True)
