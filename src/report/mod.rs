@@ -7,6 +7,7 @@ mod cache_stats;
 mod dev_panel;
 mod human;
 mod junit;
+mod lines;
 mod style;
 
 use serde::Serialize;
@@ -15,6 +16,7 @@ pub use cache_stats::{format_bytes, format_stats_human};
 pub use dev_panel::{DevJson, DevPanel};
 pub use human::HumanReporter;
 pub use junit::JunitReport;
+pub use lines::{step_line, template_step_line, SourceLines};
 pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
 
 /// How a test or step ended (SPEC §5).
@@ -38,6 +40,10 @@ pub struct StepFailure {
 /// Where a test's time went, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct TestTimings {
+    /// Rendering the template (0 for a plain test file or a memo hit's lookup time).
+    pub render_ms: f64,
+    pub parse_ms: f64,
+    pub plan_ms: f64,
     /// Getting the service containers ready (started, or reused from the pool).
     pub containers_ms: f64,
     pub execute_ms: f64,
@@ -67,6 +73,10 @@ pub struct TestFinished {
     /// Where the time went (absent when cached or never started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<TestTimings>,
+    /// The 1-based line in the test file of what went wrong: the failed step, or the
+    /// first error of an invalid test (absent when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
@@ -98,6 +108,9 @@ pub enum Event {
         duration_ms: f64,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         failure: Option<StepFailure>,
+        /// The 1-based line of the step in the test file, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
     },
     TestFinished(TestFinished),
     RunFinished {
@@ -189,6 +202,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
+            line: None,
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
@@ -216,6 +230,7 @@ mod tests {
                 failed_step: None,
                 failure: None,
                 timings: None,
+                line: None,
             }));
         }
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));
