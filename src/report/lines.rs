@@ -113,7 +113,8 @@ pub struct SourceLines {
 
 impl SourceLines {
     pub fn add_step(&mut self, test: &str, step: &str, line: usize) {
-        self.steps.insert((test.to_string(), step.to_string()), line);
+        self.steps
+            .insert((test.to_string(), step.to_string()), line);
     }
 
     /// The line of an invalid test's first error.

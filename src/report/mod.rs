@@ -1,23 +1,32 @@
-//! Reports: one stream of [`Event`]s from the runner, read by three consumers that
-//! know nothing of each other — human output, JSON lines, and the JUnit file — and
+//! Reports: one stream of [`Event`]s from the runner, read by consumers that know
+//! nothing of each other — human output, JSON lines, TAP, GitHub annotations, the
+//! JUnit file and the HTML page — and
 //! the `clnrm dev` session's events, read by the dev panel or its JSON object.
 //! (The shape is cargo-nextest's reporter: the runner never formats anything.)
 
 mod cache_stats;
 mod dev_panel;
+mod github;
+mod graph;
+mod html;
 mod human;
 mod junit;
 mod lines;
 mod style;
+mod tap;
 
 use serde::Serialize;
 
 pub use cache_stats::{format_bytes, format_stats_human};
 pub use dev_panel::{DevJson, DevPanel};
+pub use github::{github_actions_log, GithubAnnotations};
+pub use graph::{DependencyGraph, GraphEdge, GraphNode, NodeKind};
+pub use html::HtmlReport;
 pub use human::HumanReporter;
 pub use junit::JunitReport;
 pub use lines::{step_line, template_step_line, SourceLines};
 pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
+pub use tap::TapReporter;
 
 /// How a test or step ended (SPEC §5).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
