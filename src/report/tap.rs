@@ -59,34 +59,34 @@ impl TapReporter {
             return vec![format!("ok {} - {text}", self.number)];
         }
         let mut lines = vec![format!("not ok {} - {text}", self.number)];
-        // YAML diagnostics; every value is a JSON string, which YAML reads as is.
-        let mut fields: Vec<(&str, String)> = vec![(
+        // YAML diagnostics; every value is JSON (a string or a number), which YAML reads as is.
+        let mut fields: Vec<(&str, serde_json::Value)> = vec![(
             "severity",
             match finished.status {
-                Status::Fail => "fail".to_string(),
-                _ => "error".to_string(),
+                Status::Fail => "fail".into(),
+                _ => "error".into(),
             },
         )];
         if let Some(step) = &finished.failed_step {
-            fields.push(("message", format!("step `{step}` failed")));
-            fields.push(("step", step.clone()));
+            fields.push(("message", format!("step `{step}` failed").into()));
+            fields.push(("step", step.as_str().into()));
         }
         if let Some(message) = &finished.message {
-            fields.push(("message", message.clone()));
+            fields.push(("message", message.as_str().into()));
         }
-        fields.push(("file", finished.test.clone()));
+        fields.push(("file", finished.test.as_str().into()));
         if let Some(line) = finished.line {
-            fields.push(("line", line.to_string()));
+            fields.push(("line", line.into()));
         }
         if let Some(failure) = &finished.failure {
-            fields.push(("expected", failure.expected.clone()));
-            fields.push(("actual", failure.actual.clone()));
-            fields.push(("stdout", tail(&failure.stdout, 10)));
-            fields.push(("stderr", tail(&failure.stderr, 10)));
+            fields.push(("expected", failure.expected.as_str().into()));
+            fields.push(("actual", failure.actual.as_str().into()));
+            fields.push(("stdout", tail(&failure.stdout, 10).into()));
+            fields.push(("stderr", tail(&failure.stderr, 10).into()));
         }
         lines.push("  ---".to_string());
         for (key, value) in fields {
-            let quoted = serde_json::to_string(&value).expect("strings serialize");
+            let quoted = serde_json::to_string(&value).expect("JSON values serialize");
             lines.push(format!("  {key}: {quoted}"));
         }
         lines.push("  ...".to_string());
@@ -149,7 +149,7 @@ mod tests {
                 "not ok 2 - tests/b.clnrm.toml (b)",
             ]
         );
-        assert!(lines.contains(&"  line: \"9\"".to_string()), "{lines:#?}");
+        assert!(lines.contains(&"  line: 9".to_string()), "{lines:#?}");
         assert!(lines.contains(&"  actual: \"hello \\\"world\\\"\"".to_string()));
         assert_eq!(lines.last().unwrap(), "  ...");
     }
