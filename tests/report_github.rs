@@ -10,7 +10,10 @@ use common::{clnrm_command, docker_ready, TestProject, IMAGE};
 /// (its table is on line 9) and a test with a bad value on line 8.
 fn repository() -> TestProject {
     let repo = TestProject::new();
-    repo.write("app/cleanroom.toml", &format!("[defaults]\nimage = \"{IMAGE}\"\n"));
+    repo.write(
+        "app/cleanroom.toml",
+        &format!("[defaults]\nimage = \"{IMAGE}\"\n"),
+    );
     repo.write(
         "app/tests/deploy.clnrm.toml",
         "[meta]\nname = \"deploy\"\nversion = \"1.0\"\n\n[[steps]]\nname = \"build\"\n\
@@ -76,7 +79,10 @@ fn a_github_actions_log_gets_annotations_without_asking_but_json_never_does() {
     auto.expect_code(1);
     assert_eq!(annotations(&auto.stdout()).len(), 2, "{}", auto.stdout());
 
-    let json = repo.clnrm_with(&["run", "app", "--format", "json"], &[("GITHUB_ACTIONS", "true")]);
+    let json = repo.clnrm_with(
+        &["run", "app", "--format", "json"],
+        &[("GITHUB_ACTIONS", "true")],
+    );
     assert!(annotations(&json.stdout()).is_empty(), "{}", json.stdout());
 
     let elsewhere = clnrm_command()

@@ -38,7 +38,11 @@ fn tap_parser(tap: &str) -> Option<String> {
         notice("skipping the TAP check: perl is not installed");
         return None;
     };
-    perl.stdin.take().unwrap().write_all(tap.as_bytes()).unwrap();
+    perl.stdin
+        .take()
+        .unwrap()
+        .write_all(tap.as_bytes())
+        .unwrap();
     let out = perl.wait_with_output().unwrap();
     assert!(out.status.success(), "TAP::Parser did not run");
     Some(String::from_utf8(out.stdout).unwrap())
@@ -50,7 +54,10 @@ fn a_tap_consumer_reads_the_plan_every_test_and_where_the_failure_is() {
         return;
     }
     let project = TestProject::new();
-    project.write("cleanroom.toml", &format!("[defaults]\nimage = \"{IMAGE}\"\n"));
+    project.write(
+        "cleanroom.toml",
+        &format!("[defaults]\nimage = \"{IMAGE}\"\n"),
+    );
     project.write(
         "tests/ok.clnrm.toml",
         "[meta]\nname = \"ok\"\nversion = \"1.0\"\n\n[[steps]]\nname = \"hi\"\ncommand = [\"echo\", \"hi\"]\n",
@@ -75,7 +82,10 @@ fn a_tap_consumer_reads_the_plan_every_test_and_where_the_failure_is() {
         lines.contains(&"point=not ok - tests/broken.clnrm.toml (broken \\# not a directive)"),
         "{parsed}"
     );
-    assert!(lines.contains(&"point=ok - tests/ok.clnrm.toml (ok)"), "{parsed}");
+    assert!(
+        lines.contains(&"point=ok - tests/ok.clnrm.toml (ok)"),
+        "{parsed}"
+    );
     // The failing step, the line of its table in the file, and why.
     assert!(lines.contains(&"yaml=second line 9 fail"), "{parsed}");
     // TAP::Parser 3.44 knows TAP 13 at most; the stream uses nothing TAP 13 lacks, so
@@ -85,7 +95,10 @@ fn a_tap_consumer_reads_the_plan_every_test_and_where_the_failure_is() {
         .filter(|line| line.starts_with("parse_error="))
         .filter(|line| !line.contains("version 14"))
         .collect();
-    assert!(errors.is_empty(), "TAP::Parser found errors: {errors:?}\n{tap}");
+    assert!(
+        errors.is_empty(),
+        "TAP::Parser found errors: {errors:?}\n{tap}"
+    );
 }
 
 #[test]
@@ -102,7 +115,13 @@ fn an_invalid_test_is_a_not_ok_point_with_its_message() {
     let run = project.clnrm(&["run", "--format", "tap"]);
     run.expect_code(1);
     let tap = run.stdout();
-    assert!(tap.contains("not ok 1 - tests/bad.clnrm.toml (bad.clnrm.toml)"), "{tap}");
+    assert!(
+        tap.contains("not ok 1 - tests/bad.clnrm.toml (bad.clnrm.toml)"),
+        "{tap}"
+    );
     assert!(tap.contains("  severity: \"error\"\n"), "{tap}");
-    assert!(tap.contains("  line: 8\n"), "the line of the bad value: {tap}");
+    assert!(
+        tap.contains("  line: 8\n"),
+        "the line of the bad value: {tap}"
+    );
 }
