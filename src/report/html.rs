@@ -137,11 +137,11 @@ impl HtmlReport {
         } else {
             " open"
         };
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<section id=\"t{index}\" class=\"detail {class}\"><details{open}><summary>{badge} \
              <b>{name}</b> <span class=\"path\">{path}</span> <span class=\"time\">{time}</span>\
-             </summary>\n",
+             </summary>",
             class = status_class(test),
             badge = badge(test),
             name = escape(&test.name),
