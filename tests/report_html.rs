@@ -76,15 +76,15 @@ fn the_html_report_shows_failures_on_the_first_screen_without_console_errors() {
     if !docker_ready() {
         return;
     }
-    // fixtures/example plus fixtures/failing, as one project.
+    // fixtures/example plus fixtures/failing, as one project named `example`.
     let project = TestProject::new();
-    copy_dir(&repo().join("fixtures/example"), project.root());
+    copy_dir(&repo().join("fixtures/example"), &project.path("example"));
     copy_dir(
         &repo().join("fixtures/failing/tests"),
-        &project.path("tests/failing"),
+        &project.path("example/tests/failing"),
     );
     let report = project.path("report.html");
-    let run = project.clnrm(&["run", "--html", report.to_str().unwrap()]);
+    let run = project.clnrm(&["run", "example", "--html", report.to_str().unwrap()]);
     run.expect_code(1);
     let html = std::fs::read_to_string(&report).expect("the report is written");
     assert!(

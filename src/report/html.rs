@@ -106,19 +106,29 @@ impl HtmlReport {
         );
         page.push_str(
             "<table class=\"overview\">\n<thead><tr><th>outcome</th><th>test</th>\
-             <th>what went wrong</th><th class=\"num\">time</th></tr></thead>\n<tbody>\n",
+             <th>what went wrong</th><th>where the time went</th><th class=\"num\">time</th>\
+             </tr></thead>\n<tbody>\n",
         );
+        // The overview's bars share one scale, so the slowest test stands out.
+        let longest_ms = self
+            .tests
+            .iter()
+            .filter(|t| t.timings.is_some())
+            .map(|t| t.duration_ms)
+            .fold(0.0, f64::max);
         for (index, test) in tests.iter().enumerate() {
+            let steps = self.steps.get(&test.test).map(Vec::as_slice).unwrap_or(&[]);
             let _ = writeln!(
                 page,
                 "<tr class=\"test {class}\"><td>{badge}</td><td><a href=\"#t{index}\">{name}</a> \
                  <span class=\"path\">{path}</span></td><td class=\"why\">{why}</td>\
-                 <td class=\"num\">{time}</td></tr>",
+                 <td>{bars}</td><td class=\"num\">{time}</td></tr>",
                 class = status_class(test),
                 badge = badge(test),
                 name = escape(&test.name),
                 path = escape(&location(&test.test, test.line)),
                 why = escape(&one_line_reason(test)),
+                bars = mini_waterfall(&waterfall(test, steps), longest_ms),
                 time = time_label(test),
             );
         }
@@ -287,6 +297,26 @@ fn write_waterfall(page: &mut String, bars: &[Bar]) {
     page.push_str("</div>\n");
 }
 
+/// The phases of one test as one stacked bar, on a scale shared by every test.
+fn mini_waterfall(bars: &[Bar], longest_ms: f64) -> String {
+    if bars.is_empty() || longest_ms <= 0.0 {
+        return String::new();
+    }
+    let mut out = String::from("<span class=\"mini\">");
+    for bar in bars {
+        let _ = write!(
+            out,
+            "<span class=\"bar {}\" style=\"width:{:.2}%\" title=\"{}: {:.1} ms\"></span>",
+            bar.class,
+            bar.duration_ms / longest_ms * 100.0,
+            escape(&bar.label),
+            bar.duration_ms
+        );
+    }
+    out.push_str("</span>");
+    out
+}
+
 fn rank(test: &TestFinished) -> u8 {
     match (test.status, test.cached) {
         (Status::Fail, _) => 0,
@@ -380,7 +410,7 @@ th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertic
 th{background:#eaeef2;font-weight:600}
 .num{text-align:right;white-space:nowrap}
 .path{color:var(--muted);font-family:ui-monospace,monospace;font-size:12px}
-.why{font-family:ui-monospace,monospace;font-size:12px;max-width:480px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.why{font-family:ui-monospace,monospace;font-size:12px;max-width:400px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 tr.fail td:first-child,tr.error td:first-child{font-weight:700}
 tr.fail{background:#ffebe9}tr.error{background:#fff1e5}
 .badge{display:inline-block;min-width:52px;padding:0 6px;border-radius:10px;color:#fff;font-size:12px;text-align:center}
@@ -399,6 +429,8 @@ table.steps{margin:8px 0}td.fail{color:var(--fail);font-weight:600}
 .bar.stage{background:#8250df}.bar.containers{background:#0969da}.bar.step{background:var(--pass)}
 .bar.failed{background:var(--fail)}.bar.teardown{background:#8c959f}
 .waterfall .ms{text-align:right;font-family:ui-monospace,monospace}
+.mini{display:flex;width:220px;height:10px;margin-top:4px;background:#eaeef2}
+.mini .bar{display:block;height:10px}
 ";
 
 #[cfg(test)]
