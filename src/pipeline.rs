@@ -39,6 +39,9 @@ pub struct ValidTest {
     pub toml: String,
     /// What the render read; for a plain test, the test file alone.
     pub record: RenderRecord,
+    /// Time this test spent in render and parse (a memo hit's lookup time on a hit).
+    pub render_ms: f64,
+    pub parse_ms: f64,
 }
 
 /// Why a test is not valid.
@@ -172,10 +175,12 @@ impl<'a> Pipeline<'a> {
                 err.utf8_error().valid_up_to()
             ))
         })?;
+        let mut render_ms = 0.0;
         let (toml, record) = if test.is_template {
             let render_started = Instant::now();
             let rendered = self.render(test, source);
             self.render_count.spent(render_started);
+            render_ms = crate::report::ms(render_started.elapsed());
             let rendered = rendered?;
             (rendered.toml, rendered.record)
         } else {
@@ -208,6 +213,7 @@ impl<'a> Pipeline<'a> {
             .get_or_run::<ParseStage, _>(&key_input, || clnrm_config::parse_test(&input))
             .map_err(TestProblem::Invalid);
         self.parse_count.spent(parse_started);
+        let parse_ms = crate::report::ms(parse_started.elapsed());
         let (parsed, lookup) = parsed?;
         self.parse_count.count(lookup.is_hit());
         tracing::info!(test = %test.identity, stage = "parse", "{lookup}");
@@ -220,6 +226,8 @@ impl<'a> Pipeline<'a> {
             warnings: parsed.warnings,
             toml: input.text,
             record,
+            render_ms,
+            parse_ms,
         })
     }
 

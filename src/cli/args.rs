@@ -70,6 +70,8 @@ pub enum Command {
     /// Inspect and trim the on-disk cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Draw tests, the files their render reads, their services, images and build contexts
+    Graph(GraphArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,12 +144,16 @@ pub struct RunArgs {
     /// Run only shard K of N (1-based), split stably by test identity
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Output format: `tap` is TAP 14; `github` is the human output plus `::error`
+    /// annotations (automatic when GITHUB_ACTIONS=true and stdout is not a terminal)
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
     /// Also write a JUnit XML report to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write a self-contained HTML report (with a timing waterfall) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Show what would run, what is cached and why; run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -181,6 +187,32 @@ pub struct DevArgs {
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Format {
     Human,
+    Json,
+}
+
+/// `clnrm run --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RunFormat {
+    Human,
+    Json,
+    Tap,
+    Github,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Test files or folders (default: the current folder)
+    pub paths: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+/// `clnrm graph --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
     Json,
 }
 

@@ -8,6 +8,7 @@ mod args;
 mod cache;
 mod dev;
 mod error;
+mod graph;
 mod init;
 mod output;
 mod run;
@@ -98,6 +99,7 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Run(args) => run::run(&cli.global, &args, &cwd, printer),
         Command::Dev(args) => dev::run(&cli.global, &args, &cwd, printer),
         Command::Cache(command) => cache::run(&cli.global, command, &cwd, printer),
+        Command::Graph(args) => graph::run(&cli.global, &args, &cwd, printer),
     }
 }
 

@@ -206,6 +206,7 @@ mod tests {
                 failed_step: None,
                 failure: None,
                 timings: None,
+                line: None,
             }],
             timings_ms: Default::default(),
             cache: BTreeMap::from([("render", HitsMisses { hits: 1, misses: 3 })]),

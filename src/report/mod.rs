@@ -1,21 +1,32 @@
-//! Reports: one stream of [`Event`]s from the runner, read by three consumers that
-//! know nothing of each other — human output, JSON lines, and the JUnit file — and
+//! Reports: one stream of [`Event`]s from the runner, read by consumers that know
+//! nothing of each other — human output, JSON lines, TAP, GitHub annotations, the
+//! JUnit file and the HTML page — and
 //! the `clnrm dev` session's events, read by the dev panel or its JSON object.
 //! (The shape is cargo-nextest's reporter: the runner never formats anything.)
 
 mod cache_stats;
 mod dev_panel;
+mod github;
+mod graph;
+mod html;
 mod human;
 mod junit;
+mod lines;
 mod style;
+mod tap;
 
 use serde::Serialize;
 
 pub use cache_stats::{format_bytes, format_stats_human};
 pub use dev_panel::{DevJson, DevPanel};
+pub use github::{github_actions_log, GithubAnnotations};
+pub use graph::{DependencyGraph, GraphEdge, GraphNode, NodeKind};
+pub use html::HtmlReport;
 pub use human::HumanReporter;
 pub use junit::JunitReport;
+pub use lines::{step_line, template_step_line, SourceLines};
 pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
+pub use tap::TapReporter;
 
 /// How a test or step ended (SPEC §5).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -38,6 +49,10 @@ pub struct StepFailure {
 /// Where a test's time went, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct TestTimings {
+    /// Rendering the template (0 for a plain test file or a memo hit's lookup time).
+    pub render_ms: f64,
+    pub parse_ms: f64,
+    pub plan_ms: f64,
     /// Getting the service containers ready (started, or reused from the pool).
     pub containers_ms: f64,
     pub execute_ms: f64,
@@ -67,6 +82,10 @@ pub struct TestFinished {
     /// Where the time went (absent when cached or never started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<TestTimings>,
+    /// The 1-based line in the test file of what went wrong: the failed step, or the
+    /// first error of an invalid test (absent when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
@@ -98,6 +117,9 @@ pub enum Event {
         duration_ms: f64,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         failure: Option<StepFailure>,
+        /// The 1-based line of the step in the test file, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
     },
     TestFinished(TestFinished),
     RunFinished {
@@ -189,6 +211,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
+            line: None,
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
@@ -216,6 +239,7 @@ mod tests {
                 failed_step: None,
                 failure: None,
                 timings: None,
+                line: None,
             }));
         }
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));

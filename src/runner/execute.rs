@@ -114,6 +114,7 @@ pub async fn execute(
                     failed_step: None,
                     failure: None,
                     timings: None,
+                    line: None,
                 })
             }
             Disposition::Error(test, name, message) => Event::TestFinished(TestFinished {
@@ -126,6 +127,7 @@ pub async fn execute(
                 failed_step: None,
                 failure: None,
                 timings: None,
+                line: None,
             }),
         };
         stats.record(&event);
@@ -218,6 +220,7 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
         failed_step: None,
         failure: None,
         timings: None,
+        line: None,
     })
 }
 
@@ -256,6 +259,9 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
         failed_step,
         failure,
         timings: Some(TestTimings {
+            render_ms: runnable.stage_ms.render_ms,
+            parse_ms: runnable.stage_ms.parse_ms,
+            plan_ms: runnable.stage_ms.plan_ms,
             containers_ms: report.timings.containers_ms,
             execute_ms: report.timings.execute_ms,
             teardown_ms: report.timings.teardown_ms,
@@ -263,6 +269,7 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
             containers_started: used.started,
             containers_removed: used.removed,
         }),
+        line: None,
     })
 }
 
@@ -286,6 +293,7 @@ fn step_events(test: &str, report: &TestReport) -> Vec<Event> {
                 stdout: step.stdout.clone(),
                 stderr: step.stderr.clone(),
             }),
+            line: None,
         })
         .collect()
 }

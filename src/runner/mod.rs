@@ -24,7 +24,7 @@ use crate::report::Event;
 
 pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
-pub use prepare::{prepare, Disposition, Runnable};
+pub use prepare::{prepare, Disposition, Runnable, StageTimes};
 pub use volumes::{volumes_hash, VolumeError, RACY_SECS, VOLUME_FILE_STAGE};
 
 /// The default image of a test that declares no service, when cleanroom.toml names none.

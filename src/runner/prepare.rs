@@ -23,6 +23,16 @@ pub struct Runnable {
     pub plan: TestPlan,
     pub images: ResolvedImages,
     pub inputs: ResultInputs,
+    /// Time spent validating and planning this test, for its report.
+    pub stage_ms: StageTimes,
+}
+
+/// Time one test spent in the stages before it ran, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub render_ms: f64,
+    pub parse_ms: f64,
+    pub plan_ms: f64,
 }
 
 /// What happens to each selected test before anything starts.
@@ -62,6 +72,7 @@ struct Planned {
     name: String,
     plan: TestPlan,
     volumes: [u8; 32],
+    stage_ms: StageTimes,
 }
 
 /// Why a test stops before its images are resolved: (test, name, message).
@@ -92,6 +103,7 @@ pub async fn prepare(
             name,
             plan,
             volumes,
+            stage_ms,
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable(test, name, message)) => {
@@ -151,6 +163,7 @@ pub async fn prepare(
             plan,
             images,
             inputs,
+            stage_ms,
         });
         match cached {
             Some(record) => {
@@ -193,9 +206,15 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         );
         return Err(Unplannable(item.test, name, message));
     }
+    let plan_started = std::time::Instant::now();
     let plan = match plan_test(memo, project, &item.test, &valid) {
         Ok(plan) => plan,
         Err(message) => return Err(Unplannable(item.test, name, message)),
+    };
+    let stage_ms = StageTimes {
+        render_ms: valid.render_ms,
+        parse_ms: valid.parse_ms,
+        plan_ms: crate::report::ms(plan_started.elapsed()),
     };
     match volumes_hash(memo, &project.root, &plan) {
         Ok(volumes) => Ok(Planned {
@@ -203,6 +222,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             name,
             plan,
             volumes,
+            stage_ms,
         }),
         Err(err) => Err(Unplannable(item.test, name, err.to_string())),
     }

@@ -1,0 +1,501 @@
+//! The HTML consumer (`clnrm run --html FILE`): one self-contained page, no script
+//! and nothing fetched, with the run's summary, every test (failures first, so they
+//! are on the first screen), its steps, expected vs actual, the tail of its output,
+//! and a timing waterfall: render, parse, plan, containers, each step, teardown.
+//! Collected from the events and written once, at the end of the run.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::{tail, Event, Status, StepFailure, TestFinished};
+
+/// One step as its `step_finished` event told it.
+#[derive(Debug, Clone)]
+struct StepRecord {
+    name: String,
+    service: String,
+    status: Status,
+    exit_code: Option<i64>,
+    duration_ms: f64,
+    failure: Option<StepFailure>,
+    line: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct HtmlReport {
+    tests: Vec<TestFinished>,
+    steps: HashMap<String, Vec<StepRecord>>,
+    summary: Option<(usize, usize, usize, usize, f64)>,
+}
+
+/// One bar of a waterfall: a phase, when it started and how long it took.
+struct Bar {
+    label: String,
+    class: &'static str,
+    start_ms: f64,
+    duration_ms: f64,
+}
+
+impl HtmlReport {
+    pub fn record(&mut self, event: &Event) {
+        match event {
+            Event::StepFinished {
+                test,
+                step,
+                service,
+                status,
+                exit_code,
+                duration_ms,
+                failure,
+                line,
+            } => self
+                .steps
+                .entry(test.clone())
+                .or_default()
+                .push(StepRecord {
+                    name: step.clone(),
+                    service: service.clone(),
+                    status: *status,
+                    exit_code: *exit_code,
+                    duration_ms: *duration_ms,
+                    failure: failure.clone(),
+                    line: *line,
+                }),
+            Event::TestFinished(finished) => self.tests.push(finished.clone()),
+            Event::RunFinished {
+                passed,
+                failed,
+                errors,
+                cached,
+                duration_ms,
+            } => self.summary = Some((*passed, *failed, *errors, *cached, *duration_ms)),
+            Event::RunStarted { .. } | Event::TestStarted { .. } | Event::TestPlanned { .. } => {}
+        }
+    }
+
+    /// The page. `title` names the run (the project folder).
+    pub fn to_html(&self, title: &str) -> String {
+        let mut tests: Vec<&TestFinished> = self.tests.iter().collect();
+        // Failures and errors first, then runs, then cached passes; by name within.
+        tests.sort_by_key(|t| (rank(t), t.test.clone()));
+        let (passed, failed, errors, cached, duration_ms) = self.summary.unwrap_or_else(|| {
+            let count = |s: Status| self.tests.iter().filter(|t| t.status == s).count();
+            let cached = self.tests.iter().filter(|t| t.cached).count();
+            let total = self.tests.iter().map(|t| t.duration_ms).sum();
+            (
+                count(Status::Pass),
+                count(Status::Fail),
+                count(Status::Error),
+                cached,
+                total,
+            )
+        });
+        let verdict = if failed + errors == 0 { "pass" } else { "fail" };
+        let mut page = String::new();
+        let _ = write!(
+            page,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>clnrm: {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+             <header class=\"{verdict}\"><h1>clnrm run <span class=\"where\">{title}</span></h1>\
+             <p class=\"counts\"><b class=\"n-pass\">{passed} passed</b> <b class=\"n-fail\">{failed} failed</b> \
+             <b class=\"n-error\">{errors} errors</b> <b class=\"n-cached\">{cached} cached</b> \
+             <span>in {:.2}s</span></p></header>\n<main>\n",
+            duration_ms / 1000.0,
+            title = escape(title),
+        );
+        page.push_str(
+            "<table class=\"overview\">\n<thead><tr><th>outcome</th><th>test</th>\
+             <th>what went wrong</th><th>where the time went</th><th class=\"num\">time</th>\
+             </tr></thead>\n<tbody>\n",
+        );
+        // The overview's bars share one scale, so the slowest test stands out.
+        let longest_ms = self
+            .tests
+            .iter()
+            .filter(|t| t.timings.is_some())
+            .map(|t| t.duration_ms)
+            .fold(0.0, f64::max);
+        for (index, test) in tests.iter().enumerate() {
+            let steps = self.steps.get(&test.test).map(Vec::as_slice).unwrap_or(&[]);
+            let _ = writeln!(
+                page,
+                "<tr class=\"test {class}\"><td>{badge}</td><td><a href=\"#t{index}\">{name}</a> \
+                 <span class=\"path\">{path}</span></td><td class=\"why\">{why}</td>\
+                 <td>{bars}</td><td class=\"num\">{time}</td></tr>",
+                class = status_class(test),
+                badge = badge(test),
+                name = escape(&test.name),
+                path = escape(&location(&test.test, test.line)),
+                why = escape(&one_line_reason(test)),
+                bars = mini_waterfall(&waterfall(test, steps), longest_ms),
+                time = time_label(test),
+            );
+        }
+        page.push_str("</tbody>\n</table>\n");
+        for (index, test) in tests.iter().enumerate() {
+            self.write_test(&mut page, index, test);
+        }
+        page.push_str("</main>\n</body>\n</html>\n");
+        page
+    }
+
+    fn write_test(&self, page: &mut String, index: usize, test: &TestFinished) {
+        let steps = self.steps.get(&test.test).map(Vec::as_slice).unwrap_or(&[]);
+        let open = if test.status == Status::Pass {
+            ""
+        } else {
+            " open"
+        };
+        let _ = writeln!(
+            page,
+            "<section id=\"t{index}\" class=\"detail {class}\"><details{open}><summary>{badge} \
+             <b>{name}</b> <span class=\"path\">{path}</span> <span class=\"time\">{time}</span>\
+             </summary>",
+            class = status_class(test),
+            badge = badge(test),
+            name = escape(&test.name),
+            path = escape(&test.test),
+            time = time_label(test),
+        );
+        if let Some(message) = &test.message {
+            let _ = writeln!(page, "<pre class=\"message\">{}</pre>", escape(message));
+        }
+        if let (Some(step), Some(failure)) = (&test.failed_step, &test.failure) {
+            let _ = write!(
+                page,
+                "<p>step <code>{}</code> failed{}</p>\n<div class=\"versus\">\
+                 <div><h4>expected</h4><pre>{}</pre></div><div><h4>actual</h4><pre>{}</pre></div></div>\n",
+                escape(step),
+                test.line
+                    .map(|line| format!(" at line {line}"))
+                    .unwrap_or_default(),
+                escape(&failure.expected),
+                escape(&failure.actual),
+            );
+            write_output(page, failure);
+        }
+        if !steps.is_empty() {
+            page.push_str(
+                "<table class=\"steps\"><thead><tr><th>step</th><th>service</th><th>outcome</th>\
+                 <th class=\"num\">exit</th><th class=\"num\">time</th></tr></thead><tbody>\n",
+            );
+            for step in steps {
+                let _ = writeln!(
+                    page,
+                    "<tr class=\"{}\"><td>{}{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
+                     <td class=\"num\">{:.1} ms</td></tr>",
+                    step_class(step.status),
+                    escape(&step.name),
+                    step.line
+                        .map(|line| format!(" <span class=\"path\">line {line}</span>"))
+                        .unwrap_or_default(),
+                    escape(&step.service),
+                    step_class(step.status),
+                    step.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                    step.duration_ms,
+                );
+            }
+            page.push_str("</tbody></table>\n");
+            // Output of failing steps other than the one the test reports (continue_on_failure).
+            for step in steps {
+                if let Some(failure) = &step.failure {
+                    if Some(&step.name) != test.failed_step.as_ref() {
+                        let _ = writeln!(
+                            page,
+                            "<p>step <code>{}</code>: expected {}, actual {}</p>",
+                            escape(&step.name),
+                            escape(&failure.expected),
+                            escape(&failure.actual)
+                        );
+                    }
+                }
+            }
+        }
+        write_waterfall(page, &waterfall(test, steps));
+        page.push_str("</details></section>\n");
+    }
+}
+
+fn write_output(page: &mut String, failure: &StepFailure) {
+    for (label, text) in [("stdout", &failure.stdout), ("stderr", &failure.stderr)] {
+        if !text.trim().is_empty() {
+            let _ = writeln!(
+                page,
+                "<h4>{label} (last lines)</h4><pre class=\"output\">{}</pre>",
+                escape(&tail(text, 20))
+            );
+        }
+    }
+}
+
+/// The phases of a test in the order they happened: before the run (render, parse,
+/// plan), then containers, the steps one after another, and teardown.
+fn waterfall(test: &TestFinished, steps: &[StepRecord]) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    let mut at = 0.0;
+    let mut push = |bars: &mut Vec<Bar>, label: String, class, duration_ms: f64| {
+        bars.push(Bar {
+            label,
+            class,
+            start_ms: at,
+            duration_ms,
+        });
+        at += duration_ms;
+    };
+    let Some(timings) = &test.timings else {
+        return bars;
+    };
+    push(&mut bars, "render".into(), "stage", timings.render_ms);
+    push(&mut bars, "parse".into(), "stage", timings.parse_ms);
+    push(&mut bars, "plan".into(), "stage", timings.plan_ms);
+    let containers = format!(
+        "containers ({} started, {} reused)",
+        timings.containers_started, timings.containers_reused
+    );
+    push(&mut bars, containers, "containers", timings.containers_ms);
+    for step in steps {
+        let class = match step.status {
+            Status::Pass => "step",
+            _ => "step failed",
+        };
+        push(
+            &mut bars,
+            format!("step {}", step.name),
+            class,
+            step.duration_ms,
+        );
+    }
+    push(
+        &mut bars,
+        "teardown".into(),
+        "teardown",
+        timings.teardown_ms,
+    );
+    bars
+}
+
+fn write_waterfall(page: &mut String, bars: &[Bar]) {
+    let Some(end) = bars.last().map(|b| b.start_ms + b.duration_ms) else {
+        return;
+    };
+    let total = end.max(0.001);
+    page.push_str("<div class=\"waterfall\"><h4>where the time went</h4>\n");
+    for bar in bars {
+        let _ = writeln!(
+            page,
+            "<div class=\"phase\"><span class=\"label\">{}</span><span class=\"track\">\
+             <span class=\"bar {}\" style=\"margin-left:{:.2}%;width:{:.2}%\"></span></span>\
+             <span class=\"ms\">{:.1} ms</span></div>",
+            escape(&bar.label),
+            bar.class,
+            bar.start_ms / total * 100.0,
+            (bar.duration_ms / total * 100.0).max(0.2),
+            bar.duration_ms,
+        );
+    }
+    page.push_str("</div>\n");
+}
+
+/// The phases of one test as one stacked bar, on a scale shared by every test.
+fn mini_waterfall(bars: &[Bar], longest_ms: f64) -> String {
+    if bars.is_empty() || longest_ms <= 0.0 {
+        return String::new();
+    }
+    let mut out = String::from("<span class=\"mini\">");
+    for bar in bars {
+        let _ = write!(
+            out,
+            "<span class=\"bar {}\" style=\"width:{:.2}%\" title=\"{}: {:.1} ms\"></span>",
+            bar.class,
+            bar.duration_ms / longest_ms * 100.0,
+            escape(&bar.label),
+            bar.duration_ms
+        );
+    }
+    out.push_str("</span>");
+    out
+}
+
+fn rank(test: &TestFinished) -> u8 {
+    match (test.status, test.cached) {
+        (Status::Fail, _) => 0,
+        (Status::Error, _) => 1,
+        (Status::Pass, false) => 2,
+        (Status::Pass, true) => 3,
+    }
+}
+
+fn status_class(test: &TestFinished) -> &'static str {
+    match (test.status, test.cached) {
+        (Status::Fail, _) => "fail",
+        (Status::Error, _) => "error",
+        (Status::Pass, false) => "pass",
+        (Status::Pass, true) => "pass cached",
+    }
+}
+
+fn step_class(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Error => "error",
+    }
+}
+
+fn badge(test: &TestFinished) -> &'static str {
+    match (test.status, test.cached) {
+        (Status::Fail, _) => "<span class=\"badge fail\">FAIL</span>",
+        (Status::Error, _) => "<span class=\"badge error\">ERROR</span>",
+        (Status::Pass, false) => "<span class=\"badge pass\">PASS</span>",
+        (Status::Pass, true) => "<span class=\"badge pass\">PASS (cached)</span>",
+    }
+}
+
+fn location(test: &str, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{test}:{line}"),
+        None => test.to_string(),
+    }
+}
+
+fn time_label(test: &TestFinished) -> String {
+    if test.cached || (test.status == Status::Error && test.duration_ms == 0.0) {
+        String::new()
+    } else {
+        format!("{:.2}s", test.duration_ms / 1000.0)
+    }
+}
+
+/// What went wrong, in one line for the overview.
+fn one_line_reason(test: &TestFinished) -> String {
+    if let (Some(step), Some(failure)) = (&test.failed_step, &test.failure) {
+        return format!(
+            "step `{step}`: {}",
+            failure.actual.lines().next().unwrap_or("")
+        );
+    }
+    match &test.message {
+        Some(message) => message.lines().next().unwrap_or("").to_string(),
+        None => String::new(),
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+:root{--pass:#1a7f37;--fail:#cf222e;--error:#bc4c00;--muted:#57606a;--line:#d0d7de}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328;background:#f6f8fa}
+header{padding:10px 20px;color:#fff}
+header.pass{background:var(--pass)}header.fail{background:var(--fail)}
+h1{margin:0;font-size:20px}h1 .where{font-weight:400;opacity:.85}
+.counts{margin:4px 0 0}.counts b{margin-right:10px}
+main{padding:12px 20px;max-width:1200px}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line)}
+th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:#eaeef2;font-weight:600}
+.num{text-align:right;white-space:nowrap}
+.path{color:var(--muted);font-family:ui-monospace,monospace;font-size:12px}
+.why{font-family:ui-monospace,monospace;font-size:12px;max-width:400px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+tr.fail td:first-child,tr.error td:first-child{font-weight:700}
+tr.fail{background:#ffebe9}tr.error{background:#fff1e5}
+.badge{display:inline-block;min-width:52px;padding:0 6px;border-radius:10px;color:#fff;font-size:12px;text-align:center}
+.badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}.badge.error{background:var(--error)}
+section.detail{margin:12px 0;background:#fff;border:1px solid var(--line);border-left:4px solid var(--pass);padding:6px 12px}
+section.fail{border-left-color:var(--fail)}section.error{border-left-color:var(--error)}
+summary{cursor:pointer}
+pre{background:#f6f8fa;border:1px solid var(--line);padding:6px;overflow:auto;max-height:260px;margin:4px 0;white-space:pre-wrap}
+.versus{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+h4{margin:8px 0 2px;font-size:13px}
+table.steps{margin:8px 0}td.fail{color:var(--fail);font-weight:600}
+.waterfall .phase{display:grid;grid-template-columns:260px 1fr 90px;gap:8px;align-items:center;font-size:12px}
+.waterfall .label{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.waterfall .track{background:#eaeef2;height:12px;position:relative}
+.waterfall .bar{display:block;height:12px;background:#8c959f}
+.bar.stage{background:#8250df}.bar.containers{background:#0969da}.bar.step{background:var(--pass)}
+.bar.failed{background:var(--fail)}.bar.teardown{background:#8c959f}
+.waterfall .ms{text-align:right;font-family:ui-monospace,monospace}
+.mini{display:flex;width:220px;height:10px;margin-top:4px;background:#eaeef2}
+.mini .bar{display:block;height:10px}
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::TestTimings;
+
+    fn finished(name: &str, status: Status) -> TestFinished {
+        TestFinished {
+            test: format!("tests/{name}.clnrm.toml"),
+            name: name.into(),
+            status,
+            cached: false,
+            duration_ms: 30.0,
+            message: None,
+            failed_step: None,
+            failure: None,
+            timings: Some(TestTimings {
+                render_ms: 1.0,
+                parse_ms: 1.0,
+                plan_ms: 1.0,
+                containers_ms: 20.0,
+                execute_ms: 5.0,
+                teardown_ms: 2.0,
+                containers_reused: 0,
+                containers_started: 1,
+                containers_removed: 1,
+            }),
+            line: None,
+        }
+    }
+
+    #[test]
+    fn failures_come_first_and_markup_in_output_is_shown_as_text() {
+        let mut report = HtmlReport::default();
+        report.record(&Event::TestFinished(finished("a_pass", Status::Pass)));
+        let mut failed = finished("z_fail", Status::Fail);
+        failed.failed_step = Some("s".into());
+        failed.failure = Some(StepFailure {
+            expected: "exit code 0".into(),
+            actual: "<script>alert(1)</script>".into(),
+            stdout: String::new(),
+            stderr: String::new(),
+        });
+        report.record(&Event::StepFinished {
+            test: failed.test.clone(),
+            step: "s".into(),
+            service: "box".into(),
+            status: Status::Fail,
+            exit_code: Some(1),
+            duration_ms: 4.0,
+            failure: failed.failure.clone(),
+            line: Some(7),
+        });
+        report.record(&Event::TestFinished(failed));
+        let page = report.to_html("demo");
+        let fail_at = page.find("tests/z_fail.clnrm.toml").unwrap();
+        let pass_at = page.find("tests/a_pass.clnrm.toml").unwrap();
+        assert!(fail_at < pass_at, "the failure is listed first");
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(
+            page.contains("step s"),
+            "the step has a bar in the waterfall"
+        );
+        assert!(!page.contains("http"), "nothing is fetched");
+    }
+}

@@ -1,0 +1,156 @@
+//! The TAP 14 consumer (`clnrm run --format tap`): the version line, the plan, one
+//! test point per test as it finishes, and for a failure a YAML block with the step,
+//! its line, expected vs actual and the tail of its output. Steps are not test
+//! points of their own: a TAP consumer counts tests, as the other reports do.
+
+use super::{tail, Event, Status, TestFinished};
+
+/// Turns events into TAP lines; the caller writes them.
+#[derive(Debug, Default)]
+pub struct TapReporter {
+    number: usize,
+}
+
+impl TapReporter {
+    /// The TAP lines `event` adds (none for events TAP has no place for).
+    pub fn record(&mut self, event: &Event) -> Vec<String> {
+        match event {
+            Event::RunStarted { tests, .. } => {
+                vec!["TAP version 14".to_string(), format!("1..{tests}")]
+            }
+            Event::TestPlanned {
+                test,
+                name,
+                action,
+                reason,
+            } => {
+                self.number += 1;
+                let point = if action == "error" { "not ok" } else { "ok" };
+                vec![format!(
+                    "{point} {} - {} # SKIP {} ({})",
+                    self.number,
+                    description(test, name),
+                    escape(action),
+                    escape(reason)
+                )]
+            }
+            Event::TestFinished(finished) => self.test_point(finished),
+            Event::RunFinished {
+                passed,
+                failed,
+                errors,
+                cached,
+                duration_ms,
+            } => vec![format!(
+                "# {passed} passed, {failed} failed, {errors} errors, {cached} cached in {:.2}s",
+                duration_ms / 1000.0
+            )],
+            Event::TestStarted { .. } | Event::StepFinished { .. } => Vec::new(),
+        }
+    }
+
+    fn test_point(&mut self, finished: &TestFinished) -> Vec<String> {
+        self.number += 1;
+        let mut text = description(&finished.test, &finished.name);
+        if finished.cached {
+            text.push_str(" (cached)");
+        }
+        if finished.status == Status::Pass {
+            return vec![format!("ok {} - {text}", self.number)];
+        }
+        let mut lines = vec![format!("not ok {} - {text}", self.number)];
+        // YAML diagnostics; every value is JSON (a string or a number), which YAML reads as is.
+        let mut fields: Vec<(&str, serde_json::Value)> = vec![(
+            "severity",
+            match finished.status {
+                Status::Fail => "fail".into(),
+                _ => "error".into(),
+            },
+        )];
+        if let Some(step) = &finished.failed_step {
+            fields.push(("message", format!("step `{step}` failed").into()));
+            fields.push(("step", step.as_str().into()));
+        }
+        if let Some(message) = &finished.message {
+            fields.push(("message", message.as_str().into()));
+        }
+        fields.push(("file", finished.test.as_str().into()));
+        if let Some(line) = finished.line {
+            fields.push(("line", line.into()));
+        }
+        if let Some(failure) = &finished.failure {
+            fields.push(("expected", failure.expected.as_str().into()));
+            fields.push(("actual", failure.actual.as_str().into()));
+            fields.push(("stdout", tail(&failure.stdout, 10).into()));
+            fields.push(("stderr", tail(&failure.stderr, 10).into()));
+        }
+        lines.push("  ---".to_string());
+        for (key, value) in fields {
+            let quoted = serde_json::to_string(&value).expect("JSON values serialize");
+            lines.push(format!("  {key}: {quoted}"));
+        }
+        lines.push("  ...".to_string());
+        lines
+    }
+}
+
+fn description(test: &str, name: &str) -> String {
+    escape(&format!("{test} ({name})"))
+}
+
+/// TAP reads `#` as the start of a directive and a backslash as an escape.
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('#', "\\#")
+        .replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::StepFailure;
+
+    fn finished(status: Status, name: &str) -> TestFinished {
+        TestFinished {
+            test: format!("tests/{name}.clnrm.toml"),
+            name: name.to_string(),
+            status,
+            cached: false,
+            duration_ms: 5.0,
+            message: None,
+            failed_step: None,
+            failure: None,
+            timings: None,
+            line: None,
+        }
+    }
+
+    #[test]
+    fn a_failure_is_a_not_ok_point_with_its_step_and_line_in_yaml() {
+        let mut tap = TapReporter::default();
+        let mut lines = tap.record(&Event::RunStarted { tests: 2, jobs: 1 });
+        lines.extend(tap.record(&Event::TestFinished(finished(Status::Pass, "a#1"))));
+        let mut failed = finished(Status::Fail, "b");
+        failed.failed_step = Some("greet".into());
+        failed.line = Some(9);
+        failed.failure = Some(StepFailure {
+            expected: "output matching `^bye`".into(),
+            actual: "hello \"world\"".into(),
+            stdout: "hello \"world\"\n".into(),
+            stderr: String::new(),
+        });
+        lines.extend(tap.record(&Event::TestFinished(failed)));
+        assert_eq!(
+            lines[..4],
+            [
+                "TAP version 14",
+                "1..2",
+                "ok 1 - tests/a\\#1.clnrm.toml (a\\#1)",
+                "not ok 2 - tests/b.clnrm.toml (b)",
+            ]
+        );
+        assert!(lines.contains(&"  line: 9".to_string()), "{lines:#?}");
+        assert!(lines.contains(&"  actual: \"hello \\\"world\\\"\"".to_string()));
+        assert_eq!(lines.last().unwrap(), "  ...");
+    }
+}
