@@ -2,7 +2,7 @@
 //! image `clnrm-fixture/busybox:latest` (fixtures/images/build.sh).
 //!
 //! Without an engine (or the image) the tests are skipped with a NOTICE,
-//! except under `CI=true`, where that is a failure. Each test has a project key
+//! except under CI (`CI` set, and not `false`), where that is a failure. Each test has a project key
 //! of its own and looks only at objects labelled with it (other test binaries
 //! may run containers at the same time); a guard removes whatever is left of
 //! its key, even when an assertion fails.
@@ -27,12 +27,8 @@ use clnrm_plan::{plan, PlanInput, TestPlan};
 const IMAGE: &str = "clnrm-fixture/busybox:latest";
 
 async fn engine(test: &str) -> Option<DockerBackend> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let skip = |why: String| {
-        if ci {
-            panic!("CI=true and {why}");
-        }
-        eprintln!("NOTICE: skipping container test `{test}`: {why}");
+        clnrm_test_support::skip_container_test(test, &why);
         None
     };
     let backend = match DockerBackend::connect().await {

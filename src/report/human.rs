@@ -39,9 +39,8 @@ impl HumanReporter {
     pub fn record(&mut self, event: &Event) {
         match event {
             Event::RunStarted { tests, .. } => {
-                let on_terminal = std::io::stderr().is_terminal()
-                    && std::env::var_os("CI").is_none()
-                    && !self.quiet;
+                let on_terminal =
+                    std::io::stderr().is_terminal() && !running_in_ci() && !self.quiet;
                 if on_terminal && *tests > 1 {
                     let bar = ProgressBar::new(*tests as u64);
                     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
@@ -133,4 +132,11 @@ impl HumanReporter {
             self.print(&format!("    {message}"));
         }
     }
+}
+
+/// CI logs get no progress bar: `CI` set to anything but empty or `false` (GitHub and
+/// GitLab set `true`, some systems `1`).
+fn running_in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("false"))
 }
