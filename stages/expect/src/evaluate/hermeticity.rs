@@ -65,25 +65,13 @@ impl Index<'_> {
         }
         let mut permitted: Vec<&str> = context.service_names.iter().map(String::as_str).collect();
         permitted.push(COLLECTOR_HOST);
-        let actual = match offenders.first() {
-            None => "no client span names another peer".to_string(),
-            Some((i, why)) => format!(
-                "{} span(s) call outside, first {:?} {why}",
-                offenders.len(),
-                self.spans[*i].name
-            ),
-        };
-        Judgement {
-            expectation: "expect.hermeticity.no_external_services".to_string(),
-            passed: offenders.is_empty(),
-            expected: format!("client spans call only {}", permitted.join(", ")),
-            actual,
-            closest: offenders
-                .into_iter()
-                .take(CLOSEST)
-                .map(|(i, why)| self.summary(i, vec![why]))
-                .collect(),
-        }
+        self.no_offenders(
+            "expect.hermeticity.no_external_services",
+            format!("client spans call only {}", permitted.join(", ")),
+            offenders,
+            "no client span names another peer".to_string(),
+            |n, name, why| format!("{n} span(s) call outside, first {name:?} {why}"),
+        )
     }
 
     /// Every span's resource carries each attribute. No spans at all fails: the check is
@@ -112,60 +100,66 @@ impl Index<'_> {
                 break;
             }
         }
-        let actual = if self.spans.is_empty() {
+        let total = self.spans.len();
+        let clean = if total == 0 {
             "no spans received".to_string()
         } else {
-            match offenders.first() {
-                None => format!("all {} span(s) do", self.spans.len()),
-                Some((i, why)) => format!(
-                    "{} of {} span(s) do not, first {:?}: {why}",
-                    offenders.len(),
-                    self.spans.len(),
-                    self.spans[*i].name
-                ),
-            }
+            format!("all {total} span(s) do")
         };
-        Judgement {
-            expectation: "expect.hermeticity.resource_attrs".to_string(),
-            passed: !self.spans.is_empty() && offenders.is_empty(),
-            expected: format!("every span's resource has {}", wanted.join(", ")),
-            actual,
-            closest: offenders
-                .into_iter()
-                .take(CLOSEST)
-                .map(|(i, why)| self.summary(i, vec![why]))
-                .collect(),
-        }
+        let mut judgement = self.no_offenders(
+            "expect.hermeticity.resource_attrs",
+            format!("every span's resource has {}", wanted.join(", ")),
+            offenders,
+            clean,
+            |n, name, why| format!("{n} of {total} span(s) do not, first {name:?}: {why}"),
+        );
+        judgement.passed &= total > 0;
+        judgement
     }
 
     fn forbidden_keys(&self, keys: &[String]) -> Judgement {
-        let offenders: Vec<(usize, &String)> = self
+        let offenders: Vec<(usize, String)> = self
             .spans
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 keys.iter()
                     .find(|k| s.attributes.contains_key(*k))
-                    .map(|k| (i, k))
+                    .map(|k| (i, format!("has {k}")))
             })
             .collect();
+        self.no_offenders(
+            "expect.hermeticity.span_attrs.forbid_keys",
+            format!("no span has attribute {}", keys.join(", ")),
+            offenders,
+            "no span carries them".to_string(),
+            |n, name, why| format!("{n} span(s) do, first {name:?} {why}"),
+        )
+    }
+
+    /// Judges "no span offends": holds when `offenders` (span, why) is empty; otherwise
+    /// `first` words the count and the first offender, and the first few are shown.
+    fn no_offenders(
+        &self,
+        expectation: &str,
+        expected: String,
+        offenders: Vec<(usize, String)>,
+        clean: String,
+        first: impl FnOnce(usize, &str, &str) -> String,
+    ) -> Judgement {
         let actual = match offenders.first() {
-            None => "no span carries them".to_string(),
-            Some((i, key)) => format!(
-                "{} span(s) do, first {:?} has {key}",
-                offenders.len(),
-                self.spans[*i].name
-            ),
+            None => clean,
+            Some((i, why)) => first(offenders.len(), &self.spans[*i].name, why),
         };
         Judgement {
-            expectation: "expect.hermeticity.span_attrs.forbid_keys".to_string(),
+            expectation: expectation.to_string(),
             passed: offenders.is_empty(),
-            expected: format!("no span has attribute {}", keys.join(", ")),
+            expected,
             actual,
             closest: offenders
                 .into_iter()
                 .take(CLOSEST)
-                .map(|(i, key)| self.summary(i, vec![format!("has {key}")]))
+                .map(|(i, why)| self.summary(i, vec![why]))
                 .collect(),
         }
     }
