@@ -10,6 +10,7 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::fixed_names::fixed_names;
 use crate::pattern::SpanPattern;
 use crate::span::{SpanKind, StatusCode};
 pub use keys::{known_keys, KnownKeys, KINDS};
@@ -217,21 +218,16 @@ impl ExpectedStatus {
             ExpectedStatus::Unset => code == StatusCode::Unset,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExpectedStatus::Ok => "OK",
-            ExpectedStatus::Error => "ERROR",
-            ExpectedStatus::Unset => "UNSET",
-        }
-    }
 }
 
-impl fmt::Display for ExpectedStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+fixed_names!(
+    /// The upper-case name test files use (`status = "OK"`).
+    ExpectedStatus {
+        Ok => "OK",
+        Error => "ERROR",
+        Unset => "UNSET",
     }
-}
+);
 
 impl<'de> Deserialize<'de> for ExpectedStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
