@@ -1,6 +1,6 @@
 //! `[[expect.span]]`: some received span meets every constraint (or, with `exists = false`,
-//! none does), and the one-line description of such an expectation. Not the status rules
-//! shared with `[expect.status]` beyond `status_text`.
+//! none does), what each candidate misses, and the expectation described in one line. Not
+//! `[expect.status]`, which judges every span (in `status`, which also words a span's status).
 
 use crate::expectations::SpanExpectation;
 use crate::span::Span;
