@@ -28,6 +28,7 @@
 
 mod evaluate;
 mod expectations;
+mod fixed_names;
 mod pattern;
 mod span;
 mod verdict;

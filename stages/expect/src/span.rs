@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::fixed_names::fixed_names;
+
 /// A 16-byte trace id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TraceId(pub [u8; 16]);
@@ -52,25 +54,17 @@ pub enum SpanKind {
     Consumer,
 }
 
-impl SpanKind {
+fixed_names!(
     /// The lower-case name expectations use (`kind = "client"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SpanKind::Unspecified => "unspecified",
-            SpanKind::Internal => "internal",
-            SpanKind::Server => "server",
-            SpanKind::Client => "client",
-            SpanKind::Producer => "producer",
-            SpanKind::Consumer => "consumer",
-        }
+    SpanKind {
+        Unspecified => "unspecified",
+        Internal => "internal",
+        Server => "server",
+        Client => "client",
+        Producer => "producer",
+        Consumer => "consumer",
     }
-}
-
-impl fmt::Display for SpanKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// OTLP's status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,21 +74,14 @@ pub enum StatusCode {
     Error,
 }
 
-impl StatusCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StatusCode::Unset => "UNSET",
-            StatusCode::Ok => "OK",
-            StatusCode::Error => "ERROR",
-        }
+fixed_names!(
+    /// The upper-case name OTLP and test files use (`status = "ERROR"`).
+    StatusCode {
+        Unset => "UNSET",
+        Ok => "OK",
+        Error => "ERROR",
     }
-}
-
-impl fmt::Display for StatusCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// A span's status: code and the optional description SDKs set with errors.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,8 @@
 //! The test's `[expect]` table as typed data, deserialised with serde in the shapes clnrm's
-//! test files use. Unknown keys are not rejected here (serde ignores them): the config stage
-//! reports them, using [`known_keys`] for the names that are valid at each place.
+//! test files use, with the bounds each shape must respect. Not the check for unknown keys:
+//! serde ignores them, and the config stage reports them using [`known_keys`] (in `keys`).
+
+mod keys;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,95 +10,11 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::fixed_names::fixed_names;
 use crate::pattern::SpanPattern;
 use crate::span::{SpanKind, StatusCode};
-
-/// Every `[expect.*]` kind this stage evaluates (`count` is the corpus macros' spelling of
-/// `counts`).
-pub const KINDS: &[&str] = &[
-    "span",
-    "order",
-    "status",
-    "counts",
-    "count",
-    "window",
-    "graph",
-    "hermeticity",
-];
-
-const SPAN_KEYS: &[&str] = &[
-    "name",
-    "parent",
-    "kind",
-    "attrs",
-    "events",
-    "duration_ms",
-    "status",
-    "exists",
-];
-const ALL_ANY: &[&str] = &["all", "any"];
-const MIN_MAX: &[&str] = &["min", "max"];
-const ORDER_KEYS: &[&str] = &["must_precede", "must_follow"];
-const STATUS_KEYS: &[&str] = &["all", "by_name"];
-const COUNTS_KEYS: &[&str] = &[
-    "spans_total",
-    "events_total",
-    "errors_total",
-    "by_name",
-    "by_kind",
-];
-const BOUND_KEYS: &[&str] = &["eq", "gte", "lte", "min", "max"];
-const KIND_NAMES: &[&str] = &["internal", "server", "client", "producer", "consumer"];
-const WINDOW_KEYS: &[&str] = &["outer", "contains"];
-const WINDOW_KEYED_KEYS: &[&str] = &["contains"];
-const GRAPH_KEYS: &[&str] = &["must_include", "must_not_cross", "acyclic"];
-const HERMETICITY_KEYS: &[&str] = &["no_external_services", "resource_attrs", "span_attrs"];
-const SPAN_ATTRS_KEYS: &[&str] = &["forbid_keys"];
-
-/// The keys valid in one table under `[expect]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KnownKeys {
-    /// Only these keys.
-    Listed(&'static [&'static str]),
-    /// The keys are the user's data (attribute names, span name patterns): any is valid.
-    Free,
-}
-
-/// The keys valid in the table at `path` below `[expect]`, array indices left out:
-/// `[]` → the kinds, `["span"]` → a `[[expect.span]]` entry's keys, `["span", "attrs"]` →
-/// `all`, `any`. `None` when no table belongs at `path`.
-///
-/// `[expect.window]` has two forms: an array of tables (`outer`, `contains`: path
-/// `["window"]`) and, as the corpus's `window` macro writes it, one table keyed by outer span
-/// name (`"tx" = { contains = [...] }`): its keys are free, and each value's keys are those
-/// of path `["window", "<outer span>"]`. Likewise `resource_attrs` holds either
-/// `must_match = { .. }` or the attributes themselves.
-pub fn known_keys(path: &[&str]) -> Option<KnownKeys> {
-    use KnownKeys::{Free, Listed};
-    Some(match path {
-        [] => Listed(KINDS),
-        ["span"] => Listed(SPAN_KEYS),
-        ["span", "attrs" | "events"] => Listed(ALL_ANY),
-        ["span", "attrs", "all" | "any"] => Free,
-        ["span", "duration_ms"] => Listed(MIN_MAX),
-        ["order"] => Listed(ORDER_KEYS),
-        ["status"] => Listed(STATUS_KEYS),
-        ["status", "by_name"] => Free,
-        ["counts" | "count"] => Listed(COUNTS_KEYS),
-        ["counts" | "count", "spans_total" | "events_total" | "errors_total"] => Listed(BOUND_KEYS),
-        ["counts" | "count", "by_name"] => Free,
-        ["counts" | "count", "by_kind"] => Listed(KIND_NAMES),
-        ["counts" | "count", "by_name" | "by_kind", _] => Listed(BOUND_KEYS),
-        ["window"] => Listed(WINDOW_KEYS),
-        ["window", _] => Listed(WINDOW_KEYED_KEYS),
-        ["graph"] => Listed(GRAPH_KEYS),
-        ["hermeticity"] => Listed(HERMETICITY_KEYS),
-        ["hermeticity", "resource_attrs"] => Free,
-        ["hermeticity", "resource_attrs", "must_match"] => Free,
-        ["hermeticity", "span_attrs"] => Listed(SPAN_ATTRS_KEYS),
-        _ => return None,
-    })
-}
+pub use keys::{known_keys, KnownKeys, KINDS};
+use keys::{KIND_NAMES, WINDOW_KEYS};
 
 /// Everything a test's `[expect]` table asks of the spans it receives.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -300,21 +218,16 @@ impl ExpectedStatus {
             ExpectedStatus::Unset => code == StatusCode::Unset,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExpectedStatus::Ok => "OK",
-            ExpectedStatus::Error => "ERROR",
-            ExpectedStatus::Unset => "UNSET",
-        }
-    }
 }
 
-impl fmt::Display for ExpectedStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+fixed_names!(
+    /// The upper-case name test files use (`status = "OK"`).
+    ExpectedStatus {
+        Ok => "OK",
+        Error => "ERROR",
+        Unset => "UNSET",
     }
-}
+);
 
 impl<'de> Deserialize<'de> for ExpectedStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
