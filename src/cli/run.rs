@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::args::{RunArgs, RunFormat};
 use super::output::{self, Printer};
 use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
+use crate::dev::wait_for_interrupt;
 use crate::pipeline::{Checked, FsWorld, Pipeline, TestProblem};
 use crate::pool::{project_key, Pool, PoolOptions};
 use crate::report::{
@@ -267,28 +268,5 @@ async fn sweep_after_cancel(backend: &dyn clnrm_exec::Backend, session_id: &str)
             }
         }
         tokio::time::sleep(INTERVAL).await;
-    }
-}
-
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn wait_for_interrupt() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
