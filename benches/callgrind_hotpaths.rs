@@ -14,18 +14,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clnrm::cache::{Memo, MemoOptions, Stage};
+use clnrm::cache::Memo;
 use clnrm::watch::{affected_tests, DependencyIndex};
 use clnrm_config::ParseInput;
 use clnrm_plan::PlanInput;
-use clnrm_render::{RenderRequest, World};
-use serde::{Deserialize, Serialize};
+use clnrm_render::RenderRequest;
 
 /// One hot path: its name in the baseline, how many times one gate run
 /// repeats it, and what it is.
+mod common;
+use common::{
+    complex_template, open_memo, rendered, simple_template, test_toml, MapWorld, RenderStage,
+    Rendered, MACROS,
+};
+
 struct HotPath {
     name: &'static str,
     iterations: u32,
@@ -133,62 +138,6 @@ fn run(path: &HotPath) {
 
 // ---- render ---------------------------------------------------------------
 
-/// Files by absolute path; no environment, so built-in defaults are fixed.
-struct MapWorld(BTreeMap<PathBuf, Vec<u8>>);
-
-impl World for MapWorld {
-    fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
-        self.0.get(path).cloned()
-    }
-    fn env_var(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
-const MACROS: &str = r#"{% macro step(name, service, text) -%}
-[[steps]]
-name = "{{ name }}"
-service = "{{ service }}"
-command = ["echo", "{{ text }}"]
-expected_output_regex = "{{ text }}"
-{%- endmacro step %}
-"#;
-
-fn render_request(source: String, vars: BTreeMap<String, String>) -> RenderRequest {
-    RenderRequest {
-        root: PathBuf::from("/p"),
-        template_path: PathBuf::from("/p/tests/t.clnrm.toml.tera"),
-        source,
-        vars,
-        seed: Some(1),
-        freeze_clock: Some("2025-01-01T00:00:00Z".into()),
-    }
-}
-
-fn simple_template() -> RenderRequest {
-    let mut source = String::from("[meta]\nname = \"simple\"\nversion = \"1\"\n[vars]\n");
-    let mut vars = BTreeMap::new();
-    for i in 0..10 {
-        vars.insert(format!("v{i}"), format!("value{i}"));
-        writeln!(source, "k{i} = \"{{{{ v{i} }}}}\"").expect("writing to a String");
-    }
-    render_request(source, vars)
-}
-
-fn complex_template() -> RenderRequest {
-    let source = r#"{% import "_m.tera" as m %}
-[meta]
-name = "complex"
-version = "1"
-[service.app]
-image = "{{ image }}"
-{% for outer in range(end=10) %}{% for inner in range(end=10) %}
-{{ m::step(name="s_" ~ outer ~ "_" ~ inner, service="app", text="v" ~ outer ~ inner) }}
-{% endfor %}{% endfor %}
-"#;
-    render_request(source.to_string(), BTreeMap::new())
-}
-
 fn render_work(request: RenderRequest) -> Box<dyn FnMut()> {
     let world = MapWorld(BTreeMap::from([(
         PathBuf::from("/p/tests/_m.tera"),
@@ -203,21 +152,6 @@ fn render_work(request: RenderRequest) -> Box<dyn FnMut()> {
 }
 
 // ---- parse ----------------------------------------------------------------
-
-/// A test of about `7 * steps + 8` lines: one service, `steps` argv steps.
-fn test_toml(steps: usize) -> String {
-    let mut text = String::from(
-        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"busybox\"\nenv = { A = \"1\" }\n\n",
-    );
-    for i in 0..steps {
-        write!(
-            text,
-            "[[steps]]\nname = \"s{i}\"\nservice = \"app\"\ncommand = [\"echo\", \"{i}\"]\nexpected_output_regex = \"^{i}$\"\ntimeout = \"5s\"\n\n"
-        )
-        .expect("writing to a String");
-    }
-    text
-}
 
 fn parse_input(file: &str, text: String) -> ParseInput {
     ParseInput {
@@ -301,49 +235,12 @@ fn plan_work() -> Box<dyn FnMut()> {
 
 // ---- memo hit -------------------------------------------------------------
 
-#[derive(Serialize, Deserialize)]
-struct Rendered {
-    toml: String,
-    reads: Vec<(String, [u8; 32])>,
-}
-
-struct RenderStage;
-impl Stage for RenderStage {
-    const NAME: &'static str = "render";
-    const VERSION: u32 = 1;
-    type Output = Rendered;
-}
-
 const MEMO_ENTRIES: u64 = 2_000;
 
 /// A memo and its temporary directory, closed in that order.
 struct OpenCache {
     memo: Memo,
     _dir: tempfile::TempDir,
-}
-
-/// About 1 KiB of rendered TOML, like a small test.
-fn rendered(i: u64) -> Rendered {
-    let mut toml = format!("[meta]\nname = \"test_{i}\"\nversion = \"1.0\"\n");
-    while toml.len() < 1000 {
-        toml.push_str("[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"hello\"]\n");
-    }
-    Rendered {
-        toml,
-        reads: vec![(
-            "_macros.toml.tera".into(),
-            *blake3::hash(&i.to_le_bytes()).as_bytes(),
-        )],
-    }
-}
-
-fn open_memo(dir: &Path) -> Memo {
-    let (memo, warnings) = Memo::open(dir, MemoOptions::default());
-    assert!(
-        warnings.is_empty(),
-        "opening the cache warned: {warnings:?}"
-    );
-    memo
 }
 
 fn hit(memo: &Memo, i: u64) -> Rendered {

@@ -8,43 +8,11 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clnrm::cache::{GcOptions, Key, Memo, MemoOptions, Stage};
+use clnrm::cache::{GcOptions, Key};
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
-struct Rendered {
-    toml: String,
-    reads: Vec<(String, [u8; 32])>,
-}
-
-struct Render;
-impl Stage for Render {
-    const NAME: &'static str = "render";
-    const VERSION: u32 = 1;
-    type Output = Rendered;
-}
-
-/// About 1 KiB of rendered TOML, like a small test.
-fn rendered(i: u64) -> Rendered {
-    let mut toml = format!("[meta]\nname = \"test_{i}\"\nversion = \"1.0\"\n");
-    while toml.len() < 1000 {
-        toml.push_str("[[steps]]\nname = \"s\"\ncommand = [\"echo\", \"hello\"]\n");
-    }
-    Rendered {
-        toml,
-        reads: vec![(
-            "_macros.toml.tera".into(),
-            *blake3::hash(&i.to_le_bytes()).as_bytes(),
-        )],
-    }
-}
-
-fn open(dir: &Path) -> Memo {
-    let (memo, warnings) = Memo::open(dir, MemoOptions::default());
-    assert!(warnings.is_empty(), "{warnings:?}");
-    memo
-}
+mod common;
+use common::{open_memo as open, rendered, RenderStage as Render};
 
 fn fill(dir: &Path, n: u64) {
     let memo = open(dir);
