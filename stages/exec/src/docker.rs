@@ -45,6 +45,9 @@ pub struct DockerBackend {
     pub(crate) builds: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     /// What exec needs to know of a container, learned once.
     containers: Arc<std::sync::Mutex<HashMap<String, ContainerFacts>>>,
+    /// Starts the command wrapper's status line: random per backend, so no
+    /// command's output can pass for it.
+    status_marker: Arc<str>,
 }
 
 /// What this backend learned about a container it runs commands in.
@@ -98,6 +101,7 @@ impl DockerBackend {
             endpoint,
             builds: Arc::default(),
             containers: Arc::default(),
+            status_marker: new_status_marker().into(),
         })
     }
 
@@ -108,6 +112,11 @@ impl DockerBackend {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The first word of the command wrapper's status line.
+    pub(crate) fn status_marker(&self) -> &str {
+        &self.status_marker
     }
 
     fn facts(&self) -> std::sync::MutexGuard<'_, HashMap<String, ContainerFacts>> {
@@ -137,6 +146,20 @@ impl DockerBackend {
         self.facts().entry(container.to_string()).or_default().env = Some(env.clone());
         Ok(env)
     }
+}
+
+/// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
+fn new_status_marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let local = 0u8;
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
+    format!("clnrm-status-{}", &h.finalize().to_hex()[..16])
 }
 
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {

@@ -162,6 +162,42 @@ pub struct ExecOutput {
     /// for later commands and must be replaced).
     #[serde(default)]
     pub killed_container: Option<String>,
+    /// How long the engine's calls took, to tell its time from clnrm's own.
+    #[serde(default)]
+    pub phases: ExecPhases,
+}
+
+/// Where an exec's time went on the engine's side: each API call, timed
+/// around its round trip. A step's duration minus [`ExecPhases::engine`] is
+/// clnrm's own share (argv wrapping, stream handling, bookkeeping).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecPhases {
+    /// Creating the exec (`POST /containers/{id}/exec`).
+    pub create: Duration,
+    /// Starting it and attaching to its output, until the first answer.
+    pub start: Duration,
+    /// The command running, until its output stream ended.
+    pub wait: Duration,
+    /// Asking for the exit code (`GET /exec/{id}/json`), when the stream did not carry it.
+    pub inspect: Duration,
+    /// Engine API calls made.
+    pub calls: u32,
+}
+
+impl ExecPhases {
+    /// The time spent waiting on the engine.
+    pub fn engine(&self) -> Duration {
+        self.create + self.start + self.wait + self.inspect
+    }
+
+    /// Both execs' phases, for a command that took more than one exec.
+    pub fn add(&mut self, other: &ExecPhases) {
+        self.create += other.create;
+        self.start += other.start;
+        self.wait += other.wait;
+        self.inspect += other.inspect;
+        self.calls += other.calls;
+    }
 }
 
 /// A container or network carrying `clnrm.managed=true`.
