@@ -148,6 +148,46 @@ impl DockerBackend {
     }
 }
 
+/// Creates a container in a task of its own, so a caller that is cancelled
+/// (its future dropped) while the engine works does not leave a container
+/// nobody knows of: the engine finishes the create either way, and the task
+/// removes the container when nobody is left to take its ID. Taking the ID
+/// and handing it on happen without an await between them, so once the
+/// caller has it, it is the caller's to remove.
+async fn create_or_undo(
+    docker: Docker,
+    options: CreateContainerOptions,
+    body: ContainerCreateBody,
+) -> Result<String, bollard::errors::Error> {
+    let (give, take) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let created = docker
+            .create_container(Some(options), body)
+            .await
+            .map(|c| c.id);
+        if let Err(Ok(orphan)) = give.send(created) {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            if let Err(e) = docker.remove_container(&orphan, Some(options)).await {
+                tracing::warn!(
+                    container = orphan,
+                    "removing a container created for a cancelled test: {}",
+                    error_text(&e)
+                );
+            }
+        }
+    });
+    take.await.unwrap_or_else(|_| {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "the container create task ended without an answer".into(),
+        })
+    })
+}
+
 /// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
 fn new_status_marker() -> String {
     let nanos = std::time::SystemTime::now()
@@ -336,15 +376,13 @@ impl Backend for DockerBackend {
                 name: Some(request.name.clone()),
                 ..Default::default()
             };
-            let created = self
-                .docker
-                .create_container(Some(options), body)
+            let created = create_or_undo(self.docker.clone(), options, body)
                 .await
                 .map_err(|e| ExecError::Service {
                     service: spec.service.clone(),
                     reason: format!("cannot create the container: {}", error_text(&e)),
                 })?;
-            Ok(created.id)
+            Ok(created)
         }
         .boxed()
     }

@@ -539,3 +539,59 @@ async fn ping_reports_the_engine_and_several_services_and_steps_run() {
     assert_eq!(r3.services.len(), 3);
     assert_eq!(r5.steps.len(), 5);
 }
+
+#[tokio::test]
+async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side() {
+    let Some(b) = engine("cancelled create").await else {
+        return;
+    };
+    let session = Session::current();
+    let p = planned(test(
+        "cancelled create",
+        vec![],
+        vec![step("x", argv(&["true"]))],
+    ));
+    let images = resolve_images(&b, here(), &p).await.unwrap();
+    let request = |name: &str| clnrm_exec::ContainerRequest {
+        spec: &p.containers[0],
+        image: &images["default"],
+        name: format!("clnrm-{}-{name}", session.id),
+        network: None,
+        labels: session.labels(),
+        root: here(),
+    };
+    // How long a create takes here, so the next one is given up on midway,
+    // once the engine has the request (as Ctrl-C during a start does).
+    let timed = request("timed");
+    let t = Instant::now();
+    let id = b.create_container(&timed).await.unwrap();
+    let create_takes = t.elapsed();
+    b.remove_container(&id).await.unwrap();
+
+    let given_up = request("given-up");
+    let midway = (create_takes / 3).max(Duration::from_millis(5));
+    let outcome = tokio::time::timeout(midway, b.create_container(&given_up)).await;
+    assert!(outcome.is_err(), "the create finished within {midway:?}");
+
+    // The engine finishes the create (by then it surely has), and the
+    // container is removed since nobody took its ID.
+    tokio::time::sleep((create_takes * 5).max(Duration::from_secs(1))).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = b
+            .list_managed()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned create left a container: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
