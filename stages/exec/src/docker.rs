@@ -26,7 +26,7 @@ use testcontainers::bollard::query_parameters::{
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
 
-use crate::session::LABEL_MANAGED;
+use crate::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
     ExecOutput, ExecRequest, ManagedKind, ManagedObject, ResolvedImage,
@@ -234,6 +234,16 @@ pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
         }
     } else {
         ExecError::Engine(text)
+    }
+}
+
+fn network_object(n: bollard::models::Network) -> ManagedObject {
+    ManagedObject {
+        kind: ManagedKind::Network,
+        id: n.id.unwrap_or_default(),
+        name: n.name.unwrap_or_default(),
+        labels: n.labels.unwrap_or_default().into_iter().collect(),
+        running: false,
     }
 }
 
@@ -546,14 +556,23 @@ impl Backend for DockerBackend {
                     running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
                 })
                 .collect();
-            objects.extend(networks.into_iter().map(|n| ManagedObject {
-                kind: ManagedKind::Network,
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                labels: n.labels.unwrap_or_default().into_iter().collect(),
-                running: false,
-            }));
+            objects.extend(networks.into_iter().map(network_object));
             Ok(objects)
+        }
+        .boxed()
+    }
+
+    fn list_spare_networks(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        async move {
+            let filter = label_filter(&format!("{LABEL_SPARE_NETWORK}={}", host_name()));
+            let networks = self
+                .docker
+                .list_networks(Some(ListNetworksOptions {
+                    filters: Some(filter),
+                }))
+                .await
+                .map_err(engine)?;
+            Ok(networks.into_iter().map(network_object).collect())
         }
         .boxed()
     }

@@ -595,3 +595,41 @@ async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A two-service test whose `web` serves `token` to its `client` by name.
+fn serving(token: &str) -> clnrm_plan::TestPlan {
+    let mut web = service("web");
+    web.args = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("while :; do echo {token} | nc -l -p 7000; done"),
+    ]);
+    let mut get = on(
+        "client",
+        step(
+            "get",
+            sh("for i in $(seq 100); do nc web 7000 && exit 0; sleep 0.1; done; exit 1"),
+        ),
+    );
+    get.expected_output_regex = Some(format!("^{token}$"));
+    planned(test(token, vec![web, service("client")], vec![get]))
+}
+
+#[tokio::test]
+async fn tests_running_at_once_each_get_a_network_of_their_own_and_leave_it_as_a_spare() {
+    let Some(b) = engine("spare networks").await else {
+        return;
+    };
+    // Four tests at once, the same service names in each: were two of them
+    // on one network, `web` would resolve to either test's server, and a
+    // client would read the other's token.
+    let plans: Vec<_> = (0..4).map(|i| serving(&format!("token{i}"))).collect();
+    let reports = futures_util::future::join_all(plans.iter().map(|p| run(&b, here(), p))).await;
+    for r in &reports {
+        expect_pass(r);
+    }
+    // Their networks stay on the engine for the next tests (`run` checked
+    // that each test's containers, its claims included, are gone).
+    let spares = b.list_spare_networks().await.unwrap();
+    assert!(!spares.is_empty(), "no spare network was kept");
+}
