@@ -237,6 +237,15 @@ pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
     }
 }
 
+fn status_of(state: bollard::models::ContainerState) -> ContainerStatus {
+    ContainerStatus {
+        running: state.running.unwrap_or(false),
+        exit_code: state.exit_code,
+        status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        oom_killed: state.oom_killed.unwrap_or(false),
+    }
+}
+
 fn network_object(n: bollard::models::Network) -> ManagedObject {
     ManagedObject {
         kind: ManagedKind::Network,
@@ -415,6 +424,7 @@ impl Backend for DockerBackend {
             if let Some(env) = info.config.as_ref().and_then(|c| c.env.clone()) {
                 self.facts().entry(id.to_string()).or_default().env = Some(env);
             }
+            let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
             let port_map = info
                 .network_settings
@@ -433,7 +443,7 @@ impl Backend for DockerBackend {
                     ports.insert(container_port, host_port);
                 }
             }
-            Ok(ContainerStarted { ports })
+            Ok(ContainerStarted { ports, status })
         }
         .boxed()
     }
@@ -448,13 +458,7 @@ impl Backend for DockerBackend {
                 .inspect_container(id, None)
                 .await
                 .map_err(engine)?;
-            let state = info.state.unwrap_or_default();
-            Ok(ContainerStatus {
-                running: state.running.unwrap_or(false),
-                exit_code: state.exit_code,
-                status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                oom_killed: state.oom_killed.unwrap_or(false),
-            })
+            Ok(status_of(info.state.unwrap_or_default()))
         }
         .boxed()
     }

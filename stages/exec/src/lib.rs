@@ -128,6 +128,9 @@ pub struct ContainerRequest<'a> {
 pub struct ContainerStarted {
     /// Container port → host port, for the spec's `ports`.
     pub ports: BTreeMap<u16, u16>,
+    /// Its state right after the start (from the same inspect as the ports),
+    /// so readiness needs no inspect of its own.
+    pub status: ContainerStatus,
 }
 
 /// State of a container, for readiness checks.

@@ -180,7 +180,7 @@ pub(crate) async fn start_and_ready(
         .map_err(|e| (Some(id.clone()), service_error(&spec.service, e)))?;
     let start_ms = ms(since.elapsed());
     let t = Instant::now();
-    health_check(backend, &id, spec)
+    ready_from(backend, &id, spec, started.status)
         .await
         .map_err(|e| (Some(id.clone()), e))?;
     Ok(StartedContainer {
@@ -203,11 +203,21 @@ pub async fn health_check(
     id: &str,
     spec: &ContainerSpec,
 ) -> Result<(), ExecError> {
+    let status = backend.container_status(id).await?;
+    ready_from(backend, id, spec, status).await
+}
+
+/// [`health_check`] from a status just learned.
+async fn ready_from(
+    backend: &dyn Backend,
+    id: &str,
+    spec: &ContainerSpec,
+    status: crate::ContainerStatus,
+) -> Result<(), ExecError> {
     let not_ready = |reason: String| ExecError::Service {
         service: spec.service.clone(),
         reason,
     };
-    let status = backend.container_status(id).await?;
     if !status.running {
         return Err(not_ready(
             exited(backend, id, status, spec.limits.memory_bytes).await,
