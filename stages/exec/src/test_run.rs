@@ -245,9 +245,11 @@ async fn start_services(
         }
         // Without a list, a network is created as before.
         let mut spares = run.backend.list_spare_networks().await.unwrap_or_default();
-        // Concurrent tests start their claims at different spares.
+        // Concurrent tests (of this process or others) start their claims
+        // at different spares.
+        let turn = usize::from(blake3::hash(base_name.as_bytes()).as_bytes()[0]);
         let len = spares.len().max(1);
-        spares.rotate_left(run.session.pid as usize % len);
+        spares.rotate_left(turn % len);
         spares
     };
     let (images, mut spares) = futures_util::join!(images, spares);
@@ -376,8 +378,10 @@ async fn create_all(
             .iter()
             .filter_map(|c| c.as_ref().ok())
             .map(|id| async move {
+                run.backend.remove_container(id).await?;
+                // Gone: not teardown's any more (one that failed stays its).
                 resources.forget_container(id);
-                run.backend.remove_container(id).await
+                Ok::<_, ExecError>(())
             });
         for removed in join_all(undo).await {
             removed?;
