@@ -218,6 +218,7 @@ async fn start_services(
         return Ok(BTreeMap::new());
     }
     let base_name = format!("clnrm-{}-{}", run.session.id, unique_suffix());
+    let began = Instant::now();
     // Images and the spare networks at once: neither needs the other.
     let images = async {
         match run.images {
@@ -256,14 +257,15 @@ async fn start_services(
     let (images, image_ms) = images?;
 
     let t = Instant::now();
-    let (network, created) = if private_network {
+    let (network, claim, created) = if private_network {
         let mut attempt = 0;
         loop {
             let spare = (attempt < SPARE_CLAIMS).then(|| spares.pop()).flatten();
             let (network, claim) = match spare {
                 Some(spare) => (spare.name, true),
                 None if attempt <= SPARE_CLAIMS => {
-                    (new_spare_network(run.backend, &base_name).await?, true)
+                    let name = format!("{base_name}-net{attempt}");
+                    (new_spare_network(run.backend, name).await?, true)
                 }
                 // Every claim was lost to concurrent tests: a network of the
                 // test's own, which nobody else can claim.
@@ -271,18 +273,27 @@ async fn start_services(
             };
             attempt += 1;
             match create_all(run, resources, &images, &base_name, Some(&network), claim).await? {
-                Some(created) => break (Some(network), created),
+                Some(created) => break (Some(network), claim, created),
                 None => continue,
             }
         }
     } else {
         let created = create_all(run, resources, &images, &base_name, None, false).await?;
-        (None, created.unwrap_or_default())
+        (None, false, created.unwrap_or_default())
     };
+    let claim_name = if claim { network.as_deref() } else { None };
+    let created_after = t.elapsed();
 
     let starts = plan.containers.iter().zip(created).map(|(spec, id)| {
         let image = &images[&spec.service];
-        let request = container_request(run, spec, image, &base_name, network.as_deref(), "");
+        let request = container_request(
+            run,
+            spec,
+            image,
+            &base_name,
+            network.as_deref(),
+            claim_name.unwrap_or(""),
+        );
         async move {
             let started = start_and_ready(run.backend, &request, id, t)
                 .await
@@ -301,6 +312,15 @@ async fn start_services(
         }
     });
     let started = try_join_all(starts).await?;
+    tracing::info!(
+        test = %plan.name,
+        "{} container(s) ready in {:.1} ms: images and spare networks {:.1}, creates {:.1}, starts and readiness {:.1} ms",
+        started.len(),
+        ms(began.elapsed()),
+        ms(t - began),
+        ms(created_after),
+        ms(t.elapsed() - created_after),
+    );
     Ok(started.into_iter().collect())
 }
 
@@ -391,9 +411,8 @@ async fn create_all(
     created.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
 }
 
-/// Creates a spare network (kept after the test for the next one); returns its name.
-async fn new_spare_network(backend: &dyn Backend, base_name: &str) -> Result<String, ExecError> {
-    let name = format!("{base_name}-net");
+/// Creates a spare network named `name` (kept after the test for the next one); returns its name.
+async fn new_spare_network(backend: &dyn Backend, name: String) -> Result<String, ExecError> {
     let host = host_name();
     let labels = BTreeMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
