@@ -26,7 +26,7 @@ use testcontainers::bollard::query_parameters::{
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
 
-use crate::session::LABEL_MANAGED;
+use crate::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
     ExecOutput, ExecRequest, ManagedKind, ManagedObject, ResolvedImage,
@@ -45,6 +45,9 @@ pub struct DockerBackend {
     pub(crate) builds: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     /// What exec needs to know of a container, learned once.
     containers: Arc<std::sync::Mutex<HashMap<String, ContainerFacts>>>,
+    /// Starts the command wrapper's status line: random per backend, so no
+    /// command's output can pass for it.
+    status_marker: Arc<str>,
 }
 
 /// What this backend learned about a container it runs commands in.
@@ -98,6 +101,7 @@ impl DockerBackend {
             endpoint,
             builds: Arc::default(),
             containers: Arc::default(),
+            status_marker: new_status_marker().into(),
         })
     }
 
@@ -108,6 +112,11 @@ impl DockerBackend {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The first word of the command wrapper's status line.
+    pub(crate) fn status_marker(&self) -> &str {
+        &self.status_marker
     }
 
     fn facts(&self) -> std::sync::MutexGuard<'_, HashMap<String, ContainerFacts>> {
@@ -137,6 +146,60 @@ impl DockerBackend {
         self.facts().entry(container.to_string()).or_default().env = Some(env.clone());
         Ok(env)
     }
+}
+
+/// Creates a container in a task of its own, so a caller that is cancelled
+/// (its future dropped) while the engine works does not leave a container
+/// nobody knows of: the engine finishes the create either way, and the task
+/// removes the container when nobody is left to take its ID. Taking the ID
+/// and handing it on happen without an await between them, so once the
+/// caller has it, it is the caller's to remove.
+async fn create_or_undo(
+    docker: Docker,
+    options: CreateContainerOptions,
+    body: ContainerCreateBody,
+) -> Result<String, bollard::errors::Error> {
+    let (give, take) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let created = docker
+            .create_container(Some(options), body)
+            .await
+            .map(|c| c.id);
+        if let Err(Ok(orphan)) = give.send(created) {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            if let Err(e) = docker.remove_container(&orphan, Some(options)).await {
+                tracing::warn!(
+                    container = orphan,
+                    "removing a container created for a cancelled test: {}",
+                    error_text(&e)
+                );
+            }
+        }
+    });
+    take.await.unwrap_or_else(|_| {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "the container create task ended without an answer".into(),
+        })
+    })
+}
+
+/// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
+fn new_status_marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let local = 0u8;
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
+    format!("clnrm-status-{}", &h.finalize().to_hex()[..16])
 }
 
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -171,6 +234,25 @@ pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
         }
     } else {
         ExecError::Engine(text)
+    }
+}
+
+fn status_of(state: bollard::models::ContainerState) -> ContainerStatus {
+    ContainerStatus {
+        running: state.running.unwrap_or(false),
+        exit_code: state.exit_code,
+        status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        oom_killed: state.oom_killed.unwrap_or(false),
+    }
+}
+
+fn network_object(n: bollard::models::Network) -> ManagedObject {
+    ManagedObject {
+        kind: ManagedKind::Network,
+        id: n.id.unwrap_or_default(),
+        name: n.name.unwrap_or_default(),
+        labels: n.labels.unwrap_or_default().into_iter().collect(),
+        running: false,
     }
 }
 
@@ -313,15 +395,13 @@ impl Backend for DockerBackend {
                 name: Some(request.name.clone()),
                 ..Default::default()
             };
-            let created = self
-                .docker
-                .create_container(Some(options), body)
+            let created = create_or_undo(self.docker.clone(), options, body)
                 .await
                 .map_err(|e| ExecError::Service {
                     service: spec.service.clone(),
                     reason: format!("cannot create the container: {}", error_text(&e)),
                 })?;
-            Ok(created.id)
+            Ok(created)
         }
         .boxed()
     }
@@ -344,6 +424,7 @@ impl Backend for DockerBackend {
             if let Some(env) = info.config.as_ref().and_then(|c| c.env.clone()) {
                 self.facts().entry(id.to_string()).or_default().env = Some(env);
             }
+            let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
             let port_map = info
                 .network_settings
@@ -362,7 +443,7 @@ impl Backend for DockerBackend {
                     ports.insert(container_port, host_port);
                 }
             }
-            Ok(ContainerStarted { ports })
+            Ok(ContainerStarted { ports, status })
         }
         .boxed()
     }
@@ -377,13 +458,7 @@ impl Backend for DockerBackend {
                 .inspect_container(id, None)
                 .await
                 .map_err(engine)?;
-            let state = info.state.unwrap_or_default();
-            Ok(ContainerStatus {
-                running: state.running.unwrap_or(false),
-                exit_code: state.exit_code,
-                status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                oom_killed: state.oom_killed.unwrap_or(false),
-            })
+            Ok(status_of(info.state.unwrap_or_default()))
         }
         .boxed()
     }
@@ -485,14 +560,23 @@ impl Backend for DockerBackend {
                     running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
                 })
                 .collect();
-            objects.extend(networks.into_iter().map(|n| ManagedObject {
-                kind: ManagedKind::Network,
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                labels: n.labels.unwrap_or_default().into_iter().collect(),
-                running: false,
-            }));
+            objects.extend(networks.into_iter().map(network_object));
             Ok(objects)
+        }
+        .boxed()
+    }
+
+    fn list_spare_networks(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        async move {
+            let filter = label_filter(&format!("{LABEL_SPARE_NETWORK}={}", host_name()));
+            let networks = self
+                .docker
+                .list_networks(Some(ListNetworksOptions {
+                    filters: Some(filter),
+                }))
+                .await
+                .map_err(engine)?;
+            Ok(networks.into_iter().map(network_object).collect())
         }
         .boxed()
     }

@@ -5,19 +5,30 @@
 //!
 //! How: the command is started through a tiny `sh` wrapper that writes its own
 //! PID (in the container's namespace) as the first line of stderr, restores
-//! the environment the shell touched, and `exec`s the command — so argv, env,
-//! workdir, stdout, stderr and exit code are the command's own; the PID line is
-//! taken off stderr before anyone sees it. An exec'd process leads its own
-//! process group, so on timeout a second exec runs `kill -9 -<pid> <pid>`.
+//! the environment the shell touched, runs the command with exactly the
+//! standard streams it would have had, and writes the command's exit status
+//! as a last stderr line of its own (a marker no output can guess) — so
+//! argv, env, workdir, stdout, stderr and exit code are the command's own, and
+//! the exit code comes with the output instead of from one more round trip
+//! to the engine (an inspect of the exec, which can even report the exec
+//! still running for a moment after its stream ended). Both lines are taken
+//! off stderr before anyone sees it; the shell's own diagnostics (bash's
+//! "Killed" after a signal) go nowhere.
+//!
+//! An exec'd process leads its own process group, and the command stays in
+//! the wrapper's, so on timeout a second exec runs `kill -9 -<pid> <pid>`.
 //! Where that is impossible (an image without `sh`) or does not end the
 //! command, the container itself is killed through the engine API, and the
 //! output says so ([`ExecOutput::killed_container`]) so the caller can replace
 //! it and fail later steps on it with the reason.
 //!
+//! Every engine call is timed ([`ExecPhases`]), so a step's time splits into
+//! the engine's and clnrm's own.
+//!
 //! Not here: what a step's result means (the `steps` module).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use testcontainers::bollard::container::LogOutput;
@@ -25,7 +36,7 @@ use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
 use testcontainers::bollard::query_parameters::KillContainerOptions;
 
 use crate::docker::{engine, DockerBackend};
-use crate::{ExecError, ExecOutput, ExecRequest};
+use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
 /// Output kept per stream and exec; the rest is dropped (and flagged).
 const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
@@ -52,6 +63,9 @@ struct Streamed {
     truncated: bool,
     /// The wrapper's PID line, when the command was wrapped and the wrapper ran.
     pid: Option<u32>,
+    /// The command's exit status, from the wrapper's last line.
+    status: Option<i64>,
+    phases: ExecPhases,
     /// The stream ended before the timeout.
     finished: bool,
     /// The stream ended (before the timeout or during the PID grace).
@@ -65,9 +79,11 @@ impl DockerBackend {
         container: &str,
         request: &ExecRequest,
     ) -> Result<ExecOutput, ExecError> {
+        // What a wrapped attempt cost when the command then runs unwrapped.
+        let mut wrapper_phases = ExecPhases::default();
         if self.has_shell(container) != Some(false) {
             let env = self.container_env(container).await?;
-            let wrapped = wrapped_argv(request, &env);
+            let wrapped = wrapped_argv(request, &env, self.status_marker());
             let streamed = self.stream(container, &wrapped, request, true).await?;
             match streamed.pid {
                 Some(pid) => {
@@ -79,9 +95,12 @@ impl DockerBackend {
                     // `sh` could not start the command, so it never ran: the
                     // engine's own answer (its exit code and message) is the
                     // step's, as without the wrapper.
+                    wrapper_phases = output.phases;
                 }
                 None if streamed.ended => {
-                    let code = self.exit_code(&streamed.exec_id).await?;
+                    let mut phases = streamed.phases;
+                    let code = self.exit_code(&streamed.exec_id, &mut phases).await?;
+                    wrapper_phases = phases;
                     if !matches!(code, Some(126 | 127)) {
                         return Err(ExecError::Engine(format!(
                             "the command wrapper in container {container} ended without starting the command (exit code {code:?})"
@@ -98,11 +117,14 @@ impl DockerBackend {
                 }
             }
         }
-        let streamed = self
+        let mut streamed = self
             .stream(container, &request.argv, request, false)
             .await?;
+        streamed.phases.add(&wrapper_phases);
         if streamed.finished {
-            let code = self.exit_code(&streamed.exec_id).await?;
+            let code = self
+                .exit_code(&streamed.exec_id, &mut streamed.phases)
+                .await?;
             return Ok(output_of(streamed, code, None));
         }
         // Run as it is: either there is no `sh`, or the command was not found
@@ -121,11 +143,18 @@ impl DockerBackend {
     async fn finish_wrapped(
         &self,
         container: &str,
-        streamed: Streamed,
+        mut streamed: Streamed,
         pid: u32,
     ) -> Result<ExecOutput, ExecError> {
         if streamed.finished {
-            let code = self.exit_code(&streamed.exec_id).await?;
+            let code = match streamed.status {
+                Some(code) => Some(code),
+                // The wrapper did not get to say (its shell was killed).
+                None => {
+                    self.exit_code(&streamed.exec_id, &mut streamed.phases)
+                        .await?
+                }
+            };
             return Ok(output_of(streamed, code, None));
         }
         let kill = ExecRequest {
@@ -167,6 +196,8 @@ impl DockerBackend {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let mut phases = ExecPhases::default();
+        let t = Instant::now();
         let created = self
             .docker()
             .create_exec(
@@ -182,11 +213,16 @@ impl DockerBackend {
             )
             .await
             .map_err(engine)?;
+        phases.create = t.elapsed();
+        let t = Instant::now();
         let started = self
             .docker()
             .start_exec(&created.id, None)
             .await
             .map_err(engine)?;
+        phases.start = t.elapsed();
+        phases.calls = 2;
+        let t = Instant::now();
         let StartExecResults::Attached { mut output, input } = started else {
             return Err(ExecError::Engine("exec started detached".into()));
         };
@@ -197,6 +233,8 @@ impl DockerBackend {
             stderr: Vec::new(),
             truncated: false,
             pid: None,
+            status: None,
+            phases,
             finished: false,
             ended: false,
         };
@@ -259,25 +297,38 @@ impl DockerBackend {
                 break;
             }
         }
+        streamed.phases.wait = t.elapsed();
         // Whatever stands in for a PID line that never ended (no shell: the
         // engine's message) is output.
         if let Some(partial) = pid_line {
             streamed.stderr.splice(0..0, partial);
+        }
+        if wrapped {
+            streamed.status = take_status_line(&mut streamed.stderr, self.status_marker());
         }
         Ok(streamed)
     }
 
     /// The exit code once the engine has recorded it (the stream can end a
     /// moment before the exec is marked finished).
-    async fn exit_code(&self, exec_id: &str) -> Result<Option<i64>, ExecError> {
+    async fn exit_code(
+        &self,
+        exec_id: &str,
+        phases: &mut ExecPhases,
+    ) -> Result<Option<i64>, ExecError> {
+        let t = Instant::now();
+        let mut code = None;
         for attempt in 0..50u32 {
             let info = self.docker().inspect_exec(exec_id).await.map_err(engine)?;
+            phases.calls += 1;
             if info.running != Some(true) {
-                return Ok(info.exit_code);
+                code = info.exit_code;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt + 1))).await;
         }
-        Ok(None)
+        phases.inspect += t.elapsed();
+        Ok(code)
     }
 
     /// Whether the engine reports the exec ended within `grace`.
@@ -321,8 +372,10 @@ impl DockerBackend {
 }
 
 /// `sh -c <script> sh <argv...>`: report the PID, restore what the shell
-/// changed in the environment, become the command.
-fn wrapped_argv(request: &ExecRequest, container_env: &[String]) -> Vec<String> {
+/// changed in the environment, run the command with the wrapper's own stderr
+/// kept aside on fd 3 (the command sees only 0, 1 and 2; the shell's own
+/// messages after it go nowhere), then report its status on fd 3.
+fn wrapped_argv(request: &ExecRequest, container_env: &[String], marker: &str) -> Vec<String> {
     let mut script = String::from("echo $$ >&2; ");
     for name in SHELL_SET_VARIABLES {
         match original_value(name, request, container_env) {
@@ -332,7 +385,9 @@ fn wrapped_argv(request: &ExecRequest, container_env: &[String]) -> Vec<String> 
             None => script.push_str(&format!("unset {name}; ")),
         }
     }
-    script.push_str("exec \"$@\"");
+    script.push_str(&format!(
+        "exec 3>&2 2>/dev/null; \"$@\" 2>&3 3>&-; echo \"{marker} $?\" >&3"
+    ));
     let mut argv = vec!["sh".into(), "-c".into(), script, "sh".into()];
     argv.extend(request.argv.iter().cloned());
     argv
@@ -363,8 +418,9 @@ fn parse_pid(line: &[u8]) -> Option<u32> {
     std::str::from_utf8(line).ok()?.trim().parse().ok()
 }
 
-/// Whether the wrapper's `exec` of the command failed (not found, not
-/// executable): `sh` says so in one line naming the command, and exits 126/127.
+/// Whether the wrapper's shell could not start the command (not found, not
+/// executable): it says so in one line of its own (`sh: ...`) naming the
+/// command, and the status is 126/127.
 fn exec_of_command_failed(request: &ExecRequest, output: &ExecOutput) -> bool {
     let Some(command) = request.argv.first() else {
         return false;
@@ -372,8 +428,29 @@ fn exec_of_command_failed(request: &ExecRequest, output: &ExecOutput) -> bool {
     matches!(output.exit_code, Some(126 | 127))
         && output.stdout.is_empty()
         && output.stderr.trim_end().lines().count() == 1
-        && output.stderr.contains("exec")
+        && output.stderr.starts_with("sh:")
         && output.stderr.contains(command.as_str())
+}
+
+/// Takes the wrapper's status line (`<marker> <status>`, its own line, the
+/// last the wrapper wrote) out of stderr and returns the status. A background
+/// process of the command may still write after it, so it is looked for from
+/// the end rather than assumed last.
+fn take_status_line(stderr: &mut Vec<u8>, marker: &str) -> Option<i64> {
+    let marker = marker.as_bytes();
+    let start = stderr
+        .windows(marker.len())
+        .rposition(|w| w == marker)
+        .filter(|&at| at == 0 || stderr[at - 1] == b'\n')?;
+    let rest = &stderr[start + marker.len()..];
+    let end = rest.iter().position(|&b| b == b'\n')?;
+    let status = std::str::from_utf8(&rest[..end])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    stderr.drain(start..start + marker.len() + end + 1);
+    Some(status)
 }
 
 fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>) -> ExecOutput {
@@ -385,6 +462,7 @@ fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>)
         timed_out,
         truncated: streamed.truncated,
         killed_container: killed,
+        phases: streamed.phases,
     }
 }
 
@@ -407,7 +485,7 @@ mod tests {
     #[test]
     fn the_wrapper_passes_the_command_as_arguments_and_restores_shell_variables() {
         let req = request(&["echo", "a && b", "'c'"], &[("SHLVL", "it's 5")]);
-        let argv = wrapped_argv(&req, &["PWD=/from/image".into()]);
+        let argv = wrapped_argv(&req, &["PWD=/from/image".into()], "clnrm-status-x");
         assert_eq!(argv[..2], ["sh", "-c"]);
         assert_eq!(argv[3..], ["sh", "echo", "a && b", "'c'"]);
         let script = &argv[2];
@@ -421,7 +499,29 @@ mod tests {
             "{script}"
         );
         assert!(script.contains("unset OLDPWD;"), "{script}");
-        assert!(script.ends_with("exec \"$@\""), "{script}");
+        assert!(
+            script.ends_with(
+                "exec 3>&2 2>/dev/null; \"$@\" 2>&3 3>&-; echo \"clnrm-status-x $?\" >&3"
+            ),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn the_status_line_is_taken_off_stderr_wherever_later_output_put_it() {
+        let marker = "clnrm-status-x";
+        let mut alone = b"clnrm-status-x 0\n".to_vec();
+        assert_eq!(take_status_line(&mut alone, marker), Some(0));
+        assert!(alone.is_empty());
+        let mut after_output = b"err\nclnrm-status-x 42\nlate background line\n".to_vec();
+        assert_eq!(take_status_line(&mut after_output, marker), Some(42));
+        assert_eq!(after_output, b"err\nlate background line\n");
+        // Not at a line start, or cut off: not the wrapper's.
+        let mut inside = b"say clnrm-status-x 1\n".to_vec();
+        assert_eq!(take_status_line(&mut inside, marker), None);
+        let mut cut = b"clnrm-status-x 1".to_vec();
+        assert_eq!(take_status_line(&mut cut, marker), None);
+        assert_eq!(cut, b"clnrm-status-x 1");
     }
 
     #[test]
@@ -434,11 +534,19 @@ mod tests {
         };
         assert!(exec_of_command_failed(
             &req,
-            &out(127, "sh: exec: line 0: nonexist: not found\n")
+            &out(127, "sh: nonexist: not found\n")
+        ));
+        assert!(exec_of_command_failed(
+            &req,
+            &out(127, "sh: line 1: nonexist: command not found\n")
         ));
         assert!(!exec_of_command_failed(
             &req,
-            &out(1, "sh: exec: line 0: nonexist: not found\n")
+            &out(1, "sh: nonexist: not found\n")
+        ));
+        assert!(!exec_of_command_failed(
+            &req,
+            &out(127, "nonexist: my own message\n")
         ));
         assert!(!exec_of_command_failed(&req, &out(127, "something else\n")));
         assert_eq!(parse_pid(b"70"), Some(70));

@@ -14,7 +14,10 @@
 //! services up, [`health_check`] checks one before it is reused, and
 //! [`run_steps`] runs a plan's steps in containers that already exist.
 //! Containers kept on purpose carry [`LABEL_POOL`]; [`reap_orphans`] leaves
-//! them alone and [`reap_pool_orphans`] is their garbage collector.
+//! them alone and [`reap_pool_orphans`] is their garbage collector. Test
+//! networks are kept too, as spares ([`LABEL_SPARE_NETWORK`]), so the next
+//! test with several services, in this process or another, starts without
+//! creating one.
 //!
 //! This crate does not print (diagnostics go to `tracing`) and does not know
 //! about the cache.
@@ -35,6 +38,7 @@ use std::time::Duration;
 
 use clnrm_plan::{ContainerSpec, ImageSource};
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
 pub use context::{build_context, BuildContext, DockerIgnore};
@@ -50,8 +54,8 @@ pub use services::{
 pub use session::{
     host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, unix_now, Reaped,
     Session, LABEL_CREATED, LABEL_HOST, LABEL_IMAGE, LABEL_MANAGED, LABEL_NETWORK, LABEL_PID,
-    LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC,
-    LABEL_TEST,
+    LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE, LABEL_SESSION,
+    LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST,
 };
 pub use steps::{check_plan, run_steps};
 pub use test_run::{resolve_images, run_test, run_test_until, ResolvedImages, TestRun};
@@ -124,6 +128,9 @@ pub struct ContainerRequest<'a> {
 pub struct ContainerStarted {
     /// Container port → host port, for the spec's `ports`.
     pub ports: BTreeMap<u16, u16>,
+    /// Its state right after the start (from the same inspect as the ports),
+    /// so readiness needs no inspect of its own.
+    pub status: ContainerStatus,
 }
 
 /// State of a container, for readiness checks.
@@ -162,6 +169,42 @@ pub struct ExecOutput {
     /// for later commands and must be replaced).
     #[serde(default)]
     pub killed_container: Option<String>,
+    /// How long the engine's calls took, to tell its time from clnrm's own.
+    #[serde(default)]
+    pub phases: ExecPhases,
+}
+
+/// Where an exec's time went on the engine's side: each API call, timed
+/// around its round trip. A step's duration minus [`ExecPhases::engine`] is
+/// clnrm's own share (argv wrapping, stream handling, bookkeeping).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecPhases {
+    /// Creating the exec (`POST /containers/{id}/exec`).
+    pub create: Duration,
+    /// Starting it and attaching to its output, until the first answer.
+    pub start: Duration,
+    /// The command running, until its output stream ended.
+    pub wait: Duration,
+    /// Asking for the exit code (`GET /exec/{id}/json`), when the stream did not carry it.
+    pub inspect: Duration,
+    /// Engine API calls made.
+    pub calls: u32,
+}
+
+impl ExecPhases {
+    /// The time spent waiting on the engine.
+    pub fn engine(&self) -> Duration {
+        self.create + self.start + self.wait + self.inspect
+    }
+
+    /// Both execs' phases, for a command that took more than one exec.
+    pub fn add(&mut self, other: &ExecPhases) {
+        self.create += other.create;
+        self.start += other.start;
+        self.wait += other.wait;
+        self.inspect += other.inspect;
+        self.calls += other.calls;
+    }
 }
 
 /// A container or network carrying `clnrm.managed=true`.
@@ -244,6 +287,22 @@ pub trait Backend: Send + Sync {
     fn remove_network<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>>;
     /// Every container (running or not) and network labelled `clnrm.managed=true`.
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>>;
+    /// The spare test networks of this host ([`LABEL_SPARE_NETWORK`]), free or claimed.
+    fn list_spare_networks(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        async move {
+            let host = host_name();
+            Ok(self
+                .list_managed()
+                .await?
+                .into_iter()
+                .filter(|o| {
+                    o.kind == ManagedKind::Network
+                        && o.labels.get(LABEL_SPARE_NETWORK) == Some(&host)
+                })
+                .collect())
+        }
+        .boxed()
+    }
     /// Removes an image by reference or ID; a missing one is not an error.
     fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), ExecError>>;
     /// Image IDs by reference for every `clnrm-build/*` image (for `cache gc`).

@@ -67,9 +67,9 @@ pub async fn create_test_network(
 /// container is reachable by its service name.
 ///
 /// A container that was created but did not become ready is removed before
-/// the error is returned. Should the returned future be dropped midway, the
-/// container stays: use [`start_service_tracked`] to learn its ID as soon as
-/// it exists.
+/// the error is returned. Should the returned future be dropped while the
+/// container is created, the backend removes it; dropped later, the container
+/// stays: use [`start_service_tracked`] to learn its ID as soon as it exists.
 pub async fn start_service(
     backend: &dyn Backend,
     session: &Session,
@@ -132,27 +132,55 @@ pub(crate) async fn create_and_ready(
     request: &ContainerRequest<'_>,
     created: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<StartedContainer, (Option<String>, ExecError)> {
-    let spec = request.spec;
-    let service_error = |e: ExecError| match e {
-        e @ ExecError::Service { .. } => e,
-        e => ExecError::Service {
-            service: spec.service.clone(),
-            reason: e.to_string(),
-        },
-    };
     let t = Instant::now();
-    let id = backend
+    let id = create(backend, request).await.map_err(|e| (None, e))?;
+    created(&id);
+    start_and_ready(backend, request, id, t).await
+}
+
+/// Creates a service's container; errors name the service.
+pub(crate) async fn create(
+    backend: &dyn Backend,
+    request: &ContainerRequest<'_>,
+) -> Result<String, ExecError> {
+    backend
         .create_container(request)
         .await
-        .map_err(|e| (None, service_error(e)))?;
-    created(&id);
+        .map_err(|e| service_error(&request.spec.service, e))
+}
+
+/// Whether a create failed because the container's name is taken (by another
+/// process's container: how a claim on a spare network is lost).
+pub(crate) fn is_name_taken(e: &ExecError) -> bool {
+    matches!(e, ExecError::Service { reason, .. } if reason.contains("is already in use"))
+}
+
+fn service_error(service: &str, e: ExecError) -> ExecError {
+    match e {
+        e @ ExecError::Service { .. } => e,
+        e => ExecError::Service {
+            service: service.to_string(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Starts a created container and waits until it is ready; `since` is when
+/// its creation began (its `start_ms` counts from there). On error, its ID.
+pub(crate) async fn start_and_ready(
+    backend: &dyn Backend,
+    request: &ContainerRequest<'_>,
+    id: String,
+    since: Instant,
+) -> Result<StartedContainer, (Option<String>, ExecError)> {
+    let spec = request.spec;
     let started = backend
         .start_container(&id)
         .await
-        .map_err(|e| (Some(id.clone()), service_error(e)))?;
-    let start_ms = ms(t.elapsed());
+        .map_err(|e| (Some(id.clone()), service_error(&spec.service, e)))?;
+    let start_ms = ms(since.elapsed());
     let t = Instant::now();
-    health_check(backend, &id, spec)
+    ready_from(backend, &id, spec, started.status)
         .await
         .map_err(|e| (Some(id.clone()), e))?;
     Ok(StartedContainer {
@@ -175,11 +203,21 @@ pub async fn health_check(
     id: &str,
     spec: &ContainerSpec,
 ) -> Result<(), ExecError> {
+    let status = backend.container_status(id).await?;
+    ready_from(backend, id, spec, status).await
+}
+
+/// [`health_check`] from a status just learned.
+async fn ready_from(
+    backend: &dyn Backend,
+    id: &str,
+    spec: &ContainerSpec,
+    status: crate::ContainerStatus,
+) -> Result<(), ExecError> {
     let not_ready = |reason: String| ExecError::Service {
         service: spec.service.clone(),
         reason,
     };
-    let status = backend.container_status(id).await?;
     if !status.running {
         return Err(not_ready(
             exited(backend, id, status, spec.limits.memory_bytes).await,

@@ -30,6 +30,13 @@ pub const LABEL_CREATED: &str = "clnrm.created";
 pub const LABEL_IMAGE: &str = "clnrm.image";
 /// Pool containers: the name of the network they joined, if any.
 pub const LABEL_NETWORK: &str = "clnrm.network";
+/// On a spare test network (value: the host name): kept between tests and
+/// processes so a test with several services need not create one. It has
+/// no owner; a test claims it for its run by naming its first container
+/// after it (container names are unique on the engine). [`reap_orphans`]
+/// and [`remove_session`] leave it alone; [`reap_pool_orphans`] removes
+/// unused ones.
+pub const LABEL_SPARE_NETWORK: &str = "clnrm.spare_network";
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -158,7 +165,8 @@ pub async fn remove_session(backend: &dyn Backend, session_id: &str) -> Result<R
 }
 
 /// Removes the pool objects of this host that no live process uses, and that
-/// were created at least `older_than` ago (for `cache gc`).
+/// were created at least `older_than` ago (for `cache gc`), and the spare
+/// test networks no test is using.
 ///
 /// A project's pool is in use while some process holds a lease on it (a
 /// network labelled [`LABEL_POOL_LEASE`] whose `clnrm.pid` is alive) or while
@@ -179,6 +187,9 @@ pub async fn reap_pool_orphans(
         .collect();
     let cutoff = unix_now().saturating_sub(older_than.as_secs());
     let pick = |labels: &BTreeMap<String, String>| {
+        if labels.get(LABEL_SPARE_NETWORK) == Some(&me) {
+            return true;
+        }
         let Some(key) = labels.get(LABEL_POOL) else {
             return false;
         };
@@ -192,7 +203,24 @@ pub async fn reap_pool_orphans(
             .unwrap_or(0);
         created <= cutoff
     };
-    remove_objects(backend, &objects, pick).await
+    let mut reaped = remove_objects(backend, &objects, pick).await?;
+    // A spare network a running test has claimed cannot go; it is in use, not left over.
+    reaped
+        .errors
+        .retain(|e| !e.contains(SPARE_IN_USE) || !spare_error(&objects, e));
+    Ok(reaped)
+}
+
+/// What the engine says of a network that containers are attached to.
+const SPARE_IN_USE: &str = "active endpoints";
+
+/// Whether a removal error is about a spare network.
+fn spare_error(objects: &[crate::ManagedObject], error: &str) -> bool {
+    objects.iter().any(|o| {
+        o.kind == ManagedKind::Network
+            && o.labels.contains_key(LABEL_SPARE_NETWORK)
+            && error.starts_with(&format!("{}:", o.id))
+    })
 }
 
 fn on_host(labels: &BTreeMap<String, String>, host: &str) -> bool {

@@ -145,6 +145,7 @@ pub(crate) async fn steps_in(
             }
         };
         let duration_ms = ms(t.elapsed());
+        log_step_phases(step, duration_ms, &output.phases);
         let failure = check(step, &output, out_re.as_ref(), err_re.as_ref());
         let failed = failure.is_some();
         if let Some(why) = &output.killed_container {
@@ -218,6 +219,24 @@ pub(crate) async fn steps_in(
         Some(f) => TestOutcome::Fail(f),
         None => TestOutcome::Pass,
     }
+}
+
+/// Where a step's time went (`-v`): the engine's calls, and clnrm's own
+/// share (the step's time minus the engine's).
+fn log_step_phases(step: &PlannedStep, duration_ms: f64, phases: &crate::ExecPhases) {
+    let engine_ms = ms(phases.engine());
+    tracing::info!(
+        step = %step.name,
+        service = %step.service,
+        "step took {duration_ms:.1} ms: create {:.1}, start/attach {:.1}, wait {:.1}, inspect {:.1} ms \
+         ({} engine calls); clnrm's own share {:.2} ms",
+        ms(phases.create),
+        ms(phases.start),
+        ms(phases.wait),
+        ms(phases.inspect),
+        phases.calls,
+        (duration_ms - engine_ms).max(0.0),
+    );
 }
 
 pub(crate) fn describe_exit(out: &ExecOutput) -> String {

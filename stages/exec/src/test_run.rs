@@ -1,6 +1,15 @@
 //! Driving one test: images and services up in parallel, the steps, and a
 //! teardown that always happens (on failure and on cancellation too). The
 //! steps themselves are in `steps`, the container lifecycle in `services`.
+//!
+//! A test with several services runs on a network of its own for the run,
+//! taken from the spare networks kept on the engine (by this process or an
+//! earlier one): creating a network costs 0.1-0.25 s, as much as starting
+//! the containers. The test claims a spare by naming its first container
+//! after it (names are unique on the engine), creates all its containers
+//! before starting any (a lost claim leaves nothing running on another
+//! test's network), and hands the network back at teardown by removing its
+//! containers. Only when no spare can be claimed is one created.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,11 +17,14 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clnrm_plan::{ImageSource, TestPlan};
+use clnrm_plan::{ContainerSpec, ImageSource, TestPlan};
 use futures_util::future::{join_all, try_join_all};
 
-use crate::services::{create_and_ready, sanitize, unique_suffix};
-use crate::session::{LABEL_SERVICE, LABEL_SPEC, LABEL_TEST};
+use crate::services::{create, is_name_taken, sanitize, start_and_ready, unique_suffix};
+use crate::session::{
+    host_name, unix_now, LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SERVICE,
+    LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST,
+};
 use crate::steps::{compile_step_regexes, steps_in, StepSink};
 use crate::{
     Backend, ContainerRequest, ExecError, PhaseTimings, ResolvedImage, ServiceStart, Session,
@@ -106,14 +118,24 @@ pub(crate) struct Progress {
     pub(crate) execute_ms: f64,
 }
 
+/// Claims on spare networks tried before one of the test's own is created
+/// (each lost claim costs a create round trip).
+const SPARE_CLAIMS: usize = 2;
+
 /// What a test created, so teardown finds it whatever happened.
 #[derive(Default)]
 struct Resources {
+    /// A network of the test's own (removed at teardown); a claimed spare is
+    /// not here: removing the containers hands it back.
     network: Mutex<Option<String>>,
     containers: Mutex<Vec<String>>,
 }
 
 impl Resources {
+    fn forget_container(&self, id: &str) {
+        lock(&self.containers).retain(|c| c != id);
+    }
+
     async fn teardown(&self, backend: &dyn Backend) -> Vec<String> {
         let containers = std::mem::take(&mut *lock(&self.containers));
         let network = lock(&self.network).take();
@@ -182,8 +204,10 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
     outcome
 }
 
-/// Starts every container of the plan in parallel (one network for the test)
-/// and waits until each is ready. Returns container IDs by service.
+/// Starts every container of the plan in parallel (on a network of the
+/// test's own when there are several) and waits until each is ready; health
+/// checks run as each container starts, not waiting on the others. Returns
+/// container IDs by service.
 async fn start_services(
     run: TestRun<'_>,
     resources: &Resources,
@@ -193,11 +217,9 @@ async fn start_services(
     if plan.containers.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let unique = unique_suffix();
-    let net_name = format!("clnrm-{}-{unique}", run.session.id);
-    let mut net_labels = run.session.labels();
-    net_labels.insert(LABEL_TEST.into(), plan.name.clone());
-    // Images and network at once: neither needs the other.
+    let base_name = format!("clnrm-{}-{}", run.session.id, unique_suffix());
+    let began = Instant::now();
+    // Images and the spare networks at once: neither needs the other.
     let images = async {
         match run.images {
             Some(given)
@@ -215,39 +237,65 @@ async fn start_services(
             }
         }
     };
-    // Several services share a network of their own, where each is reachable
-    // by its service name; a single service has nobody to reach.
+    // Several services share a network, where each is reachable by its
+    // service name; a single service has nobody to reach.
     let private_network = plan.containers.len() > 1;
-    let network = async {
-        if private_network {
-            let id = run.backend.create_network(&net_name, &net_labels).await?;
-            *lock(&resources.network) = Some(id);
+    let spares = async {
+        if !private_network {
+            return Vec::new();
         }
-        Ok::<_, ExecError>(())
+        // Without a list, a network is created as before.
+        let mut spares = run.backend.list_spare_networks().await.unwrap_or_default();
+        // Concurrent tests (of this process or others) start their claims
+        // at different spares.
+        let turn = usize::from(blake3::hash(base_name.as_bytes()).as_bytes()[0]);
+        let len = spares.len().max(1);
+        spares.rotate_left(turn % len);
+        spares
     };
-    let (images, network) = futures_util::join!(images, network);
+    let (images, mut spares) = futures_util::join!(images, spares);
     let (images, image_ms) = images?;
-    network?;
 
-    let starts = plan.containers.iter().enumerate().map(|(i, spec)| {
-        let image = &images[&spec.service];
-        let net_name = net_name.as_str();
-        let network = private_network.then_some(net_name);
-        async move {
-            let mut labels = run.session.labels();
-            labels.insert(LABEL_SPEC.into(), spec.hash.0.clone());
-            labels.insert(LABEL_SERVICE.into(), spec.service.clone());
-            labels.insert(LABEL_TEST.into(), plan.name.clone());
-            let request = ContainerRequest {
-                spec,
-                image,
-                name: format!("{net_name}-{i}-{}", sanitize(&spec.service)),
-                network,
-                labels,
-                root: run.root,
+    let t = Instant::now();
+    let (network, claim, created) = if private_network {
+        let mut attempt = 0;
+        loop {
+            let spare = (attempt < SPARE_CLAIMS).then(|| spares.pop()).flatten();
+            let (network, claim) = match spare {
+                Some(spare) => (spare.name, true),
+                None if attempt <= SPARE_CLAIMS => {
+                    let name = format!("{base_name}-net{attempt}");
+                    (new_spare_network(run.backend, name).await?, true)
+                }
+                // Every claim was lost to concurrent tests: a network of the
+                // test's own, which nobody else can claim.
+                None => (own_network(run, resources, &base_name).await?, false),
             };
-            let record = |id: &str| lock(&resources.containers).push(id.to_string());
-            let started = create_and_ready(run.backend, &request, &record)
+            attempt += 1;
+            match create_all(run, resources, &images, &base_name, Some(&network), claim).await? {
+                Some(created) => break (Some(network), claim, created),
+                None => continue,
+            }
+        }
+    } else {
+        let created = create_all(run, resources, &images, &base_name, None, false).await?;
+        (None, false, created.unwrap_or_default())
+    };
+    let claim_name = if claim { network.as_deref() } else { None };
+    let created_after = t.elapsed();
+
+    let starts = plan.containers.iter().zip(created).map(|(spec, id)| {
+        let image = &images[&spec.service];
+        let request = container_request(
+            run,
+            spec,
+            image,
+            &base_name,
+            network.as_deref(),
+            claim_name.unwrap_or(""),
+        );
+        async move {
+            let started = start_and_ready(run.backend, &request, id, t)
                 .await
                 .map_err(|(_, e)| e)?;
             lock(progress).services.push(ServiceStart {
@@ -264,5 +312,128 @@ async fn start_services(
         }
     });
     let started = try_join_all(starts).await?;
+    tracing::info!(
+        test = %plan.name,
+        "{} container(s) ready in {:.1} ms: images and spare networks {:.1}, creates {:.1}, starts and readiness {:.1} ms",
+        started.len(),
+        ms(began.elapsed()),
+        ms(t - began),
+        ms(created_after),
+        ms(t.elapsed() - created_after),
+    );
     Ok(started.into_iter().collect())
+}
+
+/// The request of one service's container. With `claim`, the first
+/// service's container is named after the network: creating it claims the
+/// network.
+fn container_request<'a>(
+    run: TestRun<'a>,
+    spec: &'a ContainerSpec,
+    image: &'a ResolvedImage,
+    base_name: &str,
+    network: Option<&'a str>,
+    claim: &str,
+) -> ContainerRequest<'a> {
+    let mut labels = run.session.labels();
+    labels.insert(LABEL_SPEC.into(), spec.hash.0.clone());
+    labels.insert(LABEL_SERVICE.into(), spec.service.clone());
+    labels.insert(LABEL_TEST.into(), run.plan.name.clone());
+    let index = run
+        .plan
+        .containers
+        .iter()
+        .position(|c| c.service == spec.service)
+        .unwrap_or(0);
+    let name = if index == 0 && !claim.is_empty() {
+        claim.to_string()
+    } else {
+        format!("{base_name}-{index}-{}", sanitize(&spec.service))
+    };
+    ContainerRequest {
+        spec,
+        image,
+        name,
+        network,
+        labels,
+        root: run.root,
+    }
+}
+
+/// Creates every container of the plan, in parallel, on `network`; returns
+/// their IDs in plan order. With `claim`, `None` says the claim on the
+/// network was lost (its first container's name is taken): the containers
+/// created are removed again, none having started.
+async fn create_all(
+    run: TestRun<'_>,
+    resources: &Resources,
+    images: &ResolvedImages,
+    base_name: &str,
+    network: Option<&str>,
+    claim: bool,
+) -> Result<Option<Vec<String>>, ExecError> {
+    let claim_name = if claim { network.unwrap_or("") } else { "" };
+    let creates = run.plan.containers.iter().map(|spec| {
+        let request = container_request(
+            run,
+            spec,
+            &images[&spec.service],
+            base_name,
+            network,
+            claim_name,
+        );
+        async move {
+            let id = create(run.backend, &request).await?;
+            lock(&resources.containers).push(id.clone());
+            Ok::<_, ExecError>(id)
+        }
+    });
+    let created = join_all(creates).await;
+    if claim
+        && created
+            .first()
+            .is_some_and(|c| c.as_ref().is_err_and(is_name_taken))
+    {
+        let undo = created
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .map(|id| async move {
+                run.backend.remove_container(id).await?;
+                // Gone: not teardown's any more (one that failed stays its).
+                resources.forget_container(id);
+                Ok::<_, ExecError>(())
+            });
+        for removed in join_all(undo).await {
+            removed?;
+        }
+        return Ok(None);
+    }
+    created.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// Creates a spare network named `name` (kept after the test for the next one); returns its name.
+async fn new_spare_network(backend: &dyn Backend, name: String) -> Result<String, ExecError> {
+    let host = host_name();
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_SPARE_NETWORK.to_string(), host.clone()),
+        (LABEL_HOST.to_string(), host),
+        (LABEL_CREATED.to_string(), unix_now().to_string()),
+    ]);
+    backend.create_network(&name, &labels).await?;
+    Ok(name)
+}
+
+/// Creates a network only this test uses (removed at teardown); returns its name.
+async fn own_network(
+    run: TestRun<'_>,
+    resources: &Resources,
+    base_name: &str,
+) -> Result<String, ExecError> {
+    let name = format!("{base_name}-own");
+    let mut labels = run.session.labels();
+    labels.insert(LABEL_TEST.into(), run.plan.name.clone());
+    let id = run.backend.create_network(&name, &labels).await?;
+    *lock(&resources.network) = Some(id);
+    Ok(name)
 }

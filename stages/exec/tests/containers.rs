@@ -539,3 +539,97 @@ async fn ping_reports_the_engine_and_several_services_and_steps_run() {
     assert_eq!(r3.services.len(), 3);
     assert_eq!(r5.steps.len(), 5);
 }
+
+#[tokio::test]
+async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side() {
+    let Some(b) = engine("cancelled create").await else {
+        return;
+    };
+    let session = Session::current();
+    let p = planned(test(
+        "cancelled create",
+        vec![],
+        vec![step("x", argv(&["true"]))],
+    ));
+    let images = resolve_images(&b, here(), &p).await.unwrap();
+    let request = |name: &str| clnrm_exec::ContainerRequest {
+        spec: &p.containers[0],
+        image: &images["default"],
+        name: format!("clnrm-{}-{name}", session.id),
+        network: None,
+        labels: session.labels(),
+        root: here(),
+    };
+    // How long a create takes here, so the next one is given up on midway,
+    // once the engine has the request (as Ctrl-C during a start does).
+    let timed = request("timed");
+    let t = Instant::now();
+    let id = b.create_container(&timed).await.unwrap();
+    let create_takes = t.elapsed();
+    b.remove_container(&id).await.unwrap();
+
+    let given_up = request("given-up");
+    let midway = (create_takes / 3).max(Duration::from_millis(5));
+    let outcome = tokio::time::timeout(midway, b.create_container(&given_up)).await;
+    assert!(outcome.is_err(), "the create finished within {midway:?}");
+
+    // The engine finishes the create (by then it surely has), and the
+    // container is removed since nobody took its ID.
+    tokio::time::sleep((create_takes * 5).max(Duration::from_secs(1))).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = b
+            .list_managed()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned create left a container: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A two-service test whose `web` serves `token` to its `client` by name.
+fn serving(token: &str) -> clnrm_plan::TestPlan {
+    let mut web = service("web");
+    web.args = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("while :; do echo {token} | nc -l -p 7000; done"),
+    ]);
+    let mut get = on(
+        "client",
+        step(
+            "get",
+            sh("for i in $(seq 100); do nc web 7000 && exit 0; sleep 0.1; done; exit 1"),
+        ),
+    );
+    get.expected_output_regex = Some(format!("^{token}$"));
+    planned(test(token, vec![web, service("client")], vec![get]))
+}
+
+#[tokio::test]
+async fn tests_running_at_once_each_get_a_network_of_their_own_and_leave_it_as_a_spare() {
+    let Some(b) = engine("spare networks").await else {
+        return;
+    };
+    // Four tests at once, the same service names in each: were two of them
+    // on one network, `web` would resolve to either test's server, and a
+    // client would read the other's token.
+    let plans: Vec<_> = (0..4).map(|i| serving(&format!("token{i}"))).collect();
+    let reports = futures_util::future::join_all(plans.iter().map(|p| run(&b, here(), p))).await;
+    for r in &reports {
+        expect_pass(r);
+    }
+    // Their networks stay on the engine for the next tests (`run` checked
+    // that each test's containers, its claims included, are gone).
+    let spares = b.list_spare_networks().await.unwrap();
+    assert!(!spares.is_empty(), "no spare network was kept");
+}
