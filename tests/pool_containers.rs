@@ -11,7 +11,6 @@
 //! runs wrote into it. `state_persists_across_runs` pins that down, so the
 //! trade-off is a documented behaviour, not an accident.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,37 +98,15 @@ fn pool(backend: &DockerBackend, session: Session, key: &str, options: PoolOptio
 }
 
 fn sh(name: &str, script: &str) -> StepConfig {
-    StepConfig {
-        name: name.into(),
-        service: None,
-        command: Command::Shell(script.into()),
-        expected_exit_code: 0,
-        expected_output_regex: None,
-        expected_stderr_regex: None,
-        workdir: None,
-        env: BTreeMap::new(),
-        timeout_ms: None,
-        continue_on_failure: false,
-        key_path: format!("steps[{name}]"),
-    }
+    StepConfig::shell(name, script)
 }
 
-fn on(service: &str, mut s: StepConfig) -> StepConfig {
-    s.service = Some(service.into());
-    s
+fn on(service: &str, s: StepConfig) -> StepConfig {
+    s.in_service(service)
 }
 
 fn service(name: &str) -> ServiceConfig {
-    ServiceConfig {
-        name: name.into(),
-        image: Some(IMAGE.into()),
-        build: None,
-        args: None,
-        env: BTreeMap::new(),
-        ports: vec![],
-        volumes: vec![],
-        health_check: None,
-    }
+    ServiceConfig::from_image(name, IMAGE)
 }
 
 fn planned(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestPlan {

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use clnrm_config::{Command, Limits, ServiceConfig, StepConfig, TestConfig};
@@ -46,37 +45,15 @@ pub fn sh(s: &str) -> Command {
 }
 
 pub fn step(name: &str, command: Command) -> StepConfig {
-    StepConfig {
-        name: name.into(),
-        service: None,
-        command,
-        expected_exit_code: 0,
-        expected_output_regex: None,
-        expected_stderr_regex: None,
-        workdir: None,
-        env: BTreeMap::new(),
-        timeout_ms: None,
-        continue_on_failure: false,
-        key_path: format!("steps[{name}]"),
-    }
+    StepConfig::new(name, command)
 }
 
-pub fn on(service: &str, mut s: StepConfig) -> StepConfig {
-    s.service = Some(service.into());
-    s
+pub fn on(service: &str, s: StepConfig) -> StepConfig {
+    s.in_service(service)
 }
 
 pub fn service(name: &str) -> ServiceConfig {
-    ServiceConfig {
-        name: name.into(),
-        image: Some(IMAGE.into()),
-        build: None,
-        args: None,
-        env: BTreeMap::new(),
-        ports: vec![],
-        volumes: vec![],
-        health_check: None,
-    }
+    ServiceConfig::from_image(name, IMAGE)
 }
 
 pub fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestConfig {
