@@ -291,6 +291,7 @@ impl DevSession {
             .collect();
 
         let (memo, cache_warnings) = Memo::open(&self.cache.dir, self.cache.options.clone());
+        let cache_open_ms = ms(started.elapsed());
         // Render and parse (memoized; pure work on the rayon pool).
         let pipeline = Pipeline::new(&self.project, &FsWorld, &memo);
         let checked = pipeline.check_all(&tests);
@@ -425,7 +426,13 @@ impl DevSession {
         }
         let mut warnings = cache_warnings;
         warnings.extend(memo.take_warnings());
+        let closing = Instant::now();
         drop(memo);
+        tracing::debug!(
+            cache_open_ms,
+            cache_close_ms = ms(closing.elapsed()),
+            "cache opened and closed for the run"
+        );
         DevRun {
             event: DEV_RUN_EVENT,
             run: self.runs,
