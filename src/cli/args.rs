@@ -161,7 +161,9 @@ pub struct RunArgs {
 pub struct DevArgs {
     /// Test files or folders to watch (default: the project)
     pub paths: Vec<PathBuf>,
-    /// Quiet time after the last change before a run (default: `[dev] debounce_ms`, else 300)
+    /// Quiet time after the last change before a run, for changes with no completion
+    /// signal (a delete, a plain modify) and many files at once (default: `[dev]
+    /// debounce_ms`, else 300)
     #[arg(long, value_name = "MS")]
     pub debounce_ms: Option<u64>,
     /// Wait after a save completes (file closed after writing, or renamed into place)
