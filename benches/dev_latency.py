@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Save-to-result latency of `clnrm dev` (issue 5), printed as a table.
+"""Save-to-result latency of `clnrm dev` (issues 5 and 10), printed as a table.
 
     cargo build --release && python3 benches/dev_latency.py [path/to/clnrm] [--edits N]
 
-Starts `clnrm dev --format json` (default 300 ms debounce) on a generated 50-test
+Starts `clnrm dev --format json` with default settings (a completed save runs after the
+20 ms settle window; bursts and deletes wait the 300 ms debounce) on a generated 50-test
 project, edits files with pauses between edits, and reads one JSON object per run.
 For each scenario it prints p50 / p95 / max of:
   save->result  wall time from the script's write() to the run's JSON line arriving
   total         clnrm's own figure: first file event to results printed
   overhead      total - debounce - execute (what clnrm adds besides waiting and the steps)
-Scenarios: an edit to a test whose container is warm; an edit to a macro library used
+Scenarios: an edit to a test whose container is warm, saved in place and saved as a
+temp file renamed over it (issue 10: p50 < 150 ms, p95 < 250 ms, and >= 2.5x faster
+than `docker run --rm <image> <the step>` per save, measured in the same run, one
+docker run after each save); an edit to a macro library used
 by 10 of the 50 tests; an edit that changes a service spec (container replaced); the
 first result after `clnrm dev` restarts with its containers still up. Then the resident
 memory of `clnrm dev` watching the generated 1,000-test project.
@@ -35,6 +39,8 @@ CLNRM = os.path.abspath(OPTIONS.clnrm)
 EDITS = OPTIONS.edits
 IMAGE = "clnrm-fixture/busybox:latest"
 PAUSE = 1.2
+# Issue 10's targets for a warm one-step test at default settings.
+TARGET_P50_MS, TARGET_P95_MS, TARGET_SPEEDUP = 150, 250, 2.5
 
 LIBRARY = """{% macro step(text) -%}
 [[steps]]
@@ -62,6 +68,22 @@ def write(root, rel, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+def write_atomically(root, rel, text):
+    """An editor's atomic save: a temp file in the same folder, renamed over the target."""
+    path = os.path.join(root, rel)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
+        f.write(text)
+    os.rename(f.name, path)
+
+
+def docker_run_step(echo):
+    """The crudest loop: a fresh container per save running the same step."""
+    started = time.perf_counter()
+    subprocess.run(["docker", "run", "--rm", IMAGE, "echo", echo], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - started) * 1000
 
 
 class Dev:
@@ -98,7 +120,7 @@ def percentiles(values):
     return statistics.median(values), p95, values[-1]
 
 
-def measure(dev, edit, count, expect_ran):
+def measure(dev, edit, count, expect_ran, after_save=None):
     wall, total, overhead = [], [], []
     for i in range(count):
         time.sleep(PAUSE)
@@ -106,6 +128,8 @@ def measure(dev, edit, count, expect_ran):
         saved = time.perf_counter()
         edit(i)
         arrived, run = dev.next_run()
+        if after_save:
+            after_save(i)
         if expect_ran is not None and len(run["ran"]) != expect_ran:
             sys.exit(f"expected {expect_ran} tests to run, got {run['ran']}")
         bad = [r for r in run["results"] if r["status"] != "pass"]
@@ -140,9 +164,18 @@ def main():
     _, first = dev.next_run(timeout=600)
     rows.append(("first run, 50 tests (cold containers)", [first["timings_ms"]["total"]], None, None))
 
+    docker_runs = []
+    baseline = lambda i: docker_runs.append(docker_run_step(f"edit{i}"))
     wall, total, overhead, _ = measure(
-        dev, lambda i: write(root, "plain/p00.clnrm.toml", plain("p0", f"edit{i}")), EDITS, 1)
-    rows.append(("warm-container edit (1 test)", wall, total, overhead))
+        dev, lambda i: write(root, "plain/p00.clnrm.toml", plain("p0", f"edit{i}")), EDITS, 1,
+        after_save=baseline)
+    rows.append(("warm-container edit (1 test), saved in place", wall, total, overhead))
+    in_place = wall
+    wall, total, overhead, _ = measure(
+        dev, lambda i: write_atomically(root, "plain/p00.clnrm.toml", plain("p0", f"atomic{i}")),
+        EDITS, 1, after_save=baseline)
+    rows.append(("warm-container edit (1 test), temp file + rename", wall, total, overhead))
+    renamed = wall
 
     lib_edit = lambda i: write(root, "lib/_say.tera", LIBRARY.replace('name = "say"', f'name = "say{i}"'))
     wall, total, overhead, _ = measure(dev, lib_edit, max(3, EDITS // 3), 10)
@@ -165,7 +198,8 @@ def main():
     rows.append(("restart with containers up: start to first result", restarts, None, None))
     dev.stop(signal.SIGINT)
 
-    print(f"clnrm dev latency, {EDITS} edits per scenario, debounce 300 ms (milliseconds)")
+    print(f"clnrm dev latency, {EDITS} edits per scenario, default settings "
+          f"(settle 20 ms, debounce 300 ms) (milliseconds)")
     print(f"{'scenario':<52} {'save->result p50/p95/max':>26} {'total p50':>10} {'overhead p50/p95':>18}")
     for label, wall, total, overhead in rows:
         p = percentiles(wall)
@@ -174,6 +208,22 @@ def main():
             o = percentiles(overhead)
             line += f" {percentiles(total)[0]:10.0f} {o[0]:8.1f} {o[1]:8.1f}"
         print(line)
+    rows.append(("`docker run --rm` of the step, once per save", docker_runs, None, None))
+    p = percentiles(docker_runs)
+    print(f"{rows[-1][0]:<52} {p[0]:8.0f} {p[1]:8.0f} {p[2]:8.0f}")
+
+    # Issue 10: the warm one-step save, both ways, against the targets.
+    docker_p50 = percentiles(docker_runs)[0]
+    failed = []
+    for label, wall in (("saved in place", in_place), ("temp file + rename", renamed)):
+        p50, p95, _ = percentiles(wall)
+        speedup = docker_p50 / p50
+        ok = p50 < TARGET_P50_MS and p95 < TARGET_P95_MS and speedup >= TARGET_SPEEDUP
+        if not ok:
+            failed.append(label)
+        print(f"issue 10, {label}: p50 {p50:.0f} ms (< {TARGET_P50_MS}), p95 {p95:.0f} ms "
+              f"(< {TARGET_P95_MS}), {speedup:.2f}x faster than docker run --rm "
+              f"(p50 {docker_p50:.0f} ms; >= {TARGET_SPEEDUP}x): {'met' if ok else 'NOT MET'}")
 
     # Memory: watching the generated 1,000-test project. Its image does not exist, so the
     # first run is 1,000 quick errors and no containers: what is measured is the watcher,
@@ -192,6 +242,8 @@ def main():
     dev.stop()
     print(f"clnrm dev watching 1,000 tests: resident {after_first:.1f} MB after the first run, "
           f"{after_edits:.1f} MB after 5 edits")
+    if failed:
+        sys.exit(f"issue 10 targets not met: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

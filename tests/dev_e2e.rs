@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{docker_ready, TestProject, IMAGE};
 use serde_json::Value;
@@ -17,7 +17,8 @@ const DEBOUNCE_MS: &str = "300";
 
 struct Dev {
     child: Child,
-    runs: mpsc::Receiver<Value>,
+    /// Each run's object, with when it arrived.
+    runs: mpsc::Receiver<(Instant, Value)>,
 }
 
 impl Dev {
@@ -26,13 +27,24 @@ impl Dev {
     }
 
     fn start_with(project: &TestProject, extra: &[&str], env: &[(&str, &str)]) -> Dev {
+        let mut args = vec!["--debounce-ms", DEBOUNCE_MS];
+        args.extend_from_slice(extra);
+        Dev::spawn(project, &args, env)
+    }
+
+    /// `clnrm dev --format json` with every trigger setting at its default.
+    fn start_plain(project: &TestProject) -> Dev {
+        Dev::spawn(project, &[], &[])
+    }
+
+    fn spawn(project: &TestProject, args: &[&str], env: &[(&str, &str)]) -> Dev {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
             .current_dir(project.root())
             .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .args(["dev", "--format", "json", "--debounce-ms", DEBOUNCE_MS])
-            .args(extra)
+            .args(["dev", "--format", "json"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -42,7 +54,7 @@ impl Dev {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(value).is_err() {
+                    if tx.send((Instant::now(), value)).is_err() {
                         break;
                     }
                 }
@@ -57,12 +69,30 @@ impl Dev {
         self.runs
             .recv_timeout(Duration::from_secs(60))
             .expect("clnrm dev reported a run within 60 s")
+            .1
+    }
+
+    /// Every run reported until none comes for `quiet`.
+    fn runs_until_quiet(&self, quiet: Duration) -> Vec<Value> {
+        self.timed_runs_until_quiet(quiet)
+            .into_iter()
+            .map(|(_, run)| run)
+            .collect()
+    }
+
+    /// Every run reported until none comes for `quiet`, with when each arrived.
+    fn timed_runs_until_quiet(&self, quiet: Duration) -> Vec<(Instant, Value)> {
+        let mut runs = Vec::new();
+        while let Ok(run) = self.runs.recv_timeout(quiet) {
+            runs.push(run);
+        }
+        runs
     }
 
     /// No run within `wait`.
     #[track_caller]
     fn expect_quiet(&self, wait: Duration) {
-        if let Ok(run) = self.runs.recv_timeout(wait) {
+        if let Ok((_, run)) = self.runs.recv_timeout(wait) {
             panic!("expected no run, got {run}");
         }
     }
@@ -243,7 +273,8 @@ fn editor_saves_and_bursts_run_once() {
     assert_eq!(run["changed"], serde_json::json!(["plain_b.clnrm.toml"]));
     dev.expect_quiet(Duration::from_millis(1000));
 
-    // Ten saves inside the debounce window: one run.
+    // Ten quick saves: each completed save may start a run, but only the run of the
+    // last content is shown, and nothing else runs.
     for i in 0..10 {
         project.write(
             "plain_a.clnrm.toml",
@@ -251,9 +282,11 @@ fn editor_saves_and_bursts_run_once() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let run = dev.next_run();
-    assert_eq!(ran(&run), ["plain_a.clnrm.toml"]);
-    dev.expect_quiet(Duration::from_millis(1000));
+    let shown = dev.runs_until_quiet(Duration::from_millis(1000));
+    assert!(!shown.is_empty(), "the burst was seen");
+    for run in &shown {
+        assert_eq!(ran(run), ["plain_a.clnrm.toml"], "{run}");
+    }
 }
 
 #[test]
@@ -526,7 +559,7 @@ fn the_human_display_shows_results_and_the_timing_panel() {
     };
     until("watching 1 tests for changes");
     project.write("a.clnrm.toml", &plain("a", "two"));
-    let second = until("container reuse").join("\n");
+    let second = until("budget (").join("\n");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let _ = child.wait();
     assert!(
@@ -553,6 +586,14 @@ fn the_human_display_shows_results_and_the_timing_panel() {
     }
     assert!(second.contains("(1 reused, 0 started)"), "{second}");
     assert!(second.contains("container reuse 100 %"), "{second}");
+    // The dashboard: clnrm's own memory and CPU during the run, and the budget line.
+    assert!(second.contains("MB resident · CPU "), "{second}");
+    assert!(second.contains("% of a core over"), "{second}");
+    assert!(
+        second.contains("% under budget (") || second.contains("% over budget ("),
+        "{second}"
+    );
+    assert!(second.contains(" of 3000 ms)"), "{second}");
 }
 
 #[test]
@@ -648,4 +689,162 @@ fn a_library_created_where_an_import_looked_first_takes_over() {
     let run = dev.next_run();
     assert_eq!(ran(&run), ["tests/t.clnrm.toml.tera"], "{run}");
     assert_eq!(run["changed"], serde_json::json!(["_say.tera"]));
+}
+
+/// A one-step test whose step prints `token` and fails on purpose: a failure is
+/// never cached and its JSON result carries the step's output, so each result
+/// shows which save's content the step ran.
+fn printing(token: &str) -> String {
+    format!(
+        "[meta]\nname = \"token\"\nversion = \"1\"\n\n[service.box]\nimage = \"{IMAGE}\"\n\n[[steps]]\nname = \"say\"\ncommand = [\"sh\", \"-c\", \"echo {token}; exit 3\"]\n"
+    )
+}
+
+/// The step output of the one result of `run`.
+fn step_output(run: &Value) -> String {
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{run}");
+    results[0]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn run_number(run: &Value) -> u64 {
+    run["run"].as_u64().expect("a run number")
+}
+
+/// An editor's atomic save: a temp file beside the target, renamed over it.
+fn save_atomically(project: &TestProject, rel: &str, text: &str) {
+    let temp = format!("{rel}.x7f3-save");
+    project.write(&temp, text);
+    std::fs::rename(project.path(&temp), project.path(rel)).unwrap();
+}
+
+#[test]
+fn ten_saves_30_ms_apart_always_end_on_the_result_of_the_last_save() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("say.clnrm.toml", &printing("start"));
+    // Default trigger settings: the 20 ms settle window starts a run per save.
+    let dev = Dev::start_plain(&project);
+    let mut last_run = run_number(&dev.next_run());
+    for round in 0..3 {
+        let mut saved_at = Vec::new();
+        for save in 0..10 {
+            let text = printing(&format!("round{round}-save{save}"));
+            if round == 1 {
+                save_atomically(&project, "say.clnrm.toml", &text);
+            } else {
+                project.write("say.clnrm.toml", &text);
+            }
+            saved_at.push(Instant::now());
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let timed = dev.timed_runs_until_quiet(Duration::from_millis(1500));
+        // No result shown is for content replaced well before it arrived (100 ms is
+        // ample for the replacing save's event to reach clnrm).
+        for (arrived, run) in &timed {
+            let output = step_output(run);
+            let shown_save = (0..10)
+                .find(|save| output.contains(&format!("round{round}-save{save}")))
+                .unwrap_or_else(|| panic!("a result of this round: {run}"));
+            let replaced_by = saved_at
+                .iter()
+                .rposition(|at| *at + Duration::from_millis(100) < *arrived)
+                .unwrap_or(0);
+            assert!(
+                shown_save >= replaced_by,
+                "round {round}: save {shown_save}'s result shown after save {replaced_by}"
+            );
+        }
+        let shown: Vec<Value> = timed.into_iter().map(|(_, run)| run).collect();
+        let last = shown.last().expect("a result after the saves");
+        assert!(
+            step_output(last).contains(&format!("round{round}-save9")),
+            "round {round}: the last result on screen is for the last save: {last}"
+        );
+        for run in &shown {
+            assert_eq!(ran(run), ["say.clnrm.toml"], "{run}");
+        }
+        // Run numbers count every run started, shown or discarded.
+        let runs = run_number(last) - last_run;
+        assert!(runs <= 10, "round {round}: {runs} runs for 10 saves");
+        last_run = run_number(last);
+    }
+}
+
+#[test]
+fn a_formatter_rewriting_right_after_the_save_is_what_the_last_result_shows() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("say.clnrm.toml", &printing("start"));
+    let dev = Dev::start_plain(&project);
+    dev.next_run();
+    for wait_ms in [5u64, 40, 120] {
+        project.write("say.clnrm.toml", &printing("as-typed"));
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        project.write("say.clnrm.toml", &printing(&format!("formatted-{wait_ms}")));
+        let shown = dev.runs_until_quiet(Duration::from_millis(1500));
+        let last = shown.last().expect("a result after the save");
+        assert!(
+            step_output(last).contains(&format!("formatted-{wait_ms}")),
+            "rewrite after {wait_ms} ms: {last}"
+        );
+    }
+}
+
+/// A test whose image does not exist: it ends in an error at once, without a container.
+fn imageless(name: &str, version: u32) -> String {
+    format!(
+        "[meta]\nname = \"{name}\"\nversion = \"{version}\"\n\n[service.box]\nimage = \"clnrm-test/absent:1\"\n\n[[steps]]\nname = \"say\"\ncommand = [\"true\"]\n"
+    )
+}
+
+#[test]
+fn a_git_checkout_rewriting_50_tests_is_one_run_of_the_50() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    let tests: Vec<String> = (0..50).map(|i| format!("t/t{i:02}.clnrm.toml")).collect();
+    for (i, test) in tests.iter().enumerate() {
+        project.write(test, &imageless(&format!("t{i}"), 1));
+    }
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(["-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(project.root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    };
+    project.write(".gitignore", ".clnrm/\n");
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    git(&["checkout", "-q", "-b", "two"]);
+    for (i, test) in tests.iter().enumerate() {
+        project.write(test, &imageless(&format!("t{i}"), 2));
+    }
+    git(&["commit", "-q", "-a", "-m", "two"]);
+
+    let dev = Dev::start_plain(&project);
+    assert_eq!(ran(&dev.next_run()).len(), 50);
+    git(&["checkout", "-q", "main"]);
+    let runs = dev.runs_until_quiet(Duration::from_millis(2000));
+    assert_eq!(runs.len(), 1, "one run: {runs:?}");
+    assert_eq!(ran(&runs[0]), tests);
+    assert_eq!(runs[0]["changed"].as_array().unwrap().len(), 50);
 }

@@ -1,15 +1,17 @@
 //! The watcher against real files: what a save, a burst, an editor's atomic
-//! save, a deletion and ignored paths turn into.
+//! save, a deletion and ignored paths turn into; with the settle window, how
+//! fast each editor's save pattern is released, and what waits the debounce.
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clnrm::watch::{ChangeBatch, WatchOptions, Watcher};
+use clnrm::watch::{ChangeBatch, Trigger, WatchOptions, Watcher};
 
 /// Long enough for a batch on a busy machine; only failing tests wait it out.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -51,14 +53,44 @@ impl Project {
         self.watch_paths(&[], debounce_ms)
     }
 
+    /// A debounce-only watcher: what the debounce fallback does on its own.
     fn watch_paths(&self, paths: &[&str], debounce_ms: u64) -> Watcher {
         let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        let options = WatchOptions {
+            settle: None,
+            ..WatchOptions::with_debounce(Duration::from_millis(debounce_ms))
+        };
+        Watcher::start(self.root(), &paths, options).unwrap()
+    }
+
+    /// A watcher as `clnrm dev` runs it: the default 20 ms settle window for one
+    /// completed save, and the given debounce for everything else.
+    fn watch_settling(&self, debounce_ms: u64) -> Watcher {
         Watcher::start(
             self.root(),
-            &paths,
+            &[],
             WatchOptions::with_debounce(Duration::from_millis(debounce_ms)),
         )
         .unwrap()
+    }
+
+    fn git(&self, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(self.root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
     }
 }
 
@@ -77,6 +109,120 @@ fn assert_quiet(watcher: &Watcher, debounce_ms: u64) {
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Far longer than the settle window: a batch released well before it was settled.
+const SLOW_DEBOUNCE_MS: u64 = 2000;
+
+fn assert_settled(batch: &ChangeBatch) {
+    assert_eq!(batch.trigger, Trigger::Settle, "{batch:?}");
+    let waited = batch.debounce_time();
+    assert!(
+        waited < Duration::from_millis(SLOW_DEBOUNCE_MS / 2),
+        "released after {waited:?}"
+    );
+}
+
+#[test]
+fn a_save_in_place_is_released_after_the_settle_window_not_the_debounce() {
+    let p = Project::new();
+    p.write("a.clnrm.toml", "old");
+    let w = p.watch_settling(SLOW_DEBOUNCE_MS);
+    p.write("a.clnrm.toml", "new");
+    let batch = next_batch(&w);
+    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    assert_settled(&batch);
+    assert_quiet(&w, 100);
+}
+
+#[test]
+fn a_file_still_open_for_writing_waits_until_it_is_closed() {
+    let p = Project::new();
+    p.write("a.clnrm.toml", "old");
+    let w = p.watch_settling(SLOW_DEBOUNCE_MS);
+    let mut file = fs::File::create(p.path("a.clnrm.toml")).unwrap();
+    file.write_all(b"half a sa").unwrap();
+    assert!(
+        w.recv_timeout(Duration::from_millis(300)).is_err(),
+        "released while the writer still had the file open"
+    );
+    file.write_all(b"ve").unwrap();
+    drop(file);
+    let batch = next_batch(&w);
+    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    assert_settled(&batch);
+}
+
+#[test]
+fn a_temp_file_renamed_into_place_is_one_settled_change_of_the_target() {
+    let p = Project::new();
+    p.write("a.clnrm.toml", "old");
+    let w = p.watch_settling(SLOW_DEBOUNCE_MS);
+    // A temp name no ignore rule knows (atomic-write libraries pick their own).
+    p.write(".a.clnrm.toml.x7f3", "new");
+    p.rename(".a.clnrm.toml.x7f3", "a.clnrm.toml");
+    let batch = next_batch(&w);
+    assert!(batch.paths.contains("a.clnrm.toml"), "{:?}", batch.paths);
+    assert_settled(&batch);
+    // And with an ignored temp name, only the target is seen.
+    p.write("a.clnrm.toml.tmp", "newer");
+    p.rename("a.clnrm.toml.tmp", "a.clnrm.toml");
+    let batch = next_batch(&w);
+    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    assert_settled(&batch);
+}
+
+#[test]
+fn a_vim_save_with_its_probe_swap_and_backup_is_one_settled_change() {
+    let p = Project::new();
+    p.write("t/a.clnrm.toml", "old");
+    let w = p.watch_settling(SLOW_DEBOUNCE_MS);
+    p.write("t/4913", "");
+    p.remove("t/4913");
+    p.write("t/.a.clnrm.toml.swp", "swap");
+    p.rename("t/a.clnrm.toml", "t/a.clnrm.toml~");
+    p.write("t/a.clnrm.toml", "new");
+    p.remove("t/a.clnrm.toml~");
+    let batch = next_batch(&w);
+    assert_eq!(batch.paths, set(&["t/a.clnrm.toml"]));
+    assert_settled(&batch);
+    assert_quiet(&w, 100);
+}
+
+#[test]
+fn a_delete_has_no_completion_signal_and_waits_for_the_debounce() {
+    let p = Project::new();
+    p.write("a.clnrm.toml", "x");
+    let w = p.watch_settling(300);
+    p.remove("a.clnrm.toml");
+    let batch = next_batch(&w);
+    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    assert_eq!(batch.trigger, Trigger::Debounce);
+    assert!(batch.debounce_time() >= Duration::from_millis(300));
+}
+
+#[test]
+fn a_git_checkout_of_50_tests_is_one_batch_of_the_50() {
+    let p = Project::new();
+    let names: Vec<String> = (0..50).map(|i| format!("t/t{i:02}.clnrm.toml")).collect();
+    for name in &names {
+        p.write(name, "version one");
+    }
+    p.git(&["init", "-q"]);
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "one"]);
+    p.git(&["checkout", "-q", "-b", "two"]);
+    for name in &names {
+        p.write(name, "version two");
+    }
+    p.git(&["commit", "-q", "-a", "-m", "two"]);
+    let w = p.watch_settling(300);
+    p.git(&["checkout", "-q", "main"]);
+    let batch = next_batch(&w);
+    let expected: BTreeSet<String> = names.iter().cloned().collect();
+    assert_eq!(batch.paths, expected);
+    assert_eq!(batch.trigger, Trigger::Debounce);
+    assert_quiet(&w, 300);
 }
 
 #[test]

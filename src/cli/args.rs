@@ -167,9 +167,19 @@ pub struct RunArgs {
 pub struct DevArgs {
     /// Test files or folders to watch (default: the project)
     pub paths: Vec<PathBuf>,
-    /// Quiet time after the last change before a run (default: `[dev] debounce_ms`, else 300)
+    /// Quiet time after the last change before a run, for changes with no completion
+    /// signal (a delete, a plain modify) and many files at once (default: `[dev]
+    /// debounce_ms`, else 300)
     #[arg(long, value_name = "MS")]
     pub debounce_ms: Option<u64>,
+    /// Wait after a save completes (file closed after writing, or renamed into place)
+    /// before its run; saves of many files at once wait the debounce
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub settle_ms: u64,
+    /// The total (first file event to results printed) each run is held against
+    #[arg(long, value_name = "MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub budget_ms: u64,
     /// Clear the screen before each run
     #[arg(long)]
     pub clear: bool,

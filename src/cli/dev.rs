@@ -48,6 +48,8 @@ pub fn run(
         cwd: cwd.to_path_buf(),
         jobs,
         debounce: Duration::from_millis(debounce_ms),
+        settle: Some(Duration::from_millis(args.settle_ms)),
+        budget: Duration::from_millis(args.budget_ms),
         keep: args.keep,
     };
     let mut reader: Box<dyn FnMut(DevEvent)> = match args.format {

@@ -2,6 +2,11 @@
 //! batch of changes affects, evict idle containers, and shut down on an interrupt.
 //! Every run and state change goes to the caller's reader as a [`DevEvent`]; nothing
 //! here prints or knows what a terminal is.
+//!
+//! Superseded results are discarded, not cancelled: a run whose tests a newer save
+//! touched (released while it ran, or still settling when it ends) is not shown, and
+//! the loop runs again on the newer content. No step is ever interrupted, so a warm
+//! container never holds half a step's state and is never replaced for it.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -16,7 +21,7 @@ use super::interrupt::wait_for_interrupt;
 use super::{CacheLocation, DevEvent, DevSession};
 use crate::pool::{project_key, Pool, PoolOptions};
 use crate::project::{Overrides, Project};
-use crate::watch::{ChangeBatch, WatchError, WatchOptions, Watcher};
+use crate::watch::{default_max_wait, ChangeBatch, WatchError, WatchOptions, Watcher};
 
 /// How often idle containers are looked for when nothing is saved.
 const IDLE_CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -33,6 +38,11 @@ pub struct DevOptions {
     /// Tests run side by side.
     pub jobs: usize,
     pub debounce: Duration,
+    /// The settle window after one completed save (`--settle-ms`); `None` leaves
+    /// every change to the debounce.
+    pub settle: Option<Duration>,
+    /// The total each run is held against in the panel (`--budget-ms`).
+    pub budget: Duration,
     /// Leave the pooled containers up for the next session (`--keep`).
     pub keep: bool,
 }
@@ -115,8 +125,11 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
         ignored_dirs: ignored_cache_dir(&root, &options.cwd, &options.cache.dir)
             .into_iter()
             .collect(),
+        settle: options.settle,
         ..WatchOptions::with_debounce(options.debounce)
     };
+    // Longer than any batch can wait (the cap), so a settling save is always awaited.
+    let settling_patience = default_max_wait(options.debounce) + Duration::from_secs(1);
     let mut session = DevSession::new(
         options.project,
         options.overrides,
@@ -126,7 +139,8 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
         backend,
         pool.clone(),
         options.jobs,
-    );
+    )
+    .with_budget(options.budget);
     // Watch first: a save during the first run is one more run after it, not lost.
     let watcher =
         Watcher::start(&root, &options.paths, watch_options).map_err(|source| DevError::Watch {
@@ -134,35 +148,58 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
             source,
         })?;
     let mut inputs_watched = BTreeSet::new();
-    let first = runtime.block_on(session.first_run(cancel_rx.clone()));
-    // Inputs are watched before the run is shown: an edit made on seeing it is seen.
-    watch_inputs(&watcher, &session, &mut inputs_watched);
-    reader(DevEvent::Run(Box::new(first)));
-    reader(DevEvent::Watching {
-        tests: session.test_count(),
-    });
+    let mut next = Some(Work::First);
     let idle_tick = crossbeam_channel::tick(IDLE_CHECK_EVERY);
     let outcome = loop {
-        match wait_for_wake(watcher.batches(), &stop_rx, &idle_tick) {
-            Wake::Changes(batch) => {
-                let run = runtime.block_on(session.on_change(&batch, cancel_rx.clone()));
-                watch_inputs(&watcher, &session, &mut inputs_watched);
-                reader(DevEvent::Run(Box::new(run)));
-                if *cancel_rx.borrow() {
-                    break Ok(());
+        let work = match next.take() {
+            Some(work) => work,
+            None => match wait_for_wake(watcher.batches(), &stop_rx, &idle_tick) {
+                Wake::Changes(batch) => Work::Changes(batch),
+                Wake::Stop => break Ok(()),
+                // Containers of tests not run for a while go even when nothing is saved.
+                Wake::IdleTick => {
+                    runtime.block_on(pool.evict_idle());
+                    continue;
                 }
-                runtime.block_on(pool.evict_idle());
-                reader(DevEvent::Watching {
-                    tests: session.test_count(),
-                });
-            }
-            Wake::Stop => break Ok(()),
-            // Containers of tests not run for a while go even when nothing is saved.
-            Wake::IdleTick => {
-                runtime.block_on(pool.evict_idle());
-            }
-            Wake::WatcherStopped => break Err(DevError::WatcherStopped),
+                Wake::WatcherStopped => break Err(DevError::WatcherStopped),
+            },
+        };
+        let run = match &work {
+            Work::First => runtime.block_on(session.first_run(cancel_rx.clone())),
+            Work::Changes(batch) => runtime.block_on(session.on_change(batch, cancel_rx.clone())),
+        };
+        // Inputs are watched before the run is shown: an edit made on seeing it is seen.
+        watch_inputs(&watcher, &session, &mut inputs_watched);
+        if *cancel_rx.borrow() {
+            reader(DevEvent::Run(Box::new(run)));
+            break Ok(());
         }
+        match newer_changes(&watcher, &session, &stop_rx, settling_patience) {
+            Newer::Supersede(batch) => {
+                tracing::debug!(
+                    run = run.run,
+                    "a newer save replaced what this run read: results discarded, running again"
+                );
+                session.discard_last_run();
+                next = Some(match work {
+                    // The first run reads everything again, the newer save included.
+                    Work::First => Work::First,
+                    // The same tests again, and whatever the newer save touched.
+                    Work::Changes(mut merged) => {
+                        merged.merge(batch);
+                        Work::Changes(merged)
+                    }
+                });
+                continue;
+            }
+            Newer::Stop => break Ok(()),
+            Newer::After(batch) => next = batch.map(Work::Changes),
+        }
+        reader(DevEvent::Run(Box::new(run)));
+        runtime.block_on(pool.evict_idle());
+        reader(DevEvent::Watching {
+            tests: session.test_count(),
+        });
     };
     drop(watcher);
     // The pool goes (or stays, with --keep) however the session ended.
@@ -174,6 +211,15 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
     outcome?;
     reader(DevEvent::Ended(end));
     Ok(end)
+}
+
+/// A run to do.
+#[derive(Debug)]
+enum Work {
+    /// The first run: every selected test.
+    First,
+    /// The run for a batch of changes.
+    Changes(ChangeBatch),
 }
 
 /// What woke the loop.
@@ -189,6 +235,74 @@ enum Wake {
     WatcherStopped,
 }
 
+/// What happened to the files while a run was running.
+#[derive(Debug)]
+enum Newer {
+    /// A newer save replaced what the run read: this batch (every change released or
+    /// settled meanwhile) is to be run instead of showing the results.
+    Supersede(ChangeBatch),
+    /// The results stand; these changes (if any) are the next run.
+    After(Option<ChangeBatch>),
+    /// Ctrl-C while waiting for a settling save.
+    Stop,
+}
+
+/// Looks at the changes released while the last run ran and at the save still
+/// settling in the watcher. If they touch the run's tests, waits for the settling
+/// save's batch (it is due within the cap) and hands all of it back.
+fn newer_changes(
+    watcher: &Watcher,
+    session: &DevSession,
+    stop: &Receiver<()>,
+    patience: Duration,
+) -> Newer {
+    let mut released = drain_batches(watcher.batches());
+    let settling = watcher.pending_paths();
+    let released_touch = released
+        .as_ref()
+        .is_some_and(|batch| session.is_superseded_by(&batch.paths, batch.rescan));
+    let settling_touch = session.is_superseded_by(&settling, false);
+    if !released_touch && !settling_touch {
+        return Newer::After(released);
+    }
+    if settling_touch {
+        // The settling save is the newest content: wait for it rather than run twice.
+        crossbeam_channel::select! {
+            recv(watcher.batches()) -> batch => {
+                if let Ok(batch) = batch {
+                    merge_into(&mut released, batch);
+                }
+                if let Some(more) = drain_batches(watcher.batches()) {
+                    merge_into(&mut released, more);
+                }
+            },
+            recv(stop) -> _ => return Newer::Stop,
+            default(patience) => {}
+        }
+    }
+    match released {
+        Some(batch) => Newer::Supersede(batch),
+        // The settling paths never became a batch (ignored after all): the run stands.
+        None => Newer::After(None),
+    }
+}
+
+/// Every batch waiting on the channel, merged.
+fn drain_batches(batches: &Receiver<ChangeBatch>) -> Option<ChangeBatch> {
+    let mut merged = None;
+    while let Ok(more) = batches.try_recv() {
+        merge_into(&mut merged, more);
+    }
+    merged
+}
+
+fn merge_into(merged: &mut Option<ChangeBatch>, batch: ChangeBatch) {
+    match merged {
+        Some(first) => first.merge(batch),
+        None => *merged = Some(batch),
+    }
+}
+
 fn wait_for_wake(
     batches: &Receiver<ChangeBatch>,
     stop: &Receiver<()>,
@@ -198,10 +312,8 @@ fn wait_for_wake(
         recv(batches) -> batch => match batch {
             Ok(mut batch) => {
                 // Changes that arrived during the last run: one more run, coalesced.
-                while let Ok(more) = batches.try_recv() {
-                    batch.paths.extend(more.paths);
-                    batch.rescan |= more.rescan;
-                    batch.released_at = more.released_at;
+                if let Some(more) = drain_batches(batches) {
+                    batch.merge(more);
                 }
                 Wake::Changes(batch)
             }
@@ -291,6 +403,7 @@ mod tests {
             released_at: now,
             detect: Duration::ZERO,
             events: paths.len(),
+            trigger: crate::watch::Trigger::Debounce,
         }
     }
 

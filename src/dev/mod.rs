@@ -4,6 +4,7 @@
 
 mod engine;
 mod interrupt;
+mod resources;
 mod session;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,11 @@ use crate::runner::ContainerUse;
 
 pub use engine::{connect_warm_pool, run, DevError, DevOptions, SessionEnd, WarmPool};
 pub use interrupt::wait_for_interrupt;
+pub use resources::{ResourceSample, RunResources};
 pub use session::DevSession;
+
+/// The budget a run's total is held against when none is given (`--budget-ms`).
+pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_millis(3000);
 
 /// The `event` field of a dev run's JSON object (SPEC §8).
 pub const DEV_RUN_EVENT: &str = "dev_run";
@@ -48,6 +53,33 @@ pub struct DevTimings {
     pub total: f64,
 }
 
+/// A run's total against `--budget-ms` (SPEC §7: "✓ 88 % under budget").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Budget {
+    pub budget_ms: f64,
+    /// `total` as a share of the budget, in percent.
+    pub used_percent: f64,
+    /// Whether `total` stayed within the budget.
+    pub within: bool,
+}
+
+impl Budget {
+    /// The check of `total_ms` against `budget_ms`.
+    pub fn check(budget_ms: f64, total_ms: f64) -> Budget {
+        // A zero budget is refused by the flag; guard the division anyway.
+        let used_percent = if budget_ms > 0.0 {
+            100.0 * total_ms / budget_ms
+        } else {
+            0.0
+        };
+        Budget {
+            budget_ms,
+            used_percent,
+            within: total_ms <= budget_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct HitsMisses {
     pub hits: usize,
@@ -68,6 +100,10 @@ pub struct DevRun {
     pub timings_ms: DevTimings,
     pub cache: BTreeMap<&'static str, HitsMisses>,
     pub containers: ContainerUse,
+    /// The clnrm process's resident memory and CPU use during the run.
+    pub resources: RunResources,
+    /// `timings_ms.total` against `--budget-ms`.
+    pub budget: Budget,
     /// Tests that dropped out (deleted).
     pub removed: Vec<String>,
     /// The whole text of each problem (invalid test), for the human display.
@@ -79,6 +115,10 @@ pub struct DevRun {
     /// When the run's clock started (first file event), for the reader to finish `total`.
     #[serde(skip)]
     pub clock_start: Option<Instant>,
+    /// Where the run's resource use is measured from, for the reader to finish
+    /// `resources` once the results are printed.
+    #[serde(skip)]
+    pub resources_start: Option<ResourceSample>,
 }
 
 /// A cache directory and how to open it.

@@ -11,7 +11,10 @@ use std::time::Instant;
 use clnrm_exec::Backend;
 use tokio::sync::{mpsc, watch};
 
-use super::{CacheLocation, DevRun, DevTimings, HitsMisses, DEV_RUN_EVENT};
+use super::{
+    Budget, CacheLocation, DevRun, DevTimings, HitsMisses, ResourceSample, RunResources,
+    DEV_RUN_EVENT,
+};
 use crate::cache::Memo;
 use crate::discover::{self, TestFile};
 use crate::pipeline::{FsWorld, Pipeline};
@@ -44,6 +47,10 @@ pub struct DevSession {
     /// Tests whose last check failed: retried on every change, since what would fix
     /// them (a missing import, say) is not in any record.
     broken: BTreeSet<String>,
+    /// The tests the last run checked (executed, served from cache or found invalid).
+    last_run_tests: BTreeSet<String>,
+    /// The total each run is held against (`--budget-ms`).
+    budget_ms: f64,
     runs: usize,
 }
 
@@ -72,7 +79,42 @@ impl DevSession {
             index: DependencyIndex::new(),
             last_inputs: HashMap::new(),
             broken: BTreeSet::new(),
+            last_run_tests: BTreeSet::new(),
+            budget_ms: super::DEFAULT_BUDGET.as_secs_f64() * 1000.0,
             runs: 0,
+        }
+    }
+
+    /// Holds each run's total against `budget` (`--budget-ms`).
+    pub fn with_budget(mut self, budget: std::time::Duration) -> DevSession {
+        self.budget_ms = budget.as_secs_f64() * 1000.0;
+        self
+    }
+
+    /// Whether changes to `paths` (released or still settling) replace content the
+    /// last run read: then its results are not to be shown.
+    pub fn is_superseded_by(&self, paths: &BTreeSet<String>, rescan: bool) -> bool {
+        if self.last_run_tests.is_empty() {
+            return false;
+        }
+        if rescan {
+            return true;
+        }
+        let affected = affected_tests(paths, &self.index);
+        affected.all
+            || affected
+                .tests
+                .iter()
+                .chain(&affected.test_files)
+                .any(|test| self.last_run_tests.contains(test))
+    }
+
+    /// Forgets what the last run saw of its tests, so that the next run of them
+    /// executes (or is served from the result cache) instead of being skipped as
+    /// unchanged: its results were never shown.
+    pub fn discard_last_run(&mut self) {
+        for test in std::mem::take(&mut self.last_run_tests) {
+            self.last_inputs.remove(&test);
         }
     }
 
@@ -240,13 +282,16 @@ impl DevSession {
         first_time: bool,
     ) -> DevRun {
         self.runs += 1;
+        let resources_start = ResourceSample::now();
         let started = Instant::now();
+        self.last_run_tests = selected.clone();
         let tests: Vec<TestFile> = selected
             .iter()
             .filter_map(|id| self.tests.get(id).cloned())
             .collect();
 
         let (memo, cache_warnings) = Memo::open(&self.cache.dir, self.cache.options.clone());
+        let cache_open_ms = ms(started.elapsed());
         // Render and parse (memoized; pure work on the rayon pool).
         let pipeline = Pipeline::new(&self.project, &FsWorld, &memo);
         let checked = pipeline.check_all(&tests);
@@ -381,7 +426,13 @@ impl DevSession {
         }
         let mut warnings = cache_warnings;
         warnings.extend(memo.take_warnings());
+        let closing = Instant::now();
         drop(memo);
+        tracing::debug!(
+            cache_open_ms,
+            cache_close_ms = ms(closing.elapsed()),
+            "cache opened and closed for the run"
+        );
         DevRun {
             event: DEV_RUN_EVENT,
             run: self.runs,
@@ -420,10 +471,16 @@ impl DevSession {
                 ),
             ]),
             containers,
+            resources: RunResources::default(),
+            budget: Budget {
+                budget_ms: self.budget_ms,
+                ..Budget::default()
+            },
             removed,
             problems,
             warnings,
             clock_start: None,
+            resources_start,
         }
     }
 }

@@ -1,14 +1,15 @@
 //! The readers of a `clnrm dev` session's events: the human panel (what changed, the
-//! results, the timing panel) and the JSON object per run (SPEC §8). They finish the
-//! run's `report` and `total` times, since drawing is part of them. Not the loop
-//! (`crate::dev`), which emits the events.
+//! results, the timing panel, memory and CPU, the budget line) and the JSON object per
+//! run (SPEC §8). They finish the run's `report` and `total` times, its resource use
+//! and its budget check, since drawing is part of them. Not the loop (`crate::dev`),
+//! which emits the events.
 
 use std::io::Write;
 use std::time::Instant;
 
-use super::style::{Palette, CLEAR_SCREEN, FAIL, WARN};
+use super::style::{Palette, CLEAR_SCREEN, FAIL, PASS, WARN};
 use super::{ms, HumanReporter, RunStats};
-use crate::dev::{DevEvent, DevRun, SessionEnd};
+use crate::dev::{Budget, DevEvent, DevRun, SessionEnd};
 
 /// What `--keep` leaves behind, said in both formats.
 const KEPT: &str = "containers kept for the next clnrm dev (--keep)";
@@ -89,7 +90,29 @@ impl DevPanel {
         finish_clock(&mut run, report_started);
         line(&timing_panel(&run));
         line(&cache_panel(&run));
+        line(&resources_panel(&run));
+        line(&self.budget_line(&run.budget, run.timings_ms.total));
         log_run(&run);
+    }
+}
+
+impl DevPanel {
+    /// "✓ 88 % under budget (365 of 3000 ms)", or how far over it the run went.
+    fn budget_line(&self, budget: &Budget, total_ms: f64) -> String {
+        let figures = format!("({total_ms:.0} of {:.0} ms)", budget.budget_ms);
+        if budget.within {
+            let under = 100.0 - budget.used_percent;
+            format!(
+                "   {} {under:.0} % under budget {figures}",
+                self.palette.paint("✓", PASS)
+            )
+        } else {
+            let over = budget.used_percent - 100.0;
+            format!(
+                "   {} {over:.0} % over budget {figures}",
+                self.palette.paint("✗", FAIL)
+            )
+        }
     }
 }
 
@@ -120,12 +143,17 @@ fn say_end(end: SessionEnd) {
     }
 }
 
-/// Sets `report` (since `report_started`) and `total` (since the run's first event).
+/// Sets `report` (since `report_started`) and `total` (since the run's first event),
+/// then the resources used since the run started and the total against the budget.
 fn finish_clock(run: &mut DevRun, report_started: Instant) {
     run.timings_ms.report = ms(report_started.elapsed());
     if let Some(start) = run.clock_start {
         run.timings_ms.total = ms(start.elapsed());
     }
+    if let Some(start) = run.resources_start {
+        run.resources = start.until_now();
+    }
+    run.budget = Budget::check(run.budget.budget_ms, run.timings_ms.total);
 }
 
 fn timing_panel(run: &DevRun) -> String {
@@ -158,6 +186,14 @@ fn cache_panel(run: &DevRun) -> String {
     )
 }
 
+fn resources_panel(run: &DevRun) -> String {
+    let r = &run.resources;
+    format!(
+        "   memory {:.1} MB resident · CPU {:.1} ms ({:.0} % of a core over {:.0} ms)",
+        r.rss_mb, r.cpu_ms, r.cpu_percent, r.wall_ms
+    )
+}
+
 fn log_run(run: &DevRun) {
     tracing::info!(
         run = run.run,
@@ -173,6 +209,9 @@ fn log_run(run: &DevRun) {
         total_ms = run.timings_ms.total,
         reused = run.containers.reused,
         started = run.containers.started,
+        rss_mb = run.resources.rss_mb,
+        cpu_ms = run.resources.cpu_ms,
+        within_budget = run.budget.within,
         "dev run"
     );
 }
@@ -186,7 +225,7 @@ fn line(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dev::{HitsMisses, DEV_RUN_EVENT};
+    use crate::dev::{HitsMisses, RunResources, DEV_RUN_EVENT};
     use crate::report::{Status, TestFinished};
     use std::collections::BTreeMap;
 
@@ -215,10 +254,18 @@ mod tests {
                 started: 1,
                 removed: 0,
             },
+            resources: RunResources {
+                rss_mb: 23.44,
+                cpu_ms: 12.06,
+                cpu_percent: 17.2,
+                wall_ms: 70.1,
+            },
+            budget: Budget::check(3000.0, 365.0),
             removed: vec![],
             problems: vec![],
             warnings: vec![],
             clock_start: None,
+            resources_start: None,
         }
     }
 
@@ -231,6 +278,61 @@ mod tests {
         let cache = cache_panel(&run);
         assert!(cache.contains("render 1/4"), "{cache}");
         assert!(cache.contains("container reuse 67 %"), "{cache}");
+    }
+
+    #[test]
+    fn the_panel_shows_memory_cpu_and_the_budget_line() {
+        let run = run_with_two_reused_one_started();
+        let resources = resources_panel(&run);
+        assert_eq!(
+            resources,
+            "   memory 23.4 MB resident · CPU 12.1 ms (17 % of a core over 70 ms)"
+        );
+        let panel = DevPanel::new(false, false, false);
+        assert_eq!(
+            panel.budget_line(&run.budget, 365.0),
+            "   ✓ 88 % under budget (365 of 3000 ms)"
+        );
+        let over = Budget::check(3000.0, 3750.0);
+        assert!(!over.within);
+        assert_eq!(
+            panel.budget_line(&over, 3750.0),
+            "   ✗ 25 % over budget (3750 of 3000 ms)"
+        );
+    }
+
+    #[test]
+    fn finishing_a_run_measures_its_resources_and_checks_the_budget() {
+        let mut run = run_with_two_reused_one_started();
+        run.budget = Budget {
+            budget_ms: 50.0,
+            ..Budget::default()
+        };
+        run.clock_start = Some(Instant::now() - std::time::Duration::from_millis(100));
+        run.resources_start = crate::dev::ResourceSample::now();
+        finish_clock(&mut run, Instant::now());
+        assert!(run.timings_ms.total >= 100.0);
+        assert!(!run.budget.within, "{:?}", run.budget);
+        assert!(run.budget.used_percent >= 200.0, "{:?}", run.budget);
+        assert!(run.resources.rss_mb > 0.0, "{:?}", run.resources);
+    }
+
+    #[test]
+    fn the_json_object_has_the_panels_memory_cpu_and_budget_fields() {
+        let run = run_with_two_reused_one_started();
+        let value: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
+        let resources = &value["resources"];
+        assert_eq!(resources["rss_mb"], 23.44);
+        assert_eq!(resources["cpu_ms"], 12.06);
+        assert_eq!(resources["cpu_percent"], 17.2);
+        assert_eq!(resources["wall_ms"], 70.1);
+        let budget = &value["budget"];
+        assert_eq!(budget["budget_ms"], 3000.0);
+        assert_eq!(budget["within"], true);
+        let used = budget["used_percent"].as_f64().unwrap();
+        assert!((used - 12.1667).abs() < 0.01, "{used}");
+        assert!(value.get("resources_start").is_none());
     }
 
     #[test]

@@ -1,12 +1,47 @@
-//! The debounce core: a pure state machine that turns timestamped changes into
-//! batches. It never reads the clock; callers hand it the time, so tests drive
-//! it by hand and the watcher thread drives it with `Instant::now()`.
+//! The trigger core: a pure state machine that turns timestamped changes into
+//! batches (SPEC §7 "Trigger"). It never reads the clock; callers hand it the
+//! time, so tests drive it by hand and the watcher thread drives it with
+//! `Instant::now()`.
+//!
+//! A batch holding one file whose last event was a completion (closed after
+//! writing, or renamed into place) is released after the short settle window;
+//! anything else (a plain modify, a delete, several files as in `git checkout`)
+//! waits for the trailing debounce, and every batch for at most the cap.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The debounce used when none is given (`--debounce-ms`).
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// The settle window used when none is given (`--settle-ms`): long enough to take
+/// in the events one save makes after its close or rename (a rename's pair, a
+/// formatter's immediate rewrite), short next to a step.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(20);
+
+/// What an event says about its path: whether the change it belongs to is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The file changed with no sign that the writer is done (created, written,
+    /// truncated, deleted, moved away without a pair).
+    Changed,
+    /// The writer is done: the file was closed after writing, or renamed into place.
+    Completed,
+    /// The file was renamed to another watched name (a temp file moved into place,
+    /// a file renamed): it stands for nothing still being written.
+    RenamedAway,
+}
+
+/// Why a batch was released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// One completed file, after the settle window.
+    Settle,
+    /// The trailing debounce: no completion signal, or many files.
+    Debounce,
+    /// The cap: events kept coming.
+    Cap,
+}
 
 /// Below this the debounce is likely to split one save into several runs.
 pub const MIN_SENSIBLE_DEBOUNCE_MS: u64 = 50;
@@ -64,6 +99,8 @@ pub struct ChangeBatch {
     pub detect: Duration,
     /// How many relevant raw events the batch gathered (before deduplication).
     pub events: usize,
+    /// What released the batch.
+    pub trigger: Trigger,
 }
 
 impl ChangeBatch {
@@ -71,6 +108,17 @@ impl ChangeBatch {
     pub fn debounce_time(&self) -> Duration {
         self.released_at
             .saturating_duration_since(self.first_event_at)
+    }
+
+    /// Takes in a batch released after this one: one run answers both. The
+    /// first event (and so the run's clock) stays this batch's.
+    pub fn merge(&mut self, later: ChangeBatch) {
+        self.paths.extend(later.paths);
+        self.rescan |= later.rescan;
+        self.last_event_at = self.last_event_at.max(later.last_event_at);
+        self.released_at = self.released_at.max(later.released_at);
+        self.events += later.events;
+        self.trigger = later.trigger;
     }
 }
 
@@ -99,6 +147,8 @@ impl Arrival {
 #[derive(Debug)]
 struct Pending {
     paths: BTreeSet<String>,
+    /// The last signal of each path.
+    signals: BTreeMap<String, Signal>,
     rescan: bool,
     first_event_at: Instant,
     last_event_at: Instant,
@@ -107,26 +157,56 @@ struct Pending {
     events: usize,
 }
 
-/// Trailing-edge debounce with a cap.
+impl Pending {
+    /// The one file this batch is about, when it is one completed save: exactly
+    /// one path still stands for a change, and its writer is done.
+    fn is_one_completed_save(&self) -> bool {
+        if self.rescan {
+            return false;
+        }
+        let mut live = self
+            .signals
+            .values()
+            .filter(|signal| **signal != Signal::RenamedAway);
+        matches!((live.next(), live.next()), (Some(Signal::Completed), None))
+    }
+}
+
+/// Completion-triggered release with a trailing-edge debounce and a cap.
 ///
-/// A batch opens with its first change and is released once `debounce` has
-/// passed without a new change, or once `max_wait` has passed since its first
-/// change, whichever comes first.
+/// A batch opens with its first change. It is released once `settle` has passed
+/// without a new event if it is one completed save; otherwise once `debounce`
+/// has passed without a new change; and in any case once `max_wait` has passed
+/// since its first change.
 #[derive(Debug)]
 pub struct Debouncer {
     debounce: Duration,
+    /// `None`: completion signals are not trusted, every batch waits the debounce.
+    settle: Option<Duration>,
     max_wait: Duration,
     pending: Option<Pending>,
 }
 
 impl Debouncer {
-    /// A debouncer; `max_wait` is raised to at least `debounce`.
+    /// A debounce-only debouncer; `max_wait` is raised to at least `debounce`.
     pub fn new(debounce: Duration, max_wait: Duration) -> Self {
         Debouncer {
             debounce,
+            settle: None,
             max_wait: max_wait.max(debounce),
             pending: None,
         }
+    }
+
+    /// Also releases one completed save after `settle` (never later than the debounce).
+    pub fn with_settle(mut self, settle: Option<Duration>) -> Self {
+        self.settle = settle.map(|settle| settle.min(self.debounce));
+        self
+    }
+
+    /// The settle window, if completions trigger runs.
+    pub fn settle(&self) -> Option<Duration> {
+        self.settle
     }
 
     /// The quiet period that releases a batch.
@@ -139,14 +219,39 @@ impl Debouncer {
         self.max_wait
     }
 
-    /// Records a change of `path` that happened at `now`.
+    /// Records a change of `path` that happened at `now`, with no completion signal.
     pub fn push(&mut self, path: impl Into<String>, now: Instant) {
         self.push_arrival(path, Arrival::at(now));
     }
 
-    /// Records a change of `path` with its full timing.
+    /// Records an event of `path` at `now` and what it says about the change.
+    pub fn push_signal(&mut self, path: impl Into<String>, signal: Signal, now: Instant) {
+        self.push_signal_arrival(path, signal, Arrival::at(now));
+    }
+
+    /// Records a change of `path` (no completion signal) with its full timing.
     pub fn push_arrival(&mut self, path: impl Into<String>, arrival: Arrival) {
-        self.pending_for(arrival).paths.insert(path.into());
+        self.push_signal_arrival(path, Signal::Changed, arrival);
+    }
+
+    /// Records an event of `path` with its full timing and what it says.
+    pub fn push_signal_arrival(
+        &mut self,
+        path: impl Into<String>,
+        signal: Signal,
+        arrival: Arrival,
+    ) {
+        let path = path.into();
+        let pending = self.pending_for(arrival);
+        pending.signals.insert(path.clone(), signal);
+        pending.paths.insert(path);
+    }
+
+    /// The paths of the open batch (empty when none is open).
+    pub fn pending_paths(&self) -> impl Iterator<Item = &str> {
+        self.pending
+            .iter()
+            .flat_map(|p| p.paths.iter().map(String::as_str))
     }
 
     /// Records that events were lost: the batch is marked `rescan`.
@@ -157,6 +262,7 @@ impl Debouncer {
     fn pending_for(&mut self, arrival: Arrival) -> &mut Pending {
         let pending = self.pending.get_or_insert_with(|| Pending {
             paths: BTreeSet::new(),
+            signals: BTreeMap::new(),
             rescan: false,
             first_event_at: arrival.event_at,
             last_event_at: arrival.event_at,
@@ -181,16 +287,29 @@ impl Debouncer {
 
     /// When the open batch is due, if one is open.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.as_ref().map(|p| {
-            let quiet = p.last_event_at + self.debounce;
-            let cap = p.first_event_at + self.max_wait;
-            quiet.min(cap)
+        self.due().map(|(at, _)| at)
+    }
+
+    /// When the open batch is due and what will release it.
+    fn due(&self) -> Option<(Instant, Trigger)> {
+        let p = self.pending.as_ref()?;
+        let cap = p.first_event_at + self.max_wait;
+        let (quiet, trigger) = match self.settle {
+            Some(settle) if p.is_one_completed_save() => {
+                (p.last_event_at + settle, Trigger::Settle)
+            }
+            _ => (p.last_event_at + self.debounce, Trigger::Debounce),
+        };
+        Some(if cap < quiet {
+            (cap, Trigger::Cap)
+        } else {
+            (quiet, trigger)
         })
     }
 
     /// Releases the open batch if it is due at `now`.
     pub fn poll(&mut self, now: Instant) -> Option<ChangeBatch> {
-        let due = self.next_deadline()?;
+        let (due, trigger) = self.due()?;
         if now < due {
             return None;
         }
@@ -204,6 +323,7 @@ impl Debouncer {
             released_at: now,
             detect: p.detect,
             events: p.events,
+            trigger,
         })
     }
 }
@@ -275,6 +395,7 @@ mod tests {
         }
         assert_eq!(released.len(), 2, "{released:?}");
         assert_eq!(released[0].released_at, t0 + 1200 * MS);
+        assert_eq!(released[0].trigger, Trigger::Cap);
         assert_eq!(released[0].paths.len(), 24, "events at 0..1150 ms");
         assert_eq!(released[1].first_event_at, t0 + 1200 * MS);
         assert_eq!(released[1].released_at, t0 + 2400 * MS);
@@ -329,6 +450,106 @@ mod tests {
         let b = d.poll(t0 + 100 * MS).unwrap();
         assert!(b.rescan);
         assert!(b.paths.is_empty());
+    }
+
+    fn settling(debounce_ms: u32) -> Debouncer {
+        Debouncer::new(debounce_ms * MS, 4 * debounce_ms * MS).with_settle(Some(20 * MS))
+    }
+
+    #[test]
+    fn a_file_closed_after_writing_is_released_after_the_settle_window() {
+        let t0 = Instant::now();
+        let mut d = settling(300);
+        d.push_signal("a.clnrm.toml", Signal::Changed, t0);
+        assert_eq!(
+            d.next_deadline(),
+            Some(t0 + 300 * MS),
+            "still being written"
+        );
+        d.push_signal("a.clnrm.toml", Signal::Completed, t0 + 2 * MS);
+        assert_eq!(d.next_deadline(), Some(t0 + 22 * MS));
+        assert!(d.poll(t0 + 21 * MS).is_none());
+        let batch = d.poll(t0 + 22 * MS).expect("settled");
+        assert_eq!(names(&batch), ["a.clnrm.toml"]);
+        assert_eq!(batch.trigger, Trigger::Settle);
+        assert_eq!(batch.debounce_time(), 22 * MS);
+    }
+
+    #[test]
+    fn a_temp_file_renamed_into_place_is_one_completed_save() {
+        let t0 = Instant::now();
+        let mut d = settling(300);
+        d.push_signal(".a.clnrm.toml.x1", Signal::Changed, t0);
+        d.push_signal(".a.clnrm.toml.x1", Signal::Completed, t0 + MS);
+        d.push_signal(".a.clnrm.toml.x1", Signal::Changed, t0 + 2 * MS);
+        d.push_signal("a.clnrm.toml", Signal::Completed, t0 + 2 * MS);
+        // The rename's pair arrives: the temp name stands for nothing being written.
+        d.push_signal(".a.clnrm.toml.x1", Signal::RenamedAway, t0 + 2 * MS);
+        let batch = d.poll(t0 + 22 * MS).expect("settled");
+        assert_eq!(batch.trigger, Trigger::Settle);
+        assert!(batch.paths.contains("a.clnrm.toml"));
+    }
+
+    #[test]
+    fn a_rewrite_within_the_settle_window_joins_the_save() {
+        let t0 = Instant::now();
+        let mut d = settling(300);
+        d.push_signal("a.clnrm.toml", Signal::Completed, t0);
+        // A formatter opens the file again: not done until it closes it.
+        d.push_signal("a.clnrm.toml", Signal::Changed, t0 + 10 * MS);
+        assert!(d.poll(t0 + 25 * MS).is_none());
+        d.push_signal("a.clnrm.toml", Signal::Completed, t0 + 30 * MS);
+        let batch = d.poll(t0 + 50 * MS).expect("settled after the rewrite");
+        assert_eq!(batch.events, 3);
+        assert_eq!(batch.trigger, Trigger::Settle);
+    }
+
+    #[test]
+    fn many_completed_files_wait_for_the_debounce() {
+        let t0 = Instant::now();
+        let mut d = settling(300);
+        for i in 0..50u32 {
+            d.push_signal(format!("t{i}.clnrm.toml"), Signal::Completed, t0 + i * MS);
+        }
+        assert!(
+            d.poll(t0 + 100 * MS).is_none(),
+            "a checkout is not one save"
+        );
+        let batch = d.poll(t0 + 349 * MS).expect("debounced");
+        assert_eq!(batch.paths.len(), 50);
+        assert_eq!(batch.trigger, Trigger::Debounce);
+    }
+
+    #[test]
+    fn a_delete_has_no_completion_signal_and_waits_for_the_debounce() {
+        let t0 = Instant::now();
+        let mut d = settling(300);
+        d.push_signal("a.clnrm.toml", Signal::Changed, t0);
+        assert!(d.poll(t0 + 299 * MS).is_none());
+        assert_eq!(d.poll(t0 + 300 * MS).unwrap().trigger, Trigger::Debounce);
+    }
+
+    #[test]
+    fn without_a_settle_window_completions_wait_for_the_debounce() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(300 * MS, 1200 * MS).with_settle(None);
+        d.push_signal("a.clnrm.toml", Signal::Completed, t0);
+        assert_eq!(d.next_deadline(), Some(t0 + 300 * MS));
+    }
+
+    #[test]
+    fn merged_batches_keep_the_first_clock_and_every_path() {
+        let t0 = Instant::now();
+        let mut d = settling(300);
+        d.push_signal("a", Signal::Completed, t0);
+        let mut first = d.poll(t0 + 20 * MS).unwrap();
+        d.push_signal("b", Signal::Completed, t0 + 40 * MS);
+        let second = d.poll(t0 + 60 * MS).unwrap();
+        first.merge(second);
+        assert_eq!(names(&first), ["a", "b"]);
+        assert_eq!(first.first_event_at, t0);
+        assert_eq!(first.released_at, t0 + 60 * MS);
+        assert_eq!(first.events, 2);
     }
 
     #[test]

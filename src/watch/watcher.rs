@@ -1,19 +1,25 @@
 //! The watcher thread: notify → crossbeam channel → ignore rules → debouncer
-//! → batches.
+//! → batches. Each event is read for its completion signal (closed after
+//! writing, renamed into place) so that one save is released after the settle
+//! window instead of the debounce.
 //!
 //! Folders are watched one by one (non-recursively) rather than with notify's
 //! recursive mode, so that `target/`, `.git/` and gitignored trees cost no
 //! inotify watch and the watched set follows the ignore files.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use notify::event::{EventKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 
-use super::debounce::{default_max_wait, Arrival, ChangeBatch, Debouncer, DEFAULT_DEBOUNCE};
+use super::debounce::{
+    default_max_wait, Arrival, ChangeBatch, Debouncer, Signal, DEFAULT_DEBOUNCE, DEFAULT_SETTLE,
+};
 use super::rules::{is_ignore_file, IgnoreRules};
 use super::tree::{join, parent, relative, Scope, Tree};
 
@@ -22,6 +28,9 @@ use super::tree::{join, parent, relative, Scope, Tree};
 pub struct WatchOptions {
     /// The quiet period that ends a batch (`--debounce-ms`, default 300 ms).
     pub debounce: Duration,
+    /// The quiet period after one completed save (`--settle-ms`, default 20 ms);
+    /// `None` leaves every batch to the debounce.
+    pub settle: Option<Duration>,
     /// The longest a batch waits after its first event; `None` is four
     /// debounce windows.
     pub max_wait: Option<Duration>,
@@ -34,6 +43,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             debounce: DEFAULT_DEBOUNCE,
+            settle: Some(DEFAULT_SETTLE),
             max_wait: None,
             ignored_dirs: Vec::new(),
         }
@@ -84,6 +94,8 @@ pub enum WatchError {
 pub struct Watcher {
     root: PathBuf,
     batches: Receiver<ChangeBatch>,
+    /// The paths of the batch the watcher thread is still gathering.
+    pending: Arc<Mutex<BTreeSet<String>>>,
     commands: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -128,7 +140,10 @@ impl Watcher {
         let tree = Tree::watch(root.clone(), scopes, rules, notify)?;
 
         let debounce = opts.debounce;
+        let settle = opts.settle;
         let max_wait = opts.max_wait.unwrap_or_else(|| default_max_wait(debounce));
+        let pending = Arc::new(Mutex::new(BTreeSet::new()));
+        let pending_shared = Arc::clone(&pending);
         let (out_tx, out_rx) = crossbeam_channel::unbounded();
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded::<Command>();
         let thread = std::thread::Builder::new()
@@ -136,7 +151,8 @@ impl Watcher {
             .spawn(move || {
                 let mut event_loop = EventLoop {
                     tree,
-                    debouncer: Debouncer::new(debounce, max_wait),
+                    debouncer: Debouncer::new(debounce, max_wait).with_settle(settle),
+                    pending: pending_shared,
                 };
                 event_loop.run(raw_rx, commands_rx, out_tx);
             })
@@ -144,6 +160,7 @@ impl Watcher {
         Ok(Watcher {
             root,
             batches: out_rx,
+            pending,
             commands: Some(commands_tx),
             thread: Some(thread),
         })
@@ -157,6 +174,15 @@ impl Watcher {
     /// The channel batches arrive on (for `select!` with other channels).
     pub fn batches(&self) -> &Receiver<ChangeBatch> {
         &self.batches
+    }
+
+    /// The paths of changes seen but not yet released as a batch: a save still
+    /// settling. A run's results are stale if these touch its tests.
+    pub fn pending_paths(&self) -> BTreeSet<String> {
+        self.pending
+            .lock()
+            .map(|paths| paths.clone())
+            .unwrap_or_default()
     }
 
     /// Also watches `path` (relative to the root, or absolute), e.g. a library
@@ -255,6 +281,8 @@ struct RawEvent {
 struct EventLoop {
     tree: Tree,
     debouncer: Debouncer,
+    /// Shared with [`Watcher::pending_paths`].
+    pending: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl EventLoop {
@@ -288,11 +316,13 @@ impl EventLoop {
                 },
                 recv(timer) -> _ => {}
             }
-            if let Some(batch) = self.debouncer.poll(Instant::now()) {
+            let released = self.debouncer.poll(Instant::now());
+            if let Some(batch) = released {
                 tracing::debug!(
                     paths = batch.paths.len(),
                     events = batch.events,
                     rescan = batch.rescan,
+                    trigger = ?batch.trigger,
                     debounce_ms = batch.debounce_time().as_millis() as u64,
                     "change batch released"
                 );
@@ -300,6 +330,15 @@ impl EventLoop {
                     return;
                 }
             }
+            // Published after the send, so a batch is always visible in one place.
+            self.publish_pending();
+        }
+    }
+
+    fn publish_pending(&self) {
+        if let Ok(mut shared) = self.pending.lock() {
+            shared.clear();
+            shared.extend(self.debouncer.pending_paths().map(str::to_owned));
         }
     }
 
@@ -321,14 +360,21 @@ impl EventLoop {
             self.debouncer.push_rescan(arrival(Duration::ZERO));
             return;
         }
-        if matches!(
+        let completes_write = matches!(
             event.kind,
-            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
-        ) {
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
+        if !completes_write
+            && matches!(
+                event.kind,
+                EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
+            )
+        {
             return;
         }
         let mut rules_changed = false;
-        for path in &event.paths {
+        for (index, path) in event.paths.iter().enumerate() {
+            let signal = signal_of(&event.kind, index);
             let Some(rel) = relative(&self.tree.root, path) else {
                 continue;
             };
@@ -364,7 +410,8 @@ impl EventLoop {
                 } else {
                     detect_delay(meta.as_ref(), raw.wall)
                 };
-                self.debouncer.push_arrival(rel, arrival(detect));
+                self.debouncer
+                    .push_signal_arrival(rel, signal, arrival(detect));
             }
             for file in found {
                 if self.tree.in_scope(&file) {
@@ -375,6 +422,19 @@ impl EventLoop {
         if rules_changed {
             self.tree.rewalk();
         }
+    }
+}
+
+/// What an event says about its `index`th path: a close after writing and a
+/// rename into place complete a save; the old name of a paired rename stands
+/// for nothing being written; anything else is a change still in progress.
+fn signal_of(kind: &EventKind, index: usize) -> Signal {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Signal::Completed,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if index == 0 => Signal::RenamedAway,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => Signal::Completed,
+        _ => Signal::Changed,
     }
 }
 
@@ -390,6 +450,19 @@ fn detect_delay(meta: Option<&fs::Metadata>, event_wall: SystemTime) -> Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closes_after_writing_and_renames_into_place_complete_a_save() {
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        let from = EventKind::Modify(ModifyKind::Name(RenameMode::From));
+        let data = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        assert_eq!(signal_of(&close, 0), Signal::Completed);
+        assert_eq!(signal_of(&both, 0), Signal::RenamedAway);
+        assert_eq!(signal_of(&both, 1), Signal::Completed);
+        assert_eq!(signal_of(&from, 0), Signal::Changed);
+        assert_eq!(signal_of(&data, 0), Signal::Changed);
+    }
 
     #[test]
     fn detect_delay_is_zero_when_unmeasurable() {
