@@ -86,6 +86,7 @@ mod tests {
             disk_bytes: 1_048_576,
             last_gc: None,
             stages,
+            remote: None,
         };
         let text = format_stats_human(&stats);
         assert!(text.contains("Cache directory: .clnrm/cache"), "{text}");
