@@ -224,12 +224,12 @@ impl Memo {
 
     /// Warnings raised since the last call (a failed write, say), each once.
     pub fn take_warnings(&self) -> Vec<String> {
+        let mut warnings =
+            std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(remote) = &self.remote {
-            for warning in remote.take_warnings() {
-                self.warn(warning);
-            }
+            warnings.extend(remote.take_warnings());
         }
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+        warnings
     }
 
     /// Persists counters and last-use stamps and makes every write durable.

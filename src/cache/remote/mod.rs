@@ -357,8 +357,9 @@ impl Shared {
         }
     }
 
+    /// Kept for [`Memo::take_warnings`](super::Memo::take_warnings), which the CLI
+    /// prints once; not logged as well, so the user reads it once.
     fn warn(&self, message: String) {
-        tracing::warn!("{message}");
         self.warnings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -520,17 +521,16 @@ impl Remote {
         self.uploads.enqueue(key.to_hex(), body);
     }
 
-    /// Waits for queued uploads (at most `timeout`); returns a warning when some
-    /// did not go.
-    pub(crate) fn finish_uploads(&self, timeout: Duration) -> Option<String> {
+    /// Waits for queued uploads (at most `timeout`); warns when some did not go.
+    pub(crate) fn finish_uploads(&self, timeout: Duration) {
         let left = self.uploads.finish(timeout);
-        (left > 0).then(|| {
-            format!(
+        if left > 0 {
+            self.shared.warn(format!(
                 "remote cache {}: {left} upload(s) not finished within {}s were dropped; results are unaffected",
                 self.shown_url(),
                 timeout.as_secs()
-            )
-        })
+            ));
+        }
     }
 
     pub(crate) fn take_warnings(&self) -> Vec<String> {

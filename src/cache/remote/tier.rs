@@ -77,16 +77,12 @@ impl Memo {
         }
     }
 
-    /// Waits for the remote's queued uploads (bounded by `timeout`) and hands its
-    /// warnings to the memo's. Called before the command's last flush; harmless to
-    /// call again (later uploads are then not made).
+    /// Waits for the remote's queued uploads (bounded by `timeout`); its warnings
+    /// come out of [`Memo::take_warnings`]. Called before the command's last flush;
+    /// harmless to call again (later uploads are then not made).
     pub fn finish_remote(&self, timeout: Duration) {
-        let Some(remote) = &self.remote else { return };
-        if let Some(warning) = remote.finish_uploads(timeout) {
-            self.warn(warning);
-        }
-        for warning in remote.take_warnings() {
-            self.warn(warning);
+        if let Some(remote) = &self.remote {
+            remote.finish_uploads(timeout);
         }
     }
 
