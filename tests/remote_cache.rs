@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use common::{docker_ready, json_events, TestProject};
 use remote_servers::{
-    clnrm_containers_created_since, docker_now, failing_test, passing_test, remote_warnings, Nginx,
+    containers_created_by, docker_now, failing_test, passing_test, remote_warnings, Nginx,
 };
 
 /// Container counts read from the engine's events are only exact one test at a time.
@@ -37,7 +37,17 @@ fn clnrm_on(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> common::Run {
-    let mut cmd = common::clnrm_command();
+    clnrm_on_with_pid(project, cache, args, env).0
+}
+
+/// [`clnrm_on`], and the process's pid (its containers' session label starts with it).
+fn clnrm_on_with_pid(
+    project: &TestProject,
+    cache: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (common::Run, u32) {
+    let mut cmd = common::clnrm_process();
     cmd.current_dir(project.root())
         .args(args)
         .env("CLNRM_CACHE_DIR", cache);
@@ -52,7 +62,16 @@ fn clnrm_on(
     for (key, value) in env {
         cmd.env(key, value);
     }
-    common::Run(cmd.output().expect("run clnrm"))
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run clnrm");
+    let pid = child.id();
+    (
+        common::Run(child.wait_with_output().expect("clnrm output")),
+        pid,
+    )
 }
 
 /// (passed, cached) of every finished test, by test identity.
@@ -83,31 +102,67 @@ fn a_second_machine_reuses_the_first_ones_results_and_starts_no_container() {
     let (first_cache, second_cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let url = nginx.url();
 
-    let first = clnrm_on(&project, first_cache.path(), &["run", "--remote-cache", &url], &[]);
+    let since = docker_now();
+    let (first, pid) = clnrm_on_with_pid(
+        &project,
+        first_cache.path(),
+        &["run", "--remote-cache", &url],
+        &[],
+    );
     first.expect_code(0).expect_contains("3 passed");
+    assert_eq!(
+        containers_created_by(pid, &since),
+        3,
+        "one container per test"
+    );
     assert_eq!(nginx.count("PUT"), 3, "{:?}", nginx.requests());
-    assert!(remote_warnings(&first.stderr()).is_empty(), "{}", first.stderr());
+    assert!(
+        remote_warnings(&first.stderr()).is_empty(),
+        "{}",
+        first.stderr()
+    );
 
     // Another machine: an empty local cache, the same remote (from the environment).
     let since = docker_now();
-    let second = clnrm_on(
+    let (second, pid) = clnrm_on_with_pid(
         &project,
         second_cache.path(),
         &["run"],
         &[("CLNRM_REMOTE_CACHE", &url)],
     );
     second.expect_code(0);
-    assert_eq!(second.stdout().matches("PASS (cached)").count(), 3, "{}", second.stdout());
-    assert_eq!(clnrm_containers_created_since(&since), 0, "a cached run starts nothing");
+    assert_eq!(
+        second.stdout().matches("PASS (cached)").count(),
+        3,
+        "{}",
+        second.stdout()
+    );
+    assert_eq!(
+        containers_created_by(pid, &since),
+        0,
+        "a cached run starts nothing"
+    );
     assert_eq!(nginx.count("PUT"), 3, "nothing new to upload");
 
     // Its local cache now holds the results: with the remote gone it stays cached.
     drop(nginx);
-    let third = clnrm_on(&project, second_cache.path(), &["run", "--format", "json"], &[]);
+    let third = clnrm_on(
+        &project,
+        second_cache.path(),
+        &["run", "--format", "json"],
+        &[],
+    );
     third.expect_code(0);
-    assert!(outcomes(&third).iter().all(|(_, status, cached)| status == "pass" && *cached));
+    assert!(outcomes(&third)
+        .iter()
+        .all(|(_, status, cached)| status == "pass" && *cached));
 
-    let stats = clnrm_on(&project, second_cache.path(), &["cache", "stats", "--json"], &[]);
+    let stats = clnrm_on(
+        &project,
+        second_cache.path(),
+        &["cache", "stats", "--json"],
+        &[],
+    );
     let stats: serde_json::Value = serde_json::from_str(&stats.stdout()).expect("json");
     assert_eq!(stats["remote"]["hits"], 3, "{stats}");
     assert_eq!(stats["remote"]["uploads"], 0, "{stats}");
@@ -131,7 +186,12 @@ fn read_mode_asks_the_remote_but_uploads_nothing() {
     );
     run.expect_code(0).expect_contains("2 passed");
     assert_eq!(nginx.count("GET"), 2, "{:?}", nginx.requests());
-    assert_eq!(nginx.count("PUT"), 0, "read mode never uploads: {:?}", nginx.requests());
+    assert_eq!(
+        nginx.count("PUT"),
+        0,
+        "read mode never uploads: {:?}",
+        nginx.requests()
+    );
     assert!(nginx.stored_values().is_empty());
 }
 
@@ -145,7 +205,13 @@ fn a_value_altered_on_the_server_is_a_miss_with_one_warning_never_a_wrong_pass()
     let project = project_with_passing_tests(2);
     let url = nginx.url();
     let first_cache = tempfile::tempdir().unwrap();
-    clnrm_on(&project, first_cache.path(), &["run", "--remote-cache", &url], &[]).expect_code(0);
+    clnrm_on(
+        &project,
+        first_cache.path(),
+        &["run", "--remote-cache", &url],
+        &[],
+    )
+    .expect_code(0);
     let values = nginx.stored_values();
     assert_eq!(values.len(), 2);
     for path in &values {
@@ -166,7 +232,9 @@ fn a_value_altered_on_the_server_is_a_miss_with_one_warning_never_a_wrong_pass()
     let second_outcomes = outcomes(&second);
     assert_eq!(second_outcomes.len(), 2);
     assert!(
-        second_outcomes.iter().all(|(_, status, cached)| status == "pass" && !cached),
+        second_outcomes
+            .iter()
+            .all(|(_, status, cached)| status == "pass" && !cached),
         "damaged values are misses, the tests really run: {second_outcomes:?}"
     );
     let warnings = remote_warnings(&second.stderr());
@@ -189,8 +257,13 @@ fn with_a_key_a_writer_without_it_cannot_make_a_failing_test_pass() {
 
     // A signed run: `good` passes and is uploaded, `bad` fails (asked, not found).
     let signed_cache = tempfile::tempdir().unwrap();
-    clnrm_on(&project, signed_cache.path(), &["run", "--remote-cache", &url], &[key])
-        .expect_code(1);
+    clnrm_on(
+        &project,
+        signed_cache.path(),
+        &["run", "--remote-cache", &url],
+        &[key],
+    )
+    .expect_code(1);
     let values = nginx.stored_values();
     assert_eq!(values.len(), 1, "only the pass is uploaded");
     let asked = nginx.keys_asked();
@@ -204,7 +277,13 @@ fn with_a_key_a_writer_without_it_cannot_make_a_failing_test_pass() {
     let planter_cache = tempfile::tempdir().unwrap();
     let planter = TestProject::new();
     planter.write("tests/p.clnrm.toml", &passing_test("p", "planted"));
-    clnrm_on(&planter, planter_cache.path(), &["run", "--remote-cache", &url], &[]).expect_code(0);
+    clnrm_on(
+        &planter,
+        planter_cache.path(),
+        &["run", "--remote-cache", &url],
+        &[],
+    )
+    .expect_code(0);
     let unsigned = nginx
         .stored_values()
         .into_iter()
@@ -304,14 +383,27 @@ fn credentials_never_appear_in_output_logs_or_statistics() {
     }
     // A broken URL and an unreachable server are reported without them too.
     seen.push_str(
-        &clnrm_on(&project, cache.path(), &["run", "--remote-cache", "ftp://ci:hunter2@x"], &[])
-            .expect_code(2)
-            .all(),
+        &clnrm_on(
+            &project,
+            cache.path(),
+            &["run", "--remote-cache", "ftp://ci:hunter2@x"],
+            &[],
+        )
+        .expect_code(2)
+        .all(),
     );
-    let closed = format!("http://ci:hunter2@127.0.0.1:{}/", remote_servers::free_port());
+    let closed = format!(
+        "http://ci:hunter2@127.0.0.1:{}/",
+        remote_servers::free_port()
+    );
     seen.push_str(
-        &clnrm_on(&project, cache.path(), &["run", "--force", "--remote-cache", &closed], &[])
-            .all(),
+        &clnrm_on(
+            &project,
+            cache.path(),
+            &["run", "--force", "--remote-cache", &closed],
+            &[],
+        )
+        .all(),
     );
     assert!(seen.contains("remote cache"), "{seen}");
     for secret in ["hunter2", "token-xyzzy", "key-plugh"] {

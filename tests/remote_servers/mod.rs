@@ -30,7 +30,10 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
                 std::fs::read_to_string(log).unwrap_or_default()
             );
         }
-        assert!(Instant::now() < deadline, "{what} is not listening on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} is not listening on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -86,7 +89,12 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        wait_for_port(port, &mut child, "nginx", &self.dir.path().join("error.log"));
+        wait_for_port(
+            port,
+            &mut child,
+            "nginx",
+            &self.dir.path().join("error.log"),
+        );
         self.child = Some(child);
     }
 
@@ -119,7 +127,11 @@ impl Nginx {
         self.requests()
             .iter()
             .filter(|r| r.starts_with("GET "))
-            .filter_map(|r| r.split('/').nth(3).map(|k| k.split(' ').next().unwrap_or(k).to_string()))
+            .filter_map(|r| {
+                r.split('/')
+                    .nth(3)
+                    .map(|k| k.split(' ').next().unwrap_or(k).to_string())
+            })
             .collect()
     }
 
@@ -252,9 +264,8 @@ fn answer(stream: TcpStream, fault: Fault, count: &AtomicUsize) {
             }
             Fault::Garbage => {
                 let body = b"CLRC\x01\x00not an envelope at all, just bytes";
-                let mut out =
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
-                        .into_bytes();
+                let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
                 out.extend_from_slice(body);
                 out
             }
@@ -273,8 +284,10 @@ pub fn docker_now() -> String {
     format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }
 
-/// How many clnrm containers the engine created since `since` ([`docker_now`]).
-pub fn clnrm_containers_created_since(since: &str) -> usize {
+/// How many containers the clnrm process `pid` had the engine create since `since`
+/// ([`docker_now`]). Other clnrm processes on the same engine (other tests, other
+/// people) do not count: a session's label starts with its process's pid.
+pub fn containers_created_by(pid: u32, since: &str) -> usize {
     let out = Command::new("docker")
         .args([
             "events",
@@ -289,11 +302,15 @@ pub fn clnrm_containers_created_since(since: &str) -> usize {
             "--filter",
             "label=clnrm.managed=true",
             "--format",
-            "{{.ID}}",
+            "{{index .Actor.Attributes \"clnrm.session\"}}",
         ])
         .output()
         .expect("docker events");
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    let ours = format!("{pid}-");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|session| session.starts_with(&ours))
+        .count()
 }
 
 /// A passing test named `name` that runs one step in the fixture image; `marker`
