@@ -341,3 +341,45 @@ pub fn remote_warnings(stderr: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The local Docker engine seen through a loopback TCP port (socat), as a remote
+/// engine is: `DOCKER_HOST=tcp://127.0.0.1:PORT`.
+pub struct EngineOverTcp {
+    port: u16,
+    child: Child,
+}
+
+impl EngineOverTcp {
+    /// Starts socat, or returns `None` with a visible notice when it is not
+    /// installed (`.ci/run` installs it; under CI its absence is a failure).
+    pub fn start() -> Option<EngineOverTcp> {
+        if Command::new("socat").arg("-V").output().is_err() {
+            clnrm_test_support::skip_container_test(
+                "Docker engine over TCP",
+                "socat is not installed (apt-get install socat)",
+            );
+            return None;
+        }
+        let port = free_port();
+        let mut child = Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg("UNIX-CONNECT:/var/run/docker.sock")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start socat");
+        wait_for_port(port, &mut child, "socat", Path::new("/dev/null"));
+        Some(EngineOverTcp { port, child })
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for EngineOverTcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
