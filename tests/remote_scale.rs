@@ -34,6 +34,7 @@ fn plant_passes_on_the_remote(project: &TestProject, url: &str) -> Vec<clnrm::ca
         prepare(&backend, &memo, &loaded, checked, true).await
     });
     let mut keys = Vec::new();
+    let started = Instant::now();
     for disposition in dispositions {
         let Disposition::Run(runnable, _) = disposition else {
             panic!("every test is valid and forced to run");
@@ -43,6 +44,10 @@ fn plant_passes_on_the_remote(project: &TestProject, url: &str) -> Vec<clnrm::ca
         memo.put_value(REMOTE_STAGES[0], &runnable.inputs.key(), &pass);
     }
     memo.finish_remote(Duration::from_secs(120));
+    println!(
+        "{TESTS} results stored and uploaded (4 upload threads): {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(memo.take_warnings().is_empty());
     keys
 }
@@ -93,6 +98,19 @@ fn a_thousand_results_come_from_the_remote_at_once_and_then_stay_local() {
     }
     let keys = plant_passes_on_the_remote(&project, &nginx.url());
     assert_eq!(nginx.stored_values().len(), TESTS);
+
+    // One remote hit into a fresh cache, connection included.
+    let single = tempfile::tempdir().unwrap();
+    let (mut memo, _) = Memo::open(single.path(), MemoOptions::default());
+    memo.attach_remote(Remote::new(&remote_options(&nginx.url(), RemoteMode::Read)).unwrap());
+    let started = Instant::now();
+    let hit = memo.get_value::<PassRecord>(REMOTE_STAGES[0], &keys[0]);
+    println!(
+        "one remote hit: {:.2}ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(hit.map(|p| p.duration_ms), Some(1.0));
+    drop(memo);
 
     // The fetch alone: a thousand lookups into a fresh cache, concurrently.
     let fresh = tempfile::tempdir().unwrap();

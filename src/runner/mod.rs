@@ -91,8 +91,8 @@ pub async fn run(
 }
 
 /// The stages whose values are shared through a remote cache (SPEC §10): results
-/// only. Rendering, parsing and planning cost milliseconds locally, and their keys
-/// name this machine's paths; a result is what saves a container run.
+/// only. A result saves seconds of containers; rendering, parsing and planning take
+/// microseconds to a millisecond locally, less than one round trip to a server.
 pub const REMOTE_STAGES: &[&str] = &[inputs::ResultStage::NAME];
 
 /// `--shard K/N`: whether a test belongs to shard K (1-based) of N, stably by identity.
