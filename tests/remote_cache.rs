@@ -381,6 +381,22 @@ fn credentials_never_appear_in_output_logs_or_statistics() {
     ] {
         seen.push_str(&clnrm_on(&project, cache.path(), &args, &secrets).all());
     }
+    // Every library's logs too (ureq's request logging included).
+    let mut traced = secrets.to_vec();
+    traced.push(("RUST_LOG", "trace"));
+    seen.push_str(
+        &clnrm_on(
+            &project,
+            cache.path(),
+            &["run", "--force", "--remote-cache", &url],
+            &traced,
+        )
+        .all(),
+    );
+    assert!(
+        seen.contains("GET /cache/ac/") || seen.contains("/cache/ac/"),
+        "trace logs shown"
+    );
     // A broken URL and an unreachable server are reported without them too.
     seen.push_str(
         &clnrm_on(
