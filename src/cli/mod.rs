@@ -286,11 +286,9 @@ fn remote_options(
     global: &GlobalArgs,
     project: &Project,
 ) -> Result<Option<RemoteOptions>, CliError> {
-    let Some(url) = global
-        .remote_cache
-        .clone()
-        .or_else(|| project.config.cache_remote.clone())
-        .filter(|url| !url.trim().is_empty())
+    // An empty `CLNRM_REMOTE_CACHE` is unset: it does not hide `[cache] remote`.
+    let given = |url: &Option<String>| url.clone().filter(|url| !url.trim().is_empty());
+    let Some(url) = given(&global.remote_cache).or_else(|| given(&project.config.cache_remote))
     else {
         return Ok(None);
     };
