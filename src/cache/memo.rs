@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::envelope;
 use super::lock::DirLock;
 use super::open::open_store;
+use super::remote::{Remote, UPLOAD_DRAIN_TIMEOUT};
 use super::stats::{rfc3339, CacheStats, Counters, PendingCounters, StageStats};
 use super::store::{self, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
 use super::{Key, Lookup, MemoOptions, MissReason, Stage};
@@ -57,6 +58,8 @@ pub struct Memo {
     warnings: Mutex<Vec<String>>,
     /// Whether this process has marked the store dirty (see [`DIRTY_KEY`]).
     dirty: AtomicBool,
+    /// The remote tier behind the local store (SPEC §10), if any: `remote/tier.rs`.
+    pub(crate) remote: Option<Remote>,
     /// Declared last so it is released only after the store is closed.
     pub(crate) lock: Option<DirLock>,
 }
@@ -76,6 +79,7 @@ impl Memo {
             flush_lock: Mutex::new(()),
             warnings: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
+            remote: None,
             lock,
         };
         memo.recover_sizes_after_crash();
@@ -95,6 +99,7 @@ impl Memo {
             flush_lock: Mutex::new(()),
             warnings: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
+            remote: None,
             lock: None,
         }
     }
@@ -219,7 +224,12 @@ impl Memo {
 
     /// Warnings raised since the last call (a failed write, say), each once.
     pub fn take_warnings(&self) -> Vec<String> {
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+        let mut warnings =
+            std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(remote) = &self.remote {
+            warnings.extend(remote.take_warnings());
+        }
+        warnings
     }
 
     /// Persists counters and last-use stamps and makes every write durable.
@@ -250,6 +260,7 @@ impl Memo {
             disk_bytes: self.disk_bytes_of(&store),
             last_gc: last_gc(&store).map(rfc3339),
             stages,
+            remote: self.remote_stats(&store),
         }
     }
 
@@ -270,7 +281,7 @@ impl Memo {
     /// Marks the store as changed by a process that has not yet closed it
     /// cleanly, before the first change. sled recovers its log in order, so a
     /// change that survives a crash implies the mark did too.
-    fn mark_dirty(&self, store: &Store) {
+    pub(crate) fn mark_dirty(&self, store: &Store) {
         if store.is_persistent() && !self.dirty.swap(true, RELAXED) {
             if let Err(e) = store.insert(META_TREE, DIRTY_KEY, vec![1]) {
                 self.warn_io("write", &e);
@@ -345,7 +356,15 @@ impl Memo {
         let store = self.read_store();
         let bytes = match store.get(&tree, key.as_bytes()) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Err(MissReason::NotFound),
+            Ok(None) => {
+                drop(store);
+                // The second tier: a remote hit is stored locally on the way.
+                let sealed = self
+                    .read_through(stage, state, key)
+                    .ok_or(MissReason::NotFound)?;
+                let opened = envelope::open(&sealed).map_err(|_| MissReason::NotFound)?;
+                return decode(opened.payload).ok_or(MissReason::NotFound);
+            }
             Err(e) => {
                 self.warn_io("read", &e);
                 state.counters.corrupt.fetch_add(1, RELAXED);
@@ -402,10 +421,14 @@ impl Memo {
         let new_len = sealed.len() as i64;
         let store = self.read_store();
         self.mark_dirty(&store);
+        let uploaded = self.remote.is_some().then(|| sealed.clone());
         let result = store.insert(&data_tree(stage), key.as_bytes(), sealed);
         drop(store);
         match result {
             Ok(old) => {
+                if let Some(sealed) = uploaded {
+                    self.upload_after_write(stage, key, &sealed);
+                }
                 let c = &state.counters;
                 c.writes.fetch_add(1, RELAXED);
                 match old {
@@ -459,6 +482,7 @@ impl Memo {
                 }
             }
         }
+        self.flush_remote_figures(store);
         if let Err(e) = store.flush() {
             self.warn_io("flush", &e);
         }
@@ -467,6 +491,7 @@ impl Memo {
 
 impl Drop for Memo {
     fn drop(&mut self) {
+        self.finish_remote(UPLOAD_DRAIN_TIMEOUT);
         let store = self.read_store();
         self.flush_into(&store);
         // Nothing runs concurrently any more, so the persisted entry and byte

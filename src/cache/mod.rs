@@ -33,6 +33,7 @@ mod gc;
 mod lock;
 mod memo;
 mod open;
+pub mod remote;
 mod stats;
 mod store;
 
@@ -45,6 +46,7 @@ use serde::Serialize;
 pub use build_images::{build_image_name, BUILD_IMAGE_STAGE};
 pub use gc::{ClearReport, GcOptions, GcReport};
 pub use memo::Memo;
+pub use remote::{Remote, RemoteMode, RemoteOptions, RemoteStats};
 pub use stats::{CacheStats, StageStats};
 
 /// Bump when the meaning of keys or the layout of stored values changes in a

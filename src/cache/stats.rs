@@ -137,6 +137,9 @@ pub struct CacheStats {
     pub last_gc: Option<String>,
     /// Per stage, by stage name.
     pub stages: BTreeMap<String, StageStats>,
+    /// The remote tier's figures (SPEC §10); absent when no remote was ever used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<super::remote::RemoteStats>,
 }
 
 /// One stage's line in [`CacheStats`].
@@ -237,6 +240,7 @@ mod tests {
             disk_bytes: 1,
             last_gc: Some(rfc3339(0)),
             stages,
+            remote: None,
         };
         let v: serde_json::Value = serde_json::to_value(&stats).unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();

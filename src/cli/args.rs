@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cache::RemoteMode;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "clnrm",
@@ -43,6 +45,21 @@ pub struct GlobalArgs {
     /// Less output: failures and the summary only
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Remote cache server (Bazel's HTTP cache protocol; https://user:pass@host/path
+    /// for Basic credentials, CLNRM_REMOTE_CACHE_TOKEN for a Bearer token); default
+    /// `[cache] remote` of cleanroom.toml
+    #[arg(
+        long,
+        global = true,
+        env = "CLNRM_REMOTE_CACHE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub remote_cache: Option<String>,
+    /// What to do with the remote cache: `read` (for untrusted builds such as forks'
+    /// pull requests), `write`, `readwrite` (default: `[cache] remote_mode`, else readwrite)
+    #[arg(long, global = true, value_name = "MODE", value_parser = parse_remote_mode)]
+    pub remote_cache_mode: Option<RemoteMode>,
     /// When to use colours (honours NO_COLOR)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -106,6 +123,10 @@ pub enum CacheCommand {
 // accepts exactly what the file does.
 fn parse_size(text: &str) -> Result<u64, String> {
     clnrm_config::parse_size_bytes(text)
+}
+
+fn parse_remote_mode(text: &str) -> Result<RemoteMode, String> {
+    text.parse()
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

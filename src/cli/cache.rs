@@ -21,7 +21,7 @@ pub(super) fn run(
 ) -> Result<Exit, CliError> {
     let root = discover::find_root(cwd, cwd);
     let project = Project::load(&root, &overrides(global))?;
-    let memo = open_memo(global, &project, printer);
+    let memo = open_memo(global, &project, printer)?;
     match command {
         CacheCommand::Stats { json } => {
             let stats = memo.stats();

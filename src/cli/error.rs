@@ -32,6 +32,9 @@ pub enum CliError {
     Discover(#[from] DiscoverError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The remote cache's settings are unusable (a bad URL, mode or timeout).
+    #[error(transparent)]
+    RemoteCache(#[from] crate::cache::remote::RemoteConfigError),
     /// The Docker engine is unreachable or refused a request the command needs.
     #[error(transparent)]
     Engine(#[from] clnrm_exec::ExecError),

@@ -18,7 +18,7 @@ pub fn run(
     printer: &Printer,
 ) -> Result<Exit, CliError> {
     let (project, tests) = load(global, &args.paths, cwd, printer)?;
-    let memo = open_memo(global, &project, printer);
+    let memo = open_memo(global, &project, printer)?;
     let pipeline = Pipeline::new(&project, &FsWorld, &memo);
     let checked = thread_pool(None)?.install(|| pipeline.check_all(&tests));
     let mut graph = DependencyGraph::default();

@@ -24,7 +24,11 @@ pub use args::{CacheCommand, Cli, ColorChoice, Command, GlobalArgs};
 pub use error::CliError;
 use output::Printer;
 
-use crate::cache::{Memo, MemoOptions};
+use crate::cache::remote::{
+    parse_remote_timeout, RemoteConfigError, DEFAULT_REMOTE_TIMEOUT, REMOTE_KEY_ENV,
+    REMOTE_TIMEOUT_ENV, REMOTE_TOKEN_ENV, UPLOAD_DRAIN_TIMEOUT,
+};
+use crate::cache::{Memo, MemoOptions, Remote, RemoteMode, RemoteOptions};
 use crate::discover::{self, TestFile};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::project::{Overrides, Project};
@@ -153,7 +157,7 @@ fn validate(
     let started = Instant::now();
     let (project, tests) = load(global, &args.paths, cwd, printer)?;
     let pool = thread_pool(args.jobs)?;
-    let memo = open_memo(global, &project, printer);
+    let memo = open_memo(global, &project, printer)?;
     let pipeline = Pipeline::new(&project, &FsWorld, &memo);
     let checked = pool.install(|| pipeline.check_all(&tests));
     let (mut valid, mut invalid, mut warnings) = (0, 0, 0);
@@ -250,23 +254,76 @@ pub fn cache_dir(global: &GlobalArgs, project: &Project) -> PathBuf {
     }
 }
 
-/// The memo for this run. Never fails: a damaged or busy cache is a warning line.
-pub(crate) fn open_memo(global: &GlobalArgs, project: &Project, printer: &Printer) -> Memo {
+/// The memo for this run, with the remote tier behind it when one is configured. A
+/// damaged or busy local cache is a warning line; unusable remote settings (a bad
+/// URL, mode or timeout) are a usage error.
+pub(crate) fn open_memo(
+    global: &GlobalArgs,
+    project: &Project,
+    printer: &Printer,
+) -> Result<Memo, CliError> {
+    let remote = remote_options(global, project)?
+        .map(|options| Remote::new(&options))
+        .transpose()?;
     let (mut options, warning) = MemoOptions::from_env();
     options.no_read = global.no_cache;
     if let Some(warning) = warning {
         printer.warn(&warning);
     }
-    let (memo, warnings) = Memo::open(&cache_dir(global, project), options);
+    let (mut memo, warnings) = Memo::open(&cache_dir(global, project), options);
     for warning in warnings {
         printer.warn(&warning);
     }
-    memo
+    if let Some(remote) = remote {
+        tracing::info!("remote cache: {remote:?}");
+        memo.attach_remote(remote);
+    }
+    Ok(memo)
+}
+
+/// The remote cache settings (SPEC §10): `--remote-cache` / `CLNRM_REMOTE_CACHE`, else
+/// `[cache] remote`; the mode from `--remote-cache-mode`, else `[cache] remote_mode`;
+/// the token, signing key and timeout from the environment. `None` without a URL.
+fn remote_options(
+    global: &GlobalArgs,
+    project: &Project,
+) -> Result<Option<RemoteOptions>, CliError> {
+    // An empty `CLNRM_REMOTE_CACHE` is unset: it does not hide `[cache] remote`.
+    let given = |url: &Option<String>| url.clone().filter(|url| !url.trim().is_empty());
+    let Some(url) = given(&global.remote_cache).or_else(|| given(&project.config.cache_remote))
+    else {
+        return Ok(None);
+    };
+    let mode = match (global.remote_cache_mode, &project.config.cache_remote_mode) {
+        (Some(mode), _) => mode,
+        (None, Some(text)) => text.parse().map_err(|reason| RemoteConfigError::Mode {
+            origin: "cleanroom.toml: [cache] remote_mode".to_string(),
+            reason,
+        })?,
+        (None, None) => RemoteMode::default(),
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let timeout = match env(REMOTE_TIMEOUT_ENV) {
+        Some(text) => parse_remote_timeout(&text)?,
+        None => DEFAULT_REMOTE_TIMEOUT,
+    };
+    Ok(Some(RemoteOptions {
+        url,
+        mode,
+        token: env(REMOTE_TOKEN_ENV),
+        signing_secret: env(REMOTE_KEY_ENV),
+        timeout,
+        stages: crate::runner::REMOTE_STAGES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }))
 }
 
 /// Persists the run's counters, shows what went wrong with the cache, and collects
 /// garbage once the cache outgrows `[cache] max_size`.
 pub(crate) fn finish_memo(memo: &Memo, project: &Project, printer: &Printer) {
+    memo.finish_remote(UPLOAD_DRAIN_TIMEOUT);
     memo.flush();
     if let Some(max_size) = project.config.cache_max_size {
         match memo.maybe_auto_gc(max_size) {

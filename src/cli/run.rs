@@ -40,7 +40,7 @@ pub fn run(
         .or(project.config.run_jobs)
         .filter(|&j| j > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let memo = open_memo(global, &project, printer);
+    let memo = open_memo(global, &project, printer)?;
     let pipeline = Pipeline::new(&project, &FsWorld, &memo);
     let checked = thread_pool(None)?.install(|| pipeline.check_all(&tests));
     let lines = source_lines(&checked);

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::cache::{CacheStats, StageStats};
+use crate::cache::{CacheStats, RemoteStats, StageStats};
 
 /// `1.5 MiB`, `40.0 KiB`, `12 B`.
 pub fn format_bytes(n: u64) -> String {
@@ -49,7 +49,40 @@ pub fn format_stats_human(stats: &CacheStats) -> String {
     }
     out.push('\n');
     stage_block(&mut out, "Total", &stats.total());
+    if let Some(remote) = &stats.remote {
+        out.push('\n');
+        remote_block(&mut out, remote);
+    }
     out
+}
+
+/// The remote tier's figures (SPEC §10), and whether what it serves is checked.
+fn remote_block(out: &mut String, remote: &RemoteStats) {
+    let f = &remote.figures;
+    match (&remote.url, remote.mode) {
+        (Some(url), Some(mode)) => {
+            let _ = writeln!(out, "Remote cache {url} ({mode})");
+        }
+        _ => out.push_str("Remote cache (none configured now; figures of earlier runs)\n"),
+    }
+    let lookups = f.hits + f.misses;
+    out.push_str(&ratio_line("Hits:", f.hits, lookups));
+    out.push_str(&ratio_line("Misses:", f.misses, lookups));
+    let _ = writeln!(out, "  Errors: {}  Rejected: {}", f.errors, f.rejected);
+    let _ = writeln!(
+        out,
+        "  Uploads: {}  Down: {}  Up: {}",
+        f.uploads,
+        format_bytes(f.bytes_down),
+        format_bytes(f.bytes_up)
+    );
+    if remote.url.is_some() {
+        out.push_str(if remote.signed {
+            "  Values are signed and checked (CLNRM_REMOTE_CACHE_KEY)\n"
+        } else {
+            "  Values are not signed: the remote is trusted as it is (set CLNRM_REMOTE_CACHE_KEY to sign and check them)\n"
+        });
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +119,7 @@ mod tests {
             disk_bytes: 1_048_576,
             last_gc: None,
             stages,
+            remote: None,
         };
         let text = format_stats_human(&stats);
         assert!(text.contains("Cache directory: .clnrm/cache"), "{text}");

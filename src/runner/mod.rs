@@ -17,7 +17,7 @@ use std::time::Instant;
 use clnrm_exec::Backend;
 use tokio::sync::{mpsc, watch};
 
-use crate::cache::Memo;
+use crate::cache::{Memo, Stage};
 use crate::pipeline::Checked;
 use crate::project::Project;
 use crate::report::Event;
@@ -89,6 +89,11 @@ pub async fn run(
     )
     .await;
 }
+
+/// The stages whose values are shared through a remote cache (SPEC §10): results
+/// only. A result saves seconds of containers; rendering, parsing and planning take
+/// microseconds to a millisecond locally, less than one round trip to a server.
+pub const REMOTE_STAGES: &[&str] = &[inputs::ResultStage::NAME];
 
 /// `--shard K/N`: whether a test belongs to shard K (1-based) of N, stably by identity.
 pub fn in_shard(identity: &str, shard: (u64, u64)) -> bool {

@@ -96,7 +96,9 @@ pub async fn prepare(
             .collect()
     });
     let mut image_cache: HashMap<ImageSource, Result<ResolvedImage, String>> = HashMap::new();
-    let mut out = Vec::with_capacity(planned.len());
+    // Tests decided early (errors) keep their place; the rest wait for the lookups.
+    let mut out: Vec<Option<Disposition>> = Vec::with_capacity(planned.len());
+    let mut undecided = Vec::new();
     for item in planned {
         let Planned {
             test,
@@ -107,7 +109,7 @@ pub async fn prepare(
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable(test, name, message)) => {
-                out.push(Disposition::Error(test, name, message));
+                out.push(Some(Disposition::Error(test, name, message)));
                 continue;
             }
         };
@@ -137,7 +139,7 @@ pub async fn prepare(
             }
         }
         if let Some(message) = image_error {
-            out.push(Disposition::Error(test, name, message));
+            out.push(Some(Disposition::Error(test, name, message)));
             continue;
         }
         let inputs = ResultInputs {
@@ -149,14 +151,11 @@ pub async fn prepare(
             volumes,
             project: project.file_hash,
         };
+        // The index is this machine's own (what a test's inputs were last time, to
+        // say why it runs); it lives in a stage of its own so it is never shared.
         let index_key = Key::new(RESULT_INDEX, 1, test.identity.as_bytes());
-        let previous: Option<ResultInputs> = memo.get_value(ResultStage::NAME, &index_key);
-        memo.put_value(ResultStage::NAME, &index_key, &inputs);
-        let cached = if force {
-            None
-        } else {
-            memo.get_value::<PassRecord>(ResultStage::NAME, &inputs.key())
-        };
+        let previous: Option<ResultInputs> = memo.get_value(RESULT_INDEX, &index_key);
+        memo.put_value(RESULT_INDEX, &index_key, &inputs);
         let runnable = Box::new(Runnable {
             test,
             name,
@@ -165,10 +164,24 @@ pub async fn prepare(
             inputs,
             stage_ms,
         });
-        match cached {
+        undecided.push((out.len(), runnable, previous));
+        out.push(None);
+    }
+    if !force {
+        // One batch of concurrent remote lookups rather than one round trip per test.
+        let keys: Vec<Key> = undecided.iter().map(|(_, r, _)| r.inputs.key()).collect();
+        off_the_runtime(|| memo.prefetch(ResultStage::NAME, &keys));
+    }
+    for (slot, runnable, previous) in undecided {
+        let cached = if force {
+            None
+        } else {
+            memo.get_value::<PassRecord>(ResultStage::NAME, &runnable.inputs.key())
+        };
+        out[slot] = Some(match cached {
             Some(record) => {
                 memo.record_hit(ResultStage::NAME);
-                out.push(Disposition::Cached(runnable, record.duration_ms));
+                Disposition::Cached(runnable, record.duration_ms)
             }
             None => {
                 memo.record_miss(ResultStage::NAME);
@@ -180,11 +193,11 @@ pub async fn prepare(
                         Some(before) => runnable.inputs.changed_since(before),
                     }
                 };
-                out.push(Disposition::Run(runnable, why));
+                Disposition::Run(runnable, why)
             }
-        }
+        });
     }
-    out
+    out.into_iter().flatten().collect()
 }
 
 /// Plans one checked test and hashes its volumes; an invalid test, one with

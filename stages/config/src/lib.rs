@@ -295,6 +295,10 @@ pub struct ProjectConfig {
     pub cache_dir: Option<String>,
     pub cache_max_size: Option<u64>,
     pub cache_max_age_ms: Option<u64>,
+    /// `[cache] remote`: the remote cache URL (SPEC §10), as written.
+    pub cache_remote: Option<String>,
+    /// `[cache] remote_mode`: `read`, `write` or `readwrite` (checked when parsed).
+    pub cache_remote_mode: Option<String>,
     /// 0 = number of CPUs.
     pub run_jobs: Option<usize>,
     pub run_reuse: bool,

@@ -9,7 +9,7 @@ use crate::{Diagnostic, ProjectConfig};
 
 const SECTIONS: &[&str] = &["vars", "defaults", "cache", "run", "dev", "determinism"];
 const DEFAULTS_KEYS: &[&str] = &["image", "step_timeout"];
-const CACHE_KEYS: &[&str] = &["dir", "max_size", "max_age"];
+const CACHE_KEYS: &[&str] = &["dir", "max_size", "max_age", "remote", "remote_mode"];
 const RUN_KEYS: &[&str] = &["jobs", "reuse"];
 const DEV_KEYS: &[&str] = &["debounce_ms"];
 
@@ -82,6 +82,21 @@ fn section_key(ctx: &mut Ctx, p: &mut ProjectConfig, section: &str, g: &Field) {
             }
         }
         ("cache", "max_age") => p.cache_max_age_ms = ctx.duration(g),
+        ("cache", "remote") => p.cache_remote = ctx.string(g),
+        ("cache", "remote_mode") => {
+            let text = ctx.string(g);
+            p.cache_remote_mode = text.and_then(|text| {
+                let known = ["read", "write", "readwrite"].contains(&text.as_str());
+                ctx.checked(
+                    g,
+                    if known {
+                        Ok(text)
+                    } else {
+                        Err("expected \"read\", \"write\" or \"readwrite\"".to_string())
+                    },
+                )
+            })
+        }
         ("run", "jobs") => {
             let jobs = ctx.unsigned(g);
             p.run_jobs = jobs.and_then(|n| {

@@ -67,6 +67,14 @@ impl std::fmt::Debug for DockerBackend {
     }
 }
 
+/// Whether the engine at `endpoint` sees this machine's files, so host paths can be
+/// bind-mounted: a unix socket (or a Windows named pipe) is on this machine; a
+/// `tcp://`, `http(s)://` or `ssh://` engine is taken to be elsewhere, even on a
+/// loopback address (which is often a tunnel to another machine).
+pub(crate) fn engine_shares_our_files(endpoint: &str) -> bool {
+    endpoint.starts_with("unix://") || endpoint.starts_with("npipe://") || endpoint.starts_with('/')
+}
+
 /// Where the engine is looked for: `DOCKER_HOST`, else the default socket.
 pub fn docker_endpoint() -> String {
     std::env::var("DOCKER_HOST")
@@ -336,6 +344,17 @@ impl Backend for DockerBackend {
                     None,
                 ),
             };
+            if !spec.volumes.is_empty() && !engine_shares_our_files(&self.endpoint) {
+                // A bind mount names a path on the engine's machine, not ours: with a
+                // remote engine it would mount whatever is (or is not) there.
+                return Err(ExecError::Service {
+                    service: spec.service.clone(),
+                    reason: format!(
+                        "mounts host path `{}`, but the Docker engine at {} is not on this machine (only a unix:// socket is taken to be local), so a host volume cannot be sent to it; copy the files in with a `build` context instead, or use a local engine",
+                        spec.volumes[0].host_path, self.endpoint
+                    ),
+                });
+            }
             let binds: Vec<String> = spec
                 .volumes
                 .iter()
@@ -649,5 +668,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("tcp://127.0.0.1:1"), "{e}");
+    }
+
+    #[test]
+    fn only_a_socket_or_pipe_is_taken_to_share_our_files() {
+        assert!(engine_shares_our_files("unix:///var/run/docker.sock"));
+        assert!(engine_shares_our_files("npipe:////./pipe/docker_engine"));
+        for remote in [
+            "tcp://127.0.0.1:2375",
+            "http://10.0.0.5:2375",
+            "ssh://ci@builder",
+        ] {
+            assert!(!engine_shares_our_files(remote), "{remote}");
+        }
     }
 }
