@@ -95,6 +95,7 @@ fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> Tes
         seed: None,
         freeze_clock: None,
         unevaluated_expectations: vec![],
+        otel: Default::default(),
     }
 }
 
