@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::session::{LABEL_SERVICE, LABEL_SPEC, LABEL_TEST};
 use crate::{
-    Backend, ContainerRequest, ExecError, ExecOutput, ExecRequest, ResolvedImage, Session,
+    Backend, ContainerRequest, ExecError, ExecOutput, ExecRequest, ResolvedImage, ServiceAdditions,
+    Session, SpanCollector,
 };
 
 /// Images by service name.
@@ -169,6 +170,16 @@ pub async fn run_test(run: TestRun<'_>) -> TestReport {
 /// session's objects are still labelled: [`remove_session`](crate::remove_session)
 /// removes them.
 pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) -> TestReport {
+    run_test_collecting(run, None, cancel).await
+}
+
+/// [`run_test_until`], with a [`SpanCollector`] receiving the test's spans: the test then
+/// always gets a network of its own, whose gateway the collector listens on.
+pub async fn run_test_collecting(
+    run: TestRun<'_>,
+    collector: Option<&dyn SpanCollector>,
+    cancel: impl Future<Output = ()>,
+) -> TestReport {
     let started = Instant::now();
     let resources = Resources::default();
     let mut report = TestReport {
@@ -180,7 +191,7 @@ pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) 
         teardown_errors: Vec::new(),
     };
     let progress = Mutex::new(Progress::default());
-    let body = drive(run, &resources, &progress);
+    let body = drive(run, collector, &resources, &progress);
     let outcome = tokio::select! {
         outcome = body => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
@@ -247,7 +258,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progress>) -> TestOutcome {
+async fn drive(
+    run: TestRun<'_>,
+    collector: Option<&dyn SpanCollector>,
+    resources: &Resources,
+    progress: &Mutex<Progress>,
+) -> TestOutcome {
     let plan = run.plan;
     // Regexes first: a bad one is an error before anything starts.
     let regexes = match compile_step_regexes(plan) {
@@ -259,7 +275,7 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
     }
 
     let containers_started = Instant::now();
-    let containers = match start_services(run, resources, progress).await {
+    let containers = match start_services(run, collector, resources, progress).await {
         Ok(c) => c,
         Err(e) => {
             lock(progress).containers_ms = ms(containers_started.elapsed());
@@ -277,9 +293,13 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
         &containers,
         &regexes,
         &StepSink::Progress(progress),
+        collector,
     )
     .await;
     lock(progress).execute_ms = ms(execute_started.elapsed());
+    if let (Some(collector), TestOutcome::Pass) = (collector, &outcome) {
+        collector.after_steps().await;
+    }
     outcome
 }
 
@@ -346,7 +366,7 @@ pub async fn run_steps(
     let sink = StepSink::Steps(&steps);
     let started = Instant::now();
     let outcome = tokio::select! {
-        outcome = steps_in(backend, plan, containers, &regexes, &sink) => outcome,
+        outcome = steps_in(backend, plan, containers, &regexes, &sink, None) => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
     };
     let execute_ms = ms(started.elapsed());
@@ -360,9 +380,18 @@ async fn steps_in(
     containers: &BTreeMap<String, String>,
     regexes: &StepRegexes,
     sink: &StepSink<'_>,
+    collector: Option<&dyn SpanCollector>,
 ) -> TestOutcome {
     let mut first_failure = None;
+    let mut services_begun = std::collections::BTreeSet::new();
     for (step, (out_re, err_re)) in plan.steps.iter().zip(regexes) {
+        if let Some(collector) = collector {
+            if services_begun.insert(step.service.as_str()) {
+                if let Err(message) = collector.before_first_step(&step.service).await {
+                    return TestOutcome::Error { message };
+                }
+            }
+        }
         let Some(container) = containers.get(&step.service) else {
             return TestOutcome::Error {
                 message: format!(
@@ -551,6 +580,8 @@ pub async fn start_service_tracked(
         network,
         labels: all,
         root,
+        extra_env: BTreeMap::new(),
+        extra_hosts: Vec::new(),
     };
     let result = create_and_ready(backend, &request, created).await;
     if let Err((Some(id), _)) = &result {
@@ -604,6 +635,7 @@ async fn create_and_ready(
 /// and waits until each is ready. Returns container IDs by service.
 async fn start_services(
     run: TestRun<'_>,
+    collector: Option<&dyn SpanCollector>,
     resources: &Resources,
     progress: &Mutex<Progress>,
 ) -> Result<BTreeMap<String, String>, ExecError> {
@@ -634,18 +666,28 @@ async fn start_services(
         }
     };
     // Several services share a network of their own, where each is reachable
-    // by its service name; a single service has nobody to reach.
-    let private_network = plan.containers.len() > 1;
+    // by its service name; a single service has nobody to reach, unless spans are
+    // collected: the collector listens on the network's gateway, which is the test's alone.
+    let private_network = plan.containers.len() > 1 || collector.is_some();
     let network = async {
+        let mut additions = ServiceAdditions::default();
         if private_network {
             let id = run.backend.create_network(&net_name, &net_labels).await?;
-            *lock(&resources.network) = Some(id);
+            *lock(&resources.network) = Some(id.clone());
+            if let Some(collector) = collector {
+                let gateway = run.backend.network_gateway(&id).await?;
+                additions = collector
+                    .network_ready(gateway)
+                    .await
+                    .map_err(ExecError::Engine)?;
+            }
         }
-        Ok::<_, ExecError>(())
+        Ok::<_, ExecError>(additions)
     };
     let (images, network) = futures_util::join!(images, network);
     let (images, image_ms) = images?;
-    network?;
+    let additions = network?;
+    let additions = &additions;
 
     let starts = plan.containers.iter().enumerate().map(|(i, spec)| {
         let image = &images[&spec.service];
@@ -663,6 +705,8 @@ async fn start_services(
                 network,
                 labels,
                 root: run.root,
+                extra_env: additions.env.clone(),
+                extra_hosts: additions.extra_hosts.clone(),
             };
             let record = |id: &str| lock(&resources.containers).push(id.to_string());
             let started = create_and_ready(run.backend, &request, &record)

@@ -592,6 +592,8 @@ async fn containers_of_a_dead_process_are_reaped_and_live_ones_kept() {
             network: Some(&net),
             labels: s.labels(),
             root: here(),
+            extra_env: Default::default(),
+            extra_hosts: Vec::new(),
         };
         let id = b.create_container(&request).await.unwrap();
         b.start_container(&id).await.unwrap();
