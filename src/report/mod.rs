@@ -40,6 +40,13 @@ pub struct TestTimings {
     pub containers_reused: usize,
     pub containers_started: usize,
     pub containers_removed: usize,
+    /// Waiting for spans after the last step (SPEC §9's flush rule); 0 without collection.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spans_ms: f64,
+}
+
+fn is_zero(ms: &f64) -> bool {
+    *ms == 0.0
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
@@ -89,6 +96,9 @@ pub enum Event {
         /// Where the time went (absent when cached or never started).
         #[serde(skip_serializing_if = "Option::is_none")]
         timings: Option<TestTimings>,
+        /// One entry per judged span expectation (SPEC §8, §9).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        expectations: Vec<serde_json::Value>,
     },
     RunFinished {
         passed: usize,

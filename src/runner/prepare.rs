@@ -13,6 +13,7 @@ use crate::pipeline::Checked;
 use crate::project::Project;
 
 use super::inputs::{plan_test, PassRecord, ResultInputs, ResultStage, RESULT_INDEX};
+use super::spans::SpanPlan;
 use super::volumes::volumes_hash;
 
 /// A test ready to run: valid, planned, images resolved.
@@ -23,6 +24,8 @@ pub struct Runnable {
     pub plan: TestPlan,
     pub images: ResolvedImages,
     pub inputs: ResultInputs,
+    /// Span collection and expectations (SPEC §9), when the test has them.
+    pub spans: Option<SpanPlan>,
 }
 
 /// What happens to each selected test before anything starts.
@@ -62,6 +65,7 @@ struct Planned {
     name: String,
     plan: TestPlan,
     volumes: [u8; 32],
+    spans: Option<SpanPlan>,
 }
 
 /// Why a test stops before its images are resolved: (test, name, message).
@@ -92,6 +96,7 @@ pub async fn prepare(
             name,
             plan,
             volumes,
+            spans,
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable(test, name, message)) => {
@@ -128,8 +133,14 @@ pub async fn prepare(
             out.push(Disposition::Error(test, name, message));
             continue;
         }
+        let mut plan_hash = blake3::Hasher::new();
+        plan_hash.update(&bincode::serialize(&plan).expect("plan serializes"));
+        if let Some(spans) = &spans {
+            // Editing an expectation re-runs the test: "the test changed".
+            plan_hash.update(&spans.hash);
+        }
         let inputs = ResultInputs {
-            plan: *blake3::hash(&bincode::serialize(&plan).expect("plan serializes")).as_bytes(),
+            plan: *plan_hash.finalize().as_bytes(),
             images: images
                 .iter()
                 .map(|(service, image)| (service.clone(), image.id.clone()))
@@ -151,6 +162,7 @@ pub async fn prepare(
             plan,
             images,
             inputs,
+            spans,
         });
         match cached {
             Some(record) => {
@@ -186,6 +198,13 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         }
     };
     let name = valid.config.name.clone();
+    let spans = match SpanPlan::of(
+        &valid.config,
+        crate::otel::spans_file(&project.root, &item.test.identity),
+    ) {
+        Ok(spans) => spans,
+        Err(message) => return Err(Unplannable(item.test, name, message)),
+    };
     if !valid.config.unevaluated_expectations.is_empty() {
         let message = format!(
             "{} not evaluated by this version",
@@ -203,6 +222,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             name,
             plan,
             volumes,
+            spans,
         }),
         Err(err) => Err(Unplannable(item.test, name, err.to_string())),
     }

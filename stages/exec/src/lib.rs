@@ -117,13 +117,14 @@ pub struct ContainerRequest<'a> {
 /// What span collection adds to every service container of a test.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceAdditions {
-    pub env: BTreeMap<String, String>,
     pub extra_hosts: Vec<String>,
 }
 
 /// Receives a test's spans while it runs (SPEC §9); the engine's OTLP receiver implements it
 /// and the exec stage only calls it, at the three moments that need containers alive.
 pub trait SpanCollector: Send + Sync {
+    /// The environment `service` gets (its spec's own values win).
+    fn service_env(&self, service: &str) -> BTreeMap<String, String>;
     /// The test's network exists and `gateway` is the host's address on it: start receiving
     /// there. Returns what every service container gets.
     fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<ServiceAdditions, String>>;

@@ -705,7 +705,9 @@ async fn start_services(
                 network,
                 labels,
                 root: run.root,
-                extra_env: additions.env.clone(),
+                extra_env: collector
+                    .map(|c| c.service_env(&spec.service))
+                    .unwrap_or_default(),
                 extra_hosts: additions.extra_hosts.clone(),
             };
             let record = |id: &str| lock(&resources.containers).push(id.to_string());
