@@ -282,9 +282,12 @@ impl SpanCollector for TestReceiver {
     }
 }
 
-/// `.clnrm/spans/<test>.jsonl` under `root`, the test's identity with `/` turned into `__`.
-pub fn spans_file(root: &Path, identity: &str) -> PathBuf {
-    root.join(".clnrm")
+/// `spans/<test>.jsonl` beside the cache directory (`.clnrm/cache` → `.clnrm/spans`), the
+/// test's identity with `/` turned into `__`: never inside the tests' own folders.
+pub fn spans_file(cache_dir: &Path, identity: &str) -> PathBuf {
+    cache_dir
+        .parent()
+        .unwrap_or(cache_dir)
         .join("spans")
         .join(format!("{}.jsonl", identity.replace('/', "__")))
 }

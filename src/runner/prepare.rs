@@ -200,7 +200,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
     let name = valid.config.name.clone();
     let spans = match SpanPlan::of(
         &valid.config,
-        crate::otel::spans_file(&project.root, &item.test.identity),
+        crate::otel::spans_file(memo.dir(), &item.test.identity),
     ) {
         Ok(spans) => spans,
         Err(message) => return Err(Unplannable(item.test, name, message)),
