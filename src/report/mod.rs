@@ -185,6 +185,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
+            expectations: Vec::new(),
         };
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
@@ -212,6 +213,7 @@ mod tests {
                 failed_step: None,
                 failure: None,
                 timings: None,
+                expectations: Vec::new(),
             });
         }
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));
