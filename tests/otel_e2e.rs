@@ -9,6 +9,14 @@ use common::{docker_ready, json_events, TestProject, IMAGE};
 /// A step that posts one OTLP/JSON export with spans `(name, kind, status code)` of one trace:
 /// the first is the root, the others its children.
 fn emit(spans: &[(&str, u8, u8)]) -> String {
+    format!(
+        "[[steps]]\nname = \"emit\"\ncommand = [\"sh\", \"-c\", \"{}\"]\n",
+        post_script(spans)
+    )
+}
+
+/// The shell command that posts those spans (TOML-escaped, for inside a basic string).
+fn post_script(spans: &[(&str, u8, u8)]) -> String {
     let body: Vec<String> = spans
         .iter()
         .enumerate()
@@ -30,7 +38,7 @@ fn emit(spans: &[(&str, u8, u8)]) -> String {
         body.join(",")
     );
     format!(
-        "[[steps]]\nname = \"emit\"\ncommand = [\"sh\", \"-c\", \"wget -q -O - --header 'Content-Type: application/json' --post-data '{export}' $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces\"]\n"
+        "wget -q -O - --header 'Content-Type: application/json' --post-data '{export}' $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces"
     )
 }
 
@@ -206,4 +214,36 @@ fn a_service_pointed_at_its_own_localhost_gets_a_warning() {
     let out = run.all();
     assert!(out.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{out}");
     assert!(out.contains("localhost is the container itself"), "{out}");
+}
+
+#[test]
+fn wait_for_span_holds_a_services_first_step_until_the_span_arrives() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    // `server` announces itself with a span half a second after it starts; the step in
+    // `client` may only run once it did, and says so by finding the span already received.
+    let test = |name: &str, wait: &str| {
+        format!(
+            "[meta]\nname = \"{name}\"\nversion = \"1\"\n\n\
+             [service.server]\nimage = \"{IMAGE}\"\nargs = [\"sh\", \"-c\", \"sleep 0.5; {}; sleep 60\"]\n\n\
+             [service.client]\nimage = \"{IMAGE}\"\nwait_for_span = \"{wait}\"\nwait_for_span_timeout_secs = 3\n\n\
+             [[steps]]\nname = \"use\"\nservice = \"client\"\ncommand = [\"true\"]\n\n\
+             [[expect.span]]\nname = \"server.ready\"\n",
+            post_script(&[("server.ready", 1, 0)])
+        )
+    };
+    project.write("tests/ready.clnrm.toml", &test("ready", "server.ready"));
+    let run = project.clnrm(&["run", "--format", "json"]);
+    assert_eq!(finished(&run.stdout())["status"], "pass", "{}", run.all());
+
+    project.write("tests/ready.clnrm.toml", &test("ready", "never.sent"));
+    let run = project.clnrm(&["run", "--format", "json"]);
+    let event = finished(&run.stdout());
+    assert_eq!(event["status"], "error", "{}", run.all());
+    assert_eq!(
+        event["message"],
+        "service `client`: span `never.sent` did not arrive within 3.0 s (wait_for_span)"
+    );
 }

@@ -82,7 +82,10 @@ fn run_and_judge(protocol: &str) {
     assert_eq!(finished["status"], "pass", "{}", run.all());
     let verdicts = finished["expectations"].as_array().unwrap();
     assert!(verdicts.len() >= 7, "{verdicts:?}");
-    assert!(verdicts.iter().all(|v| v["status"] == "pass"), "{verdicts:?}");
+    assert!(
+        verdicts.iter().all(|v| v["status"] == "pass"),
+        "{verdicts:?}"
+    );
 
     // The same spans, a wrong expectation: the message shows what the SDK sent.
     project.write(

@@ -263,8 +263,9 @@ impl SpanCollector for TestReceiver {
             while !self.received.missing(wanted).is_empty() {
                 if Instant::now() >= deadline {
                     return Err(format!(
-                        "service `{service}`: span `{pattern}` did not arrive within {:.1} s \
+                        "service `{service}`: span `{}` did not arrive within {:.1} s \
                          (wait_for_span)",
+                        pattern.as_str(),
                         timeout.as_secs_f64()
                     ));
                 }
