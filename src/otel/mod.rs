@@ -115,7 +115,6 @@ pub struct TestReceiver {
     received: Arc<Received>,
     stop: watch::Sender<bool>,
     flush: Mutex<Option<FlushWait>>,
-    bound: Mutex<Option<IpAddr>>,
 }
 
 impl TestReceiver {
@@ -125,7 +124,6 @@ impl TestReceiver {
             received: Arc::new(Received::default()),
             stop: watch::channel(false).0,
             flush: Mutex::new(None),
-            bound: Mutex::new(None),
         }
     }
 
@@ -153,7 +151,6 @@ impl TestReceiver {
             self.received.clone(),
             self.stop.subscribe(),
         ));
-        *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = Some(gateway);
         Ok(())
     }
 

@@ -57,8 +57,8 @@ pub trait TestExecutor: Send + Sync {
             let report = TestReport {
                 name: plan.name.clone(),
                 outcome: TestOutcome::Error {
-                    message: "span expectations need fresh containers in this version \
-                              (run without --reuse)"
+                    message: "span expectations need fresh containers in this version: \
+                              `clnrm run` without --reuse (not warm ones: `--reuse`, `clnrm dev`)"
                         .to_string(),
                 },
                 steps: Vec::new(),
