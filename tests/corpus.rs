@@ -172,7 +172,8 @@ fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
     for (path, _, _) in TABLE.iter().filter(|(_, code, _)| *code == 0) {
         let run = Run(clnrm_command()
             .current_dir(outside.path())
-            .env("CLNRM_CACHE_DIR", cache.path())
+            // The spans directory goes beside the cache: keep both inside the temp dir.
+            .env("CLNRM_CACHE_DIR", cache.path().join("cache"))
             .env("HOME", "/home/clnrm")
             .args([
                 "run",
