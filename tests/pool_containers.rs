@@ -121,6 +121,7 @@ fn planned(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> 
             seed: None,
             freeze_clock: None,
             unevaluated_expectations: vec![],
+            otel: Default::default(),
         },
         default_image: IMAGE.into(),
         default_step_timeout_ms: 30_000,

@@ -246,6 +246,7 @@ mod tests {
                 failure: None,
                 timings: None,
                 line: None,
+                expectations: Vec::new(),
             }],
             timings_ms: Default::default(),
             cache: BTreeMap::from([("render", HitsMisses { hits: 1, misses: 3 })]),

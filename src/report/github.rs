@@ -102,6 +102,7 @@ mod tests {
             }),
             timings: None,
             line: Some(6),
+            expectations: Vec::new(),
         }
     }
 

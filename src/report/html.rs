@@ -458,8 +458,10 @@ mod tests {
                 containers_reused: 0,
                 containers_started: 1,
                 containers_removed: 1,
+                spans_ms: 0.0,
             }),
             line: None,
+            expectations: Vec::new(),
         }
     }
 

@@ -60,6 +60,13 @@ pub struct TestTimings {
     pub containers_reused: usize,
     pub containers_started: usize,
     pub containers_removed: usize,
+    /// Waiting for spans after the last step (SPEC §9's flush rule); 0 without collection.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spans_ms: f64,
+}
+
+fn is_zero(ms: &f64) -> bool {
+    *ms == 0.0
 }
 
 /// How one test ended: the `test_finished` event, and one entry of a dev run's
@@ -86,6 +93,9 @@ pub struct TestFinished {
     /// first error of an invalid test (absent when unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// One entry per judged span expectation (SPEC §8, §9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<serde_json::Value>,
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
@@ -211,6 +221,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
+            expectations: Vec::new(),
             line: None,
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
@@ -239,6 +250,7 @@ mod tests {
                 failed_step: None,
                 failure: None,
                 timings: None,
+                expectations: Vec::new(),
                 line: None,
             }));
         }

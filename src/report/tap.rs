@@ -122,6 +122,7 @@ mod tests {
             failure: None,
             timings: None,
             line: None,
+            expectations: Vec::new(),
         }
     }
 

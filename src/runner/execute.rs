@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use clnrm_exec::{Backend, ResolvedImages, Session, TestOutcome, TestReport, TestRun};
+use clnrm_exec::{
+    Backend, ResolvedImages, Session, SpanCollector, TestOutcome, TestReport, TestRun,
+};
 use clnrm_plan::TestPlan;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -15,6 +17,7 @@ use crate::cache::{Memo, Stage};
 use crate::report::{ms, Event, Status, StepFailure, TestFinished, TestTimings};
 
 use super::inputs::{PassRecord, ResultStage};
+use super::spans::{judge, Judged};
 use super::{Disposition, RunOptions, Runnable};
 
 /// Containers a test used.
@@ -38,6 +41,34 @@ pub trait TestExecutor: Send + Sync {
         images: &'a ResolvedImages,
         cancel: BoxFuture<'a, ()>,
     ) -> BoxFuture<'a, (TestReport, ContainerUse)>;
+
+    /// [`TestExecutor::run_test`] with `collector` receiving the test's spans. Executors
+    /// that cannot give a test a network of its own make such a test an `error`.
+    fn run_test_collecting<'a>(
+        &'a self,
+        identity: &'a str,
+        plan: &'a TestPlan,
+        images: &'a ResolvedImages,
+        collector: &'a dyn SpanCollector,
+        cancel: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
+        let _ = (identity, images, collector, cancel);
+        Box::pin(async move {
+            let report = TestReport {
+                name: plan.name.clone(),
+                outcome: TestOutcome::Error {
+                    message: "span expectations need fresh containers in this version: \
+                              `clnrm run` without --reuse (not warm ones: `--reuse`, `clnrm dev`)"
+                        .to_string(),
+                },
+                steps: Vec::new(),
+                services: Vec::new(),
+                timings: Default::default(),
+                teardown_errors: Vec::new(),
+            };
+            (report, ContainerUse::default())
+        })
+    }
 }
 
 /// Fresh containers for every test, removed when it ends.
@@ -47,7 +78,48 @@ pub struct FreshContainers {
     pub root: std::path::PathBuf,
 }
 
+impl FreshContainers {
+    async fn run(
+        &self,
+        plan: &TestPlan,
+        images: &ResolvedImages,
+        collector: Option<&dyn SpanCollector>,
+        cancel: BoxFuture<'_, ()>,
+    ) -> (TestReport, ContainerUse) {
+        let report = clnrm_exec::run_test_collecting(
+            TestRun {
+                backend: self.backend.as_ref(),
+                session: &self.session,
+                root: &self.root,
+                plan,
+                images: Some(images),
+            },
+            collector,
+            cancel,
+        )
+        .await;
+        let started = report.services.len();
+        let used = ContainerUse {
+            reused: 0,
+            started,
+            removed: started,
+        };
+        (report, used)
+    }
+}
+
 impl TestExecutor for FreshContainers {
+    fn run_test_collecting<'a>(
+        &'a self,
+        _identity: &'a str,
+        plan: &'a TestPlan,
+        images: &'a ResolvedImages,
+        collector: &'a dyn SpanCollector,
+        cancel: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
+        Box::pin(self.run(plan, images, Some(collector), cancel))
+    }
+
     fn run_test<'a>(
         &'a self,
         _identity: &'a str,
@@ -55,26 +127,7 @@ impl TestExecutor for FreshContainers {
         images: &'a ResolvedImages,
         cancel: BoxFuture<'a, ()>,
     ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
-        Box::pin(async move {
-            let report = clnrm_exec::run_test_until(
-                TestRun {
-                    backend: self.backend.as_ref(),
-                    session: &self.session,
-                    root: &self.root,
-                    plan,
-                    images: Some(images),
-                },
-                cancel,
-            )
-            .await;
-            let started = report.services.len();
-            let used = ContainerUse {
-                reused: 0,
-                started,
-                removed: started,
-            };
-            (report, used)
-        })
+        Box::pin(async move { self.run(plan, images, None, cancel).await })
     }
 }
 
@@ -114,6 +167,7 @@ pub async fn execute(
                     failed_step: None,
                     failure: None,
                     timings: None,
+                    expectations: Vec::new(),
                     line: None,
                 })
             }
@@ -127,6 +181,7 @@ pub async fn execute(
                 failed_step: None,
                 failure: None,
                 timings: None,
+                expectations: Vec::new(),
                 line: None,
             }),
         };
@@ -171,14 +226,47 @@ pub async fn execute(
             let interrupted = Box::pin(async move {
                 let _ = cancel.wait_for(|stop| *stop).await;
             });
-            let (report, used) = executor
-                .run_test(
-                    &runnable.test.identity,
-                    &runnable.plan,
-                    &runnable.images,
-                    interrupted,
-                )
-                .await;
+            let (report, used, judged) = match &runnable.spans {
+                None => {
+                    let (report, used) = executor
+                        .run_test(
+                            &runnable.test.identity,
+                            &runnable.plan,
+                            &runnable.images,
+                            interrupted,
+                        )
+                        .await;
+                    (report, used, None)
+                }
+                Some(spans) => {
+                    let receiver = spans.receiver();
+                    let (mut report, used) = executor
+                        .run_test_collecting(
+                            &runnable.test.identity,
+                            &runnable.plan,
+                            &runnable.images,
+                            &receiver,
+                            interrupted,
+                        )
+                        .await;
+                    // Judged only when every step passed: a failed step already decides.
+                    let judged = report.outcome.is_pass().then(|| judge(spans, &receiver));
+                    if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
+                        report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
+                            step: failed.expectation.clone(),
+                            service: String::new(),
+                            expected: failed.expected.clone(),
+                            actual: failed.actual.clone(),
+                            stdout: judged
+                                .as_ref()
+                                .and_then(|j| j.failure.clone())
+                                .unwrap_or_default(),
+                            stderr: String::new(),
+                        });
+                    }
+                    (report, used, judged)
+                }
+            };
             for event in step_events(&runnable.test.identity, &report) {
                 let _ = task_events.send(event);
             }
@@ -188,20 +276,20 @@ pub async fn execute(
             for problem in &report.teardown_errors {
                 tracing::warn!(test = %runnable.test.identity, "cleanup: {problem}");
             }
-            (runnable, report, used)
+            (runnable, report, used, judged)
         });
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
-            if let Ok((runnable, report, used)) = done {
-                let event = finish(memo, &runnable, &report, used);
+            if let Ok((runnable, report, used, judged)) = done {
+                let event = finish(memo, &runnable, &report, used, judged);
                 stats.record(&event);
                 let _ = events.send(event);
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok((runnable, report, used)) = done {
-            let event = finish(memo, &runnable, &report, used);
+        if let Ok((runnable, report, used, judged)) = done {
+            let event = finish(memo, &runnable, &report, used, judged);
             stats.record(&event);
             let _ = events.send(event);
         }
@@ -220,12 +308,20 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
         failed_step: None,
         failure: None,
         timings: None,
+        expectations: Vec::new(),
         line: None,
     })
 }
 
 /// Stores a pass, and turns a report into its `test_finished` event.
-fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: ContainerUse) -> Event {
+fn finish(
+    memo: &Memo,
+    runnable: &Runnable,
+    report: &TestReport,
+    used: ContainerUse,
+    judged: Option<Judged>,
+) -> Event {
+    let judged = judged.unwrap_or_default();
     let duration_ms = report.timings.total_ms;
     let (status, message, failed_step, failure) = match &report.outcome {
         TestOutcome::Pass => {
@@ -268,7 +364,9 @@ fn finish(memo: &Memo, runnable: &Runnable, report: &TestReport, used: Container
             containers_reused: used.reused,
             containers_started: used.started,
             containers_removed: used.removed,
+            spans_ms: judged.wait_ms,
         }),
+        expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
     })
 }

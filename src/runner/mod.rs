@@ -4,11 +4,13 @@
 //! - `inputs.rs`: what a result depends on, and planning (memoized);
 //! - `volumes.rs`: the volume part of those inputs, memoized per file;
 //! - `prepare.rs`: each test's fate before anything starts (run, cached, error);
-//! - `execute.rs`: running prepared tests and turning reports into events.
+//! - `execute.rs`: running prepared tests and turning reports into events;
+//! - `spans.rs`: span collection settings and expectation verdicts (SPEC §9).
 
 mod execute;
 mod inputs;
 mod prepare;
+mod spans;
 mod volumes;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::report::Event;
 pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
+pub use spans::{judge, Judged, SpanPlan};
 pub use volumes::{volumes_hash, VolumeError, RACY_SECS, VOLUME_FILE_STAGE};
 
 /// The default image of a test that declares no service, when cleanroom.toml names none.

@@ -13,6 +13,7 @@ use crate::pipeline::Checked;
 use crate::project::Project;
 
 use super::inputs::{plan_test, PassRecord, ResultInputs, ResultStage, RESULT_INDEX};
+use super::spans::SpanPlan;
 use super::volumes::volumes_hash;
 
 /// A test ready to run: valid, planned, images resolved.
@@ -25,6 +26,8 @@ pub struct Runnable {
     pub inputs: ResultInputs,
     /// Time spent validating and planning this test, for its report.
     pub stage_ms: StageTimes,
+    /// Span collection and expectations (SPEC §9), when the test has them.
+    pub spans: Option<SpanPlan>,
 }
 
 /// Time one test spent in the stages before it ran, in milliseconds.
@@ -73,6 +76,7 @@ struct Planned {
     plan: TestPlan,
     volumes: [u8; 32],
     stage_ms: StageTimes,
+    spans: Option<SpanPlan>,
 }
 
 /// Why a test stops before its images are resolved: (test, name, message).
@@ -106,6 +110,7 @@ pub async fn prepare(
             plan,
             volumes,
             stage_ms,
+            spans,
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable(test, name, message)) => {
@@ -142,8 +147,14 @@ pub async fn prepare(
             out.push(Some(Disposition::Error(test, name, message)));
             continue;
         }
+        let mut plan_hash = blake3::Hasher::new();
+        plan_hash.update(&bincode::serialize(&plan).expect("plan serializes"));
+        if let Some(spans) = &spans {
+            // Editing an expectation re-runs the test: "the test changed".
+            plan_hash.update(&spans.hash);
+        }
         let inputs = ResultInputs {
-            plan: *blake3::hash(&bincode::serialize(&plan).expect("plan serializes")).as_bytes(),
+            plan: *plan_hash.finalize().as_bytes(),
             images: images
                 .iter()
                 .map(|(service, image)| (service.clone(), image.id.clone()))
@@ -163,6 +174,7 @@ pub async fn prepare(
             images,
             inputs,
             stage_ms,
+            spans,
         });
         undecided.push((out.len(), runnable, previous));
         out.push(None);
@@ -212,6 +224,13 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         }
     };
     let name = valid.config.name.clone();
+    let spans = match SpanPlan::of(
+        &valid.config,
+        crate::otel::spans_file(memo.dir(), &item.test.identity),
+    ) {
+        Ok(spans) => spans,
+        Err(message) => return Err(Unplannable(item.test, name, message)),
+    };
     if !valid.config.unevaluated_expectations.is_empty() {
         let message = format!(
             "{} not evaluated by this version",
@@ -236,6 +255,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             plan,
             volumes,
             stage_ms,
+            spans,
         }),
         Err(err) => Err(Unplannable(item.test, name, err.to_string())),
     }

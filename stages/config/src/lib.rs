@@ -18,8 +18,13 @@
 //! - Accepted silently: `description` on meta, steps and scenarios; `version` in
 //!   `[test.metadata]`; `expect_success = true` on scenarios (`false` is an error).
 //! - Any other key is unknown: a warning with "did you mean", an error under `--strict`.
-//! - `[expect.*]` and `[otel_validation]` are listed in
-//!   [`TestConfig::unevaluated_expectations`]; validation passes, the runner errors on them.
+//! - `[expect.*]` kinds the expect stage judges (span, order, status, counts, window, graph,
+//!   hermeticity) are validated by deserialising them into `clnrm_expect`'s types and kept in
+//!   [`TestConfig::otel`]; the others (`temporal`, `resource`, unknown kinds) and
+//!   `[otel_validation]` are listed in [`TestConfig::unevaluated_expectations`]: validation
+//!   passes, the runner errors naming them.
+//! - A service env value or `[otel] endpoint` that points at `localhost:4318` (or 4317) is a
+//!   warning: inside a container, localhost is the container itself.
 //! - A scenario with both `run` and `steps` runs its `run` step first, then its steps.
 //!   Scenario `service`, `env`, `workdir` and `timeout`/`timeout_ms` are defaults for all its
 //!   steps; its `expected_*` and `continue_on_failure` describe its `run` step.
@@ -31,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 mod determinism;
 mod diag;
+mod expect;
 mod pattern;
 mod project;
 mod service;
@@ -150,6 +156,52 @@ pub struct ServiceConfig {
     pub health_check: Option<HealthCheck>,
 }
 
+/// What a test asks of the spans its services emit (SPEC §9). `Default` = nothing: no
+/// receiver, no OTEL environment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OtelConfig {
+    /// `[otel]` is present: services get the OTEL environment and spans are received even
+    /// without expectations.
+    pub declared: bool,
+    /// The judged `[expect.*]` kinds, validated; `None` without any.
+    pub expect: Option<ExpectTable>,
+    /// `[otel] flush_timeout`: how long to wait for spans after the last step.
+    pub flush_timeout_ms: Option<u64>,
+    /// Service name → the span its first step waits for (`wait_for_span`).
+    pub wait_for_span: BTreeMap<String, SpanWait>,
+}
+
+impl OtelConfig {
+    /// Whether spans are received for this test (and its services get the OTEL environment).
+    pub fn collects(&self) -> bool {
+        self.declared || self.expect.is_some() || !self.wait_for_span.is_empty()
+    }
+}
+
+/// The judged kinds of a test's `[expect]` table, kept as TOML text (`[[span]] ...`): the
+/// config is stored and hashed with bincode, which cannot hold the expect stage's
+/// self-describing shapes, so the runner deserialises this again (it validated here).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ExpectTable {
+    pub toml: String,
+}
+
+impl ExpectTable {
+    /// The expectations, typed. Cannot fail for a table this stage produced.
+    pub fn expectations(&self) -> Result<clnrm_expect::Expectations, String> {
+        toml_edit::de::from_str(&self.toml).map_err(|e| e.message().to_string())
+    }
+}
+
+/// `wait_for_span = "name"` on a service (readiness by span).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SpanWait {
+    /// A span name or glob.
+    pub span: String,
+    /// `wait_for_span_timeout_secs`; the flush timeout when unset.
+    pub timeout_ms: Option<u64>,
+}
+
 impl ServiceConfig {
     /// A service with only its name: no image or build yet, kept idle, nothing mapped.
     pub fn new(name: impl Into<String>) -> Self {
@@ -256,9 +308,11 @@ pub struct TestConfig {
     pub limits: Limits,
     pub seed: Option<u64>,
     pub freeze_clock: Option<String>,
-    /// Span expectations present that the runner cannot evaluate (`expect.span`,
+    /// Span expectations present that the runner cannot evaluate (`expect.temporal`,
     /// `otel_validation`, ...): running the test is an `error` naming them.
     pub unevaluated_expectations: Vec<String>,
+    /// Spans: `[otel]`, the judged `[expect.*]` kinds, `wait_for_span`.
+    pub otel: OtelConfig,
 }
 
 impl TestConfig {
@@ -282,6 +336,7 @@ impl TestConfig {
             seed: None,
             freeze_clock: None,
             unevaluated_expectations: Vec::new(),
+            otel: OtelConfig::default(),
         }
     }
 }

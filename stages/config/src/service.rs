@@ -4,9 +4,10 @@
 
 use toml_edit::{Item, TableLike, Value};
 
+use crate::expect::warn_local_collector;
 use crate::step::argv;
 use crate::walk::{fields, index, join, kind, value_span, Ctx, Field, Span};
-use crate::{BuildSpec, Command, HealthCheck, ServiceConfig, VolumeConfig};
+use crate::{BuildSpec, Command, HealthCheck, ServiceConfig, SpanWait, VolumeConfig};
 
 const SERVICE_KEYS: &[&str] = &[
     "plugin",
@@ -18,6 +19,8 @@ const SERVICE_KEYS: &[&str] = &[
     "ports",
     "volumes",
     "health_check",
+    "wait_for_span",
+    "wait_for_span_timeout_secs",
 ];
 const VOLUME_KEYS: &[&str] = &["host_path", "container_path", "read_only"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "retries"];
@@ -36,11 +39,13 @@ pub(crate) fn parse_service(
     path: &str,
     t: &dyn TableLike,
     span: &Span,
+    wait: &mut Option<SpanWait>,
 ) -> Option<ServiceConfig> {
     let mut plugin: Option<(String, String, Span)> = None;
     let mut type_: Option<(String, String, Span)> = None;
     let mut svc = ServiceConfig::new(name);
     let errors_before = ctx.error_count();
+    let mut wait_timeout_ms = None;
     for f in fields(t, path) {
         match f.key {
             "plugin" => plugin = ctx.string(&f).map(|s| (s, f.path.clone(), value_span(&f))),
@@ -48,7 +53,16 @@ pub(crate) fn parse_service(
             "image" => svc.image = ctx.non_blank_string(&f, "image name"),
             "build" => svc.build = parse_build(ctx, &f),
             "args" => svc.args = ctx.string_array(&f),
-            "env" => svc.env = ctx.string_map(&f).unwrap_or_default(),
+            "env" => {
+                svc.env = ctx.string_map(&f).unwrap_or_default();
+                if let Some(env) = f.item.as_table_like() {
+                    for g in fields(env, &f.path) {
+                        if let Some(value) = g.item.as_str() {
+                            warn_local_collector(ctx, &g, value);
+                        }
+                    }
+                }
+            }
             "ports" => svc.ports = parse_ports(ctx, &f),
             "volumes" => svc.volumes = parse_volumes(ctx, &f),
             "health_check" => svc.health_check = parse_health_check(ctx, &f),
@@ -61,17 +75,31 @@ pub(crate) fn parse_service(
                     f.key
                 ),
             ),
-            "wait_for_span" | "wait_for_span_timeout_secs" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                format!(
-                    "`{}` waits for OTEL spans, which this version does not collect; \
-                     it is ignored (use health_check)",
-                    f.key
-                ),
-            ),
+            "wait_for_span" => {
+                if let Some(span) = ctx.non_blank_string(&f, "span name") {
+                    wait.get_or_insert(SpanWait {
+                        span: String::new(),
+                        timeout_ms: None,
+                    })
+                    .span = span;
+                }
+            }
+            "wait_for_span_timeout_secs" => {
+                if let Some(secs) = ctx.unsigned(&f) {
+                    wait_timeout_ms = Some(secs.saturating_mul(1000));
+                }
+            }
             _ => ctx.unknown_key(&f.path, f.key, &f.span, SERVICE_KEYS),
         }
+    }
+    match wait.as_mut() {
+        Some(w) => w.timeout_ms = wait_timeout_ms,
+        None if wait_timeout_ms.is_some() => ctx.note_ignored(
+            &join(path, "wait_for_span_timeout_secs"),
+            span,
+            "`wait_for_span_timeout_secs` without `wait_for_span` waits for nothing; it is ignored",
+        ),
+        None => {}
     }
     // `type` is clnrm 0.4's spelling of `plugin`: it decides only when `plugin` is absent.
     let effective = match (&plugin, &type_) {

@@ -1,17 +1,18 @@
 //! A test file (`*.clnrm.toml`, or a rendered template) to a validated [`TestConfig`]: the
 //! top-level tables, `[meta]` / `[test.metadata]`, `[otel]`, `[expect.*]`, `[limits]`, and
-//! the assembly of the parts. Services, steps, regex patterns and `[determinism]` have files
-//! of their own; this one reads no files and evaluates no expectation.
+//! the assembly of the parts. Services, steps, regex patterns, `[determinism]` and `[expect]`
+//! have files of their own; this one reads no files and evaluates no expectation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use toml_edit::{ImDocument, TableLike};
 
 use crate::determinism::parse_determinism;
+use crate::expect::{parse_expect, warn_local_collector};
 use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
 use crate::walk::{fields, join, kind, Ctx, Field, Span};
-use crate::{Diagnostic, Limits, ParseInput, ParsedTest, ServiceConfig, TestConfig};
+use crate::{Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, TestConfig};
 
 const TOP_KEYS: &[&str] = &[
     "meta",
@@ -31,19 +32,8 @@ const TOP_KEYS: &[&str] = &[
 ];
 const META_KEYS: &[&str] = &["name", "version", "description"];
 const LEGACY_META_KEYS: &[&str] = &["name", "version", "description", "timeout"];
-/// Kinds of `[expect.*]` clnrm defines; all are span expectations this version cannot evaluate.
-const EXPECT_KINDS: &[&str] = &[
-    "span",
-    "graph",
-    "counts",
-    "window",
-    "order",
-    "status",
-    "hermeticity",
-    "temporal",
-    "resource",
-];
 const OTEL_KEYS: &[&str] = &[
+    "flush_timeout",
     "exporter",
     "endpoint",
     "protocol",
@@ -113,6 +103,7 @@ struct Builder {
     seed: Option<u64>,
     freeze_clock: Option<String>,
     unevaluated: BTreeSet<String>,
+    otel: OtelConfig,
 }
 
 impl Builder {
@@ -172,24 +163,19 @@ impl Builder {
                     }
                 }
             }
-            "otel" => parse_otel(ctx, f),
+            "otel" => {
+                self.otel.declared = true;
+                self.otel.flush_timeout_ms = parse_otel(ctx, f);
+            }
             "otel_validation" => {
                 if ctx.table(f).is_some() {
                     self.unevaluated.insert("otel_validation".to_string());
                 }
             }
             "expect" => {
-                let Some(t) = ctx.table(f) else { return };
-                for g in fields(t, &f.path) {
-                    if !EXPECT_KINDS.contains(&g.key) {
-                        ctx.unknown_key(&g.path, g.key, &g.span, EXPECT_KINDS);
-                    }
-                    if g.item.is_table_like() || g.item.is_array_of_tables() || g.item.is_array() {
-                        self.unevaluated.insert(g.path.clone());
-                    } else {
-                        ctx.value_error(&g, format!("expected a table, found {}", kind(g.item)));
-                    }
-                }
+                let (expect, unevaluated) = parse_expect(ctx, f);
+                self.otel.expect = expect;
+                self.unevaluated.extend(unevaluated);
             }
             "report" => {
                 if let Some(t) = ctx.table(f) {
@@ -282,7 +268,11 @@ impl Builder {
             );
         }
         let span = f.item.span().or_else(|| f.span.clone());
-        if let Some(svc) = parse_service(ctx, &name, &f.path, t, &span) {
+        let mut wait = None;
+        if let Some(svc) = parse_service(ctx, &name, &f.path, t, &span, &mut wait) {
+            if let Some(wait) = wait {
+                self.otel.wait_for_span.insert(name.clone(), wait);
+            }
             self.services.insert(name, svc);
         }
     }
@@ -298,6 +288,7 @@ impl Builder {
             seed,
             freeze_clock,
             unevaluated,
+            otel,
         } = self;
         let (name, version, description) = match meta {
             None => {
@@ -354,6 +345,7 @@ impl Builder {
             seed,
             freeze_clock,
             unevaluated_expectations: unevaluated.into_iter().collect(),
+            otel,
         }
     }
 }
@@ -395,11 +387,19 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
     m
 }
 
-fn parse_otel(ctx: &mut Ctx, f: &Field) {
-    let Some(t) = ctx.table(f) else { return };
+/// Checks `[otel]`; returns its `flush_timeout`.
+fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
+    let t = ctx.table(f)?;
+    let mut flush_timeout_ms = None;
     for g in fields(t, &f.path) {
         match g.key {
-            "exporter" | "endpoint" | "protocol" => {
+            "flush_timeout" => flush_timeout_ms = ctx.duration(&g),
+            "endpoint" => {
+                if let Some(endpoint) = ctx.string(&g) {
+                    warn_local_collector(ctx, &g, &endpoint);
+                }
+            }
+            "exporter" | "protocol" => {
                 ctx.string(&g);
             }
             "sample_ratio" => {
@@ -436,6 +436,7 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) {
             _ => ctx.unknown_key(&g.path, g.key, &g.span, OTEL_KEYS),
         }
     }
+    flush_timeout_ms
 }
 fn positive(ctx: &mut Ctx, f: &Field) -> Option<u64> {
     match ctx.unsigned(f)? {

@@ -106,6 +106,20 @@ impl<'a> Ctx<'a> {
         self.push(d);
     }
 
+    /// A warning with a hint that `--strict` does not escalate (the key is known and used,
+    /// but its value is likely a mistake).
+    pub fn warning_hint(
+        &mut self,
+        path: &str,
+        span: &Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let mut d = self.make(Severity::Warning, path, span, message.into());
+        d.hint = Some(hint.into());
+        self.push(d);
+    }
+
     /// An unknown key: a warning, an error under `--strict`, with "did you mean" when one of
     /// `known` is close.
     pub fn unknown_key(&mut self, path: &str, key: &str, span: &Span, known: &[&str]) {

@@ -7,10 +7,12 @@ use std::path::Path;
 use clnrm_config::{parse_test, Diagnostic, ParseInput, ParsedTest, Severity};
 
 enum Outcome {
-    /// Valid, with this many steps and these unevaluated span expectations.
+    /// Valid, with this many steps, these span expectations the runner cannot evaluate, and
+    /// these `[expect.*]` kinds it judges.
     Valid {
         steps: usize,
         unevaluated: &'static [&'static str],
+        judged: &'static [&'static str],
     },
     /// Invalid; the first error (in file order) has this key path (`""` for a TOML syntax
     /// error), line, and message fragment; `errors` errors in all.
@@ -49,6 +51,7 @@ const TABLE: &[(&str, Outcome)] = &[
         Valid {
             steps: 5,
             unevaluated: &[],
+            judged: &[],
         },
     ),
     (
@@ -75,6 +78,7 @@ const TABLE: &[(&str, Outcome)] = &[
         Valid {
             steps: 2,
             unevaluated: &[],
+            judged: &[],
         },
     ),
     (
@@ -82,6 +86,7 @@ const TABLE: &[(&str, Outcome)] = &[
         Valid {
             steps: 1,
             unevaluated: &[],
+            judged: &[],
         },
     ),
     (
@@ -89,6 +94,7 @@ const TABLE: &[(&str, Outcome)] = &[
         Valid {
             steps: 2,
             unevaluated: &[],
+            judged: &[],
         },
     ),
     (
@@ -105,31 +111,24 @@ const TABLE: &[(&str, Outcome)] = &[
         "tests/integration/prd_otel_workflow.clnrm.toml",
         Valid {
             steps: 4,
-            unevaluated: &[
-                "expect.graph",
-                "expect.hermeticity",
-                "expect.span",
-                "expect.status",
-            ],
+            unevaluated: &[],
+            judged: &["graph", "hermeticity", "span", "status"],
         },
     ),
     (
         "tests/red_team/attack_a_echo.clnrm.toml",
         Valid {
             steps: 1,
-            unevaluated: &["expect.span"],
+            unevaluated: &[],
+            judged: &["span"],
         },
     ),
     (
         "tests/red_team/legitimate_self_test.clnrm.toml",
         Valid {
             steps: 1,
-            unevaluated: &[
-                "expect.counts",
-                "expect.graph",
-                "expect.span",
-                "expect.status",
-            ],
+            unevaluated: &[],
+            judged: &["counts", "graph", "span", "status"],
         },
     ),
     (
@@ -137,6 +136,7 @@ const TABLE: &[(&str, Outcome)] = &[
         Valid {
             steps: 4,
             unevaluated: &["otel_validation"],
+            judged: &[],
         },
     ),
     (
@@ -144,6 +144,7 @@ const TABLE: &[(&str, Outcome)] = &[
         Valid {
             steps: 2,
             unevaluated: &[],
+            judged: &[],
         },
     ),
     (
@@ -205,9 +206,28 @@ fn corpus_outcomes() {
         };
         let result: Result<ParsedTest, Vec<Diagnostic>> = parse_test(&input);
         match (outcome, result) {
-            (Valid { steps, unevaluated }, Ok(p)) => {
+            (
+                Valid {
+                    steps,
+                    unevaluated,
+                    judged,
+                },
+                Ok(p),
+            ) => {
                 assert_eq!(p.config.steps.len(), *steps, "{file}");
                 assert_eq!(p.config.unevaluated_expectations, *unevaluated, "{file}");
+                let mut kinds: Vec<String> = match &p.config.otel.expect {
+                    Some(table) => {
+                        table
+                            .expectations()
+                            .expect("a validated [expect] deserialises");
+                        let doc: toml_edit::DocumentMut = table.toml.parse().expect("TOML");
+                        doc.iter().map(|(k, _)| k.to_string()).collect()
+                    }
+                    None => Vec::new(),
+                };
+                kinds.sort();
+                assert_eq!(kinds, *judged, "{file}");
                 assert!(p
                     .warnings
                     .iter()

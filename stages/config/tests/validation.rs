@@ -404,14 +404,21 @@ fn strict_turns_unknown_keys_into_errors_but_not_legacy_notes() {
 }
 
 #[test]
-fn span_expectations_are_recorded_not_rejected() {
+fn span_expectations_are_kept_and_what_cannot_be_judged_is_recorded() {
     let p = ok(&format!(
         "{HEAD}{STEP}[[expect.span]]\nname = \"clnrm.run\"\n[expect.graph]\nacyclic = true\n[otel_validation]\nenabled = true\n[[otel_validation.expected_spans]]\nname = \"x\"\n"
     ));
-    assert_eq!(
-        p.config.unevaluated_expectations,
-        ["expect.graph", "expect.span", "otel_validation"]
-    );
+    // The judged kinds go to the expect stage; otel_validation cannot be evaluated.
+    assert_eq!(p.config.unevaluated_expectations, ["otel_validation"]);
+    let expectations = p
+        .config
+        .otel
+        .expect
+        .as_ref()
+        .unwrap()
+        .expectations()
+        .unwrap();
+    assert_eq!(expectations.span.len(), 1);
     assert!(p.warnings.is_empty());
     // An unknown expectation kind is still recorded (never silently dropped), and warned about.
     let p = ok(&format!("{HEAD}{STEP}[expect.spam]\nx = 1\n"));

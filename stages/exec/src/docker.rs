@@ -7,6 +7,7 @@
 //! [`DockerBackend::connect`] negotiates the version down before anything else.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +21,8 @@ use testcontainers::bollard::models::{
     PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListImagesOptions, ListNetworksOptions,
-    LogsOptions, RemoveContainerOptions, RemoveImageOptions,
+    CreateContainerOptions, InspectNetworkOptions, ListContainersOptions, ListImagesOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
@@ -326,6 +327,25 @@ impl Backend for DockerBackend {
         .boxed()
     }
 
+    fn network_gateway<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, ExecError>> {
+        async move {
+            let network = self
+                .docker
+                .inspect_network(id, None::<InspectNetworkOptions>)
+                .await
+                .map_err(engine)?;
+            network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|config| config.gateway.as_deref()?.parse::<IpAddr>().ok())
+                .find(IpAddr::is_ipv4)
+                .ok_or_else(|| ExecError::Engine(format!("network {id} has no IPv4 gateway")))
+        }
+        .boxed()
+    }
+
     fn create_container<'a>(
         &'a self,
         request: &'a ContainerRequest<'a>,
@@ -387,7 +407,16 @@ impl Backend for DockerBackend {
                 image: Some(request.image.id.clone()),
                 entrypoint,
                 cmd,
-                env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                // The spec's own values win over what span collection adds.
+                env: Some(
+                    request
+                        .extra_env
+                        .iter()
+                        .filter(|(k, _)| !spec.env.contains_key(*k))
+                        .chain(&spec.env)
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                ),
                 labels: Some(request.labels.clone().into_iter().collect()),
                 hostname: Some(spec.service.clone()),
                 exposed_ports: (!exposed.is_empty()).then_some(exposed),
@@ -397,6 +426,8 @@ impl Backend for DockerBackend {
                     memory: spec.limits.memory_bytes,
                     port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
                     network_mode: request.network.map(str::to_string),
+                    extra_hosts: (!request.extra_hosts.is_empty())
+                        .then(|| request.extra_hosts.clone()),
                     ..Default::default()
                 }),
                 networking_config: request.network.map(|network| NetworkingConfig {

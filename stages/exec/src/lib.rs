@@ -33,6 +33,7 @@ mod steps;
 mod test_run;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,7 +59,9 @@ pub use session::{
     LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST,
 };
 pub use steps::{check_plan, run_steps};
-pub use test_run::{resolve_images, run_test, run_test_until, ResolvedImages, TestRun};
+pub use test_run::{
+    resolve_images, run_test, run_test_collecting, run_test_until, ResolvedImages, TestRun,
+};
 
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
@@ -121,6 +124,31 @@ pub struct ContainerRequest<'a> {
     pub labels: BTreeMap<String, String>,
     /// The project root: relative volume host paths are joined to it.
     pub root: &'a Path,
+    /// Environment added for span collection; the spec's own `env` wins on a clash.
+    pub extra_env: BTreeMap<String, String>,
+    /// `/etc/hosts` entries (`otel-collector:172.18.0.1`).
+    pub extra_hosts: Vec<String>,
+}
+
+/// What span collection adds to every service container of a test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAdditions {
+    pub extra_hosts: Vec<String>,
+}
+
+/// Receives a test's spans while it runs (SPEC §9); the engine's OTLP receiver implements it
+/// and the exec stage only calls it, at the three moments that need containers alive.
+pub trait SpanCollector: Send + Sync {
+    /// The environment `service` gets (its spec's own values win).
+    fn service_env(&self, service: &str) -> BTreeMap<String, String>;
+    /// The test's network exists and `gateway` is the host's address on it: start receiving
+    /// there. Returns what every service container gets.
+    fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<ServiceAdditions, String>>;
+    /// Before the first step that runs in `service`: waits for its `wait_for_span`, if any.
+    /// `Err` is the test's error message.
+    fn before_first_step<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// After the last step passed, before teardown: waits until the spans are in.
+    fn after_steps(&self) -> BoxFuture<'_, ()>;
 }
 
 /// A container that started.
@@ -252,6 +280,14 @@ pub trait Backend: Send + Sync {
         name: &'a str,
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<String, ExecError>>;
+    /// The host's address on a network (its IPv4 gateway).
+    fn network_gateway<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, ExecError>> {
+        Box::pin(async move {
+            Err(ExecError::Engine(format!(
+                "this backend cannot tell the gateway of network {id}"
+            )))
+        })
+    }
     /// Creates (does not start) a container; returns its ID.
     fn create_container<'a>(
         &'a self,

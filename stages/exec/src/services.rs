@@ -118,6 +118,8 @@ pub async fn start_service_tracked(
         network,
         labels: all,
         root,
+        extra_env: BTreeMap::new(),
+        extra_hosts: Vec::new(),
     };
     let result = create_and_ready(backend, &request, created).await;
     if let Err((Some(id), _)) = &result {

@@ -13,7 +13,8 @@ use regex::{Regex, RegexBuilder};
 use crate::services::{exited, memory_limit_words};
 use crate::test_run::{lock, ms, Progress};
 use crate::{
-    Backend, ExecOutput, ExecRequest, Mismatch, StepFailure, StepResult, StepStatus, TestOutcome,
+    Backend, ExecOutput, ExecRequest, Mismatch, SpanCollector, StepFailure, StepResult, StepStatus,
+    TestOutcome,
 };
 
 /// Where [`steps_in`] records each finished step, so a cancelled run still reports them.
@@ -82,7 +83,7 @@ pub async fn run_steps(
     let sink = StepSink::Steps(&steps);
     let started = Instant::now();
     let outcome = tokio::select! {
-        outcome = steps_in(backend, plan, containers, &regexes, &sink) => outcome,
+        outcome = steps_in(backend, plan, containers, &regexes, &sink, None) => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
     };
     let execute_ms = ms(started.elapsed());
@@ -96,12 +97,22 @@ pub(crate) async fn steps_in(
     containers: &BTreeMap<String, String>,
     regexes: &StepRegexes,
     sink: &StepSink<'_>,
+    collector: Option<&dyn SpanCollector>,
 ) -> TestOutcome {
     let mut first_failure = None;
+    // Services whose first step has begun: `wait_for_span` holds only the first.
+    let mut services_begun = std::collections::BTreeSet::new();
     // Services whose container was killed (a timed-out step that could not be
     // ended inside it): why, for the steps that would have run there.
     let mut killed: BTreeMap<&str, String> = BTreeMap::new();
     for (step, (out_re, err_re)) in plan.steps.iter().zip(regexes) {
+        if let Some(collector) = collector {
+            if services_begun.insert(step.service.as_str()) {
+                if let Err(message) = collector.before_first_step(&step.service).await {
+                    return TestOutcome::Error { message };
+                }
+            }
+        }
         let Some(container) = containers.get(&step.service) else {
             return TestOutcome::Error {
                 message: format!(

@@ -27,8 +27,8 @@ use crate::session::{
 };
 use crate::steps::{compile_step_regexes, steps_in, StepSink};
 use crate::{
-    Backend, ContainerRequest, ExecError, PhaseTimings, ResolvedImage, ServiceStart, Session,
-    StepResult, TestOutcome, TestReport,
+    Backend, ContainerRequest, ExecError, PhaseTimings, ResolvedImage, ServiceAdditions,
+    ServiceStart, Session, SpanCollector, StepResult, TestOutcome, TestReport,
 };
 
 /// Images by service name.
@@ -80,6 +80,16 @@ pub async fn run_test(run: TestRun<'_>) -> TestReport {
 /// session's objects are still labelled: [`remove_session`](crate::remove_session)
 /// removes them.
 pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) -> TestReport {
+    run_test_collecting(run, None, cancel).await
+}
+
+/// [`run_test_until`], with a [`SpanCollector`] receiving the test's spans: the test then
+/// always gets a network of its own (never a spare), whose gateway the collector listens on.
+pub async fn run_test_collecting(
+    run: TestRun<'_>,
+    collector: Option<&dyn SpanCollector>,
+    cancel: impl Future<Output = ()>,
+) -> TestReport {
     let started = Instant::now();
     let resources = Resources::default();
     let mut report = TestReport {
@@ -91,7 +101,7 @@ pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) 
         teardown_errors: Vec::new(),
     };
     let progress = Mutex::new(Progress::default());
-    let body = drive(run, &resources, &progress);
+    let body = drive(run, collector, &resources, &progress);
     let outcome = tokio::select! {
         outcome = body => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
@@ -168,7 +178,12 @@ pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progress>) -> TestOutcome {
+async fn drive(
+    run: TestRun<'_>,
+    collector: Option<&dyn SpanCollector>,
+    resources: &Resources,
+    progress: &Mutex<Progress>,
+) -> TestOutcome {
     let plan = run.plan;
     // Regexes first: a bad one is an error before anything starts.
     let regexes = match compile_step_regexes(plan) {
@@ -180,7 +195,7 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
     }
 
     let containers_started = Instant::now();
-    let containers = match start_services(run, resources, progress).await {
+    let containers = match start_services(run, collector, resources, progress).await {
         Ok(c) => c,
         Err(e) => {
             lock(progress).containers_ms = ms(containers_started.elapsed());
@@ -198,9 +213,13 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
         &containers,
         &regexes,
         &StepSink::Progress(progress),
+        collector,
     )
     .await;
     lock(progress).execute_ms = ms(execute_started.elapsed());
+    if let (Some(collector), TestOutcome::Pass) = (collector, &outcome) {
+        collector.after_steps().await;
+    }
     outcome
 }
 
@@ -210,6 +229,7 @@ async fn drive(run: TestRun<'_>, resources: &Resources, progress: &Mutex<Progres
 /// container IDs by service.
 async fn start_services(
     run: TestRun<'_>,
+    collector: Option<&dyn SpanCollector>,
     resources: &Resources,
     progress: &Mutex<Progress>,
 ) -> Result<BTreeMap<String, String>, ExecError> {
@@ -239,9 +259,11 @@ async fn start_services(
     };
     // Several services share a network, where each is reachable by its
     // service name; a single service has nobody to reach.
-    let private_network = plan.containers.len() > 1;
+    // With spans collected, the collector listens on the network's gateway, which must
+    // be the test's alone: a network of its own, never a spare.
+    let private_network = plan.containers.len() > 1 || collector.is_some();
     let spares = async {
-        if !private_network {
+        if !private_network || collector.is_some() {
             return Vec::new();
         }
         // Without a list, a network is created as before.
@@ -257,7 +279,31 @@ async fn start_services(
     let (images, image_ms) = images?;
 
     let t = Instant::now();
-    let (network, claim, created) = if private_network {
+    let mut additions = ServiceAdditions::default();
+    let (network, claim, created) = if let Some(collector) = collector {
+        let network = own_network(run, resources, &base_name).await?;
+        let gateway = run.backend.network_gateway(&network).await?;
+        additions = collector
+            .network_ready(gateway)
+            .await
+            .map_err(ExecError::Engine)?;
+        let extra = Extra {
+            collector: Some(collector),
+            additions: &additions,
+        };
+        let created = create_all(
+            run,
+            resources,
+            &images,
+            &base_name,
+            Some(&network),
+            false,
+            &extra,
+        )
+        .await?
+        .unwrap_or_default();
+        (Some(network), false, created)
+    } else if private_network {
         let mut attempt = 0;
         loop {
             let spare = (attempt < SPARE_CLAIMS).then(|| spares.pop()).flatten();
@@ -272,13 +318,32 @@ async fn start_services(
                 None => (own_network(run, resources, &base_name).await?, false),
             };
             attempt += 1;
-            match create_all(run, resources, &images, &base_name, Some(&network), claim).await? {
+            match create_all(
+                run,
+                resources,
+                &images,
+                &base_name,
+                Some(&network),
+                claim,
+                &Extra::NONE,
+            )
+            .await?
+            {
                 Some(created) => break (Some(network), claim, created),
                 None => continue,
             }
         }
     } else {
-        let created = create_all(run, resources, &images, &base_name, None, false).await?;
+        let created = create_all(
+            run,
+            resources,
+            &images,
+            &base_name,
+            None,
+            false,
+            &Extra::NONE,
+        )
+        .await?;
         (None, false, created.unwrap_or_default())
     };
     let claim_name = if claim { network.as_deref() } else { None };
@@ -293,6 +358,10 @@ async fn start_services(
             &base_name,
             network.as_deref(),
             claim_name.unwrap_or(""),
+            &Extra {
+                collector,
+                additions: &additions,
+            },
         );
         async move {
             let started = start_and_ready(run.backend, &request, id, t)
@@ -334,6 +403,7 @@ fn container_request<'a>(
     base_name: &str,
     network: Option<&'a str>,
     claim: &str,
+    extra: &Extra<'_>,
 ) -> ContainerRequest<'a> {
     let mut labels = run.session.labels();
     labels.insert(LABEL_SPEC.into(), spec.hash.0.clone());
@@ -357,7 +427,30 @@ fn container_request<'a>(
         network,
         labels,
         root: run.root,
+        extra_env: extra
+            .collector
+            .map(|c| c.service_env(&spec.service))
+            .unwrap_or_default(),
+        extra_hosts: extra.additions.extra_hosts.clone(),
     }
+}
+
+/// What span collection adds to every service container: the OTEL environment and the
+/// collector's host entry.
+struct Extra<'a> {
+    collector: Option<&'a dyn SpanCollector>,
+    additions: &'a ServiceAdditions,
+}
+
+static NO_ADDITIONS: ServiceAdditions = ServiceAdditions {
+    extra_hosts: Vec::new(),
+};
+
+impl Extra<'static> {
+    const NONE: Extra<'static> = Extra {
+        collector: None,
+        additions: &NO_ADDITIONS,
+    };
 }
 
 /// Creates every container of the plan, in parallel, on `network`; returns
@@ -371,6 +464,7 @@ async fn create_all(
     base_name: &str,
     network: Option<&str>,
     claim: bool,
+    extra: &Extra<'_>,
 ) -> Result<Option<Vec<String>>, ExecError> {
     let claim_name = if claim { network.unwrap_or("") } else { "" };
     let creates = run.plan.containers.iter().map(|spec| {
@@ -381,6 +475,7 @@ async fn create_all(
             base_name,
             network,
             claim_name,
+            extra,
         );
         async move {
             let id = create(run.backend, &request).await?;

@@ -460,6 +460,8 @@ async fn containers_of_a_dead_process_are_reaped_and_live_ones_kept() {
             network: Some(&net),
             labels: s.labels(),
             root: here(),
+            extra_env: Default::default(),
+            extra_hosts: Vec::new(),
         };
         let id = b.create_container(&request).await.unwrap();
         b.start_container(&id).await.unwrap();
@@ -559,6 +561,8 @@ async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side()
         network: None,
         labels: session.labels(),
         root: here(),
+        extra_env: Default::default(),
+        extra_hosts: Vec::new(),
     };
     // How long a create takes here, so the next one is given up on midway,
     // once the engine has the request (as Ctrl-C during a start does).

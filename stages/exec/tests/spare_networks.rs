@@ -46,6 +46,8 @@ async fn cache_gc_removes_unused_spare_networks_and_keeps_a_claimed_one_quietly(
         network: Some(&claimed),
         labels: session.labels(),
         root: here(),
+        extra_env: Default::default(),
+        extra_hosts: Vec::new(),
     };
     let container = b.create_container(&request).await.unwrap();
     b.start_container(&container).await.unwrap();

@@ -17,7 +17,7 @@ use crate::{EnvDep, RenderRecord, RenderRequest, Rendered, World};
 pub const DEFAULT_VARS: [(&str, &str, &str); 7] = [
     ("svc", "SERVICE_NAME", "clnrm"),
     ("env", "ENV", "ci"),
-    ("endpoint", "OTEL_ENDPOINT", "http://localhost:4318"),
+    ("endpoint", "OTEL_ENDPOINT", "http://otel-collector:4318"),
     ("exporter", "OTEL_TRACES_EXPORTER", "otlp"),
     ("image", "CLNRM_IMAGE", "alpine:3.20"),
     ("freeze_clock", "FREEZE_CLOCK", "2025-01-01T00:00:00Z"),

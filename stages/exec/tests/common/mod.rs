@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use clnrm_config::{Command, Limits, ServiceConfig, StepConfig, TestConfig};
+use clnrm_config::{Command, ServiceConfig, StepConfig, TestConfig};
 use clnrm_exec::{
     run_test, Backend, DockerBackend, Session, TestOutcome, TestReport, TestRun, LABEL_SESSION,
 };
@@ -57,17 +57,7 @@ pub fn service(name: &str) -> ServiceConfig {
 }
 
 pub fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestConfig {
-    TestConfig {
-        name: name.into(),
-        version: Some("1.0".into()),
-        description: None,
-        services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
-        steps,
-        limits: Limits::default(),
-        seed: None,
-        freeze_clock: None,
-        unevaluated_expectations: vec![],
-    }
+    TestConfig::new(name, services, steps)
 }
 
 pub fn planned(t: TestConfig) -> TestPlan {

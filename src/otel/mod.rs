@@ -1,0 +1,291 @@
+//! The engine's OTLP receiver (SPEC §9): while a test runs, one [`TestReceiver`] listens on
+//! the gateway address of the test's own network (HTTP on 4318, gRPC on 4317), which its
+//! services reach as `otel-collector` (an `/etc/hosts` entry). Each test network has its own
+//! gateway, so the spans of concurrent tests, and of concurrent clnrm processes, never mix,
+//! and nothing outside this machine's bridges can reach the listeners. Why this mechanism:
+//! `docs/otel.md`.
+//!
+//! Not judging spans: that is the pure `clnrm_expect` stage; this module receives, waits
+//! (`wait_for_span`, the flush rule) and writes what arrived to `.clnrm/spans/<test>.jsonl`.
+
+mod convert;
+mod listen;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clnrm_exec::{ServiceAdditions, SpanCollector};
+use clnrm_expect::{Span, SpanPattern};
+
+use crate::runner::BoxFuture;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::{watch, Notify};
+
+pub use convert::spans_of;
+
+/// The name every service reaches the receiver by.
+pub const COLLECTOR_HOST: &str = clnrm_expect::COLLECTOR_HOST;
+pub const HTTP_PORT: u16 = 4318;
+pub const GRPC_PORT: u16 = 4317;
+/// What every service gets as `OTEL_EXPORTER_OTLP_ENDPOINT` (and the `endpoint` template
+/// variable's default).
+pub const ENDPOINT: &str = "http://otel-collector:4318";
+/// `[otel] flush_timeout` when unset.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The flush rule's quiet period: no span for this long means the services are done.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// What a test's receiver waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverSettings {
+    /// Span names the expectations need before they can hold.
+    pub awaited: Vec<SpanPattern>,
+    pub flush_timeout: Duration,
+    /// Service → (span pattern its first step waits for, how long at most).
+    pub wait_for_span: BTreeMap<String, (SpanPattern, Duration)>,
+}
+
+/// Spans as they arrive, shared by the listeners and the waits.
+#[derive(Default)]
+pub struct Received {
+    state: Mutex<ReceivedState>,
+    arrived: Notify,
+}
+
+#[derive(Default)]
+struct ReceivedState {
+    spans: Vec<Span>,
+    /// Each export request as OTLP JSON, in arrival order: the `.jsonl` file's lines.
+    exports: Vec<String>,
+    last_arrival: Option<Instant>,
+}
+
+impl Received {
+    pub fn add(&self, export: ExportTraceServiceRequest) {
+        let spans = spans_of(&export);
+        let line = serde_json::to_string(&export).unwrap_or_default();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.spans.extend(spans);
+        state.exports.push(line);
+        state.last_arrival = Some(Instant::now());
+        drop(state);
+        self.arrived.notify_waiters();
+    }
+
+    /// The patterns of `wanted` no received span matches.
+    fn missing(&self, wanted: &[SpanPattern]) -> Vec<SpanPattern> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        wanted
+            .iter()
+            .filter(|p| !state.spans.iter().any(|s| p.matches(&s.name)))
+            .cloned()
+            .collect()
+    }
+
+    fn last_arrival(&self) -> Option<Instant> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_arrival
+    }
+
+    /// Waits until a span arrives or `deadline` passes.
+    async fn next_arrival(&self, deadline: Instant) {
+        let notified = self.arrived.notified();
+        let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+    }
+}
+
+/// How the wait after the last step ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlushWait {
+    pub waited: Duration,
+    /// Awaited span names still missing when the flush timeout ran out.
+    pub missing: Vec<String>,
+    pub timed_out: bool,
+}
+
+/// One test's receiver: listeners bound when its network exists, stopped when dropped.
+pub struct TestReceiver {
+    settings: ReceiverSettings,
+    received: Arc<Received>,
+    stop: watch::Sender<bool>,
+    flush: Mutex<Option<FlushWait>>,
+}
+
+impl TestReceiver {
+    pub fn new(settings: ReceiverSettings) -> Self {
+        TestReceiver {
+            settings,
+            received: Arc::new(Received::default()),
+            stop: watch::channel(false).0,
+            flush: Mutex::new(None),
+        }
+    }
+
+    /// Listens on `gateway` (both ports) until the receiver is dropped.
+    pub async fn listen(&self, gateway: IpAddr) -> Result<(), String> {
+        let bind = |port| async move {
+            tokio::net::TcpListener::bind(SocketAddr::new(gateway, port))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot receive spans on {gateway}:{port} (the test network's gateway): {e}; \
+                         span collection needs the Docker engine on this machine"
+                    )
+                })
+        };
+        let http = bind(HTTP_PORT).await?;
+        let grpc = bind(GRPC_PORT).await?;
+        tokio::spawn(listen::serve_http(
+            http,
+            self.received.clone(),
+            self.stop.subscribe(),
+        ));
+        tokio::spawn(listen::serve_grpc(
+            grpc,
+            self.received.clone(),
+            self.stop.subscribe(),
+        ));
+        Ok(())
+    }
+
+    /// The environment every service gets (SPEC §9); the spec's own values win.
+    pub fn service_env(service: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), ENDPOINT.into()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()),
+            ("OTEL_TRACES_EXPORTER".into(), "otlp".into()),
+            ("OTEL_SERVICE_NAME".into(), service.into()),
+        ])
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Span> {
+        self.received
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spans
+            .clone()
+    }
+
+    /// How the flush wait ended (`None` when it did not run: a step failed first).
+    pub fn flush_wait(&self) -> Option<FlushWait> {
+        self.flush.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The flush rule: until every awaited name arrived and no span came for [`QUIET`], at
+    /// most the flush timeout.
+    pub async fn wait_for_flush(&self) -> FlushWait {
+        let started = Instant::now();
+        let deadline = started + self.settings.flush_timeout;
+        loop {
+            let missing = self.received.missing(&self.settings.awaited);
+            // Spans that came before the wait began count: they may already be quiet.
+            let quiet_until = self.received.last_arrival().unwrap_or(started) + QUIET;
+            let now = Instant::now();
+            if missing.is_empty() && now >= quiet_until {
+                return FlushWait {
+                    waited: started.elapsed(),
+                    missing: Vec::new(),
+                    timed_out: false,
+                };
+            }
+            if now >= deadline {
+                return FlushWait {
+                    waited: started.elapsed(),
+                    missing: missing.iter().map(|p| p.as_str().to_string()).collect(),
+                    timed_out: true,
+                };
+            }
+            let wake = if missing.is_empty() {
+                quiet_until.min(deadline)
+            } else {
+                deadline
+            };
+            self.received.next_arrival(wake).await;
+        }
+    }
+
+    /// Writes what arrived as OTLP JSON lines (one export request per line) to `path`.
+    pub fn write_jsonl(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let state = self
+            .received
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for line in &state.exports {
+            writeln!(file, "{line}")?;
+        }
+        file.flush()
+    }
+}
+
+impl Drop for TestReceiver {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl SpanCollector for TestReceiver {
+    fn service_env(&self, service: &str) -> BTreeMap<String, String> {
+        TestReceiver::service_env(service)
+    }
+
+    fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<ServiceAdditions, String>> {
+        Box::pin(async move {
+            self.listen(gateway).await?;
+            Ok(ServiceAdditions {
+                extra_hosts: vec![format!("{COLLECTOR_HOST}:{gateway}")],
+            })
+        })
+    }
+
+    fn before_first_step<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let Some((pattern, timeout)) = self.settings.wait_for_span.get(service) else {
+                return Ok(());
+            };
+            let deadline = Instant::now() + *timeout;
+            let wanted = std::slice::from_ref(pattern);
+            while !self.received.missing(wanted).is_empty() {
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "service `{service}`: span `{}` did not arrive within {:.1} s \
+                         (wait_for_span)",
+                        pattern.as_str(),
+                        timeout.as_secs_f64()
+                    ));
+                }
+                self.received.next_arrival(deadline).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn after_steps(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let wait = self.wait_for_flush().await;
+            *self.flush.lock().unwrap_or_else(|e| e.into_inner()) = Some(wait);
+        })
+    }
+}
+
+/// `spans/<test>.jsonl` beside the cache directory (`.clnrm/cache` → `.clnrm/spans`), the
+/// test's identity with `/` turned into `__`: never inside the tests' own folders.
+pub fn spans_file(cache_dir: &Path, identity: &str) -> PathBuf {
+    cache_dir
+        .parent()
+        .unwrap_or(cache_dir)
+        .join("spans")
+        .join(format!("{}.jsonl", identity.replace('/', "__")))
+}

@@ -1,0 +1,128 @@
+//! The runner's part of span expectations (SPEC §9): what a test's receiver waits for, taken
+//! from its config when it is prepared, and its verdicts once it has run. Receiving is
+//! `crate::otel`; judging is the pure `clnrm_expect` stage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clnrm_config::TestConfig;
+use clnrm_expect::{Context, Expectations, SpanPattern, Verdict};
+
+use crate::otel::{FlushWait, ReceiverSettings, TestReceiver, DEFAULT_FLUSH_TIMEOUT};
+
+/// Everything a test with span collection needs at run time.
+#[derive(Debug, Clone)]
+pub struct SpanPlan {
+    pub expectations: Expectations,
+    pub settings: ReceiverSettings,
+    /// The test's services: peers `no_external_services` allows.
+    pub services: Vec<String>,
+    /// Where the received spans are written.
+    pub spans_file: PathBuf,
+    /// What of it a result depends on (the expectations and waits as written).
+    pub hash: [u8; 32],
+}
+
+impl SpanPlan {
+    /// `None` for a test that collects no spans.
+    pub fn of(config: &TestConfig, spans_file: PathBuf) -> Result<Option<SpanPlan>, String> {
+        let otel = &config.otel;
+        if !otel.collects() {
+            return Ok(None);
+        }
+        let expectations = match &otel.expect {
+            Some(table) => table.expectations()?,
+            None => Expectations::default(),
+        };
+        let flush_timeout = otel
+            .flush_timeout_ms
+            .map_or(DEFAULT_FLUSH_TIMEOUT, Duration::from_millis);
+        let wait_for_span = otel
+            .wait_for_span
+            .iter()
+            .map(|(service, wait)| {
+                let timeout = wait.timeout_ms.map_or(flush_timeout, Duration::from_millis);
+                (service.clone(), (SpanPattern::new(&wait.span), timeout))
+            })
+            .collect();
+        let hash = *blake3::hash(&bincode::serialize(otel).expect("the otel config serializes"))
+            .as_bytes();
+        Ok(Some(SpanPlan {
+            settings: ReceiverSettings {
+                awaited: expectations.awaited_span_names(),
+                flush_timeout,
+                wait_for_span,
+            },
+            expectations,
+            services: config.services.keys().cloned().collect(),
+            spans_file,
+            hash,
+        }))
+    }
+
+    pub fn receiver(&self) -> TestReceiver {
+        TestReceiver::new(self.settings.clone())
+    }
+}
+
+/// A test's spans judged: the verdicts, and the text of its failure when one failed.
+#[derive(Debug, Clone, Default)]
+pub struct Judged {
+    pub verdicts: Vec<Verdict>,
+    /// How long the wait after the last step took.
+    pub wait_ms: f64,
+    /// Every failed expectation, then where the spans are and what never arrived.
+    pub failure: Option<String>,
+    /// The first failed expectation (`expect.span[2] "db.query"`).
+    pub first_failed: Option<Verdict>,
+}
+
+/// Judges what `receiver` got against `plan`, and writes the spans to the plan's file.
+pub fn judge(plan: &SpanPlan, receiver: &TestReceiver) -> Judged {
+    let spans = receiver.spans();
+    let written = receiver.write_jsonl(&plan.spans_file);
+    let wait = receiver.flush_wait().unwrap_or_default();
+    let verdicts = clnrm_expect::evaluate(
+        &spans,
+        &plan.expectations,
+        &Context::new(plan.services.iter().cloned()),
+    );
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+    let failure = (!failed.is_empty()).then(|| {
+        let mut text: Vec<String> = failed.iter().map(|v| v.message()).collect();
+        text.push(wait_note(&wait, spans.len()));
+        match written {
+            Ok(()) => text.push(format!("spans received: {}", plan.spans_file.display())),
+            Err(err) => text.push(format!(
+                "could not write the spans to {}: {err}",
+                plan.spans_file.display()
+            )),
+        }
+        text.join("\n")
+    });
+    Judged {
+        first_failed: failed.first().map(|v| (*v).clone()),
+        verdicts,
+        wait_ms: wait.waited.as_secs_f64() * 1000.0,
+        failure,
+    }
+}
+
+fn wait_note(wait: &FlushWait, received: usize) -> String {
+    if wait.timed_out && !wait.missing.is_empty() {
+        format!(
+            "{received} span(s) received; waited {:.1} s (the flush timeout) for {} that never arrived",
+            wait.waited.as_secs_f64(),
+            wait.missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "{received} span(s) received; waited {:.0} ms after the last step",
+            wait.waited.as_secs_f64() * 1000.0
+        )
+    }
+}

@@ -1,0 +1,275 @@
+//! Span expectations end to end (SPEC §9): a service in a real container posts OTLP/JSON
+//! with busybox `wget` to `otel-collector:4318`, clnrm receives it on the test network's
+//! gateway, judges the expectations and reports them.
+
+mod common;
+
+use common::{docker_ready, json_events, TestProject, IMAGE};
+
+/// A step that posts one OTLP/JSON export with spans `(name, kind, status code)` of one trace:
+/// the first is the root, the others its children.
+fn emit(spans: &[(&str, u8, u8)]) -> String {
+    format!(
+        "[[steps]]\nname = \"emit\"\ncommand = [\"sh\", \"-c\", \"{}\"]\n",
+        post_script(spans)
+    )
+}
+
+/// The shell command that posts those spans (TOML-escaped, for inside a basic string).
+fn post_script(spans: &[(&str, u8, u8)]) -> String {
+    let body: Vec<String> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind, code))| {
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                "00000000000000a0".to_string()
+            };
+            format!(
+                r#"{{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"00000000000000a{i}\",\"parentSpanId\":\"{parent}\",\"name\":\"{name}\",\"kind\":{kind},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"status\":{{\"code\":{code}}}}}"#,
+                1_000_000_000u64 + i as u64 * 1000,
+                2_000_000_000u64 - i as u64 * 1000,
+            )
+        })
+        .collect();
+    let export = format!(
+        r#"{{\"resourceSpans\":[{{\"resource\":{{\"attributes\":[{{\"key\":\"service.name\",\"value\":{{\"stringValue\":\"app\"}}}}]}},\"scopeSpans\":[{{\"spans\":[{}]}}]}}]}}"#,
+        body.join(",")
+    );
+    format!(
+        "wget -q -O - --header 'Content-Type: application/json' --post-data '{export}' $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces"
+    )
+}
+
+fn test_file(name: &str, body: &str) -> String {
+    format!("[meta]\nname = \"{name}\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{body}")
+}
+
+/// The test_finished event of the run.
+fn finished(stdout: &str) -> serde_json::Value {
+    json_events(stdout)
+        .into_iter()
+        .find(|e| e["event"] == "test_finished")
+        .expect("a test_finished event")
+}
+
+#[test]
+fn spans_posted_as_json_are_judged_and_a_passing_test_is_then_cached() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write(
+        "tests/shop.clnrm.toml",
+        &test_file(
+            "shop",
+            &format!(
+                "{}\n[[expect.span]]\nname = \"checkout\"\nkind = \"server\"\n\n[[expect.span]]\nname = \"db.*\"\nparent = \"checkout\"\n\n[expect.graph]\nmust_include = [[\"checkout\", \"db.query\"]]\n\n[expect.counts]\nspans_total = {{ eq = 2 }}\n",
+                emit(&[("checkout", 2, 1), ("db.query", 3, 0)])
+            ),
+        ),
+    );
+    let run = project.clnrm(&["run", "--format", "json"]);
+    run.expect_code(0);
+    let event = finished(&run.stdout());
+    assert_eq!(event["status"], "pass", "{}", run.all());
+    let verdicts = event["expectations"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 4);
+    assert!(verdicts.iter().all(|v| v["status"] == "pass"));
+    assert_eq!(verdicts[1]["kind"], "span");
+    assert_eq!(verdicts[1]["index"], 1);
+    // The flush rule: the spans came during the step, so the wait is the quiet period.
+    let wait = event["timings"]["spans_ms"].as_f64().unwrap();
+    assert!((150.0..1500.0).contains(&wait), "waited {wait} ms");
+    assert!(project
+        .path(".clnrm/spans/tests__shop.clnrm.toml.jsonl")
+        .exists());
+
+    // A passing test with expectations is cached like any other...
+    let again = project.clnrm(&["run", "--format", "json"]);
+    assert_eq!(finished(&again.stdout())["cached"], true);
+    // ...and editing an expectation runs it again.
+    let text = std::fs::read_to_string(project.path("tests/shop.clnrm.toml")).unwrap();
+    project.write(
+        "tests/shop.clnrm.toml",
+        &text.replace("spans_total = { eq = 2 }", "spans_total = { gte = 1 }"),
+    );
+    let edited = project.clnrm(&["run", "--format", "json"]);
+    let event = finished(&edited.stdout());
+    assert_eq!(
+        (event["cached"].clone(), event["status"].clone()),
+        (false.into(), "pass".into())
+    );
+}
+
+#[test]
+fn a_failing_expectation_names_itself_and_shows_what_arrived() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write(
+        "tests/status.clnrm.toml",
+        &test_file(
+            "status",
+            &format!(
+                "{}\n[expect.status]\nall = \"OK\"\n\n[[expect.span]]\nname = \"checkout\"\nkind = \"client\"\n",
+                emit(&[("checkout", 2, 2)])
+            ),
+        ),
+    );
+    let run = project.clnrm(&["run"]);
+    run.expect_code(1);
+    let out = run.all();
+    assert!(
+        out.contains("`expect.span[0] \"checkout\"` failed"),
+        "{out}"
+    );
+    assert!(out.contains("kind is server, expected client"), "{out}");
+    assert!(out.contains("\"checkout\" (server, root"), "{out}");
+    assert!(out.contains("expect.status.all failed"), "{out}");
+    assert!(
+        out.contains(".clnrm/spans/tests__status.clnrm.toml.jsonl"),
+        "{out}"
+    );
+    // JUnit carries the same text.
+    let junit = project.path("junit.xml");
+    project
+        .clnrm(&["run", "--force", "--junit", junit.to_str().unwrap()])
+        .expect_code(1);
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(
+        xml.contains("expect.span[0] &quot;checkout&quot; failed")
+            || xml.contains("expect.span[0] \"checkout\" failed"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_span_that_never_arrives_fails_after_the_flush_timeout_naming_it() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write(
+        "tests/late.clnrm.toml",
+        &test_file(
+            "late",
+            &format!(
+                "{}\n[otel]\nflush_timeout = \"1s\"\n\n[[expect.span]]\nname = \"payment\"\n",
+                emit(&[("checkout", 2, 1)])
+            ),
+        ),
+    );
+    let started = std::time::Instant::now();
+    let run = project.clnrm(&["run"]);
+    run.expect_code(1);
+    assert!(started.elapsed().as_secs() < 20, "no hang");
+    let out = run.all();
+    assert!(
+        out.contains("waited 1.0 s (the flush timeout) for `payment` that never arrived"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"checkout\""),
+        "the closest span received is shown: {out}"
+    );
+}
+
+#[test]
+fn two_tests_at_once_with_the_same_span_names_do_not_see_each_others_spans() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    // Each test posts one "work" span and expects exactly one: a mix would make it two.
+    for name in ["left", "right"] {
+        project.write(
+            &format!("tests/{name}.clnrm.toml"),
+            &test_file(
+                name,
+                &format!(
+                    "{}\n[expect.counts]\nby_name = {{ work = {{ eq = 1 }} }}\nspans_total = {{ eq = 1 }}\n",
+                    emit(&[("work", 1, 1)])
+                ),
+            ),
+        );
+    }
+    let run = project.clnrm(&["run", "--jobs", "2", "--format", "json"]);
+    run.expect_code(0);
+}
+
+#[test]
+fn a_service_pointed_at_its_own_localhost_gets_a_warning() {
+    let project = TestProject::new();
+    project.write(
+        "tests/local.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"local\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\nenv = {{ OTEL_EXPORTER_OTLP_ENDPOINT = \"http://localhost:4318\" }}\n\n[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"
+        ),
+    );
+    let run = project.clnrm(&["validate"]);
+    run.expect_code(0);
+    let out = run.all();
+    assert!(out.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{out}");
+    assert!(out.contains("localhost is the container itself"), "{out}");
+}
+
+#[test]
+fn wait_for_span_holds_a_services_first_step_until_the_span_arrives() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    // `server` announces itself with a span half a second after it starts; the step in
+    // `client` may only run once it did, and says so by finding the span already received.
+    let test = |name: &str, wait: &str| {
+        format!(
+            "[meta]\nname = \"{name}\"\nversion = \"1\"\n\n\
+             [service.server]\nimage = \"{IMAGE}\"\nargs = [\"sh\", \"-c\", \"sleep 0.5; {}; sleep 60\"]\n\n\
+             [service.client]\nimage = \"{IMAGE}\"\nwait_for_span = \"{wait}\"\nwait_for_span_timeout_secs = 3\n\n\
+             [[steps]]\nname = \"use\"\nservice = \"client\"\ncommand = [\"true\"]\n\n\
+             [[expect.span]]\nname = \"server.ready\"\n",
+            post_script(&[("server.ready", 1, 0)])
+        )
+    };
+    project.write("tests/ready.clnrm.toml", &test("ready", "server.ready"));
+    let run = project.clnrm(&["run", "--format", "json"]);
+    assert_eq!(finished(&run.stdout())["status"], "pass", "{}", run.all());
+
+    project.write("tests/ready.clnrm.toml", &test("ready", "never.sent"));
+    let run = project.clnrm(&["run", "--format", "json"]);
+    let event = finished(&run.stdout());
+    assert_eq!(event["status"], "error", "{}", run.all());
+    assert_eq!(
+        event["message"],
+        "service `client`: span `never.sent` did not arrive within 3.0 s (wait_for_span)"
+    );
+}
+
+#[test]
+fn on_warm_containers_a_test_with_expectations_is_an_error_not_a_silent_pass() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write(
+        "tests/warm.clnrm.toml",
+        &test_file(
+            "warm",
+            &format!(
+                "{}\n[[expect.span]]\nname = \"work\"\n",
+                emit(&[("work", 1, 1)])
+            ),
+        ),
+    );
+    let run = project.clnrm(&["run", "--reuse", "--format", "json"]);
+    run.expect_code(1);
+    let event = finished(&run.stdout());
+    assert_eq!(event["status"], "error");
+    assert!(event["message"]
+        .as_str()
+        .unwrap()
+        .contains("span expectations need fresh containers"));
+}
