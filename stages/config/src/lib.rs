@@ -31,14 +31,19 @@ use serde::{Deserialize, Serialize};
 
 mod determinism;
 mod diag;
+mod format;
+pub mod keys;
 mod pattern;
 mod project;
+mod schema;
 mod service;
 mod step;
 mod test_file;
 mod units;
 mod walk;
 
+pub use format::format_test;
+pub use schema::{test_file_schema, toml_as_json, DURATION_PATTERN};
 pub use units::{parse_duration_ms, parse_size_bytes};
 
 /// What the parse stage is given: one test's text. The memo keys on all of it.
