@@ -4,11 +4,14 @@
 
 mod args;
 mod cache;
+mod completions;
 mod dev;
 mod error;
+mod fmt;
 mod init;
 mod output;
 mod run;
+mod schema;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,10 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Run(args) => run::run(&cli.global, &args, &cwd, printer),
         Command::Dev(args) => dev::run(&cli.global, &args, &cwd, printer),
         Command::Cache(command) => cache::run(&cli.global, command, &cwd, printer),
+        Command::Schema => schema::run(),
+        Command::Fmt(args) => fmt::run(&args, &cwd, printer),
+        Command::Completions(args) => completions::completions(args.shell),
+        Command::Man(args) => completions::man(&args),
     }
 }
 

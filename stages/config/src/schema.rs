@@ -114,6 +114,8 @@ pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?(ms|secs|sec|s|mins|m
 const DATE_TIME_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
 /// Docker's short volume form, `HOST:CONTAINER[:ro|rw]`, with an absolute container path.
 const SHORT_VOLUME_PATTERN: &str = r"^[^:]+:/[^:]*(:(ro|rw))?$";
+/// A service name is a container host name.
+const SERVICE_NAME_PATTERN: &str = r"^[A-Za-z0-9_.-]+$";
 /// Not blank.
 const NON_BLANK_PATTERN: &str = r"\S";
 
@@ -143,10 +145,10 @@ struct TestFile {
     #[schemars(example = serde_json::json!({"image": ["alpine:3.19", "alpine:3.20"]}))]
     matrix: Option<BTreeMap<String, Vec<Value>>>,
     /// Containers the steps run in, by name (v1.0 spelling; a name is a container host name).
-    #[schemars(example = example_services())]
+    #[schemars(extend("propertyNames" = {"pattern": SERVICE_NAME_PATTERN}), example = example_services())]
     service: Option<BTreeMap<String, Service>>,
     /// Containers the steps run in, by name (legacy spelling of `service`).
-    #[schemars(example = example_services())]
+    #[schemars(extend("propertyNames" = {"pattern": SERVICE_NAME_PATTERN}), example = example_services())]
     services: Option<BTreeMap<String, Service>>,
     /// Commands run in order, each in a container, with the exit code and output they must
     /// give. `[[steps]]` run before every `[[scenario]]`.
@@ -359,7 +361,7 @@ struct HealthCheck {
     #[schemars(regex(pattern = DURATION_PATTERN), example = &"10s")]
     timeout: Option<String>,
     /// Probes before the service counts as failed (default 60).
-    #[schemars(example = &50)]
+    #[schemars(range(min = 0, max = u32::MAX), example = &50)]
     retries: Option<u32>,
 }
 
@@ -409,7 +411,7 @@ struct Step {
     #[schemars(example = &"echo ok && test -d /data")]
     run: Option<String>,
     /// The exit code the command must return (default 0).
-    #[schemars(example = &0)]
+    #[schemars(range(min = i32::MIN, max = i32::MAX), example = &0)]
     expected_exit_code: Option<i32>,
     /// A regex stdout must match.
     #[schemars(example = &"hello")]
@@ -487,7 +489,7 @@ struct Scenario {
     #[schemars(example = serde_json::json!({"A": "1"}))]
     env: Option<EnvMap>,
     /// The exit code the `run` step must return (default 0).
-    #[schemars(example = &0)]
+    #[schemars(range(min = i32::MIN, max = i32::MAX), example = &0)]
     expected_exit_code: Option<i32>,
     /// A regex the `run` step's stdout must match.
     #[schemars(example = &"ok")]
