@@ -70,7 +70,8 @@ pub enum Command {
     /// Inspect and trim the on-disk cache
     #[command(subcommand)]
     Cache(CacheCommand),
-    /// Print the JSON Schema of the test format, for editors (taplo, Even Better TOML)
+    /// Print the JSON Schema of the test format, for editors (taplo, Even Better TOML);
+    /// with --strict it rejects unknown keys
     Schema,
     /// Lay out *.clnrm.toml files canonically: key order, spacing; comments kept
     Fmt(FmtArgs),

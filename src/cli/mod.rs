@@ -85,7 +85,7 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Run(args) => run::run(&cli.global, &args, &cwd, printer),
         Command::Dev(args) => dev::run(&cli.global, &args, &cwd, printer),
         Command::Cache(command) => cache::run(&cli.global, command, &cwd, printer),
-        Command::Schema => schema::run(),
+        Command::Schema => schema::run(cli.global.strict),
         Command::Fmt(args) => fmt::run(&args, &cwd, printer),
         Command::Completions(args) => completions::completions(args.shell),
         Command::Man(args) => completions::man(&args),

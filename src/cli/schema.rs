@@ -4,8 +4,9 @@
 
 use super::{write_stdout, CliError, Exit};
 
-pub fn run() -> Result<Exit, CliError> {
-    let schema = serde_json::to_string_pretty(&clnrm_config::test_file_schema())?;
+/// Prints the schema; under `--strict` it rejects unknown keys, as `--strict` does.
+pub fn run(strict: bool) -> Result<Exit, CliError> {
+    let schema = serde_json::to_string_pretty(&clnrm_config::test_file_schema(strict))?;
     write_stdout(&format!("{schema}\n"))?;
     Ok(Exit::Ok)
 }

@@ -19,11 +19,15 @@ use toml_edit::{ImDocument, Item};
 
 /// The JSON Schema of a test file (draft 2020-12): both the v1.0 format (`[meta]`,
 /// `[service.X]`, `[[scenario]]`) and the legacy one (`[test.metadata]`, `[services.X]`,
-/// `[[steps]]`). Unknown keys are rejected, as `--strict` does.
-pub fn test_file_schema() -> Value {
+/// `[[steps]]`). Under `strict`, unknown keys are rejected, as `--strict` does; otherwise
+/// they are allowed, as `clnrm validate` only warns about them (a schema cannot warn).
+pub fn test_file_schema(strict: bool) -> Value {
     let generator = SchemaSettings::draft2020_12().into_generator();
     let mut schema = generator.into_root_schema_for::<TestFile>().to_value();
     drop_null(&mut schema);
+    if !strict {
+        allow_unknown_keys(&mut schema);
+    }
     schema
 }
 
@@ -104,6 +108,21 @@ fn drop_null(schema: &mut Value) {
             object.values_mut().for_each(drop_null);
         }
         Value::Array(values) => values.iter_mut().for_each(drop_null),
+        _ => {}
+    }
+}
+
+/// Drops every `additionalProperties: false` (tables of known keys); maps keep their value
+/// schemas.
+fn allow_unknown_keys(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            if object.get("additionalProperties") == Some(&Value::Bool(false)) {
+                object.remove("additionalProperties");
+            }
+            object.values_mut().for_each(allow_unknown_keys);
+        }
+        Value::Array(values) => values.iter_mut().for_each(allow_unknown_keys),
         _ => {}
     }
 }

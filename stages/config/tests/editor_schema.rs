@@ -18,9 +18,14 @@ type KeyMap = BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>;
 
 #[test]
 fn the_schema_has_exactly_the_keys_the_parser_knows() {
-    let schema = test_file_schema();
+    let schema = test_file_schema(true);
     let mut from_schema = KeyMap::new();
     collect_tables(&schema, &schema, "", &mut from_schema);
+    // The schema without `--strict` allows unknown keys, and knows the same ones.
+    let lenient = test_file_schema(false);
+    let mut from_lenient = KeyMap::new();
+    collect_tables(&lenient, &lenient, "", &mut from_lenient);
+    assert_eq!(from_schema, from_lenient);
 
     let mut from_parser = KeyMap::new();
     for table in TEST_FILE_TABLES {
@@ -68,7 +73,7 @@ fn the_parser_reads_every_listed_key_and_no_other() {
 
 #[test]
 fn every_key_has_a_description_and_an_example() {
-    let schema = test_file_schema();
+    let schema = test_file_schema(true);
     let mut missing = Vec::new();
     let mut tables = KeyMap::new();
     collect_tables(&schema, &schema, "", &mut tables);
@@ -90,7 +95,7 @@ fn every_key_has_a_description_and_an_example() {
 
 #[test]
 fn the_schema_is_draft_2020_12_and_accepts_both_formats() {
-    let schema = test_file_schema();
+    let schema = test_file_schema(true);
     assert_eq!(
         schema["$schema"],
         "https://json-schema.org/draft/2020-12/schema"
@@ -102,7 +107,8 @@ fn the_schema_is_draft_2020_12_and_accepts_both_formats() {
     let legacy = "[test.metadata]\nname = \"t\"\n[services.box]\nimage = \"busybox\"\n\
                   [[steps]]\nname = \"s\"\ncommand = [\"true\"]\n";
     for text in [v1.as_str(), legacy] {
-        assert_eq!(schema_verdict(text), Some(Ok(())), "{text}");
+        assert_eq!(schema_verdict(text, true), Some(Ok(())), "{text}");
+        assert_eq!(schema_verdict(text, false), Some(Ok(())), "{text}");
         assert!(parse(text).is_ok(), "{text}");
     }
 }
@@ -111,7 +117,7 @@ fn the_schema_is_draft_2020_12_and_accepts_both_formats() {
 fn an_editor_sees_the_mistakes_a_schema_can_see() {
     let step = "[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n";
     let rejected = [
-        // A typo in a key (`--strict`'s verdict: an editor should flag it).
+        // A typo in a key, which leaves the step without a command.
         format!("{HEAD}[[steps]]\nname = \"s\"\ncomand = [\"true\"]\n"),
         // Wrong types and values.
         format!("[meta]\nname = \"t\"\nversion = 1.0\n{step}"),
@@ -127,11 +133,23 @@ fn an_editor_sees_the_mistakes_a_schema_can_see() {
     ];
     for text in &rejected {
         assert!(parse(text).is_err(), "the parser accepts:\n{text}");
-        assert!(
-            matches!(schema_verdict(text), Some(Err(_))),
-            "the schema accepts:\n{text}"
-        );
+        for strict in [false, true] {
+            assert!(
+                matches!(schema_verdict(text, strict), Some(Err(_))),
+                "the schema (strict: {strict}) accepts:\n{text}"
+            );
+        }
     }
+}
+
+#[test]
+fn an_unknown_key_is_rejected_by_the_strict_schema_only() {
+    let text = format!("{HEAD}[[steps]]\nname = \"s\"\ncommand = [\"true\"]\nretry = 3\n");
+    // `clnrm validate` warns, `clnrm validate --strict` fails; the two schemas agree.
+    assert_eq!(parse(&text).unwrap().warnings.len(), 1);
+    assert_eq!(schema_verdict(&text, false), Some(Ok(())));
+    let complaint = schema_verdict(&text, true).unwrap().unwrap_err();
+    assert!(complaint.contains("retry"), "{complaint}");
 }
 
 /// Every diagnostic of `text`, valid or not.

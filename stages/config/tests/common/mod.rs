@@ -49,7 +49,7 @@ pub fn errors(text: &str) -> Vec<Diagnostic> {
                 .collect()
         }
     };
-    if schema_verdict(text) == Some(Ok(())) {
+    if schema_verdict(text, false) == Some(Ok(())) {
         for error in &errors {
             assert!(
                 beyond_schema(error),
@@ -74,21 +74,12 @@ fn beyond_schema(error: &Diagnostic) -> bool {
     BEYOND_SCHEMA.iter().any(|m| error.message.contains(m))
 }
 
-/// The JSON Schema's verdict on `text` (`Err` with its first complaint), or `None` when the
-/// text is not TOML (a schema never sees it).
-pub fn schema_verdict(text: &str) -> Option<Result<(), String>> {
-    static SCHEMA: OnceLock<(boon::Schemas, boon::SchemaIndex)> = OnceLock::new();
-    let (schemas, index) = SCHEMA.get_or_init(|| {
-        let mut schemas = boon::Schemas::new();
-        let mut compiler = boon::Compiler::new();
-        compiler
-            .add_resource("clnrm.schema.json", test_file_schema())
-            .expect("the schema is JSON");
-        let index = compiler
-            .compile("clnrm.schema.json", &mut schemas)
-            .expect("the schema is a valid draft 2020-12 schema");
-        (schemas, index)
-    });
+/// The verdict of the JSON Schema (the `--strict` one under `strict`) on `text`: `Err` with
+/// its complaints, or `None` when the text is not TOML (a schema never sees it).
+pub fn schema_verdict(text: &str, strict: bool) -> Option<Result<(), String>> {
+    static SCHEMAS: OnceLock<[(boon::Schemas, boon::SchemaIndex); 2]> = OnceLock::new();
+    let compiled = SCHEMAS.get_or_init(|| [compile(false), compile(true)]);
+    let (schemas, index) = &compiled[usize::from(strict)];
     let json = toml_as_json(text).ok()?;
     Some(
         schemas
@@ -118,3 +109,15 @@ pub fn key(d: &Diagnostic) -> &str {
 
 /// A minimal valid v1.0 test to extend.
 pub const HEAD: &str = "[meta]\nname = \"t\"\nversion = \"1.0\"\n";
+
+fn compile(strict: bool) -> (boon::Schemas, boon::SchemaIndex) {
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("clnrm.schema.json", test_file_schema(strict))
+        .expect("the schema is JSON");
+    let index = compiler
+        .compile("clnrm.schema.json", &mut schemas)
+        .expect("the schema is a valid draft 2020-12 schema");
+    (schemas, index)
+}
