@@ -21,7 +21,9 @@ pub fn completions(shell: clap_complete::Shell) -> Result<Exit, CliError> {
 /// Prints `clnrm(1)`, or with `--out-dir` writes it and one page per subcommand
 /// (`clnrm-run.1`, `clnrm-cache-gc.1`, ...) there.
 pub fn man(args: &ManArgs) -> Result<Exit, CliError> {
-    let command = Cli::command();
+    // `clnrm help` is clap's; the pages document the commands themselves (as `generate_to`
+    // does), so the main page links no page that is not written.
+    let command = Cli::command().disable_help_subcommand(true);
     match &args.out_dir {
         Some(dir) => write_pages(command, dir),
         None => {
