@@ -45,8 +45,9 @@ struct Layout {
     next_position: usize,
     /// Nothing is written yet: the next line gets no blank line above it.
     first: bool,
-    /// Comments at the top of the file, apart from the first key or table by a blank line:
-    /// they stay at the top (a `#:schema` line, a licence) whatever moves below them.
+    /// Comments at the top of the file, apart from the first key or table by a blank line,
+    /// and `#:` directives: they stay at the top (a `#:schema` line, a licence) whatever
+    /// moves below them.
     header: String,
 }
 
@@ -204,8 +205,8 @@ fn take_file_header(doc: &mut DocumentMut) -> String {
     header
 }
 
-/// Splits `decor`'s prefix at its last blank line: returns the comments above it and keeps
-/// the rest.
+/// Splits `decor`'s prefix at its last blank line (else after its leading `#:` directives):
+/// returns the comments above and keeps the rest.
 fn split_header(decor: &mut Decor) -> String {
     let raw = decor
         .prefix()
@@ -216,14 +217,23 @@ fn split_header(decor: &mut Decor) -> String {
     let last_blank = lines
         .iter()
         .rposition(|line| line.trim().is_empty() && line.ends_with('\n'));
-    match last_blank {
-        Some(i) => {
-            let header = comments(&lines[..i].concat());
-            decor.set_prefix(lines[i + 1..].concat());
-            header
-        }
-        None => String::new(),
+    // Without a blank line, directives (`#:schema ...`) still belong to the file.
+    let directives = || {
+        lines
+            .iter()
+            .take_while(|line| line.trim_start().starts_with("#:"))
+            .count()
+    };
+    let (header_end, rest_start) = match last_blank {
+        Some(i) => (i, i + 1),
+        None => (directives(), directives()),
+    };
+    if header_end == 0 {
+        return String::new();
     }
+    let header = comments(&lines[..header_end].concat());
+    decor.set_prefix(lines[rest_start..].concat());
+    header
 }
 
 fn is_shown(table: &Table) -> bool {

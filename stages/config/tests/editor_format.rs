@@ -75,6 +75,17 @@ fn the_formatted_file_is_the_same_test() {
 }
 
 #[test]
+fn a_schema_directive_stays_on_the_first_line() {
+    let text = "#:schema ./clnrm.schema.json\n# the step\n[[steps]]\nname = \"s\"\n\
+                command = [\"true\"]\n\n[meta]\nname = \"t\"\nversion = \"1\"\n";
+    assert_eq!(
+        format(text),
+        "#:schema ./clnrm.schema.json\n\n[meta]\nname = \"t\"\nversion = \"1\"\n\n\
+         # the step\n[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"
+    );
+}
+
+#[test]
 fn unknown_keys_and_free_form_tables_keep_their_order() {
     let text = "[meta]\nzeta = 1\nname = \"t\"\nalpha = 2\nversion = \"1\"\n\n\
                 [vars]\nz = \"1\"\na = \"2\"\n";
