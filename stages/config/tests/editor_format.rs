@@ -110,3 +110,140 @@ fn text_that_is_not_toml_is_an_error_naming_file_and_line() {
     assert_eq!(errors[0].file, "tests/bad.clnrm.toml");
     assert_eq!(errors[0].line_col.map(|(line, _)| line), Some(2));
 }
+
+mod any_layout {
+    //! Random files built from the format's own tables and keys, in random order, with
+    //! comments, blank lines and indentation anywhere: `fmt` is idempotent, keeps every
+    //! comment, and the parser's verdict on the file does not change.
+
+    use clnrm_config::{format_test, Diagnostic};
+    use proptest::prelude::*;
+
+    use super::common::parse;
+
+    fn table() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "[meta]",
+            "[test.metadata]",
+            "[service.web]",
+            "[services.db]",
+            "[service.web.health_check]",
+            "[[steps]]",
+            "[[scenario]]",
+            "[[scenario.steps]]",
+            "[limits]",
+            "[determinism]",
+            "[vars]",
+        ])
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "name",
+            "version",
+            "image",
+            "args",
+            "service",
+            "command",
+            "run",
+            "cmd",
+            "retries",
+            "expected_exit_code",
+            "timeout",
+            "env",
+            "seed",
+            "memory_mb",
+            "zz",
+        ])
+    }
+
+    fn value() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "\"t\"",
+            "\"1.0\"",
+            "[\"true\"]",
+            "3",
+            "\"10s\"",
+            "{ A = \"1\" }",
+            "true",
+            "[\n  \"echo\", # inside\n  \"hi\",\n]",
+        ])
+    }
+
+    /// Text above a line: nothing, blank lines, or a comment.
+    fn above() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("\n\n".to_string()),
+            "[a-z ]{0,10}".prop_map(|c| format!("# {c}\n")),
+            "[a-z]{1,5}".prop_map(|c| format!("\n#{c}\n\n")),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = String> {
+        (
+            above(),
+            prop::sample::select(vec!["", "  "]),
+            key(),
+            value(),
+            any::<bool>(),
+        )
+            .prop_map(|(above, indent, key, value, trailing)| {
+                let comment = if trailing { "  # why" } else { "" };
+                format!("{above}{indent}{key}={value}{comment}\n")
+            })
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        let section = (above(), table(), prop::collection::vec(entry(), 0..4));
+        (
+            prop::collection::vec(entry(), 0..2),
+            prop::collection::vec(section, 0..6),
+            above(),
+        )
+            .prop_map(|(root, sections, end)| {
+                let mut text = root.concat();
+                for (above, header, entries) in sections {
+                    text.push_str(&format!("{above}{header}\n{}", entries.concat()));
+                }
+                text.push_str(&end);
+                text
+            })
+    }
+
+    /// Every comment, sorted (no generated value holds a `#` outside a comment).
+    fn comments(text: &str) -> Vec<String> {
+        let mut found: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.find('#').map(|at| line[at..].trim().to_string()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The parser's verdict without positions: the test, or each problem's key path and
+    /// message.
+    fn verdict(text: &str) -> Result<clnrm_config::TestConfig, Vec<(Option<String>, String)>> {
+        let strip = |d: Vec<Diagnostic>| {
+            let mut found: Vec<_> = d.into_iter().map(|d| (d.key_path, d.message)).collect();
+            found.sort();
+            found
+        };
+        parse(text).map(|p| p.config).map_err(strip)
+    }
+
+    proptest! {
+        #[test]
+        fn fmt_is_idempotent_keeps_comments_and_the_verdict(text in document()) {
+            match format_test("t.clnrm.toml", &text) {
+                Ok(formatted) => {
+                    prop_assert_eq!(&format_test("t.clnrm.toml", &formatted).unwrap(), &formatted);
+                    prop_assert_eq!(comments(&text), comments(&formatted));
+                    prop_assert_eq!(verdict(&text), verdict(&formatted));
+                }
+                // Duplicate keys or tables: not TOML, for the parser too.
+                Err(_) => prop_assert!(parse(&text).is_err()),
+            }
+        }
+    }
+}
