@@ -138,6 +138,27 @@ fn every_valid_corpus_test_validates_against_the_schema() {
     );
 }
 
+/// The invalid files of tests/validate.rs, by what a schema can do with them.
+#[test]
+fn the_cli_bad_inputs_a_schema_can_express_are_rejected() {
+    let validator = Validator::from_cli(false);
+    // An empty test: no `[meta]`, no steps.
+    assert!(validator.check("").is_err());
+    assert!(validator.check("# only a comment\n").is_err());
+    // Not TOML (a bad value, template syntax): a schema never sees it.
+    for text in [
+        "[meta]\nname = \"x\"\nversion = 1.0.0\n",
+        "[meta]\nname = {{ svc }}\n",
+    ] {
+        assert!(toml_as_json(text).is_err(), "{text}");
+    }
+    // An undeclared service and a regex that does not compile: only the parser can tell.
+    let semantic = "[meta]\nname = \"x\"\nversion = \"1\"\n[service.a]\nimage = \"i\"\n\
+                    [[steps]]\nname = \"s\"\nservice = \"nope\"\ncommand = [\"true\"]\n\
+                    expected_output_regex = \"(\"\n";
+    assert_eq!(validator.check(semantic), Ok(()));
+}
+
 #[test]
 fn a_test_that_points_its_editor_at_the_schema_stays_a_valid_test() {
     let project = TestProject::new();

@@ -1,6 +1,8 @@
 //! The parse + validate stage: rendered TOML text becomes a typed, validated [`TestConfig`]
 //! (both clnrm formats: `[meta]` + `[[scenario]]`, and `[test.metadata]` + `[[steps]]`),
 //! and `cleanroom.toml` becomes a [`ProjectConfig`]. Pure: text in, value or diagnostics out.
+//! The same crate tells editors what the format is ([`test_file_schema`], a JSON Schema, with
+//! [`keys`] the one list of keys per table) and lays test files out ([`format_test`]).
 //!
 //! What it is not: it reads no files and checks nothing on disk (volume host paths, build
 //! contexts), and it evaluates no expectation; the engine does those.

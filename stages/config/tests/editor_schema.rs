@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use clnrm_config::keys::{table_keys, TEST_FILE_TABLES};
-use clnrm_config::{test_file_schema, Diagnostic};
+use clnrm_config::{parse_duration_ms, test_file_schema, Diagnostic, DURATION_PATTERN};
 use serde_json::Value;
 
 use common::{parse, schema_verdict, HEAD};
@@ -282,4 +282,20 @@ fn services_spelled_either_way_have_the_same_keys() {
         table_keys("services.*.health_check"),
         table_keys("service.*.health_check")
     );
+}
+
+#[test]
+fn the_schemas_durations_are_the_parsers() {
+    let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+    let spellings = [
+        "200ms", "10s", "1m", "2h", "30d", "1m30s", "1.5s", " 0s ", "5sec", "2mins", "", "10", "s",
+        "10x", "1.2.3s", "-1s", "10 s", "1m 30s", "1w", "2hours", "1M", ".5s", "5.s",
+    ];
+    for spelling in spellings {
+        assert_eq!(
+            pattern.is_match(spelling),
+            parse_duration_ms(spelling).is_ok(),
+            "{spelling:?}"
+        );
+    }
 }
