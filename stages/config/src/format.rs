@@ -6,7 +6,7 @@
 
 use toml_edit::{ArrayOfTables, Decor, DocumentMut, Item, RawString, Table};
 
-use crate::keys::{child_pattern, table_keys};
+use crate::keys::{child_pattern, table_keys, TableKeys};
 use crate::walk::Ctx;
 use crate::Diagnostic;
 
@@ -55,14 +55,7 @@ impl Layout {
     /// Sorts and spaces `table`'s key-value pairs (`pattern` says which kind of table it is).
     fn values(&mut self, table: &mut Table, pattern: &str) {
         if let Some(known) = table_keys(pattern) {
-            let rank = |key: &str| {
-                known
-                    .keys
-                    .iter()
-                    .position(|k| *k == key)
-                    .unwrap_or(usize::MAX)
-            };
-            table.sort_values_by(|k1, _, k2, _| rank(k1.get()).cmp(&rank(k2.get())));
+            table.sort_values_by(|k1, _, k2, _| rank(known, k1.get()).cmp(&rank(known, k2.get())));
         }
         for (mut key, item) in table.iter_mut() {
             let Item::Value(value) = item else { continue };
@@ -83,14 +76,7 @@ impl Layout {
             .map(|(key, _)| key.to_string())
             .collect();
         if let Some(known) = table_keys(pattern) {
-            let rank = |key: &str| {
-                known
-                    .keys
-                    .iter()
-                    .position(|k| *k == key)
-                    .unwrap_or(usize::MAX)
-            };
-            keys.sort_by_key(|key| rank(key));
+            keys.sort_by_key(|key| rank(known, key));
         }
         for key in keys {
             match table.get_mut(&key) {
@@ -144,6 +130,16 @@ impl Layout {
         prefix.push_str(&own);
         prefix
     }
+}
+
+/// Where `key` goes among `known`'s keys; unknown keys go last (the sorts are stable, so
+/// they keep their order).
+fn rank(known: &TableKeys, key: &str) -> usize {
+    known
+        .keys
+        .iter()
+        .position(|k| *k == key)
+        .unwrap_or(usize::MAX)
 }
 
 fn is_sub_table(item: &Item) -> bool {

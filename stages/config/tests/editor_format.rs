@@ -221,18 +221,97 @@ mod any_layout {
         found
     }
 
-    /// The parser's verdict without positions: the test, or each problem's key path and
-    /// message.
-    fn verdict(text: &str) -> Result<clnrm_config::TestConfig, Vec<(Option<String>, String)>> {
-        let strip = |d: Vec<Diagnostic>| {
-            let mut found: Vec<_> = d.into_iter().map(|d| (d.key_path, d.message)).collect();
-            found.sort();
-            found
-        };
-        parse(text).map(|p| p.config).map_err(strip)
+    /// The parser's verdict without positions: the test and its warnings (key path and
+    /// message), or only that it is invalid. (Which errors an invalid file gets may depend on
+    /// the order of its tables: with both `[meta]` and `[test.metadata]`, the second is the
+    /// one reported.)
+    fn verdict(text: &str) -> Option<(clnrm_config::TestConfig, Vec<(Option<String>, String)>)> {
+        let parsed = parse(text).ok()?;
+        let mut warnings: Vec<_> = parsed
+            .warnings
+            .into_iter()
+            .map(|d: Diagnostic| (d.key_path, d.message))
+            .collect();
+        warnings.sort();
+        Some((parsed.config, warnings))
+    }
+
+    /// A valid test: these tables, each with its keys in a random order and a random text
+    /// above it, the tables in a random order too.
+    fn valid_test() -> impl Strategy<Value = String> {
+        let tables: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "[meta]",
+                vec!["name = \"t\"", "version = \"1.0\"", "description = \"d\""],
+            ),
+            (
+                "[service.web]",
+                vec![
+                    "image = \"busybox\"",
+                    "env = { A = \"1\" }",
+                    "ports = [8080]",
+                ],
+            ),
+            (
+                "[service.db]",
+                vec!["image = \"busybox\"", "args = [\"sleep\", \"9\"]"],
+            ),
+            (
+                "[[steps]]",
+                vec![
+                    "name = \"one\"",
+                    "service = \"web\"",
+                    "command = [\"true\"]",
+                    "timeout = \"5s\"",
+                ],
+            ),
+            (
+                "[[steps]]",
+                vec![
+                    "name = \"two\"",
+                    "service = \"db\"",
+                    "run = \"echo 2\"",
+                    "expected_output_regex = \"2\"",
+                ],
+            ),
+            (
+                "[[scenario]]",
+                vec![
+                    "name = \"sc\"",
+                    "service = \"web\"",
+                    "run = \"true\"",
+                    "timeout_ms = 100",
+                ],
+            ),
+            ("[limits]", vec!["memory_mb = 64", "cpu_millicores = 500"]),
+            (
+                "[determinism]",
+                vec!["seed = 7", "freeze_clock = \"2025-01-01T00:00:00Z\""],
+            ),
+        ];
+        let sections: Vec<_> = tables
+            .into_iter()
+            .map(|(header, keys)| (above(), Just(header), Just(keys).prop_shuffle()))
+            .collect();
+        sections.prop_shuffle().prop_map(|sections| {
+            sections
+                .into_iter()
+                .map(|(above, header, keys)| format!("{above}{header}\n{}\n", keys.join("\n")))
+                .collect()
+        })
     }
 
     proptest! {
+        #[test]
+        fn a_valid_test_in_any_order_stays_the_same_test(text in valid_test()) {
+            let before = verdict(&text);
+            prop_assert!(before.is_some(), "{}", text);
+            let formatted = format_test("t.clnrm.toml", &text).unwrap();
+            prop_assert_eq!(before, verdict(&formatted));
+            prop_assert_eq!(&format_test("t.clnrm.toml", &formatted).unwrap(), &formatted);
+            prop_assert_eq!(comments(&text), comments(&formatted));
+        }
+
         #[test]
         fn fmt_is_idempotent_keeps_comments_and_the_verdict(text in document()) {
             match format_test("t.clnrm.toml", &text) {
