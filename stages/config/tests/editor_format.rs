@@ -116,7 +116,7 @@ mod any_layout {
     //! comments, blank lines and indentation anywhere: `fmt` is idempotent, keeps every
     //! comment, and the parser's verdict on the file does not change.
 
-    use clnrm_config::{format_test, Diagnostic};
+    use clnrm_config::{format_test, Diagnostic, TestConfig};
     use proptest::prelude::*;
 
     use super::common::parse;
@@ -221,11 +221,14 @@ mod any_layout {
         found
     }
 
+    /// A warning's key path and message.
+    type Warning = (Option<String>, String);
+
     /// The parser's verdict without positions: the test and its warnings (key path and
     /// message), or only that it is invalid. (Which errors an invalid file gets may depend on
     /// the order of its tables: with both `[meta]` and `[test.metadata]`, the second is the
     /// one reported.)
-    fn verdict(text: &str) -> Option<(clnrm_config::TestConfig, Vec<(Option<String>, String)>)> {
+    fn verdict(text: &str) -> Option<(TestConfig, Vec<Warning>)> {
         let parsed = parse(text).ok()?;
         let mut warnings: Vec<_> = parsed
             .warnings
