@@ -31,9 +31,10 @@ pub fn format_test(file: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
     root.set_position(0);
     layout.values(root, "");
     layout.children(root, "");
+    // Comments after the last line, a blank line below it (none in a file of comments only).
     let trailing = comments(doc.trailing().as_str().unwrap_or(""));
-    doc.set_trailing(if trailing.is_empty() {
-        String::new()
+    doc.set_trailing(if trailing.is_empty() || layout.first {
+        trailing
     } else {
         format!("\n{trailing}")
     });

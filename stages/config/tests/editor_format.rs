@@ -105,6 +105,12 @@ fn values_are_left_as_written() {
 }
 
 #[test]
+fn a_file_of_comments_only_keeps_them() {
+    assert_eq!(format(""), "");
+    assert_eq!(format("\n  # one\n\n# two\n"), "# one\n# two\n");
+}
+
+#[test]
 fn text_that_is_not_toml_is_an_error_naming_file_and_line() {
     let errors = format_test("tests/bad.clnrm.toml", "[meta]\nname = \n").unwrap_err();
     assert_eq!(errors[0].file, "tests/bad.clnrm.toml");
