@@ -89,6 +89,38 @@ pub enum Command {
     Cache(CacheCommand),
     /// Draw tests, the files their render reads, their services, images and build contexts
     Graph(GraphArgs),
+    /// Print the JSON Schema of the test format, for editors (taplo, Even Better TOML);
+    /// with --strict it rejects unknown keys
+    Schema,
+    /// Lay out *.clnrm.toml files canonically: key order, spacing; comments kept
+    Fmt(FmtArgs),
+    /// Print the completion script of a shell
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per command to a folder
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Test files or folders (default: the current folder); templates are left alone
+    pub paths: Vec<PathBuf>,
+    /// Change nothing: list the files that would change and exit 1 if there are any
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write clnrm.1 and one page per subcommand (clnrm-run.1, ...) to DIR instead
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

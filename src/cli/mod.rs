@@ -6,12 +6,15 @@
 
 mod args;
 mod cache;
+mod completions;
 mod dev;
 mod error;
+mod fmt;
 mod graph;
 mod init;
 mod output;
 mod run;
+mod schema;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -104,6 +107,10 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Dev(args) => dev::run(&cli.global, &args, &cwd, printer),
         Command::Cache(command) => cache::run(&cli.global, command, &cwd, printer),
         Command::Graph(args) => graph::run(&cli.global, &args, &cwd, printer),
+        Command::Schema => schema::run(cli.global.strict),
+        Command::Fmt(args) => fmt::run(&args, &cwd, printer),
+        Command::Completions(args) => completions::completions(args.shell),
+        Command::Man(args) => completions::man(&args),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The parse + validate stage: rendered TOML text becomes a typed, validated [`TestConfig`]
 //! (both clnrm formats: `[meta]` + `[[scenario]]`, and `[test.metadata]` + `[[steps]]`),
 //! and `cleanroom.toml` becomes a [`ProjectConfig`]. Pure: text in, value or diagnostics out.
+//! The same crate tells editors what the format is ([`test_file_schema`], a JSON Schema, with
+//! [`keys`] the one list of keys per table) and lays test files out ([`format_test`]).
 //!
 //! What it is not: it reads no files and checks nothing on disk (volume host paths, build
 //! contexts), and it evaluates no expectation; the engine does those.
@@ -37,14 +39,19 @@ use serde::{Deserialize, Serialize};
 mod determinism;
 mod diag;
 mod expect;
+mod format;
+pub mod keys;
 mod pattern;
 mod project;
+mod schema;
 mod service;
 mod step;
 mod test_file;
 mod units;
 mod walk;
 
+pub use format::format_test;
+pub use schema::{test_file_schema, toml_as_json, DURATION_PATTERN};
 pub use units::{parse_duration_ms, parse_size_bytes};
 
 /// What the parse stage is given: one test's text. The memo keys on all of it.

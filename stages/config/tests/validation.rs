@@ -401,6 +401,9 @@ fn strict_turns_unknown_keys_into_errors_but_not_legacy_notes() {
     assert!(diags
         .iter()
         .any(|d| d.severity == Severity::Warning && key(d) == "assertions"));
+    // The schemas agree: `clnrm schema` lets the file pass, `clnrm --strict schema` does not.
+    assert_eq!(schema_verdict(&text, false), Some(Ok(())));
+    assert!(matches!(schema_verdict(&text, true), Some(Err(_))));
 }
 
 #[test]

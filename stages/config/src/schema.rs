@@ -1,0 +1,640 @@
+//! The test format as an editor sees it: the file's layout as Rust types (both formats, every
+//! key with its description and an example), from which `schemars` derives the JSON Schema
+//! (draft 2020-12) that `clnrm schema` prints, plus the TOML-to-JSON reading editors apply
+//! before validating. It is not the parser: `parse_test` walks the TOML itself to keep spans,
+//! and tests hold the two to the same keys ([`crate::keys`]) and the same verdicts.
+//!
+//! What a schema cannot say is left to `clnrm validate`: which service a step names, unique
+//! step names, whether a regex compiles, several services with a step that names none.
+
+// The layout types are only described to `schemars`, never built or read.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::{Map, Number, Value};
+use toml_edit::{ImDocument, Item};
+
+/// The JSON Schema of a test file (draft 2020-12): both the v1.0 format (`[meta]`,
+/// `[service.X]`, `[[scenario]]`) and the legacy one (`[test.metadata]`, `[services.X]`,
+/// `[[steps]]`). Under `strict`, unknown keys are rejected, as `--strict` does; otherwise
+/// they are allowed, as `clnrm validate` only warns about them (a schema cannot warn).
+pub fn test_file_schema(strict: bool) -> Value {
+    let generator = SchemaSettings::draft2020_12().into_generator();
+    let mut schema = generator.into_root_schema_for::<TestFile>().to_value();
+    drop_null(&mut schema);
+    if !strict {
+        allow_unknown_keys(&mut schema);
+    }
+    schema
+}
+
+/// A TOML document as the JSON value a schema is checked against (what taplo and Even Better
+/// TOML do): tables are objects, date-times their RFC 3339 text, a non-finite float its TOML
+/// spelling.
+pub fn toml_as_json(text: &str) -> Result<Value, toml_edit::TomlError> {
+    let doc = ImDocument::parse(text)?;
+    Ok(item_as_json(doc.as_item()))
+}
+
+fn item_as_json(item: &Item) -> Value {
+    match item {
+        Item::None => Value::Null,
+        Item::Value(value) => value_as_json(value),
+        Item::Table(table) => Value::Object(
+            table
+                .iter()
+                .map(|(key, item)| (key.to_string(), item_as_json(item)))
+                .collect(),
+        ),
+        Item::ArrayOfTables(tables) => Value::Array(
+            tables
+                .iter()
+                .map(|table| item_as_json(&Item::Table(table.clone())))
+                .collect(),
+        ),
+    }
+}
+
+fn value_as_json(value: &toml_edit::Value) -> Value {
+    use toml_edit::Value as V;
+    match value {
+        V::String(s) => Value::String(s.value().clone()),
+        V::Integer(i) => Value::Number((*i.value()).into()),
+        V::Float(f) => match Number::from_f64(*f.value()) {
+            Some(n) => Value::Number(n),
+            None => Value::String(f.value().to_string()),
+        },
+        V::Boolean(b) => Value::Bool(*b.value()),
+        V::Datetime(d) => Value::String(d.value().to_string()),
+        V::Array(array) => Value::Array(array.iter().map(value_as_json).collect()),
+        V::InlineTable(table) => Value::Object(
+            table
+                .iter()
+                .map(|(key, value)| (key.to_string(), value_as_json(value)))
+                .collect::<Map<String, Value>>(),
+        ),
+    }
+}
+
+/// TOML has no null, so an absent key is the only way to leave a value out: `Option`'s
+/// `null` alternative goes.
+fn drop_null(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(Value::Array(types)) = object.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    object.insert("type".into(), only);
+                }
+            }
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(options)) = object.get_mut(key) {
+                    options.retain(|o| o.get("type").and_then(Value::as_str) != Some("null"));
+                    if options.len() == 1 {
+                        let Some(Value::Object(only)) = object.remove(key).map(|mut o| o[0].take())
+                        else {
+                            continue;
+                        };
+                        for (k, v) in only {
+                            object.entry(k).or_insert(v);
+                        }
+                    }
+                }
+            }
+            object.values_mut().for_each(drop_null);
+        }
+        Value::Array(values) => values.iter_mut().for_each(drop_null),
+        _ => {}
+    }
+}
+
+/// Drops every `additionalProperties: false` (tables of known keys); maps keep their value
+/// schemas.
+fn allow_unknown_keys(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            if object.get("additionalProperties") == Some(&Value::Bool(false)) {
+                object.remove("additionalProperties");
+            }
+            object.values_mut().for_each(allow_unknown_keys);
+        }
+        Value::Array(values) => values.iter_mut().for_each(allow_unknown_keys),
+        _ => {}
+    }
+}
+
+/// The spellings `parse_duration_ms` accepts: `<number><unit>` parts, no spaces inside.
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?(ms|secs|sec|s|mins|min|m|h|d))+\s*$";
+/// An RFC 3339 date-time with an offset.
+const DATE_TIME_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+/// Docker's short volume form, `HOST:CONTAINER[:ro|rw]`, with an absolute container path.
+const SHORT_VOLUME_PATTERN: &str = r"^[^:]+:/[^:]*(:(ro|rw))?$";
+/// A service name is a container host name.
+const SERVICE_NAME_PATTERN: &str = r"^[A-Za-z0-9_.-]+$";
+/// Not blank.
+const NON_BLANK_PATTERN: &str = r"\S";
+
+/// A clnrm test: `[meta]` (or the legacy `[test.metadata]`), services, then `[[steps]]`
+/// and/or `[[scenario]]`.
+#[derive(JsonSchema)]
+#[schemars(
+    title = "clnrm test",
+    deny_unknown_fields,
+    extend("allOf" = [
+        {"anyOf": [{"required": ["meta"]}, {"required": ["test"]}]},
+        {"not": {"required": ["meta", "test"]}},
+        {"anyOf": [{"required": ["steps"]}, {"required": ["scenario"]}]}
+    ])
+)]
+struct TestFile {
+    /// The test's name and format version (v1.0 format).
+    #[schemars(example = example_meta())]
+    meta: Option<Meta>,
+    /// The legacy (clnrm 0.4) header: `[test.metadata]`.
+    #[schemars(example = serde_json::json!({"metadata": {"name": "api_smoke"}}))]
+    test: Option<LegacyTest>,
+    /// Template variables, for authoring; only their shape is checked.
+    #[schemars(example = serde_json::json!({"image": "alpine:3.20"}))]
+    vars: Option<Map<String, Value>>,
+    /// Values a test is repeated with, by variable: each an array.
+    #[schemars(example = serde_json::json!({"image": ["alpine:3.19", "alpine:3.20"]}))]
+    matrix: Option<BTreeMap<String, Vec<Value>>>,
+    /// Containers the steps run in, by name (v1.0 spelling; a name is a container host name).
+    #[schemars(extend("propertyNames" = {"pattern": SERVICE_NAME_PATTERN}), example = example_services())]
+    service: Option<BTreeMap<String, Service>>,
+    /// Containers the steps run in, by name (legacy spelling of `service`).
+    #[schemars(extend("propertyNames" = {"pattern": SERVICE_NAME_PATTERN}), example = example_services())]
+    services: Option<BTreeMap<String, Service>>,
+    /// Commands run in order, each in a container, with the exit code and output they must
+    /// give. `[[steps]]` run before every `[[scenario]]`.
+    #[schemars(length(min = 1), example = serde_json::json!([example_step()]))]
+    steps: Option<Vec<Step>>,
+    /// v1.0 scenarios, run in order: a `run` shell line, explicit `steps`, or both.
+    #[schemars(example = serde_json::json!([{"name": "check", "service": "web", "run": "echo ok"}]))]
+    scenario: Option<Vec<Scenario>>,
+    /// OpenTelemetry export settings; type-checked only.
+    #[schemars(example = serde_json::json!({"exporter": "otlp", "endpoint": "http://localhost:4318"}))]
+    otel: Option<Otel>,
+    /// Span checks of clnrm's OTEL validation. Not evaluated by this version: a test that
+    /// has them is an error when run, never a pass.
+    #[schemars(example = serde_json::json!({"enabled": true}))]
+    otel_validation: Option<Map<String, Value>>,
+    /// Span expectations by kind. Not evaluated by this version: a test that has them is an
+    /// error when run, never a pass.
+    #[schemars(example = serde_json::json!({"span": [{"name": "clnrm.run"}]}))]
+    expect: Option<Expect>,
+    /// Report file names (clnrm's own keys); type-checked only.
+    #[schemars(example = serde_json::json!({"junit": "report.xml"}))]
+    report: Option<Report>,
+    /// Makes templates' clocks and random functions reproducible.
+    #[schemars(example = serde_json::json!({"seed": 42, "freeze_clock": "2025-01-01T00:00:00Z"}))]
+    determinism: Option<Determinism>,
+    /// Resource limits applied to every service container.
+    #[schemars(example = serde_json::json!({"cpu_millicores": 500, "memory_mb": 256}))]
+    limits: Option<Limits>,
+    /// clnrm 0.4's assertions; ignored with a warning (use the steps' `expected_*` keys).
+    #[deprecated]
+    #[schemars(example = serde_json::json!({}))]
+    assertions: Option<Value>,
+    /// A legacy key; ignored with a warning (template variables come from cleanroom.toml
+    /// `[vars]` or `--var`).
+    #[deprecated]
+    #[schemars(example = serde_json::json!({}))]
+    template: Option<Value>,
+}
+
+fn example_meta() -> Value {
+    serde_json::json!({"name": "api_smoke", "version": "1.0", "description": "the API answers"})
+}
+
+fn example_services() -> Value {
+    serde_json::json!({"web": {"image": "alpine:3.20"}})
+}
+
+fn example_step() -> Value {
+    serde_json::json!({"name": "hello", "service": "web", "command": ["echo", "hello"], "expected_output_regex": "hello"})
+}
+
+/// `[meta]`: name and version are required.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Meta {
+    /// The test's name, shown in reports.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"api_smoke")]
+    name: String,
+    /// The format version, a string.
+    #[schemars(example = &"1.0")]
+    version: String,
+    /// What the test checks.
+    #[schemars(example = &"the API answers on port 8080")]
+    description: Option<String>,
+}
+
+/// `[test]`, the legacy header's parent table.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct LegacyTest {
+    /// The legacy header: `name` is required.
+    #[schemars(example = serde_json::json!({"name": "api_smoke"}))]
+    metadata: LegacyMeta,
+}
+
+/// `[test.metadata]`: clnrm 0.4's header.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct LegacyMeta {
+    /// The test's name, shown in reports.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"api_smoke")]
+    name: String,
+    /// The format version; optional here.
+    #[schemars(example = &"0.4")]
+    version: Option<String>,
+    /// What the test checks.
+    #[schemars(example = &"the API answers on port 8080")]
+    description: Option<String>,
+    /// A whole-test timeout; not supported and ignored with a warning (set `timeout` on
+    /// steps, or `[defaults] step_timeout` in cleanroom.toml).
+    #[deprecated]
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"60s")]
+    timeout: Option<String>,
+}
+
+/// A container: from an `image`, or built from a `build` context (exactly one of the two).
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend(
+        "oneOf" = [{"required": ["image"]}, {"required": ["build"]}],
+        "if" = {"not": {"required": ["plugin"]}},
+        "then" = {"properties": {"type": {"enum": ["generic_container", "testcontainers"]}}}
+    )
+)]
+struct Service {
+    /// The service kind: a container from an image (`testcontainers` is a synonym).
+    #[schemars(extend("enum" = ["generic_container", "testcontainers"]), example = &"generic_container")]
+    plugin: Option<String>,
+    /// clnrm 0.4's spelling of `plugin`; it decides only when `plugin` is absent.
+    #[schemars(example = &"generic_container")]
+    r#type: Option<String>,
+    /// The image to run.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"alpine:3.20")]
+    image: Option<String>,
+    /// An image built locally (and cached by content): a context folder relative to the test
+    /// file, or a table with `context` and `dockerfile`.
+    #[schemars(example = serde_json::json!({"context": "images/web", "dockerfile": "Dockerfile"}))]
+    build: Option<Build>,
+    /// The container's command; absent, the container is kept idle so steps can exec in it.
+    #[schemars(example = serde_json::json!(["httpd", "-f", "-p", "8080"]))]
+    args: Option<Vec<String>>,
+    /// Environment variables of the container.
+    #[schemars(example = serde_json::json!({"APP_ENV": "test"}))]
+    env: Option<EnvMap>,
+    /// Container ports to publish.
+    #[schemars(inner(range(min = 1, max = 65535)), example = serde_json::json!([8080]))]
+    ports: Option<Vec<u16>>,
+    /// Host folders mounted in the container; host paths are relative to the test file.
+    #[schemars(example = serde_json::json!([{"host_path": "data", "container_path": "/data", "read_only": true}]))]
+    volumes: Option<Vec<Volume>>,
+    /// A readiness probe run in the container before any step.
+    #[schemars(example = serde_json::json!({"cmd": ["wget", "-q", "-O-", "http://localhost:8080/"], "interval": "200ms", "timeout": "10s", "retries": 50}))]
+    health_check: Option<HealthCheck>,
+    /// Configured clnrm's surrealdb plugin; ignored with a warning (pass settings through `env`).
+    #[deprecated]
+    #[schemars(example = &"root")]
+    username: Option<Value>,
+    /// Configured clnrm's surrealdb plugin; ignored with a warning (pass settings through `env`).
+    #[deprecated]
+    #[schemars(example = &"root")]
+    password: Option<Value>,
+    /// Configured clnrm's surrealdb plugin; ignored with a warning.
+    #[deprecated]
+    #[schemars(example = &true)]
+    strict: Option<Value>,
+    /// Waited for an OTEL span; ignored with a warning (use `health_check`).
+    #[deprecated]
+    #[schemars(example = &"server.ready")]
+    wait_for_span: Option<Value>,
+    /// Waited for an OTEL span; ignored with a warning (use `health_check`).
+    #[deprecated]
+    #[schemars(example = &30)]
+    wait_for_span_timeout_secs: Option<Value>,
+}
+
+/// A build context folder, or a table with `context` and `dockerfile`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Build {
+    /// The context folder, relative to the test file.
+    Context(String),
+    Table(BuildTable),
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct BuildTable {
+    /// The context folder, relative to the test file.
+    #[schemars(example = &"images/web")]
+    context: String,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    #[schemars(example = &"Dockerfile")]
+    dockerfile: Option<String>,
+}
+
+/// A mount: a table, or docker's short form `"HOST:CONTAINER[:ro|rw]"`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Volume {
+    Short(#[schemars(regex(pattern = SHORT_VOLUME_PATTERN))] String),
+    Table(VolumeTable),
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct VolumeTable {
+    /// The host folder or file, relative to the test file (or absolute); it must exist.
+    #[schemars(example = &"data")]
+    host_path: String,
+    /// Where it appears in the container: an absolute path.
+    #[schemars(regex(pattern = r"^/"), example = &"/data")]
+    container_path: String,
+    /// Mount read-only (default false).
+    #[schemars(example = &true)]
+    read_only: Option<bool>,
+}
+
+/// A readiness probe: `cmd` until it exits 0, every `interval`, at most `retries` times.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct HealthCheck {
+    /// The probe: an argv array, or a shell line run through `sh -c`.
+    #[schemars(example = serde_json::json!(["wget", "-q", "-O-", "http://localhost:8080/"]))]
+    cmd: ProbeCommand,
+    /// Time between probes (default 500ms).
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"200ms")]
+    interval: Option<String>,
+    /// Time one probe may take (default 10s).
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"10s")]
+    timeout: Option<String>,
+    /// Probes before the service counts as failed (default 60).
+    #[schemars(range(min = 0, max = u32::MAX), example = &50)]
+    retries: Option<u32>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ProbeCommand {
+    Shell(String),
+    Argv(Argv),
+}
+
+/// An argv: executed as is, no shell, no re-quoting.
+#[derive(JsonSchema)]
+struct Argv(#[schemars(length(min = 1))] Vec<String>);
+
+/// Environment variables: strings, numbers and booleans (taken as their text).
+#[derive(JsonSchema)]
+struct EnvMap(BTreeMap<String, Scalar>);
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(f64),
+    Boolean(bool),
+}
+
+/// A step: `command` (argv) or `run` (a shell line), in a service, with what it must give.
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend("oneOf" = [{"required": ["command"]}, {"required": ["run"]}])
+)]
+struct Step {
+    /// Unique within the test; shown in reports.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"hello")]
+    name: String,
+    /// What the step checks.
+    #[schemars(example = &"the server greets")]
+    description: Option<String>,
+    /// The service it runs in; may be left out when the test has exactly one service.
+    #[schemars(example = &"web")]
+    service: Option<String>,
+    /// The argv to execute as is (no shell).
+    #[schemars(example = serde_json::json!(["echo", "hello"]))]
+    command: Option<Argv>,
+    /// A shell line, run as `sh -c RUN`.
+    #[schemars(example = &"echo ok && test -d /data")]
+    run: Option<String>,
+    /// The exit code the command must return (default 0).
+    #[schemars(range(min = i32::MIN, max = i32::MAX), example = &0)]
+    expected_exit_code: Option<i32>,
+    /// A regex stdout must match.
+    #[schemars(example = &"hello")]
+    expected_output_regex: Option<String>,
+    /// A regex stderr must match.
+    #[schemars(example = &"warning: .*")]
+    expected_stderr_regex: Option<String>,
+    /// The working directory in the container.
+    #[schemars(example = &"/tmp")]
+    workdir: Option<String>,
+    /// Environment variables of the command.
+    #[schemars(example = serde_json::json!({"A": "1"}))]
+    env: Option<EnvMap>,
+    /// How long the command may take (default `[defaults] step_timeout` of cleanroom.toml).
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"10s")]
+    timeout: Option<String>,
+    /// `timeout` in milliseconds.
+    #[schemars(example = &10000)]
+    timeout_ms: Option<u64>,
+    /// Go on with the next steps when this one fails (the test still fails).
+    #[schemars(example = &false)]
+    continue_on_failure: Option<bool>,
+    /// A clnrm 0.4 key; ignored with a warning.
+    #[deprecated]
+    #[schemars(example = &"error")]
+    expected_output_regex_not: Option<Value>,
+    /// A clnrm 0.4 key; ignored with a warning (set `expected_exit_code`).
+    #[deprecated]
+    #[schemars(example = &true)]
+    should_fail: Option<Value>,
+}
+
+/// A v1.0 scenario: its `run` step, then its `steps`. `service`, `env`, `workdir` and the
+/// timeout are defaults for all its steps; `expected_*` and `continue_on_failure` describe
+/// its `run` step.
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend(
+        "anyOf" = [{"required": ["run"]}, {"required": ["steps"]}],
+        "dependentRequired" = {
+            "expected_exit_code": ["run"],
+            "expected_output_regex": ["run"],
+            "expected_stderr_regex": ["run"],
+            "continue_on_failure": ["run"]
+        }
+    )
+)]
+struct Scenario {
+    /// The scenario's name; its steps are reported as `SCENARIO/STEP`.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"check")]
+    name: String,
+    /// What the scenario checks.
+    #[schemars(example = &"the data volume is mounted")]
+    description: Option<String>,
+    /// The service its steps run in, unless a step names another.
+    #[schemars(example = &"web")]
+    service: Option<String>,
+    /// One shell step, `sh -c RUN`, named after the scenario.
+    #[schemars(example = &"echo ok && test -d /data")]
+    run: Option<String>,
+    /// Explicit steps, after the `run` step.
+    #[schemars(example = serde_json::json!([{"name": "s1", "command": ["true"]}]))]
+    steps: Option<Vec<Step>>,
+    /// How long each step may take.
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"30s")]
+    timeout: Option<String>,
+    /// `timeout` in milliseconds.
+    #[schemars(example = &30000)]
+    timeout_ms: Option<u64>,
+    /// The working directory of its steps.
+    #[schemars(example = &"/tmp")]
+    workdir: Option<String>,
+    /// Environment variables of its steps.
+    #[schemars(example = serde_json::json!({"A": "1"}))]
+    env: Option<EnvMap>,
+    /// The exit code the `run` step must return (default 0).
+    #[schemars(range(min = i32::MIN, max = i32::MAX), example = &0)]
+    expected_exit_code: Option<i32>,
+    /// A regex the `run` step's stdout must match.
+    #[schemars(example = &"ok")]
+    expected_output_regex: Option<String>,
+    /// A regex the `run` step's stderr must match.
+    #[schemars(example = &"warning: .*")]
+    expected_stderr_regex: Option<String>,
+    /// Go on after the `run` step fails (the test still fails).
+    #[schemars(example = &false)]
+    continue_on_failure: Option<bool>,
+    /// clnrm's way to say the scenario must pass; only `true` is supported.
+    #[schemars(extend("const" = true), example = &true)]
+    expect_success: Option<bool>,
+    /// Collected OTEL spans in clnrm; ignored with a warning.
+    #[deprecated]
+    #[schemars(example = serde_json::json!({"collect": ["spans:default"]}))]
+    artifacts: Option<Value>,
+}
+
+/// `[otel]`: type-checked only.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Otel {
+    /// The trace exporter.
+    #[schemars(example = &"otlp")]
+    exporter: Option<String>,
+    /// The collector's address.
+    #[schemars(example = &"http://localhost:4318")]
+    endpoint: Option<String>,
+    /// The OTLP protocol.
+    #[schemars(example = &"http/protobuf")]
+    protocol: Option<String>,
+    /// The share of traces sampled, 0..1.
+    #[schemars(range(min = 0.0, max = 1.0), example = &1.0)]
+    sample_ratio: Option<f64>,
+    /// Resource attributes.
+    #[schemars(example = serde_json::json!({"service.name": "clnrm"}))]
+    resources: Option<EnvMap>,
+    /// Headers sent to the collector.
+    #[schemars(example = serde_json::json!({"Authorization": "Bearer TOKEN"}))]
+    headers: Option<EnvMap>,
+    /// Context propagators.
+    #[schemars(example = serde_json::json!({"use": ["tracecontext", "baggage"]}))]
+    propagators: Option<Propagators>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Propagators {
+    /// The propagators to use.
+    #[schemars(example = serde_json::json!(["tracecontext", "baggage"]))]
+    r#use: Option<Vec<String>>,
+}
+
+/// `[expect.*]`: span expectations by kind, none evaluated by this version.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Expect {
+    /// Spans that must exist, with their attributes.
+    #[schemars(example = serde_json::json!([{"name": "clnrm.run", "kind": "internal"}]))]
+    span: Option<Expectation>,
+    /// Parent/child edges between spans.
+    #[schemars(example = serde_json::json!({"must_include": [["clnrm.run", "clnrm.step"]]}))]
+    graph: Option<Expectation>,
+    /// Span counts.
+    #[schemars(example = serde_json::json!({"spans_total": {"gte": 2}}))]
+    counts: Option<Expectation>,
+    /// Time windows spans must fall in.
+    #[schemars(example = serde_json::json!([{"outer": "clnrm.run", "contains": ["clnrm.step"]}]))]
+    window: Option<Expectation>,
+    /// Span order.
+    #[schemars(example = serde_json::json!({"must_precede": [["a", "b"]]}))]
+    order: Option<Expectation>,
+    /// Span statuses.
+    #[schemars(example = serde_json::json!({"all": "OK"}))]
+    status: Option<Expectation>,
+    /// Hermeticity of the spans' resources.
+    #[schemars(example = serde_json::json!({"no_external_services": true}))]
+    hermeticity: Option<Expectation>,
+    /// Temporal constraints.
+    #[schemars(example = serde_json::json!({"max_duration_ms": 5000}))]
+    temporal: Option<Expectation>,
+    /// Resource attributes.
+    #[schemars(example = serde_json::json!({"service.name": "clnrm"}))]
+    resource: Option<Expectation>,
+}
+
+/// A table or an array of tables; its keys are clnrm's and are not checked.
+#[derive(JsonSchema)]
+struct Expectation(#[schemars(extend("type" = ["object", "array"]))] Value);
+
+/// `[report]`: type-checked only.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Report {
+    /// A JSON report file.
+    #[schemars(example = &"report.json")]
+    json: Option<String>,
+    /// A JUnit XML report file.
+    #[schemars(example = &"report.xml")]
+    junit: Option<String>,
+    /// A digest file.
+    #[schemars(example = &"digest.txt")]
+    digest: Option<String>,
+}
+
+/// `[determinism]`: a seed and a frozen clock for templates' functions.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Determinism {
+    /// The seed of every random function.
+    #[schemars(example = &42)]
+    seed: Option<u64>,
+    /// The value of every clock function: an RFC 3339 date-time (quoted or not).
+    #[schemars(regex(pattern = DATE_TIME_PATTERN), example = &"2025-01-01T00:00:00Z")]
+    freeze_clock: Option<String>,
+}
+
+/// `[limits]`: applied to every service container.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Limits {
+    /// CPU share in thousandths of a core.
+    #[schemars(range(min = 1), example = &500)]
+    cpu_millicores: Option<u64>,
+    /// Memory limit in MiB.
+    #[schemars(range(min = 1), example = &256)]
+    memory_mb: Option<u64>,
+}
