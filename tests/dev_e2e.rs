@@ -9,6 +9,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clnrm_test_support::{EngineProxy, ENGINE_SOCKET};
 use common::{docker_ready, TestProject, IMAGE};
 use serde_json::Value;
 
@@ -414,82 +415,15 @@ fn bad_saves_never_stop_the_watcher() {
     );
 }
 
-/// A stand-in for the Docker engine's socket that can be switched off and on: what
-/// clnrm sees when the engine restarts.
-struct EngineProxy {
-    path: std::path::PathBuf,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EngineProxy {
-    fn start(path: &std::path::Path) -> EngineProxy {
-        use std::os::unix::net::{UnixListener, UnixStream};
-        use std::sync::atomic::Ordering;
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).expect("bind proxy socket");
-        listener.set_nonblocking(true).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut open: Vec<UnixStream> = Vec::new();
-            while !stopping.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).unwrap();
-                        let Ok(upstream) = UnixStream::connect("/var/run/docker.sock") else {
-                            continue;
-                        };
-                        for (mut from, mut to) in [
-                            (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                            (upstream.try_clone().unwrap(), client.try_clone().unwrap()),
-                        ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut to);
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                            });
-                        }
-                        open.push(client);
-                        open.push(upstream);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            for stream in open {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            }
-        });
-        EngineProxy {
-            path: path.to_path_buf(),
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-impl Drop for EngineProxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[test]
 fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
-    if !docker_ready() || !std::path::Path::new("/var/run/docker.sock").exists() {
+    if !docker_ready() || !std::path::Path::new(ENGINE_SOCKET).exists() {
         return;
     }
     let project = project();
     let socket = project.path("engine.sock");
     let mut proxy = EngineProxy::start(&socket);
-    let host = format!("unix://{}", socket.display());
+    let host = proxy.docker_host();
     let dev = Dev::start_with(&project, &["plain_a.clnrm.toml"], &[("DOCKER_HOST", &host)]);
     let first = dev.next_run();
     assert_eq!(status_of(&first, "plain_a.clnrm.toml"), "pass", "{first}");

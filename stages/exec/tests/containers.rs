@@ -421,12 +421,7 @@ async fn cancelling_a_test_removes_its_containers() {
     )
     .await;
     assert!(t.elapsed() < Duration::from_secs(10));
-    assert_eq!(
-        r.outcome,
-        TestOutcome::Error {
-            message: "interrupted".into()
-        }
-    );
+    expect_interrupted(&r);
     assert_clean(&b, &session).await;
 }
 
@@ -578,13 +573,7 @@ async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side()
     tokio::time::sleep((create_takes * 5).max(Duration::from_secs(1))).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left: Vec<_> = b
-            .list_managed()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
-            .collect();
+        let left = session_objects(&b, &session).await;
         if left.is_empty() {
             break;
         }

@@ -1,6 +1,7 @@
 //! Helpers of the exec stage's container tests (one copy, used by every test
-//! file here): the engine or a skip, configs built in code, and a run that
-//! checks nothing of its session is left. Not a test file itself.
+//! file here, and by the pool's tests at the workspace root through `#[path]`):
+//! the engine or a skip, configs built in code, and a run that checks nothing of
+//! its session is left. Not a test file itself.
 
 #![allow(dead_code)] // Each test file uses a different part.
 
@@ -8,7 +9,8 @@ use std::path::Path;
 
 use clnrm_config::{Command, Limits, ServiceConfig, StepConfig, TestConfig};
 use clnrm_exec::{
-    run_test, Backend, DockerBackend, Session, TestOutcome, TestReport, TestRun, LABEL_SESSION,
+    run_test, Backend, DockerBackend, ManagedObject, Session, TestOutcome, TestReport, TestRun,
+    LABEL_SESSION,
 };
 use clnrm_plan::{plan, PlanInput, TestPlan};
 use clnrm_test_support::skip_container_test;
@@ -101,14 +103,19 @@ pub async fn run(backend: &DockerBackend, root: &Path, plan: &TestPlan) -> TestR
 }
 
 pub async fn assert_clean(backend: &DockerBackend, session: &Session) {
-    let left: Vec<_> = backend
+    let left = session_objects(backend, session).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The engine's objects (containers, networks, volumes) labelled with `session`.
+pub async fn session_objects(backend: &DockerBackend, session: &Session) -> Vec<ManagedObject> {
+    backend
         .list_managed()
         .await
         .unwrap()
         .into_iter()
         .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+        .collect()
 }
 
 pub fn here() -> &'static Path {
@@ -117,4 +124,15 @@ pub fn here() -> &'static Path {
 
 pub fn expect_pass(report: &TestReport) {
     assert_eq!(report.outcome, TestOutcome::Pass, "{report:#?}");
+}
+
+/// The test was cancelled before it finished.
+pub fn expect_interrupted(report: &TestReport) {
+    assert_eq!(
+        report.outcome,
+        TestOutcome::Error {
+            message: "interrupted".into()
+        },
+        "{report:#?}"
+    );
 }
