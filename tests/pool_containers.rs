@@ -24,7 +24,9 @@ use clnrm_plan::TestPlan;
 
 #[path = "../stages/exec/tests/common/mod.rs"]
 mod exec_common;
-use exec_common::{engine, expect_interrupted, expect_pass, here, on, planned, service, test};
+use exec_common::{
+    dead_session, engine, expect_interrupted, expect_pass, here, on, planned, service, test,
+};
 
 /// Removes every object labelled with a project key when dropped (the test's
 /// own cleanup runs first; this catches what a failed assertion left).
@@ -248,13 +250,8 @@ async fn a_killed_pools_containers_survive_reap_orphans_and_are_adopted_by_the_n
     };
     let (key, _cleanup) = key("adopt");
     // The first pool's process "was SIGKILLed": its session names a dead pid.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = child.id();
-    child.wait().unwrap();
-    let mut dead = Session::current();
-    dead.pid = dead_pid;
-    dead.pid_start = None;
-    dead.id = format!("{dead_pid}-deadbeef");
+    let dead = dead_session();
+    let dead_pid = dead.pid;
     let first = pool(&b, dead, &key, PoolOptions::default());
     let p = simple("adopt", "echo hi");
     let (r, _) = run(&first, &b, "tests/a.clnrm.toml", &p).await;

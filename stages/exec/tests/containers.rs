@@ -431,13 +431,7 @@ async fn containers_of_a_dead_process_are_reaped_and_live_ones_kept() {
         return;
     };
     // A session whose process has exited.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = child.id();
-    child.wait().unwrap();
-    let mut dead = Session::current();
-    dead.pid = dead_pid;
-    dead.pid_start = None;
-    dead.id = format!("{dead_pid}-deadbeef");
+    let dead = dead_session();
     let alive = Session::current();
 
     let p = planned(test("reap", vec![], vec![]));

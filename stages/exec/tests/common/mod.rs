@@ -118,6 +118,18 @@ pub async fn session_objects(backend: &DockerBackend, session: &Session) -> Vec<
         .collect()
 }
 
+/// A session whose process has exited (as if it was SIGKILLed).
+pub fn dead_session() -> Session {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let mut dead = Session::current();
+    dead.pid = dead_pid;
+    dead.pid_start = None;
+    dead.id = format!("{dead_pid}-deadbeef");
+    dead
+}
+
 pub fn here() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
