@@ -530,6 +530,19 @@ fn the_human_display_shows_results_and_the_timing_panel() {
     assert!(second.contains(" of 3000 ms)"), "{second}");
 }
 
+/// A project whose `tests/t.clnrm.toml.tera` imports `_say.tera`, which stands in
+/// `templates/` (outside `tests`).
+fn library_in_templates() -> TestProject {
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("templates/_say.tera", LIBRARY);
+    project.write(
+        "tests/t.clnrm.toml.tera",
+        &templated("t").replace("lib/_say.tera", "_say.tera"),
+    );
+    project
+}
+
 #[test]
 fn dev_on_a_folder_still_sees_the_libraries_and_volumes_its_tests_use() {
     if !docker_ready() {
@@ -537,14 +550,8 @@ fn dev_on_a_folder_still_sees_the_libraries_and_volumes_its_tests_use() {
     }
     // `clnrm dev tests`: the library lives in <root>/templates/, the mounted data in
     // <root>/data/, both outside the folder given.
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("templates/_say.tera", LIBRARY);
+    let project = library_in_templates();
     project.write("data/greeting.txt", "hello\n");
-    project.write(
-        "tests/t.clnrm.toml.tera",
-        &templated("t").replace("lib/_say.tera", "_say.tera"),
-    );
     project.write(
         "tests/v.clnrm.toml",
         &format!(
@@ -605,13 +612,7 @@ fn a_library_created_where_an_import_looked_first_takes_over() {
     }
     // `tests/t` imports `_say.tera`: it is looked for in tests/, then the root, then
     // templates/. A new `_say.tera` at the root, outside `tests`, is the one read now.
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("templates/_say.tera", LIBRARY);
-    project.write(
-        "tests/t.clnrm.toml.tera",
-        &templated("t").replace("lib/_say.tera", "_say.tera"),
-    );
+    let project = library_in_templates();
     let dev = Dev::start(&project, &["tests"]);
     let first = dev.next_run();
     assert_eq!(ran(&first), ["tests/t.clnrm.toml.tera"], "{first}");
@@ -632,6 +633,14 @@ fn printing(token: &str) -> String {
     format!(
         "[meta]\nname = \"token\"\nversion = \"1\"\n\n[service.box]\nimage = \"{IMAGE}\"\n\n[[steps]]\nname = \"say\"\ncommand = [\"sh\", \"-c\", \"echo {token}; exit 3\"]\n"
     )
+}
+
+/// A project of one test, `say.clnrm.toml`, printing `start`.
+fn printing_project() -> TestProject {
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("say.clnrm.toml", &printing("start"));
+    project
 }
 
 /// The step output of the one result of `run`.
@@ -660,9 +669,7 @@ fn ten_saves_30_ms_apart_always_end_on_the_result_of_the_last_save() {
     if !docker_ready() {
         return;
     }
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("say.clnrm.toml", &printing("start"));
+    let project = printing_project();
     // Default trigger settings: the 20 ms settle window starts a run per save.
     let dev = Dev::start_plain(&project);
     let mut last_run = run_number(&dev.next_run());
@@ -716,9 +723,7 @@ fn a_formatter_rewriting_right_after_the_save_is_what_the_last_result_shows() {
     if !docker_ready() {
         return;
     }
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("say.clnrm.toml", &printing("start"));
+    let project = printing_project();
     let dev = Dev::start_plain(&project);
     dev.next_run();
     for wait_ms in [5u64, 40, 120] {
