@@ -147,6 +147,19 @@ fn templated(name: &str) -> String {
     )
 }
 
+/// The parts of a run's timing panel (`timings_ms` in JSON).
+const TIMINGS: [&str; 9] = [
+    "detect",
+    "debounce",
+    "render",
+    "parse",
+    "plan",
+    "containers",
+    "execute",
+    "report",
+    "total",
+];
+
 const LIBRARY: &str = "{% macro step(text) -%}\n[[steps]]\nname = \"say\"\ncommand = [\"echo\", \"{{ text }}\"]\nexpected_output_regex = \"{{ text }}\"\n{%- endmacro step %}\n";
 
 fn project() -> TestProject {
@@ -234,17 +247,7 @@ fn edits_rerun_exactly_the_affected_tests() {
     assert!(ran(&run).is_empty(), "nothing to run: {run}");
 
     // Timing panel fields are all there.
-    for field in [
-        "detect",
-        "debounce",
-        "render",
-        "parse",
-        "plan",
-        "containers",
-        "execute",
-        "report",
-        "total",
-    ] {
+    for field in TIMINGS {
         assert!(
             run["timings_ms"][field].is_number(),
             "timings_ms.{field} in {run}"
@@ -505,17 +508,7 @@ fn the_human_display_shows_results_and_the_timing_panel() {
         second.contains("1 passed, 0 failed, 0 errors, 0 cached"),
         "{second}"
     );
-    for part in [
-        "detect",
-        "debounce",
-        "render",
-        "parse",
-        "plan",
-        "containers",
-        "execute",
-        "report",
-        "total",
-    ] {
+    for part in TIMINGS {
         assert!(second.contains(part), "{part} in {second}");
     }
     assert!(second.contains("(1 reused, 0 started)"), "{second}");
