@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clnrm::pool::{Pool, PoolOptions, PoolUse};
-use clnrm_config::{Command, HealthCheck, StepConfig};
+use clnrm_config::StepConfig;
 use clnrm_exec::{
     reap_orphans, reap_pool_orphans, resolve_images, Backend, DockerBackend, ManagedKind,
     ManagedObject, ResolvedImages, Session, TestReport, LABEL_POOL,
@@ -25,7 +25,8 @@ use clnrm_plan::TestPlan;
 #[path = "../stages/exec/tests/common/mod.rs"]
 mod exec_common;
 use exec_common::{
-    dead_session, engine, expect_interrupted, expect_pass, here, on, planned, service, test,
+    dead_session, engine, expect_interrupted, expect_pass, here, httpd_answers_on_8080, on,
+    planned, service, test,
 };
 
 /// Removes every object labelled with a project key when dropped (the test's
@@ -165,23 +166,7 @@ fn web_and_client(version: &str) -> TestPlan {
         "mkdir -p /www && echo \"hello $VERSION\" > /www/index.html && exec httpd -f -p 8080 -h /www"
             .into(),
     ]);
-    web.health_check = Some(HealthCheck {
-        cmd: Command::Argv(
-            [
-                "timeout",
-                "2",
-                "wget",
-                "-q",
-                "-O-",
-                "http://127.0.0.1:8080/",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        interval_ms: 100,
-        timeout_ms: 3000,
-        retries: 50,
-    });
+    web.health_check = Some(httpd_answers_on_8080());
     let mut get = on(
         "client",
         sh("get", "timeout 5 wget -q -O- http://web:8080/"),

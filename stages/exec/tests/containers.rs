@@ -178,19 +178,7 @@ async fn services_reach_each_other_by_name_on_the_test_network() {
             .into(),
     ]);
     web.ports = vec![8080];
-    web.health_check = Some(HealthCheck {
-        cmd: argv(&[
-            "timeout",
-            "2",
-            "wget",
-            "-q",
-            "-O-",
-            "http://127.0.0.1:8080/",
-        ]),
-        interval_ms: 100,
-        timeout_ms: 3000,
-        retries: 50,
-    });
+    web.health_check = Some(httpd_answers_on_8080());
     let mut get = on(
         "client",
         step(

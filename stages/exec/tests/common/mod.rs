@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use clnrm_config::{Command, Limits, ServiceConfig, StepConfig, TestConfig};
+use clnrm_config::{Command, HealthCheck, Limits, ServiceConfig, StepConfig, TestConfig};
 use clnrm_exec::{
     run_test, Backend, DockerBackend, ManagedObject, Session, TestOutcome, TestReport, TestRun,
     LABEL_SESSION,
@@ -56,6 +56,23 @@ pub fn on(service: &str, s: StepConfig) -> StepConfig {
 
 pub fn service(name: &str) -> ServiceConfig {
     ServiceConfig::from_image(name, IMAGE)
+}
+
+/// Healthy once an HTTP server in the service's own container answers on port 8080.
+pub fn httpd_answers_on_8080() -> HealthCheck {
+    HealthCheck {
+        cmd: argv(&[
+            "timeout",
+            "2",
+            "wget",
+            "-q",
+            "-O-",
+            "http://127.0.0.1:8080/",
+        ]),
+        interval_ms: 100,
+        timeout_ms: 3000,
+        retries: 50,
+    }
 }
 
 pub fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestConfig {
