@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Plays a sharded CI pipeline with a shared remote cache (SPEC §10): a project of N
+# Plays a sharded CI pipeline with a shared remote cache (docs/reference.md §10): a project of N
 # passing tests, 4 shards (`--shard K/4`) run at once, each with its own empty local
 # cache (as on fresh CI machines), one nginx (WebDAV PUT) as the remote.
 #   1. the first pipeline runs every test exactly once across the shards;

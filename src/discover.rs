@@ -1,4 +1,4 @@
-//! Discovery (SPEC §1): which files are tests, the project root, test identity.
+//! Discovery (docs/reference.md §1): which files are tests, the project root, test identity.
 
 use std::path::{Path, PathBuf};
 

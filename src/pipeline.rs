@@ -341,7 +341,7 @@ fn output_key(own_inputs: &[u8], manifest: &RenderRecord) -> Key {
     Key::of::<RenderStage>(&input)
 }
 
-/// SPEC §4: volume host paths exist (relative to the test file's folder).
+/// docs/reference.md §4: volume host paths exist (relative to the test file's folder).
 fn missing_volume_paths(config: &TestConfig, test: &TestFile) -> Vec<Diagnostic> {
     let folder = test.path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();

@@ -45,19 +45,19 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// `clnrm --cache-dir CACHE cache ARGS…` run in `cwd`.
+fn clnrm_cache(cwd: &Path, cache: &Path, args: &[&str]) -> std::process::Output {
+    clnrm_command()
+        .current_dir(cwd)
+        .args(["--cache-dir", cache.to_str().unwrap(), "cache"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// (entries, writes) over all stages, as `cache stats --json` shows them.
 fn entries_and_writes(cache: &Path) -> (u64, u64) {
-    let out = clnrm_command()
-        .current_dir("/")
-        .args([
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "cache",
-            "stats",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = clnrm_cache(Path::new("/"), cache, &["stats", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let stages = stats["stages"].as_object().unwrap();
@@ -90,12 +90,7 @@ fn gc_to_half_from(project: &TestProject, cache: &Path, cwd: &Path) {
     );
     let limit = before / 2;
 
-    let out = clnrm_command()
-        .current_dir(cwd)
-        .args(["--cache-dir", cache.to_str().unwrap(), "cache", "gc"])
-        .args(["--max-size", &limit.to_string()])
-        .output()
-        .unwrap();
+    let out = clnrm_cache(cwd, cache, &["gc", "--max-size", &limit.to_string()]);
     let printed =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{printed}");
@@ -147,11 +142,7 @@ fn gc_removes_moved_aside_damaged_caches_older_than_a_day_only() {
     for dir in [&old, &recent] {
         std::fs::create_dir_all(dir.join("db-1")).unwrap();
     }
-    let out = clnrm_command()
-        .current_dir(tmp.path())
-        .args(["--cache-dir", cache.to_str().unwrap(), "cache", "gc"])
-        .output()
-        .unwrap();
+    let out = clnrm_cache(tmp.path(), &cache, &["gc"]);
     assert!(out.status.success(), "{out:?}");
     assert!(!old.exists(), "a two-day-old damaged cache is still there");
     assert!(recent.exists(), "an hour-old damaged cache was removed");
@@ -206,18 +197,7 @@ fn a_build_image_is_removed_only_when_gc_evicts_its_record() {
             BTreeSet::from([evicted.clone()])
         );
     }
-    let out = clnrm_command()
-        .current_dir("/")
-        .args([
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "cache",
-            "gc",
-            "--max-age",
-            "1s",
-        ])
-        .output()
-        .unwrap();
+    let out = clnrm_cache(Path::new("/"), &cache, &["gc", "--max-age", "1s"]);
     let exists = |tag: &str| docker(&["image", "inspect", tag]);
     let (evicted_left, recent_left, unknown_left) =
         (exists(&evicted), exists(&recent), exists(&unknown));

@@ -9,6 +9,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clnrm_test_support::{EngineProxy, ENGINE_SOCKET};
 use common::{docker_ready, TestProject, IMAGE};
 use serde_json::Value;
 
@@ -146,6 +147,19 @@ fn templated(name: &str) -> String {
     )
 }
 
+/// The parts of a run's timing panel (`timings_ms` in JSON).
+const TIMINGS: [&str; 9] = [
+    "detect",
+    "debounce",
+    "render",
+    "parse",
+    "plan",
+    "containers",
+    "execute",
+    "report",
+    "total",
+];
+
 const LIBRARY: &str = "{% macro step(text) -%}\n[[steps]]\nname = \"say\"\ncommand = [\"echo\", \"{{ text }}\"]\nexpected_output_regex = \"{{ text }}\"\n{%- endmacro step %}\n";
 
 fn project() -> TestProject {
@@ -233,17 +247,7 @@ fn edits_rerun_exactly_the_affected_tests() {
     assert!(ran(&run).is_empty(), "nothing to run: {run}");
 
     // Timing panel fields are all there.
-    for field in [
-        "detect",
-        "debounce",
-        "render",
-        "parse",
-        "plan",
-        "containers",
-        "execute",
-        "report",
-        "total",
-    ] {
+    for field in TIMINGS {
         assert!(
             run["timings_ms"][field].is_number(),
             "timings_ms.{field} in {run}"
@@ -414,82 +418,15 @@ fn bad_saves_never_stop_the_watcher() {
     );
 }
 
-/// A stand-in for the Docker engine's socket that can be switched off and on: what
-/// clnrm sees when the engine restarts.
-struct EngineProxy {
-    path: std::path::PathBuf,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EngineProxy {
-    fn start(path: &std::path::Path) -> EngineProxy {
-        use std::os::unix::net::{UnixListener, UnixStream};
-        use std::sync::atomic::Ordering;
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).expect("bind proxy socket");
-        listener.set_nonblocking(true).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut open: Vec<UnixStream> = Vec::new();
-            while !stopping.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).unwrap();
-                        let Ok(upstream) = UnixStream::connect("/var/run/docker.sock") else {
-                            continue;
-                        };
-                        for (mut from, mut to) in [
-                            (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                            (upstream.try_clone().unwrap(), client.try_clone().unwrap()),
-                        ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut to);
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                            });
-                        }
-                        open.push(client);
-                        open.push(upstream);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            for stream in open {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            }
-        });
-        EngineProxy {
-            path: path.to_path_buf(),
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-impl Drop for EngineProxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[test]
 fn an_engine_restart_is_a_clear_error_and_the_next_save_works() {
-    if !docker_ready() || !std::path::Path::new("/var/run/docker.sock").exists() {
+    if !docker_ready() || !std::path::Path::new(ENGINE_SOCKET).exists() {
         return;
     }
     let project = project();
     let socket = project.path("engine.sock");
     let mut proxy = EngineProxy::start(&socket);
-    let host = format!("unix://{}", socket.display());
+    let host = proxy.docker_host();
     let dev = Dev::start_with(&project, &["plain_a.clnrm.toml"], &[("DOCKER_HOST", &host)]);
     let first = dev.next_run();
     assert_eq!(status_of(&first, "plain_a.clnrm.toml"), "pass", "{first}");
@@ -571,17 +508,7 @@ fn the_human_display_shows_results_and_the_timing_panel() {
         second.contains("1 passed, 0 failed, 0 errors, 0 cached"),
         "{second}"
     );
-    for part in [
-        "detect",
-        "debounce",
-        "render",
-        "parse",
-        "plan",
-        "containers",
-        "execute",
-        "report",
-        "total",
-    ] {
+    for part in TIMINGS {
         assert!(second.contains(part), "{part} in {second}");
     }
     assert!(second.contains("(1 reused, 0 started)"), "{second}");
@@ -596,6 +523,19 @@ fn the_human_display_shows_results_and_the_timing_panel() {
     assert!(second.contains(" of 3000 ms)"), "{second}");
 }
 
+/// A project whose `tests/t.clnrm.toml.tera` imports `_say.tera`, which stands in
+/// `templates/` (outside `tests`).
+fn library_in_templates() -> TestProject {
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("templates/_say.tera", LIBRARY);
+    project.write(
+        "tests/t.clnrm.toml.tera",
+        &templated("t").replace("lib/_say.tera", "_say.tera"),
+    );
+    project
+}
+
 #[test]
 fn dev_on_a_folder_still_sees_the_libraries_and_volumes_its_tests_use() {
     if !docker_ready() {
@@ -603,14 +543,8 @@ fn dev_on_a_folder_still_sees_the_libraries_and_volumes_its_tests_use() {
     }
     // `clnrm dev tests`: the library lives in <root>/templates/, the mounted data in
     // <root>/data/, both outside the folder given.
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("templates/_say.tera", LIBRARY);
+    let project = library_in_templates();
     project.write("data/greeting.txt", "hello\n");
-    project.write(
-        "tests/t.clnrm.toml.tera",
-        &templated("t").replace("lib/_say.tera", "_say.tera"),
-    );
     project.write(
         "tests/v.clnrm.toml",
         &format!(
@@ -671,13 +605,7 @@ fn a_library_created_where_an_import_looked_first_takes_over() {
     }
     // `tests/t` imports `_say.tera`: it is looked for in tests/, then the root, then
     // templates/. A new `_say.tera` at the root, outside `tests`, is the one read now.
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("templates/_say.tera", LIBRARY);
-    project.write(
-        "tests/t.clnrm.toml.tera",
-        &templated("t").replace("lib/_say.tera", "_say.tera"),
-    );
+    let project = library_in_templates();
     let dev = Dev::start(&project, &["tests"]);
     let first = dev.next_run();
     assert_eq!(ran(&first), ["tests/t.clnrm.toml.tera"], "{first}");
@@ -698,6 +626,14 @@ fn printing(token: &str) -> String {
     format!(
         "[meta]\nname = \"token\"\nversion = \"1\"\n\n[service.box]\nimage = \"{IMAGE}\"\n\n[[steps]]\nname = \"say\"\ncommand = [\"sh\", \"-c\", \"echo {token}; exit 3\"]\n"
     )
+}
+
+/// A project of one test, `say.clnrm.toml`, printing `start`.
+fn printing_project() -> TestProject {
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("say.clnrm.toml", &printing("start"));
+    project
 }
 
 /// The step output of the one result of `run`.
@@ -726,9 +662,7 @@ fn ten_saves_30_ms_apart_always_end_on_the_result_of_the_last_save() {
     if !docker_ready() {
         return;
     }
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("say.clnrm.toml", &printing("start"));
+    let project = printing_project();
     // Default trigger settings: the 20 ms settle window starts a run per save.
     let dev = Dev::start_plain(&project);
     let mut last_run = run_number(&dev.next_run());
@@ -782,9 +716,7 @@ fn a_formatter_rewriting_right_after_the_save_is_what_the_last_result_shows() {
     if !docker_ready() {
         return;
     }
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("say.clnrm.toml", &printing("start"));
+    let project = printing_project();
     let dev = Dev::start_plain(&project);
     dev.next_run();
     for wait_ms in [5u64, 40, 120] {

@@ -1,4 +1,4 @@
-//! Span expectations end to end (SPEC §9): a service in a real container posts OTLP/JSON
+//! Span expectations end to end (docs/reference.md §9): a service in a real container posts OTLP/JSON
 //! with busybox `wget` to `otel-collector:4318`, clnrm receives it on the test network's
 //! gateway, judges the expectations and reports them.
 

@@ -11,37 +11,23 @@
 //! runs wrote into it. `state_persists_across_runs` pins that down, so the
 //! trade-off is a documented behaviour, not an accident.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clnrm::pool::{Pool, PoolOptions, PoolUse};
-use clnrm_config::{Command, HealthCheck, Limits, ServiceConfig, StepConfig, TestConfig};
+use clnrm_config::StepConfig;
 use clnrm_exec::{
     reap_orphans, reap_pool_orphans, resolve_images, Backend, DockerBackend, ManagedKind,
-    ManagedObject, ResolvedImages, Session, TestOutcome, TestReport, LABEL_POOL,
+    ManagedObject, ResolvedImages, Session, TestReport, LABEL_POOL,
 };
-use clnrm_plan::{plan, PlanInput, TestPlan};
+use clnrm_plan::TestPlan;
 
-const IMAGE: &str = "clnrm-fixture/busybox:latest";
-
-async fn engine(test: &str) -> Option<DockerBackend> {
-    let skip = |why: String| {
-        clnrm_test_support::skip_container_test(test, &why);
-        None
-    };
-    let backend = match DockerBackend::connect().await {
-        Ok(b) => b,
-        Err(e) => return skip(e.to_string()),
-    };
-    let image = clnrm_plan::ImageSource::Reference {
-        reference: IMAGE.into(),
-    };
-    match backend.ensure_image(&image, Path::new(".")).await {
-        Ok(_) => Some(backend),
-        Err(e) => skip(format!("{e} (run fixtures/images/build.sh)")),
-    }
-}
+#[path = "../stages/exec/tests/common/mod.rs"]
+mod exec_common;
+use exec_common::{
+    dead_session, engine, expect_interrupted, expect_pass, here, httpd_answers_on_8080, on,
+    planned, service, test,
+};
 
 /// Removes every object labelled with a project key when dropped (the test's
 /// own cleanup runs first; this catches what a failed assertion left).
@@ -83,10 +69,6 @@ fn key(test: &str) -> (String, Cleanup) {
     (k.clone(), Cleanup(k))
 }
 
-fn here() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn pool(backend: &DockerBackend, session: Session, key: &str, options: PoolOptions) -> Pool {
     Pool::new(
         Arc::new(backend.clone()),
@@ -101,38 +83,9 @@ fn sh(name: &str, script: &str) -> StepConfig {
     StepConfig::shell(name, script)
 }
 
-fn on(service: &str, s: StepConfig) -> StepConfig {
-    s.in_service(service)
-}
-
-fn service(name: &str) -> ServiceConfig {
-    ServiceConfig::from_image(name, IMAGE)
-}
-
-fn planned(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestPlan {
-    plan(&PlanInput {
-        test: TestConfig {
-            name: name.into(),
-            version: Some("1.0".into()),
-            description: None,
-            services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
-            steps,
-            limits: Limits::default(),
-            seed: None,
-            freeze_clock: None,
-            unevaluated_expectations: vec![],
-            otel: Default::default(),
-        },
-        default_image: IMAGE.into(),
-        default_step_timeout_ms: 30_000,
-        test_dir: "tests".into(),
-    })
-    .expect("plan")
-}
-
 /// A one-service test with one step.
 fn simple(name: &str, script: &str) -> TestPlan {
-    planned(name, vec![], vec![sh("s", script)])
+    planned(test(name, vec![], vec![sh("s", script)]))
 }
 
 async fn images(b: &DockerBackend, p: &TestPlan) -> ResolvedImages {
@@ -148,10 +101,6 @@ async fn run(
     let images = images(b, p).await;
     pool.run_test(identity, p, &images, std::future::pending())
         .await
-}
-
-fn expect_pass(report: &TestReport) {
-    assert_eq!(report.outcome, TestOutcome::Pass, "{report:#?}");
 }
 
 fn id_of(report: &TestReport, service: &str) -> String {
@@ -217,30 +166,14 @@ fn web_and_client(version: &str) -> TestPlan {
         "mkdir -p /www && echo \"hello $VERSION\" > /www/index.html && exec httpd -f -p 8080 -h /www"
             .into(),
     ]);
-    web.health_check = Some(HealthCheck {
-        cmd: Command::Argv(
-            [
-                "timeout",
-                "2",
-                "wget",
-                "-q",
-                "-O-",
-                "http://127.0.0.1:8080/",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        interval_ms: 100,
-        timeout_ms: 3000,
-        retries: 50,
-    });
+    web.health_check = Some(httpd_answers_on_8080());
     let mut get = on(
         "client",
         sh("get", "timeout 5 wget -q -O- http://web:8080/"),
     );
     get.expected_output_regex = Some(format!("^hello {version}$"));
     let count = on("client", sh("count", "echo run >> /runs; wc -l < /runs"));
-    planned("web", vec![web, service("client")], vec![get, count])
+    planned(test("web", vec![web, service("client")], vec![get, count]))
 }
 
 #[tokio::test]
@@ -282,11 +215,11 @@ async fn a_service_keeps_its_container_until_its_spec_changes_and_state_persists
     assert!(!live.contains(&web), "the old web container is gone");
 
     // A service the plan no longer has is removed.
-    let only_client = planned(
+    let only_client = planned(test(
         "web",
         vec![service("client")],
         vec![on("client", sh("count", "wc -l < /runs"))],
-    );
+    ));
     let (r, u) = run(&pool, &b, "tests/web.clnrm.toml", &only_client).await;
     expect_pass(&r);
     assert_eq!(u, used(1, 0, 1));
@@ -302,13 +235,8 @@ async fn a_killed_pools_containers_survive_reap_orphans_and_are_adopted_by_the_n
     };
     let (key, _cleanup) = key("adopt");
     // The first pool's process "was SIGKILLed": its session names a dead pid.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = child.id();
-    child.wait().unwrap();
-    let mut dead = Session::current();
-    dead.pid = dead_pid;
-    dead.pid_start = None;
-    dead.id = format!("{dead_pid}-deadbeef");
+    let dead = dead_session();
+    let dead_pid = dead.pid;
     let first = pool(&b, dead, &key, PoolOptions::default());
     let p = simple("adopt", "echo hi");
     let (r, _) = run(&first, &b, "tests/a.clnrm.toml", &p).await;
@@ -479,12 +407,7 @@ async fn idle_forgotten_and_cancelled_tests() {
         )
         .await;
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert_eq!(
-        r.outcome,
-        TestOutcome::Error {
-            message: "interrupted".into()
-        }
-    );
+    expect_interrupted(&r);
     assert_eq!(pool.len(), 1);
     let (r, u) = run(&pool, &b, "fresh", &p).await;
     expect_pass(&r);

@@ -16,6 +16,18 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// With the engine up: this test's turn (see `serial`) and a project with an empty
+/// `cleanroom.toml`. `None` (the test is skipped) without an engine.
+fn engine_project() -> Option<(std::sync::MutexGuard<'static, ()>, TestProject)> {
+    if !docker_ready() {
+        return None;
+    }
+    let turn = serial();
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    Some((turn, project))
+}
+
 /// Managed containers whose clnrm process is gone: left behind. The engine is shared
 /// with whatever else runs on the machine, so containers of live clnrm processes (other
 /// runs in progress), ones clnrm did not make (no `clnrm.pid`) and pool containers
@@ -164,12 +176,9 @@ fn containers_created_since(since: &str) -> usize {
 
 #[test]
 fn failures_and_errors_are_reported_with_what_went_wrong() {
-    if !docker_ready() {
+    let Some((_serial, project)) = engine_project() else {
         return;
-    }
-    let _serial = serial();
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    };
     project.write("regex.clnrm.toml", &test_file("regex", FAILING_REGEX));
     project.write(
         "timeout.clnrm.toml",
@@ -246,12 +255,9 @@ fn failures_and_errors_are_reported_with_what_went_wrong() {
 
 #[test]
 fn a_test_naming_an_unknown_service_never_starts_a_container() {
-    if !docker_ready() {
+    let Some((_serial, project)) = engine_project() else {
         return;
-    }
-    let _serial = serial();
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    };
     project.write(
         "t.clnrm.toml",
         &test_file(
@@ -349,12 +355,9 @@ fn editing_one_test_reruns_it_alone_and_a_new_image_reruns_its_users() {
 
 #[test]
 fn interrupted_and_killed_runs_leave_no_container() {
-    if !docker_ready() {
+    let Some((_serial, project)) = engine_project() else {
         return;
-    }
-    let _serial = serial();
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    };
     project.write(
         "slow.clnrm.toml",
         &test_file(
@@ -425,12 +428,9 @@ fn no_docker_engine_is_one_clear_error_before_any_test() {
 
 #[test]
 fn shards_split_the_tests_without_overlap() {
-    if !docker_ready() {
+    let Some((_serial, project)) = engine_project() else {
         return;
-    }
-    let _serial = serial();
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    };
     for i in 0..6 {
         project.write(
             &format!("t{i}.clnrm.toml"),
@@ -459,12 +459,9 @@ fn shards_split_the_tests_without_overlap() {
 
 #[test]
 fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds() {
-    if !docker_ready() {
+    let Some((_serial, project)) = engine_project() else {
         return;
-    }
-    let _serial = serial();
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    };
     project.write(
         "ctx/Dockerfile",
         &format!("FROM {IMAGE}\nCOPY marker /marker\n"),

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{clnrm_command, repo, TestProject};
+use common::{clnrm_command, repo, Run, TestProject};
 
 const GOOD: &str = r#"
 [meta]
@@ -54,68 +54,50 @@ fn init_writes_a_project_that_validates() {
 
 #[test]
 fn invalid_toml_names_file_line_and_column() {
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write(
+    validate_invalid(&[(
         "tests/bad.clnrm.toml",
         "[meta]\nname = \"x\"\nversion = 1.0.0\n",
-    );
-    project
-        .clnrm(&["validate"])
-        .expect_code(1)
-        .expect_contains("tests/bad.clnrm.toml:3:")
-        .expect_contains("version = 1.0.0");
+    )])
+    .expect_contains("tests/bad.clnrm.toml:3:")
+    .expect_contains("version = 1.0.0");
 }
 
 #[test]
 fn a_plain_file_with_template_syntax_gets_a_hint() {
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("t.clnrm.toml", "[meta]\nname = {{ svc }}\n");
-    project
-        .clnrm(&["validate"])
-        .expect_code(1)
+    validate_invalid(&[("t.clnrm.toml", "[meta]\nname = {{ svc }}\n")])
         .expect_contains(".clnrm.toml.tera");
 }
 
 #[test]
 fn semantic_errors_name_the_key_path() {
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write(
-        "t.clnrm.toml",
-        "[meta]\nname = \"x\"\nversion = \"1\"\n[service.a]\nimage = \"i\"\n[[steps]]\nname = \"s\"\nservice = \"nope\"\ncommand = [\"true\"]\nexpected_output_regex = \"(\"\n",
-    );
-    project
-        .clnrm(&["validate"])
-        .expect_code(1)
+    validate_invalid(&[
+        ("t.clnrm.toml", "[meta]\nname = \"x\"\nversion = \"1\"\n[service.a]\nimage = \"i\"\n[[steps]]\nname = \"s\"\nservice = \"nope\"\ncommand = [\"true\"]\nexpected_output_regex = \"(\"\n"),
+    ])
         .expect_contains("steps[0].service")
         .expect_contains("steps[0].expected_output_regex");
 }
 
 #[test]
 fn template_errors_name_the_construct_and_place() {
-    let project = TestProject::new();
-    project.write("cleanroom.toml", "");
-    project.write("syntax.clnrm.toml.tera", "[meta]\nname = \"{{ svc \"\n");
-    project.write(
-        "undefined.clnrm.toml.tera",
-        "[meta]\nname = \"{{ nope }}\"\n",
-    );
-    project.write(
-        "missing.clnrm.toml.tera",
-        "{% import \"_gone.tera\" as g %}\n[meta]\n",
-    );
-    project.write("cycle.clnrm.toml.tera", "{% import \"_a.tera\" as a %}\n");
-    project.write("_a.tera", "{% import \"_b.tera\" as b %}\n");
-    project.write("_b.tera", "{% import \"_a.tera\" as a %}\n");
-    let run = project.clnrm(&["validate"]);
-    run.expect_code(1)
-        .expect_contains("syntax.clnrm.toml.tera:2:")
-        .expect_contains("nope")
-        .expect_contains("_gone.tera")
-        .expect_contains("cycle")
-        .expect_contains("0 valid, 4 invalid");
+    validate_invalid(&[
+        ("syntax.clnrm.toml.tera", "[meta]\nname = \"{{ svc \"\n"),
+        (
+            "undefined.clnrm.toml.tera",
+            "[meta]\nname = \"{{ nope }}\"\n",
+        ),
+        (
+            "missing.clnrm.toml.tera",
+            "{% import \"_gone.tera\" as g %}\n[meta]\n",
+        ),
+        ("cycle.clnrm.toml.tera", "{% import \"_a.tera\" as a %}\n"),
+        ("_a.tera", "{% import \"_b.tera\" as b %}\n"),
+        ("_b.tera", "{% import \"_a.tera\" as a %}\n"),
+    ])
+    .expect_contains("syntax.clnrm.toml.tera:2:")
+    .expect_contains("nope")
+    .expect_contains("_gone.tera")
+    .expect_contains("cycle")
+    .expect_contains("0 valid, 4 invalid");
 }
 
 #[test]
@@ -182,26 +164,20 @@ fn render_prints_the_rendered_toml_with_vars_and_determinism() {
         "t.clnrm.toml.tera",
         "[meta]\nname = \"{{ who }}\"\nversion = \"1\"\nat = \"{{ now_rfc3339() }}\"\nn = \"{{ fake_int_range(min=1, max=1000000) }}\"\n",
     );
-    let first = project.clnrm(&[
+    let seeded_at_a_frozen_clock = [
         "render",
         "t.clnrm.toml.tera",
         "--seed",
         "5",
         "--freeze-clock",
         "2024-02-03T04:05:06Z",
-    ]);
+    ];
+    let first = project.clnrm(&seeded_at_a_frozen_clock);
     first
         .expect_code(0)
         .expect_contains("name = \"project\"")
         .expect_contains("2024-02-03T04:05:06");
-    let second = project.clnrm(&[
-        "render",
-        "t.clnrm.toml.tera",
-        "--seed",
-        "5",
-        "--freeze-clock",
-        "2024-02-03T04:05:06Z",
-    ]);
+    let second = project.clnrm(&seeded_at_a_frozen_clock);
     assert_eq!(
         first.stdout(),
         second.stdout(),
@@ -228,4 +204,17 @@ fn env_defaults_feed_templates() {
         )
         .expect_code(0)
         .expect_contains("name = \"api-stage\"");
+}
+
+/// `clnrm validate` in a project of `files` (path, text) and an empty
+/// `cleanroom.toml`, which is to find invalid tests (exit 1).
+fn validate_invalid(files: &[(&str, &str)]) -> Run {
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    for (path, text) in files {
+        project.write(path, text);
+    }
+    let run = project.clnrm(&["validate"]);
+    run.expect_code(1);
+    run
 }

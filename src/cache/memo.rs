@@ -58,7 +58,7 @@ pub struct Memo {
     warnings: Mutex<Vec<String>>,
     /// Whether this process has marked the store dirty (see [`DIRTY_KEY`]).
     dirty: AtomicBool,
-    /// The remote tier behind the local store (SPEC §10), if any: `remote/tier.rs`.
+    /// The remote tier behind the local store (docs/reference.md §10), if any: `remote/tier.rs`.
     pub(crate) remote: Option<Remote>,
     /// Declared last so it is released only after the store is closed.
     pub(crate) lock: Option<DirLock>,

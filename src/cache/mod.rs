@@ -24,7 +24,7 @@
 //!   has let go of its files, so the directory can be opened again at once.
 //!
 //! What this module is not: it does not know any stage, does not print, and
-//! does not decide where the cache directory is (the CLI does, SPEC §2 and §6).
+//! does not decide where the cache directory is (the CLI does, docs/reference.md §2 and §6).
 
 mod build_images;
 pub mod engine_gc;

@@ -126,7 +126,7 @@ impl PendingCounters {
     }
 }
 
-/// `clnrm cache stats --json` (SPEC §8).
+/// `clnrm cache stats --json` (docs/reference.md §8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheStats {
     /// The cache directory, as it was given.
@@ -137,7 +137,7 @@ pub struct CacheStats {
     pub last_gc: Option<String>,
     /// Per stage, by stage name.
     pub stages: BTreeMap<String, StageStats>,
-    /// The remote tier's figures (SPEC §10); absent when no remote was ever used.
+    /// The remote tier's figures (docs/reference.md §10); absent when no remote was ever used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<super::remote::RemoteStats>,
 }

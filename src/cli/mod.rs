@@ -2,7 +2,7 @@
 //! `try_main`, and [`exit_code`] maps whatever came back to exit code 0 (all selected
 //! tests passed, or the reader of our output went away), 1 (a test failed, errored or
 //! is invalid) or 2 (the command could not do its job): the one place exit codes are
-//! decided (SPEC §6).
+//! decided (docs/reference.md §6).
 
 mod args;
 mod cache;
@@ -45,7 +45,7 @@ pub enum Exit {
     TestsFailed,
 }
 
-/// The process's exit code for how a command ended (SPEC §6).
+/// The process's exit code for how a command ended (docs/reference.md §6).
 pub fn exit_code(ended: &Result<Exit, CliError>) -> u8 {
     match ended {
         Ok(Exit::Ok) => 0,
@@ -249,7 +249,7 @@ fn write_stdout(text: &str) -> Result<(), CliError> {
         .map_err(CliError::Stdout)
 }
 
-/// Where the cache lives (SPEC §2, §6): `--cache-dir` / `CLNRM_CACHE_DIR`, else
+/// Where the cache lives (docs/reference.md §2, §6): `--cache-dir` / `CLNRM_CACHE_DIR`, else
 /// `[cache] dir` of cleanroom.toml (relative to the root), else `<root>/.clnrm/cache`.
 pub fn cache_dir(global: &GlobalArgs, project: &Project) -> PathBuf {
     if let Some(dir) = &global.cache_dir {
@@ -288,7 +288,7 @@ pub(crate) fn open_memo(
     Ok(memo)
 }
 
-/// The remote cache settings (SPEC §10): `--remote-cache` / `CLNRM_REMOTE_CACHE`, else
+/// The remote cache settings (docs/reference.md §10): `--remote-cache` / `CLNRM_REMOTE_CACHE`, else
 /// `[cache] remote`; the mode from `--remote-cache-mode`, else `[cache] remote_mode`;
 /// the token, signing key and timeout from the environment. `None` without a URL.
 fn remote_options(

@@ -130,20 +130,12 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
     };
     // Longer than any batch can wait (the cap), so a settling save is always awaited.
     let settling_patience = default_max_wait(options.debounce) + Duration::from_secs(1);
-    let mut session = DevSession::new(
-        options.project,
-        options.overrides,
-        options.paths.clone(),
-        options.cwd,
-        options.cache,
-        backend,
-        pool.clone(),
-        options.jobs,
-    )
-    .with_budget(options.budget);
+    let keep = options.keep;
+    let paths = options.paths.clone();
+    let mut session = DevSession::new(options, backend, pool.clone());
     // Watch first: a save during the first run is one more run after it, not lost.
     let watcher =
-        Watcher::start(&root, &options.paths, watch_options).map_err(|source| DevError::Watch {
+        Watcher::start(&root, &paths, watch_options).map_err(|source| DevError::Watch {
             root: root.clone(),
             source,
         })?;
@@ -203,9 +195,9 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
     };
     drop(watcher);
     // The pool goes (or stays, with --keep) however the session ended.
-    let reaped = runtime.block_on(pool.shutdown(options.keep));
+    let reaped = runtime.block_on(pool.shutdown(keep));
     let end = SessionEnd {
-        kept: options.keep,
+        kept: keep,
         removed: reaped.containers.len(),
     };
     outcome?;

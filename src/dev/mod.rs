@@ -24,7 +24,7 @@ pub use session::DevSession;
 /// The budget a run's total is held against when none is given (`--budget-ms`).
 pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_millis(3000);
 
-/// The `event` field of a dev run's JSON object (SPEC §8).
+/// The `event` field of a dev run's JSON object (docs/reference.md §8).
 pub const DEV_RUN_EVENT: &str = "dev_run";
 
 /// What a dev session tells its readers, in order.
@@ -38,7 +38,7 @@ pub enum DevEvent {
     Ended(SessionEnd),
 }
 
-/// Where a dev run's time went, in milliseconds (SPEC §7).
+/// Where a dev run's time went, in milliseconds (docs/reference.md §7).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct DevTimings {
     pub detect: f64,
@@ -53,7 +53,7 @@ pub struct DevTimings {
     pub total: f64,
 }
 
-/// A run's total against `--budget-ms` (SPEC §7: "✓ 88 % under budget").
+/// A run's total against `--budget-ms` (docs/reference.md §7: "✓ 88 % under budget").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Budget {
     pub budget_ms: f64,

@@ -1,4 +1,4 @@
-//! What a dev run cost the clnrm process itself, for the dashboard (SPEC §7):
+//! What a dev run cost the clnrm process itself, for the dashboard (docs/reference.md §7):
 //! resident memory from procfs and CPU time from the process CPU clock. Not the
 //! containers' use (the engine's), and nothing here prints.
 

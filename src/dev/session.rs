@@ -4,39 +4,33 @@
 //! knows nothing of terminals.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clnrm_exec::Backend;
 use tokio::sync::{mpsc, watch};
 
-use super::{
-    Budget, CacheLocation, DevRun, DevTimings, HitsMisses, ResourceSample, RunResources,
-    DEV_RUN_EVENT,
-};
+use super::engine::DevOptions;
+use super::{Budget, DevRun, DevTimings, HitsMisses, ResourceSample, RunResources, DEV_RUN_EVENT};
 use crate::cache::Memo;
 use crate::discover::{self, TestFile};
 use crate::pipeline::{FsWorld, Pipeline};
 use crate::pool::Pool;
-use crate::project::{Overrides, Project};
+use crate::project::Project;
 use crate::report::{ms, Event, Status, TestFinished};
 use crate::runner::{self, ContainerUse, Disposition, ResultInputs, RunOptions, TestExecutor};
 use crate::watch::{affected_tests, ChangeBatch, DependencyIndex};
 
 /// The state `clnrm dev` keeps between runs.
 pub struct DevSession {
-    pub project: Project,
-    overrides: Overrides,
-    paths: Vec<PathBuf>,
-    cwd: PathBuf,
-    /// Where the cache lives. It is opened for each run and closed after it, so that
-    /// `clnrm run`, `validate` or `cache stats` in another terminal never wait on an
-    /// idle `clnrm dev` (one process holds a cache directory at a time).
-    cache: CacheLocation,
+    /// What `clnrm dev` was started with; `options.project` is reloaded when
+    /// `cleanroom.toml` changes. The cache (`options.cache`) is opened for each run
+    /// and closed after it, so that `clnrm run`, `validate` or `cache stats` in another
+    /// terminal never wait on an idle `clnrm dev` (one process holds a cache directory
+    /// at a time).
+    options: DevOptions,
     backend: Arc<dyn Backend>,
     pool: Arc<Pool>,
-    jobs: usize,
     /// Known tests by identity.
     tests: BTreeMap<String, TestFile>,
     /// What each test's last render read, for affected-test selection.
@@ -49,46 +43,22 @@ pub struct DevSession {
     broken: BTreeSet<String>,
     /// The tests the last run checked (executed, served from cache or found invalid).
     last_run_tests: BTreeSet<String>,
-    /// The total each run is held against (`--budget-ms`).
-    budget_ms: f64,
     runs: usize,
 }
 
 impl DevSession {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        project: Project,
-        overrides: Overrides,
-        paths: Vec<PathBuf>,
-        cwd: PathBuf,
-        cache: CacheLocation,
-        backend: Arc<dyn Backend>,
-        pool: Arc<Pool>,
-        jobs: usize,
-    ) -> DevSession {
+    pub fn new(options: DevOptions, backend: Arc<dyn Backend>, pool: Arc<Pool>) -> DevSession {
         DevSession {
-            project,
-            overrides,
-            paths,
-            cwd,
-            cache,
+            options,
             backend,
             pool,
-            jobs,
             tests: BTreeMap::new(),
             index: DependencyIndex::new(),
             last_inputs: HashMap::new(),
             broken: BTreeSet::new(),
             last_run_tests: BTreeSet::new(),
-            budget_ms: super::DEFAULT_BUDGET.as_secs_f64() * 1000.0,
             runs: 0,
         }
-    }
-
-    /// Holds each run's total against `budget` (`--budget-ms`).
-    pub fn with_budget(mut self, budget: std::time::Duration) -> DevSession {
-        self.budget_ms = budget.as_secs_f64() * 1000.0;
-        self
     }
 
     /// Whether changes to `paths` (released or still settling) replace content the
@@ -161,8 +131,8 @@ impl DevSession {
         let mut selected: BTreeSet<String> = affected.tests.clone();
         let mut removed = Vec::new();
         if affected.all || batch.rescan {
-            match Project::load(&self.project.root, &self.overrides) {
-                Ok(project) => self.project = project,
+            match Project::load(&self.options.project.root, &self.options.overrides) {
+                Ok(project) => self.options.project = project,
                 Err(err) => warnings.push(format!("cleanroom.toml: {err}")),
             }
             // A new project file can change every input: forget what ran before.
@@ -182,12 +152,14 @@ impl DevSession {
             }
         }
         for path in &affected.test_files {
-            let absolute = self.project.root.join(path);
+            let absolute = self.options.project.root.join(path);
             if absolute.is_file() {
                 if !self.tests.contains_key(path) && self.is_selected(&absolute) {
-                    if let Ok(found) =
-                        discover::discover(&self.project.root, &[absolute], &self.cwd)
-                    {
+                    if let Ok(found) = discover::discover(
+                        &self.options.project.root,
+                        &[absolute],
+                        &self.options.cwd,
+                    ) {
                         for test in found {
                             self.tests.insert(test.identity.clone(), test);
                         }
@@ -227,7 +199,7 @@ impl DevSession {
             .paths
             .iter()
             .filter(|path| {
-                self.project.root.join(path).exists()
+                self.options.project.root.join(path).exists()
                     || removed.contains(path)
                     || self.index.tests().any(|test| {
                         self.index
@@ -253,21 +225,22 @@ impl DevSession {
     }
 
     fn is_selected(&self, absolute: &std::path::Path) -> bool {
-        self.paths.is_empty()
+        self.options.paths.is_empty()
             || self
+                .options
                 .paths
                 .iter()
-                .any(|p| absolute.starts_with(discover::absolute(p, &self.cwd)))
+                .any(|p| absolute.starts_with(discover::absolute(p, &self.options.cwd)))
     }
 
     /// Re-walks the selected paths: the set of tests as it is on disk now.
     fn rediscover(&mut self) -> Result<(), String> {
-        let paths = if self.paths.is_empty() {
-            vec![self.project.root.clone()]
+        let paths = if self.options.paths.is_empty() {
+            vec![self.options.project.root.clone()]
         } else {
-            self.paths.clone()
+            self.options.paths.clone()
         };
-        let found = discover::discover(&self.project.root, &paths, &self.cwd)
+        let found = discover::discover(&self.options.project.root, &paths, &self.options.cwd)
             .map_err(|err| err.to_string())?;
         self.tests = found.into_iter().map(|t| (t.identity.clone(), t)).collect();
         Ok(())
@@ -290,10 +263,11 @@ impl DevSession {
             .filter_map(|id| self.tests.get(id).cloned())
             .collect();
 
-        let (memo, cache_warnings) = Memo::open(&self.cache.dir, self.cache.options.clone());
+        let (memo, cache_warnings) =
+            Memo::open(&self.options.cache.dir, self.options.cache.options.clone());
         let cache_open_ms = ms(started.elapsed());
         // Render and parse (memoized; pure work on the rayon pool).
-        let pipeline = Pipeline::new(&self.project, &FsWorld, &memo);
+        let pipeline = Pipeline::new(&self.options.project, &FsWorld, &memo);
         let checked = pipeline.check_all(&tests);
         let (render_hits, render_misses) = pipeline.render_count.get();
         let (parse_hits, parse_misses) = pipeline.parse_count.get();
@@ -327,8 +301,14 @@ impl DevSession {
 
         // Plan, resolve images, decide (result memo).
         let plan_started = Instant::now();
-        let dispositions =
-            runner::prepare(self.backend.as_ref(), &memo, &self.project, checked, false).await;
+        let dispositions = runner::prepare(
+            self.backend.as_ref(),
+            &memo,
+            &self.options.project,
+            checked,
+            false,
+        )
+        .await;
         // Build contexts and volumes feed the next affected-test selection.
         for disposition in &dispositions {
             if let Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) = disposition {
@@ -369,7 +349,7 @@ impl DevSession {
         let execute_started = Instant::now();
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let options = RunOptions {
-            jobs: self.jobs,
+            jobs: self.options.jobs,
             fail_fast: false,
             force: false,
             dry_run: false,
@@ -397,7 +377,7 @@ impl DevSession {
             } else if finished.status != Status::Error || finished.timings.is_some() {
                 result_misses += 1;
             }
-            // The run's totals carry the timings; a dev result stays as SPEC §8 shows it.
+            // The run's totals carry the timings; a dev result stays as docs/reference.md §8 shows it.
             if let Some(t) = finished.timings.take() {
                 containers_ms += t.containers_ms;
                 execute_ms += t.execute_ms;
@@ -473,7 +453,7 @@ impl DevSession {
             containers,
             resources: RunResources::default(),
             budget: Budget {
-                budget_ms: self.budget_ms,
+                budget_ms: self.options.budget.as_secs_f64() * 1000.0,
                 ..Budget::default()
             },
             removed,

@@ -1,4 +1,4 @@
-//! The engine's OTLP receiver (SPEC §9): while a test runs, one [`TestReceiver`] listens on
+//! The engine's OTLP receiver (docs/reference.md §9): while a test runs, one [`TestReceiver`] listens on
 //! the gateway address of the test's own network (HTTP on 4318, gRPC on 4317), which its
 //! services reach as `otel-collector` (an `/etc/hosts` entry). Each test network has its own
 //! gateway, so the spans of concurrent tests, and of concurrent clnrm processes, never mix,
@@ -154,7 +154,7 @@ impl TestReceiver {
         Ok(())
     }
 
-    /// The environment every service gets (SPEC §9); the spec's own values win.
+    /// The environment every service gets (docs/reference.md §9); the spec's own values win.
     pub fn service_env(service: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), ENDPOINT.into()),

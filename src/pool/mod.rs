@@ -1,4 +1,4 @@
-//! The warm container pool (SPEC §7): service containers stay up between runs
+//! The warm container pool (docs/reference.md §7): service containers stay up between runs
 //! of the same test and are reused while their spec is unchanged, so a re-run
 //! costs the test's own execs and little else.
 //!

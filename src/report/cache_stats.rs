@@ -56,7 +56,7 @@ pub fn format_stats_human(stats: &CacheStats) -> String {
     out
 }
 
-/// The remote tier's figures (SPEC §10), and whether what it serves is checked.
+/// The remote tier's figures (docs/reference.md §10), and whether what it serves is checked.
 fn remote_block(out: &mut String, remote: &RemoteStats) {
     let f = &remote.figures;
     match (&remote.url, remote.mode) {

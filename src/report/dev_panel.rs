@@ -1,6 +1,6 @@
 //! The readers of a `clnrm dev` session's events: the human panel (what changed, the
 //! results, the timing panel, memory and CPU, the budget line) and the JSON object per
-//! run (SPEC §8). They finish the run's `report` and `total` times, its resource use
+//! run (docs/reference.md §8). They finish the run's `report` and `total` times, its resource use
 //! and its budget check, since drawing is part of them. Not the loop (`crate::dev`),
 //! which emits the events.
 

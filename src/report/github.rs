@@ -64,7 +64,7 @@ impl GithubAnnotations {
 }
 
 /// Whether annotations go out without `--format github`: on GitHub Actions, when
-/// stdout is a log rather than a terminal (SPEC §11).
+/// stdout is a log rather than a terminal (docs/reference.md §11).
 pub fn github_actions_log(github_actions: Option<&str>, stdout_is_terminal: bool) -> bool {
     github_actions == Some("true") && !stdout_is_terminal
 }

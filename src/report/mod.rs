@@ -28,7 +28,7 @@ pub use lines::{step_line, template_step_line, SourceLines};
 pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
 pub use tap::TapReporter;
 
-/// How a test or step ended (SPEC §5).
+/// How a test or step ended (docs/reference.md §5).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -60,7 +60,7 @@ pub struct TestTimings {
     pub containers_reused: usize,
     pub containers_started: usize,
     pub containers_removed: usize,
-    /// Waiting for spans after the last step (SPEC §9's flush rule); 0 without collection.
+    /// Waiting for spans after the last step (docs/reference.md §9's flush rule); 0 without collection.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub spans_ms: f64,
 }
@@ -70,7 +70,7 @@ fn is_zero(ms: &f64) -> bool {
 }
 
 /// How one test ended: the `test_finished` event, and one entry of a dev run's
-/// `results`. Every reader takes this one struct; field names are SPEC §8's.
+/// `results`. Every reader takes this one struct; field names are docs/reference.md §8's.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TestFinished {
     pub test: String,
@@ -93,12 +93,12 @@ pub struct TestFinished {
     /// first error of an invalid test (absent when unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
-    /// One entry per judged span expectation (SPEC §8, §9).
+    /// One entry per judged span expectation (docs/reference.md §8, §9).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<serde_json::Value>,
 }
 
-/// Everything a run reports, in order. Field names are the stable ones of SPEC §8.
+/// Everything a run reports, in order. Field names are the stable ones of docs/reference.md §8.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {

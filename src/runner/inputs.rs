@@ -39,7 +39,7 @@ impl Stage for ResultStage {
 /// The last inputs seen for a test (by identity), to explain why it runs again.
 pub(super) const RESULT_INDEX: &str = "result-index";
 
-/// Everything a test's result depends on (SPEC §5).
+/// Everything a test's result depends on (docs/reference.md §5).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ResultInputs {
     /// blake3 of the plan: rendered config, specs, steps.

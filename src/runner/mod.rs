@@ -5,7 +5,7 @@
 //! - `volumes.rs`: the volume part of those inputs, memoized per file;
 //! - `prepare.rs`: each test's fate before anything starts (run, cached, error);
 //! - `execute.rs`: running prepared tests and turning reports into events;
-//! - `spans.rs`: span collection settings and expectation verdicts (SPEC §9).
+//! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9).
 
 mod execute;
 mod inputs;
@@ -93,7 +93,7 @@ pub async fn run(
     .await;
 }
 
-/// The stages whose values are shared through a remote cache (SPEC §10): results
+/// The stages whose values are shared through a remote cache (docs/reference.md §10): results
 /// only. A result saves seconds of containers; rendering, parsing and planning take
 /// microseconds to a millisecond locally, less than one round trip to a server.
 pub const REMOTE_STAGES: &[&str] = &[inputs::ResultStage::NAME];

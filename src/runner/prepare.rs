@@ -26,7 +26,7 @@ pub struct Runnable {
     pub inputs: ResultInputs,
     /// Time spent validating and planning this test, for its report.
     pub stage_ms: StageTimes,
-    /// Span collection and expectations (SPEC §9), when the test has them.
+    /// Span collection and expectations (docs/reference.md §9), when the test has them.
     pub spans: Option<SpanPlan>,
 }
 

@@ -1,4 +1,4 @@
-//! The runner's part of span expectations (SPEC §9): what a test's receiver waits for, taken
+//! The runner's part of span expectations (docs/reference.md §9): what a test's receiver waits for, taken
 //! from its config when it is prepared, and its verdicts once it has run. Receiving is
 //! `crate::otel`; judging is the pure `clnrm_expect` stage.
 

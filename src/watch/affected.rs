@@ -1,4 +1,4 @@
-//! Which tests a batch of changes affects (SPEC §7): a pure function of the
+//! Which tests a batch of changes affects (docs/reference.md §7): a pure function of the
 //! changed paths and of what each test's last render read.
 
 use std::collections::{BTreeMap, BTreeSet};

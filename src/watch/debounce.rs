@@ -1,5 +1,5 @@
 //! The trigger core: a pure state machine that turns timestamped changes into
-//! batches (SPEC §7 "Trigger"). It never reads the clock; callers hand it the
+//! batches (docs/reference.md §7 "Trigger"). It never reads the clock; callers hand it the
 //! time, so tests drive it by hand and the watcher thread drives it with
 //! `Instant::now()`.
 //!
@@ -338,6 +338,16 @@ mod tests {
         batch.paths.iter().map(String::as_str).collect()
     }
 
+    /// An event that happened at `event_at`, reached the debouncer at `detected_at`
+    /// and took `detect` to be noticed.
+    fn arrival(event_at: Instant, detected_at: Instant, detect: Duration) -> Arrival {
+        Arrival {
+            event_at,
+            detected_at,
+            detect,
+        }
+    }
+
     #[test]
     fn nothing_pending_means_no_deadline_and_no_batch() {
         let t0 = Instant::now();
@@ -418,23 +428,9 @@ mod tests {
     fn timing_keeps_the_first_event_and_its_detect_delay() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(100 * MS, 400 * MS);
-        d.push_arrival(
-            "a",
-            Arrival {
-                event_at: t0 + 10 * MS,
-                detected_at: t0 + 12 * MS,
-                detect: 3 * MS,
-            },
-        );
+        d.push_arrival("a", arrival(t0 + 10 * MS, t0 + 12 * MS, 3 * MS));
         // A late-delivered event that happened earlier becomes the first.
-        d.push_arrival(
-            "b",
-            Arrival {
-                event_at: t0 + 5 * MS,
-                detected_at: t0 + 13 * MS,
-                detect: 2 * MS,
-            },
-        );
+        d.push_arrival("b", arrival(t0 + 5 * MS, t0 + 13 * MS, 2 * MS));
         let b = d.poll(t0 + 200 * MS).unwrap();
         assert_eq!(b.first_event_at, t0 + 5 * MS);
         assert_eq!(b.last_event_at, t0 + 10 * MS);

@@ -1,4 +1,4 @@
-//! The file watcher for `clnrm dev` (SPEC §7): notify events → a crossbeam
+//! The file watcher for `clnrm dev` (docs/reference.md §7): notify events → a crossbeam
 //! channel → a completion-triggered debouncer (settle window for one finished
 //! save, trailing debounce otherwise, with a cap) → [`ChangeBatch`] values, and
 //! the pure selection of the tests a batch affects.

@@ -1,4 +1,4 @@
-//! Which paths may trigger a run (SPEC §7): never editor temp files, never
+//! Which paths may trigger a run (docs/reference.md §7): never editor temp files, never
 //! anything under `.git/`, `target/` or `.clnrm/`, never what the project's
 //! `.gitignore`/`.ignore` files exclude.
 

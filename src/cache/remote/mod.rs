@@ -1,4 +1,4 @@
-//! The remote tier of the cache (SPEC §10): a Bazel-protocol HTTP cache server
+//! The remote tier of the cache (docs/reference.md §10): a Bazel-protocol HTTP cache server
 //! (`GET`/`PUT <URL>/ac/<64 hex key>`) behind the local store. The memo asks the
 //! local store first and this tier on a local miss; a remote hit is stored locally,
 //! a local write of a shared stage is uploaded in the background ([`Remote::upload`]),

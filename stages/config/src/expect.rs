@@ -1,4 +1,4 @@
-//! `[expect]` (SPEC §9): the kinds the expect stage judges are checked key by key (with the
+//! `[expect]` (docs/reference.md §9): the kinds the expect stage judges are checked key by key (with the
 //! expect stage's own list of valid keys, so "did you mean" works) and then deserialised into
 //! its types, so a table that validates is one the runner can evaluate. Kinds it does not
 //! judge are named for the runner's error. Also the warning for an OTLP endpoint at
@@ -55,7 +55,7 @@ pub(crate) fn parse_expect(ctx: &mut Ctx, f: &Field) -> (Option<ExpectTable>, Ve
                     &g.path,
                     &value_span(&g),
                     format!("[{}] cannot be evaluated: {}", g.path, e.message().trim()),
-                    "see SPEC §9 for the shapes clnrm evaluates",
+                    "see docs/reference.md §9 for the shapes clnrm evaluates",
                 );
                 unevaluated.push(g.path.clone());
             }

@@ -1,4 +1,4 @@
-//! `clnrm fmt`'s layout of a test file: keys in the canonical order of [`crate::keys`] (SPEC
+//! `clnrm fmt`'s layout of a test file: keys in the canonical order of [`crate::keys`] (docs/reference.md
 //! §4), one blank line before each table, `key = value` spacing, every comment kept with the
 //! key or table it stands above. Pure and idempotent: text in, text out. It changes no value
 //! (strings keep their quoting, arrays and inline tables their inside) and checks nothing

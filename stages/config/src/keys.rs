@@ -1,4 +1,4 @@
-//! Every key of the test format, table by table, in canonical order (the order of SPEC §4):
+//! Every key of the test format, table by table, in canonical order (the order of docs/reference.md §4):
 //! the one list that `clnrm fmt` sorts by and that tests hold the parser and the JSON Schema
 //! to. It is not what the parser matches on (its readers match on the keys themselves, and
 //! the tests check the two agree), and it says nothing of value types.

@@ -83,7 +83,7 @@ pub fn parse_test(input: &ParseInput) -> Result<ParsedTest, Vec<Diagnostic>> {
     test_file::parse_test(input)
 }
 
-/// Parses `cleanroom.toml` (SPEC §2). `Ok` carries the warnings (unknown keys); under
+/// Parses `cleanroom.toml` (docs/reference.md §2). `Ok` carries the warnings (unknown keys); under
 /// `strict` those are errors.
 pub fn parse_project(
     file: &str,
@@ -163,7 +163,7 @@ pub struct ServiceConfig {
     pub health_check: Option<HealthCheck>,
 }
 
-/// What a test asks of the spans its services emit (SPEC §9). `Default` = nothing: no
+/// What a test asks of the spans its services emit (docs/reference.md §9). `Default` = nothing: no
 /// receiver, no OTEL environment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OtelConfig {
@@ -357,7 +357,7 @@ pub struct ProjectConfig {
     pub cache_dir: Option<String>,
     pub cache_max_size: Option<u64>,
     pub cache_max_age_ms: Option<u64>,
-    /// `[cache] remote`: the remote cache URL (SPEC §10), as written.
+    /// `[cache] remote`: the remote cache URL (docs/reference.md §10), as written.
     pub cache_remote: Option<String>,
     /// `[cache] remote_mode`: `read`, `write` or `readwrite` (checked when parsed).
     pub cache_remote_mode: Option<String>,

@@ -1,4 +1,4 @@
-//! `cleanroom.toml` (SPEC §2) to a [`ProjectConfig`]; every section optional. It reads no
+//! `cleanroom.toml` (docs/reference.md §2) to a [`ProjectConfig`]; every section optional. It reads no
 //! file and applies nothing: the engine merges the result with flags and test files.
 
 use toml_edit::ImDocument;

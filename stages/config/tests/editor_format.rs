@@ -1,4 +1,4 @@
-//! `clnrm fmt`'s layout, as a user sees it on a messy file: keys in SPEC §4 order, one blank
+//! `clnrm fmt`'s layout, as a user sees it on a messy file: keys in docs/reference.md §4 order, one blank
 //! line between tables, comments travelling with what they describe, and a second run that
 //! changes nothing.
 

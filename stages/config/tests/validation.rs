@@ -1,4 +1,4 @@
-//! Each validation rule of SPEC §4, with the key path and line:col its error names.
+//! Each validation rule of docs/reference.md §4, with the key path and line:col its error names.
 
 mod common;
 

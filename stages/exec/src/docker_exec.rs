@@ -1,5 +1,5 @@
 //! Running a command in a container on a Docker engine, with its timeout
-//! enforced INSIDE the container (SPEC §5): the engine may be remote, rootless
+//! enforced INSIDE the container (docs/reference.md §5): the engine may be remote, rootless
 //! or in a VM, where the PIDs it reports are not this host's, so clnrm never
 //! signals a host process here and never reads the host's `/proc` for this.
 //!

@@ -1,5 +1,5 @@
 //! The exec stage: a [`TestPlan`](clnrm_plan::TestPlan) runs in containers and
-//! becomes a [`TestReport`] whose outcome is `pass`, `fail` or `error` (SPEC §5).
+//! becomes a [`TestReport`] whose outcome is `pass`, `fail` or `error` (docs/reference.md §5).
 //!
 //! Container work goes through the small [`Backend`] trait; [`DockerBackend`]
 //! is the real one (the Engine API through bollard, as re-exported by
@@ -136,7 +136,7 @@ pub struct ServiceAdditions {
     pub extra_hosts: Vec<String>,
 }
 
-/// Receives a test's spans while it runs (SPEC §9); the engine's OTLP receiver implements it
+/// Receives a test's spans while it runs (docs/reference.md §9); the engine's OTLP receiver implements it
 /// and the exec stage only calls it, at the three moments that need containers alive.
 pub trait SpanCollector: Send + Sync {
     /// The environment `service` gets (its spec's own values win).

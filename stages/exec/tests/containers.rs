@@ -178,19 +178,7 @@ async fn services_reach_each_other_by_name_on_the_test_network() {
             .into(),
     ]);
     web.ports = vec![8080];
-    web.health_check = Some(HealthCheck {
-        cmd: argv(&[
-            "timeout",
-            "2",
-            "wget",
-            "-q",
-            "-O-",
-            "http://127.0.0.1:8080/",
-        ]),
-        interval_ms: 100,
-        timeout_ms: 3000,
-        retries: 50,
-    });
+    web.health_check = Some(httpd_answers_on_8080());
     let mut get = on(
         "client",
         step(
@@ -421,12 +409,7 @@ async fn cancelling_a_test_removes_its_containers() {
     )
     .await;
     assert!(t.elapsed() < Duration::from_secs(10));
-    assert_eq!(
-        r.outcome,
-        TestOutcome::Error {
-            message: "interrupted".into()
-        }
-    );
+    expect_interrupted(&r);
     assert_clean(&b, &session).await;
 }
 
@@ -436,13 +419,7 @@ async fn containers_of_a_dead_process_are_reaped_and_live_ones_kept() {
         return;
     };
     // A session whose process has exited.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = child.id();
-    child.wait().unwrap();
-    let mut dead = Session::current();
-    dead.pid = dead_pid;
-    dead.pid_start = None;
-    dead.id = format!("{dead_pid}-deadbeef");
+    let dead = dead_session();
     let alive = Session::current();
 
     let p = planned(test("reap", vec![], vec![]));
@@ -582,13 +559,7 @@ async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side()
     tokio::time::sleep((create_takes * 5).max(Duration::from_secs(1))).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left: Vec<_> = b
-            .list_managed()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
-            .collect();
+        let left = session_objects(&b, &session).await;
         if left.is_empty() {
             break;
         }

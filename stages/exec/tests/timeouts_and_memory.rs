@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clnrm_config::{BuildSpec, Limits};
-use clnrm_exec::{Backend, Session, StepStatus, TestOutcome};
+use clnrm_config::{BuildSpec, Limits, TestConfig};
+use clnrm_exec::{Backend, DockerBackend, Session, StepStatus, TestOutcome};
 
 mod common;
 
@@ -139,6 +139,20 @@ async fn an_image_without_a_shell_loses_its_container_and_later_steps_say_why() 
     }
 }
 
+/// Runs `t` with a 16 MB memory limit ([limits] memory_mb = 16) and returns the
+/// error it ends with.
+async fn error_within_16_mb(b: &DockerBackend, mut t: TestConfig) -> String {
+    t.limits = Limits {
+        cpu_millicores: None,
+        memory_mb: Some(16),
+    };
+    let r = run(b, here(), &planned(t)).await;
+    let TestOutcome::Error { message } = r.outcome else {
+        panic!("{r:#?}")
+    };
+    message
+}
+
 #[tokio::test]
 async fn a_step_killed_for_its_memory_is_an_error_naming_the_limit() {
     let Some(b) = engine("step out of memory").await else {
@@ -149,15 +163,7 @@ async fn a_step_killed_for_its_memory_is_an_error_naming_the_limit() {
         "hog",
         argv(&["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"]),
     );
-    let mut t = test("oom step", vec![], vec![hog]);
-    t.limits = Limits {
-        cpu_millicores: None,
-        memory_mb: Some(16),
-    };
-    let r = run(&b, here(), &planned(t)).await;
-    let TestOutcome::Error { message } = &r.outcome else {
-        panic!("{r:#?}")
-    };
+    let message = error_within_16_mb(&b, test("oom step", vec![], vec![hog])).await;
     assert_eq!(
         message,
         "step `hog` (service `default`) was killed for using more than its memory limit \
@@ -179,15 +185,7 @@ async fn a_service_killed_for_its_memory_is_an_error_naming_the_limit() {
     ]);
     let mut wait = on("app", step("wait", argv(&["sleep", "10"])));
     wait.timeout_ms = Some(20_000);
-    let mut t = test("oom service", vec![app], vec![wait]);
-    t.limits = Limits {
-        cpu_millicores: None,
-        memory_mb: Some(16),
-    };
-    let r = run(&b, here(), &planned(t)).await;
-    let TestOutcome::Error { message } = &r.outcome else {
-        panic!("{r:#?}")
-    };
+    let message = error_within_16_mb(&b, test("oom service", vec![app], vec![wait])).await;
     assert!(
         message.starts_with(
             "service `app`: the container was killed for using more than its memory limit \

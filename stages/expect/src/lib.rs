@@ -1,8 +1,8 @@
 //! clnrm's expect stage: judges the spans a test received against its `[expect.*]` tables
-//! (SPEC §9) and returns one verdict per expectation. Pure: plain data in and out, no I/O,
+//! (docs/reference.md §9) and returns one verdict per expectation. Pure: plain data in and out, no I/O,
 //! no clock; receiving spans and converting OTLP into [`Span`] is the engine's job.
 //!
-//! Where SPEC §9 leaves a choice, this stage takes the one that cannot pass a test whose
+//! Where docs/reference.md §9 leaves a choice, this stage takes the one that cannot pass a test whose
 //! system emitted nothing:
 //! - `[expect.status]` (`all`, each `by_name` pattern) and `resource_attrs.must_match`
 //!   fail when no span is there to check, instead of holding vacuously.

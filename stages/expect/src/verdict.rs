@@ -1,6 +1,6 @@
 //! What evaluation returns: one verdict per expectation (or per pair/field of the table
 //! kinds), with expected vs actual and, on failure, the closest spans received; and their
-//! JSON form for `run --format json` (SPEC §8).
+//! JSON form for `run --format json` (docs/reference.md §8).
 
 use std::fmt;
 
@@ -102,7 +102,7 @@ impl Verdict {
         self.to_string()
     }
 
-    /// SPEC §8's `{"kind":"span","index":2,"status":"fail","message":"..."}`, plus the
+    /// docs/reference.md §8's `{"kind":"span","index":2,"status":"fail","message":"..."}`, plus the
     /// expectation's name, expected and actual as their own fields.
     pub fn to_json(&self) -> Value {
         json!({

@@ -1,4 +1,4 @@
-//! Each expectation kind of SPEC §9 judged against plain spans: a passing case and every way
+//! Each expectation kind of docs/reference.md §9 judged against plain spans: a passing case and every way
 //! it can fail, with the failure message checked for what a user needs to see.
 
 use clnrm_expect::{

@@ -61,7 +61,7 @@ const TABLE: &[(&str, Outcome)] = &[
     ),
     (
         // `{{ vars.custom_var }}`: defined only in the test's own [vars] table, which is
-        // output, not context (SPEC §3: --var, cleanroom.toml [vars], defaults)
+        // output, not context (docs/reference.md §3: --var, cleanroom.toml [vars], defaults)
         "tests/template/vars_rendering.clnrm.toml.tera",
         Err(("undefined variable", 36, 20)),
     ),

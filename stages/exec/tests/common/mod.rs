@@ -1,14 +1,16 @@
 //! Helpers of the exec stage's container tests (one copy, used by every test
-//! file here): the engine or a skip, configs built in code, and a run that
-//! checks nothing of its session is left. Not a test file itself.
+//! file here, and by the pool's tests at the workspace root through `#[path]`):
+//! the engine or a skip, configs built in code, and a run that checks nothing of
+//! its session is left. Not a test file itself.
 
 #![allow(dead_code)] // Each test file uses a different part.
 
 use std::path::Path;
 
-use clnrm_config::{Command, ServiceConfig, StepConfig, TestConfig};
+use clnrm_config::{Command, HealthCheck, ServiceConfig, StepConfig, TestConfig};
 use clnrm_exec::{
-    run_test, Backend, DockerBackend, Session, TestOutcome, TestReport, TestRun, LABEL_SESSION,
+    run_test, Backend, DockerBackend, ManagedObject, Session, TestOutcome, TestReport, TestRun,
+    LABEL_SESSION,
 };
 use clnrm_plan::{plan, PlanInput, TestPlan};
 use clnrm_test_support::skip_container_test;
@@ -56,6 +58,23 @@ pub fn service(name: &str) -> ServiceConfig {
     ServiceConfig::from_image(name, IMAGE)
 }
 
+/// Healthy once an HTTP server in the service's own container answers on port 8080.
+pub fn httpd_answers_on_8080() -> HealthCheck {
+    HealthCheck {
+        cmd: argv(&[
+            "timeout",
+            "2",
+            "wget",
+            "-q",
+            "-O-",
+            "http://127.0.0.1:8080/",
+        ]),
+        interval_ms: 100,
+        timeout_ms: 3000,
+        retries: 50,
+    }
+}
+
 pub fn test(name: &str, services: Vec<ServiceConfig>, steps: Vec<StepConfig>) -> TestConfig {
     TestConfig::new(name, services, steps)
 }
@@ -91,14 +110,31 @@ pub async fn run(backend: &DockerBackend, root: &Path, plan: &TestPlan) -> TestR
 }
 
 pub async fn assert_clean(backend: &DockerBackend, session: &Session) {
-    let left: Vec<_> = backend
+    let left = session_objects(backend, session).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The engine's objects (containers, networks, volumes) labelled with `session`.
+pub async fn session_objects(backend: &DockerBackend, session: &Session) -> Vec<ManagedObject> {
+    backend
         .list_managed()
         .await
         .unwrap()
         .into_iter()
         .filter(|o| o.labels.get(LABEL_SESSION) == Some(&session.id))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+        .collect()
+}
+
+/// A session whose process has exited (as if it was SIGKILLed).
+pub fn dead_session() -> Session {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let mut dead = Session::current();
+    dead.pid = dead_pid;
+    dead.pid_start = None;
+    dead.id = format!("{dead_pid}-deadbeef");
+    dead
 }
 
 pub fn here() -> &'static Path {
@@ -107,4 +143,15 @@ pub fn here() -> &'static Path {
 
 pub fn expect_pass(report: &TestReport) {
     assert_eq!(report.outcome, TestOutcome::Pass, "{report:#?}");
+}
+
+/// The test was cancelled before it finished.
+pub fn expect_interrupted(report: &TestReport) {
+    assert_eq!(
+        report.outcome,
+        TestOutcome::Error {
+            message: "interrupted".into()
+        },
+        "{report:#?}"
+    );
 }

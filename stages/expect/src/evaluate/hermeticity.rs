@@ -165,7 +165,7 @@ impl Index<'_> {
     }
 }
 
-/// Attributes that name the peer a client span calls (SPEC §9), plus `url.full`, the current
+/// Attributes that name the peer a client span calls (docs/reference.md §9), plus `url.full`, the current
 /// semantic-conventions name of `http.url`.
 const PEER_KEYS: &[&str] = &["server.address", "net.peer.name", "http.url", "url.full"];
 

@@ -1,4 +1,4 @@
-//! Judging received spans against expectations (SPEC §9): builds one [`Index`] over the
+//! Judging received spans against expectations (docs/reference.md §9): builds one [`Index`] over the
 //! spans, then runs one pass per expectation kind, each in its own module, and numbers the
 //! verdicts. This module holds the entry point, the [`Context`] and the verdict numbering;
 //! it is not where any kind's rules live. Pure: spans and expectations in, verdicts out.
@@ -41,7 +41,7 @@ pub const COLLECTOR_HOST: &str = "otel-collector";
 /// How many spans a failure message shows.
 const CLOSEST: usize = 3;
 
-/// Judges `spans` against every expectation, in the order of SPEC §9's list: span, order,
+/// Judges `spans` against every expectation, in the order of docs/reference.md §9's list: span, order,
 /// status, counts, window, graph, hermeticity.
 pub fn evaluate(spans: &[Span], expectations: &Expectations, context: &Context) -> Vec<Verdict> {
     let index = Index::new(spans);
