@@ -21,6 +21,23 @@ pub struct EngineGc {
     pub errors: Vec<String>,
 }
 
+/// [`gc_engine`] on the Docker engine at `DOCKER_HOST` (or the default socket), on a
+/// runtime of its own, for a caller that is not async. An engine that cannot be reached
+/// is the error: there is nothing of ours to remove then.
+pub fn gc_docker_engine(
+    evicted: &BTreeSet<String>,
+    dry_run: bool,
+) -> Result<EngineGc, clnrm_exec::ExecError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| clnrm_exec::ExecError::Engine(format!("cannot start a runtime: {err}")))?;
+    runtime.block_on(async {
+        let backend = clnrm_exec::DockerBackend::connect().await?;
+        gc_engine(&backend, evicted, dry_run).await
+    })
+}
+
 /// `cache gc` on the engine: containers and networks of clnrm processes that are gone
 /// (pools included, once no live process holds them), and the build images among
 /// `evicted` (names whose records gc removed) that no managed container uses.

@@ -78,43 +78,31 @@ pub(super) fn run(
     Ok(Exit::Ok)
 }
 
-/// The engine half of `cache gc`: leftover containers, and the build images whose
+/// Shows the engine half of `cache gc`: leftover containers, and the build images whose
 /// records the cache's gc just evicted. No engine is not an error here: there is
 /// nothing of ours to remove then.
 fn engine_gc(report: &GcReport, printer: &Printer) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    runtime.block_on(async {
-        let backend = match clnrm_exec::DockerBackend::connect().await {
-            Ok(backend) => backend,
-            Err(err) => {
-                printer.line(&format!("containers and images not checked: {err}"));
-                return;
+    let evicted = &report.evicted_build_images;
+    match crate::cache::engine_gc::gc_docker_engine(evicted, report.dry_run) {
+        Ok(engine) => {
+            let verb = if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            printer.line(&format!(
+                "{verb} {} leftover container(s), {} network(s), {} unused build image(s)",
+                engine.containers,
+                engine.networks,
+                engine.images.len()
+            ));
+            for error in engine.errors {
+                printer.warn(&error);
             }
-        };
-        let evicted = &report.evicted_build_images;
-        match crate::cache::engine_gc::gc_engine(&backend, evicted, report.dry_run).await {
-            Ok(engine) => {
-                let verb = if report.dry_run {
-                    "would remove"
-                } else {
-                    "removed"
-                };
-                printer.line(&format!(
-                    "{verb} {} leftover container(s), {} network(s), {} unused build image(s)",
-                    engine.containers,
-                    engine.networks,
-                    engine.images.len()
-                ));
-                for error in engine.errors {
-                    printer.warn(&error);
-                }
-            }
-            Err(err) => printer.warn(&format!("engine cleanup failed: {err}")),
         }
-    });
+        Err(err @ clnrm_exec::ExecError::EngineUnreachable { .. }) => {
+            printer.line(&format!("containers and images not checked: {err}"))
+        }
+        Err(err) => printer.warn(&format!("engine cleanup failed: {err}")),
+    }
 }

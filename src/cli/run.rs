@@ -1,5 +1,5 @@
-//! `clnrm run`: wires the runner to Docker, signals and the report consumers (human,
-//! JSON, TAP, GitHub annotations, JUnit, HTML).
+//! `clnrm run`: flags to a [`RunCommand`] for the engine, and the report readers of its
+//! events (human, JSON, TAP, GitHub annotations, JUnit, HTML).
 //! A run stops starting tests when it is interrupted (Ctrl-C, SIGTERM) or when the
 //! reader of its output goes away (`clnrm run | head -1`); either way the tests that
 //! were running end and their containers are removed before clnrm exits.
@@ -10,19 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::args::{RunArgs, RunFormat};
 use super::output::{self, Printer};
 use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
-use crate::dev::wait_for_interrupt;
 use crate::pipeline::{Checked, FsWorld, Pipeline, TestProblem};
-use crate::pool::{project_key, Pool, PoolOptions};
 use crate::report::{
-    github_actions_log, json_line, step_line, template_step_line, GithubAnnotations, HtmlReport,
-    HumanReporter, JunitReport, RunStats, SourceLines, TapReporter,
+    github_actions_log, json_line, step_line, template_step_line, Event, GithubAnnotations,
+    HtmlReport, HumanReporter, JunitReport, RunStats, SourceLines, TapReporter,
 };
-use crate::runner::{self, FreshContainers, RunOptions, TestExecutor};
+use crate::runner::{self, run_command, RunCommand, RunCommandError, RunOptions};
 
 pub fn run(
     global: &GlobalArgs,
@@ -52,118 +50,79 @@ pub fn run(
             )))
     .then(|| GithubAnnotations::new(&root_prefix(&project.root, cwd)));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
     let options = RunOptions {
         jobs,
         fail_fast: args.fail_fast,
         force: args.force,
         dry_run: args.dry_run,
     };
+    let command = RunCommand {
+        project: &project,
+        memo: &memo,
+        checked,
+        options,
+        reuse: args.reuse || project.config.run_reuse,
+    };
+    // The reader of our output going away (`clnrm run | head -1`) stops the run.
     let reader_gone = Arc::new(AtomicBool::new(false));
-    let stats = runtime.block_on(async {
-        // No engine, no run: one clear error before any test starts (exit 2).
-        let backend: Arc<dyn clnrm_exec::Backend> =
-            Arc::new(clnrm_exec::DockerBackend::connect().await?);
-        let session = clnrm_exec::Session::current();
-        let executor: Arc<dyn TestExecutor> = if args.reuse || project.config.run_reuse {
-            // Warm containers, kept after the run for the next `--reuse` (or `clnrm dev`).
-            let pool = Pool::new(
-                backend.clone(),
-                session.clone(),
-                project.root.clone(),
-                project_key(&project.root),
-                PoolOptions::default(),
-            );
-            if let Err(err) = pool.adopt_existing().await {
-                tracing::warn!("could not look for warm containers: {err}");
+    let noticed_reader_gone = reader_gone.clone();
+    let stop = async move {
+        output::reader_gone().await;
+        noticed_reader_gone.store(true, Ordering::SeqCst);
+    };
+    let format = args.format;
+    let junit_wanted = args.junit.is_some();
+    let html_wanted = args.html.is_some();
+    let mut human = HumanReporter::new(printer.color(), global.quiet);
+    let read = move |mut events: mpsc::UnboundedReceiver<Event>| async move {
+        let mut stats = RunStats::default();
+        let mut junit = JunitReport::default();
+        let mut html = HtmlReport::default();
+        let mut tap = TapReporter::default();
+        while let Some(mut event) = events.recv().await {
+            lines.fill(&mut event);
+            stats.record(&event);
+            if junit_wanted {
+                junit.record(&event);
             }
-            Arc::new(pool)
-        } else {
-            Arc::new(FreshContainers {
-                backend: backend.clone(),
-                session: session.clone(),
-                root: project.root.clone(),
-            })
-        };
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let noticed_reader_gone = reader_gone.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = wait_for_interrupt() => {}
-                () = output::reader_gone() => noticed_reader_gone.store(true, Ordering::SeqCst),
+            if html_wanted {
+                html.record(&event);
             }
-            let _ = cancel_tx.send(true);
-        });
-        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-        let format = args.format;
-        let junit_wanted = args.junit.is_some();
-        let html_wanted = args.html.is_some();
-        let mut human = HumanReporter::new(printer.color(), global.quiet);
-        let consumer = tokio::spawn(async move {
-            let mut stats = RunStats::default();
-            let mut junit = JunitReport::default();
-            let mut html = HtmlReport::default();
-            let mut tap = TapReporter::default();
-            while let Some(mut event) = events_rx.recv().await {
-                lines.fill(&mut event);
-                stats.record(&event);
-                if junit_wanted {
-                    junit.record(&event);
-                }
-                if html_wanted {
-                    html.record(&event);
-                }
-                match format {
-                    RunFormat::Human | RunFormat::Github => human.record(&event),
-                    RunFormat::Json => write_line(&json_line(&event)),
-                    RunFormat::Tap => tap.record(&event).iter().for_each(|l| write_line(l)),
-                }
-                if let Some(annotation) = github.as_ref().and_then(|g| g.record(&event)) {
-                    write_line(&annotation);
-                }
+            match format {
+                RunFormat::Human | RunFormat::Github => human.record(&event),
+                RunFormat::Json => write_line(&json_line(&event)),
+                RunFormat::Tap => tap.record(&event).iter().for_each(|l| write_line(l)),
             }
-            (stats, junit, html)
-        });
-        runner::run(
-            backend.clone(),
-            executor,
-            &memo,
-            &project,
-            checked,
-            &options,
-            events_tx,
-            cancel_rx.clone(),
-        )
-        .await;
-        if *cancel_rx.borrow() {
-            sweep_after_cancel(backend.as_ref(), &session.id).await;
+            if let Some(annotation) = github.as_ref().and_then(|g| g.record(&event)) {
+                write_line(&annotation);
+            }
         }
-        let (stats, junit, html) = consumer.await?;
-        if let Some(path) = &args.junit {
-            std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
-                CliError::Write {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-        }
-        if let Some(path) = &args.html {
-            let title = project
-                .root
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_else(|| project.root.display().to_string());
-            std::fs::write(path, html.to_html(&title)).map_err(|source| CliError::Write {
+        (stats, junit, html)
+    };
+    let (stats, junit, html) = run_command(command, read, stop).map_err(|err| match err {
+        RunCommandError::Runtime(err) => CliError::Runtime(err),
+        RunCommandError::Engine(err) => CliError::Engine(err),
+        RunCommandError::Reader(err) => CliError::Task(err),
+    })?;
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
+            CliError::Write {
                 path: path.clone(),
                 source,
-            })?;
-        }
-        Ok::<RunStats, CliError>(stats)
-    })?;
+            }
+        })?;
+    }
+    if let Some(path) = &args.html {
+        let title = project
+            .root
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| project.root.display().to_string());
+        std::fs::write(path, html.to_html(&title)).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
     finish_memo(&memo, &project, printer);
     if reader_gone.load(Ordering::SeqCst) {
         return Err(CliError::StdoutClosed);
@@ -240,33 +199,4 @@ fn root_prefix(root: &Path, cwd: &Path) -> String {
 fn write_line(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
-}
-
-/// Removes what a cancelled run's session still has. A container create cut short
-/// by the cancel goes on in the engine although its test never learns the ID, and
-/// it may land a little after the run ended: sweep until the session has stayed
-/// empty for a moment (bounded, so a stuck engine cannot hold the exit).
-async fn sweep_after_cancel(backend: &dyn clnrm_exec::Backend, session_id: &str) {
-    const QUIET_CHECKS: u32 = 3;
-    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-    const LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
-    let started = Instant::now();
-    let mut quiet = 0;
-    while quiet < QUIET_CHECKS && started.elapsed() < LIMIT {
-        match clnrm_exec::remove_session(backend, session_id).await {
-            Ok(swept) if swept.containers.is_empty() && swept.networks.is_empty() => quiet += 1,
-            Ok(swept) => {
-                quiet = 0;
-                tracing::info!(
-                    "removed {} container(s) of starts cut short by the cancel",
-                    swept.containers.len()
-                );
-            }
-            Err(err) => {
-                tracing::warn!("could not look for containers left by the cancel: {err}");
-                return;
-            }
-        }
-        tokio::time::sleep(INTERVAL).await;
-    }
 }

@@ -5,8 +5,10 @@
 //! - `volumes.rs`: the volume part of those inputs, memoized per file;
 //! - `prepare.rs`: each test's fate before anything starts (run, cached, error);
 //! - `execute.rs`: running prepared tests and turning reports into events;
+//! - `command.rs`: `clnrm run` as one call: runtime, engine, executor, cancellation;
 //! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9).
 
+mod command;
 mod execute;
 mod inputs;
 mod prepare;
@@ -24,6 +26,7 @@ use crate::pipeline::Checked;
 use crate::project::Project;
 use crate::report::Event;
 
+pub use command::{run_command, RunCommand, RunCommandError};
 pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};

@@ -23,11 +23,6 @@ pub(crate) fn parse_expect(ctx: &mut Ctx, f: &Field) -> (Option<ExpectTable>, Ve
     let mut judged = DocumentMut::new();
     let mut valid = true;
     for g in fields(t, &f.path) {
-        if !(g.item.is_table_like() || g.item.is_array_of_tables() || g.item.is_array()) {
-            ctx.value_error(&g, format!("expected a table, found {}", kind(g.item)));
-            valid = false;
-            continue;
-        }
         if !clnrm_expect::KINDS.contains(&g.key) {
             if !UNJUDGED_KINDS.contains(&g.key) {
                 let mut known = clnrm_expect::KINDS.to_vec();
@@ -36,6 +31,11 @@ pub(crate) fn parse_expect(ctx: &mut Ctx, f: &Field) -> (Option<ExpectTable>, Ve
             }
             // Recorded even when unknown: a typo must not turn into a silent pass.
             unevaluated.push(g.path.clone());
+            continue;
+        }
+        if !(g.item.is_table_like() || g.item.is_array_of_tables() || g.item.is_array()) {
+            ctx.value_error(&g, format!("expected a table, found {}", kind(g.item)));
+            valid = false;
             continue;
         }
         let errors_before = ctx.error_count();

@@ -94,13 +94,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "wait_for_span",
             "wait_for_span_timeout_secs",
         ],
-        ignored: &[
-            "username",
-            "password",
-            "strict",
-            "wait_for_span",
-            "wait_for_span_timeout_secs",
-        ],
+        ignored: &["username", "password", "strict"],
     },
     TableKeys {
         table: "service.*.build",
@@ -151,6 +145,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
     TableKeys {
         table: "otel",
         keys: &[
+            "flush_timeout",
             "exporter",
             "endpoint",
             "protocol",
@@ -170,11 +165,11 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
         table: "expect",
         keys: &[
             "span",
-            "graph",
-            "counts",
-            "window",
             "order",
             "status",
+            "counts",
+            "window",
+            "graph",
             "hermeticity",
             "temporal",
             "resource",

@@ -1,7 +1,8 @@
 //! [`DockerBackend`]: the [`Backend`] on a Docker engine, through bollard (as
 //! re-exported by testcontainers, so both agree on one version): connecting,
-//! containers, networks, listing and removal, and the engine's errors in our
-//! words. Images are in `docker_image`, running commands in `docker_exec`.
+//! containers, networks, listing and removal. Images are in `docker_image`, running
+//! commands in `docker_exec`, the engine's answers and errors in our words in
+//! `docker_answers`.
 //!
 //! bollard asks for a newer API than the 20.10 engines here speak (1.41);
 //! [`DockerBackend::connect`] negotiates the version down before anything else.
@@ -27,6 +28,10 @@ use testcontainers::bollard::query_parameters::{
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
 
+pub(crate) use crate::docker_answers::{
+    docker_endpoint, engine, engine_shares_our_files, error_text, is_not_found,
+};
+use crate::docker_answers::{label_filter, network_object, status_of};
 use crate::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
@@ -68,22 +73,6 @@ impl std::fmt::Debug for DockerBackend {
     }
 }
 
-/// Whether the engine at `endpoint` sees this machine's files, so host paths can be
-/// bind-mounted: a unix socket (or a Windows named pipe) is on this machine; a
-/// `tcp://`, `http(s)://` or `ssh://` engine is taken to be elsewhere, even on a
-/// loopback address (which is often a tunnel to another machine).
-pub(crate) fn engine_shares_our_files(endpoint: &str) -> bool {
-    endpoint.starts_with("unix://") || endpoint.starts_with("npipe://") || endpoint.starts_with('/')
-}
-
-/// Where the engine is looked for: `DOCKER_HOST`, else the default socket.
-pub fn docker_endpoint() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
-}
-
 impl DockerBackend {
     /// Connects to the engine named by `DOCKER_HOST` (default
     /// `unix:///var/run/docker.sock`) and agrees on an API version. Fails with
@@ -110,7 +99,7 @@ impl DockerBackend {
             endpoint,
             builds: Arc::default(),
             containers: Arc::default(),
-            status_marker: new_status_marker().into(),
+            status_marker: crate::docker_exec::new_status_marker().into(),
         })
     }
 
@@ -195,78 +184,6 @@ async fn create_or_undo(
             message: "the container create task ended without an answer".into(),
         })
     })
-}
-
-/// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
-fn new_status_marker() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let local = 0u8;
-    let mut h = blake3::Hasher::new();
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
-    format!("clnrm-status-{}", &h.finalize().to_hex()[..16])
-}
-
-pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
-pub(crate) fn error_text(e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        bollard::errors::Error::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
-    }
-}
-
-pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
-    // No connection at all (the engine stopped or restarts) says where we looked, not
-    // the HTTP client's words.
-    let text = error_text(&e);
-    let unreachable = matches!(e, bollard::errors::Error::HyperLegacyError { .. })
-        || text.contains("client error (Connect)")
-        || text.contains("Connection refused");
-    if unreachable {
-        ExecError::EngineUnreachable {
-            endpoint: docker_endpoint(),
-            reason: "the engine does not answer (stopped or restarting?)".into(),
-        }
-    } else {
-        ExecError::Engine(text)
-    }
-}
-
-fn status_of(state: bollard::models::ContainerState) -> ContainerStatus {
-    ContainerStatus {
-        running: state.running.unwrap_or(false),
-        exit_code: state.exit_code,
-        status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-        oom_killed: state.oom_killed.unwrap_or(false),
-    }
-}
-
-fn network_object(n: bollard::models::Network) -> ManagedObject {
-    ManagedObject {
-        kind: ManagedKind::Network,
-        id: n.id.unwrap_or_default(),
-        name: n.name.unwrap_or_default(),
-        labels: n.labels.unwrap_or_default().into_iter().collect(),
-        running: false,
-    }
-}
-
-fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), vec![label.to_string()])])
 }
 
 impl Backend for DockerBackend {
@@ -674,43 +591,5 @@ impl Backend for DockerBackend {
             Ok(out)
         }
         .boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn an_unreachable_engine_is_a_clear_error_naming_where_it_looked() {
-        let e = DockerBackend::connect_to("unix:///nonexistent/clnrm-test.sock")
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ExecError::EngineUnreachable { .. }), "{e:?}");
-        let text = e.to_string();
-        assert!(
-            text.starts_with(
-                "cannot reach the Docker engine at unix:///nonexistent/clnrm-test.sock: "
-            ),
-            "{text}"
-        );
-        assert!(text.contains("DOCKER_HOST"), "{text}");
-        let e = DockerBackend::connect_to("tcp://127.0.0.1:1")
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("tcp://127.0.0.1:1"), "{e}");
-    }
-
-    #[test]
-    fn only_a_socket_or_pipe_is_taken_to_share_our_files() {
-        assert!(engine_shares_our_files("unix:///var/run/docker.sock"));
-        assert!(engine_shares_our_files("npipe:////./pipe/docker_engine"));
-        for remote in [
-            "tcp://127.0.0.1:2375",
-            "http://10.0.0.5:2375",
-            "ssh://ci@builder",
-        ] {
-            assert!(!engine_shares_our_files(remote), "{remote}");
-        }
     }
 }

@@ -466,6 +466,20 @@ fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>)
     }
 }
 
+/// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
+pub(crate) fn new_status_marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let local = 0u8;
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
+    format!("clnrm-status-{}", &h.finalize().to_hex()[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

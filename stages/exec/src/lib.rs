@@ -24,6 +24,7 @@
 
 mod context;
 mod docker;
+mod docker_answers;
 mod docker_exec;
 mod docker_image;
 mod outcome;
