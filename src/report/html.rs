@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::{tail, Event, Status, StepFailure, TestFinished};
+use super::{tail, Event, RunFinished, Status, StepFailure, TestFinished};
 
 /// One step as its `step_finished` event told it.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ struct StepRecord {
 pub struct HtmlReport {
     tests: Vec<TestFinished>,
     steps: HashMap<String, Vec<StepRecord>>,
-    summary: Option<(usize, usize, usize, usize, f64)>,
+    summary: Option<RunFinished>,
 }
 
 /// One bar of a waterfall: a phase, when it started and how long it took.
@@ -62,13 +62,7 @@ impl HtmlReport {
                     line: *line,
                 }),
             Event::TestFinished(finished) => self.tests.push(finished.clone()),
-            Event::RunFinished {
-                passed,
-                failed,
-                errors,
-                cached,
-                duration_ms,
-            } => self.summary = Some((*passed, *failed, *errors, *cached, *duration_ms)),
+            Event::RunFinished(run) => self.summary = Some(*run),
             Event::RunStarted { .. } | Event::TestStarted { .. } | Event::TestPlanned { .. } => {}
         }
     }
@@ -78,17 +72,21 @@ impl HtmlReport {
         let mut tests: Vec<&TestFinished> = self.tests.iter().collect();
         // Failures and errors first, then runs, then cached passes; by name within.
         tests.sort_by_key(|t| (rank(t), t.test.clone()));
-        let (passed, failed, errors, cached, duration_ms) = self.summary.unwrap_or_else(|| {
+        let RunFinished {
+            passed,
+            failed,
+            errors,
+            cached,
+            duration_ms,
+        } = self.summary.unwrap_or_else(|| {
             let count = |s: Status| self.tests.iter().filter(|t| t.status == s).count();
-            let cached = self.tests.iter().filter(|t| t.cached).count();
-            let total = self.tests.iter().map(|t| t.duration_ms).sum();
-            (
-                count(Status::Pass),
-                count(Status::Fail),
-                count(Status::Error),
-                cached,
-                total,
-            )
+            RunFinished {
+                passed: count(Status::Pass),
+                failed: count(Status::Fail),
+                errors: count(Status::Error),
+                cached: self.tests.iter().filter(|t| t.cached).count(),
+                duration_ms: self.tests.iter().map(|t| t.duration_ms).sum(),
+            }
         });
         let verdict = if failed + errors == 0 { "pass" } else { "fail" };
         let mut page = String::new();

@@ -50,21 +50,12 @@ impl HumanReporter {
                 }
             }
             Event::TestFinished(finished) => self.record_test(finished),
-            Event::RunFinished {
-                passed,
-                failed,
-                errors,
-                cached,
-                duration_ms,
-            } => {
+            Event::RunFinished(run) => {
                 if let Some(bar) = self.progress.take() {
                     bar.finish_and_clear();
                 }
-                let text = format!(
-                    "{passed} passed, {failed} failed, {errors} errors, {cached} cached in {:.2}s",
-                    duration_ms / 1000.0
-                );
-                let code = if failed + errors == 0 {
+                let text = run.summary_line();
+                let code = if run.all_passed() {
                     SUMMARY_OK
                 } else {
                     SUMMARY_FAILED

@@ -132,13 +132,35 @@ pub enum Event {
         line: Option<usize>,
     },
     TestFinished(TestFinished),
-    RunFinished {
-        passed: usize,
-        failed: usize,
-        errors: usize,
-        cached: usize,
-        duration_ms: f64,
-    },
+    RunFinished(RunFinished),
+}
+
+/// How the run ended: the `run_finished` event, read by every report's summary line.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct RunFinished {
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub cached: usize,
+    pub duration_ms: f64,
+}
+
+impl RunFinished {
+    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §6).
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} errors, {} cached in {:.2}s",
+            self.passed,
+            self.failed,
+            self.errors,
+            self.cached,
+            self.duration_ms / 1000.0
+        )
+    }
+
+    pub fn all_passed(&self) -> bool {
+        self.failed + self.errors == 0
+    }
 }
 
 /// Outcome counts; [`RunStats::exit_ok`] turns them into the exit status.
@@ -173,13 +195,13 @@ impl RunStats {
     }
 
     pub fn finished(&self, duration_ms: f64) -> Event {
-        Event::RunFinished {
+        Event::RunFinished(RunFinished {
             passed: self.passed,
             failed: self.failed,
             errors: self.errors,
             cached: self.cached,
             duration_ms,
-        }
+        })
     }
 }
 

@@ -35,16 +35,7 @@ impl TapReporter {
                 )]
             }
             Event::TestFinished(finished) => self.test_point(finished),
-            Event::RunFinished {
-                passed,
-                failed,
-                errors,
-                cached,
-                duration_ms,
-            } => vec![format!(
-                "# {passed} passed, {failed} failed, {errors} errors, {cached} cached in {:.2}s",
-                duration_ms / 1000.0
-            )],
+            Event::RunFinished(run) => vec![format!("# {}", run.summary_line())],
             Event::TestStarted { .. } | Event::StepFinished { .. } => Vec::new(),
         }
     }

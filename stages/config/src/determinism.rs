@@ -5,8 +5,6 @@ use toml_edit::TableLike;
 
 use crate::walk::{fields, Ctx};
 
-const DETERMINISM_KEYS: &[&str] = &["seed", "freeze_clock"];
-
 /// `[determinism]`: seed and freeze_clock (an RFC 3339 date-time, quoted or not).
 pub(crate) fn parse_determinism(
     ctx: &mut Ctx,
@@ -35,7 +33,7 @@ pub(crate) fn parse_determinism(
                     }
                 }
             }
-            _ => ctx.unknown_key(&f.path, f.key, &f.span, DETERMINISM_KEYS),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("determinism")),
         }
     }
     (seed, clock)

@@ -203,6 +203,12 @@ pub fn table_keys(pattern: &str) -> Option<&'static TableKeys> {
     TEST_FILE_TABLES.iter().find(|t| t.table == pattern)
 }
 
+/// The keys the parser reads in the tables matching `pattern`, for its "did you mean"
+/// hints: the one list, so the parser, `clnrm fmt` and the schema cannot drift apart.
+pub(crate) fn known(pattern: &str) -> &'static [&'static str] {
+    table_keys(pattern).map_or(&[], |table| table.keys)
+}
+
 /// The pattern of the table at `key` inside a table matching `parent` (`""` for the top
 /// level); `element` when it is an element of an array of tables.
 pub fn child_pattern(parent: &str, key: &str, element: bool) -> String {

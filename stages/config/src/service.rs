@@ -9,23 +9,6 @@ use crate::step::argv;
 use crate::walk::{fields, index, join, kind, value_span, Ctx, Field, Span};
 use crate::{BuildSpec, Command, HealthCheck, ServiceConfig, SpanWait, VolumeConfig};
 
-const SERVICE_KEYS: &[&str] = &[
-    "plugin",
-    "type",
-    "image",
-    "build",
-    "args",
-    "env",
-    "ports",
-    "volumes",
-    "health_check",
-    "wait_for_span",
-    "wait_for_span_timeout_secs",
-];
-const VOLUME_KEYS: &[&str] = &["host_path", "container_path", "read_only"];
-const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "retries"];
-const BUILD_KEYS: &[&str] = &["context", "dockerfile"];
-
 /// Plugins that mean "a container from an image" (`testcontainers` is clnrm's own synonym).
 const GENERIC_PLUGINS: &[&str] = &["generic_container", "testcontainers"];
 
@@ -89,7 +72,7 @@ pub(crate) fn parse_service(
                     wait_timeout_ms = Some(secs.saturating_mul(1000));
                 }
             }
-            _ => ctx.unknown_key(&f.path, f.key, &f.span, SERVICE_KEYS),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("service.*")),
         }
     }
     match wait.as_mut() {
@@ -176,7 +159,12 @@ fn parse_build(ctx: &mut Ctx, f: &Field) -> Option<BuildSpec> {
         match g.key {
             "context" => context = ctx.string(&g),
             "dockerfile" => dockerfile = ctx.string(&g),
-            _ => ctx.unknown_key(&g.path, g.key, &g.span, BUILD_KEYS),
+            _ => ctx.unknown_key(
+                &g.path,
+                g.key,
+                &g.span,
+                crate::keys::known("service.*.build"),
+            ),
         }
     }
     match context {
@@ -265,7 +253,12 @@ fn parse_volumes(ctx: &mut Ctx, f: &Field) -> Vec<VolumeConfig> {
                     "host_path" => host = ctx.string(&g),
                     "container_path" => container = ctx.string(&g),
                     "read_only" => read_only = ctx.boolean(&g).unwrap_or(false),
-                    _ => ctx.unknown_key(&g.path, g.key, &g.span, VOLUME_KEYS),
+                    _ => ctx.unknown_key(
+                        &g.path,
+                        g.key,
+                        &g.span,
+                        crate::keys::known("service.*.volumes[]"),
+                    ),
                 }
             }
             match (host, container) {
@@ -380,7 +373,12 @@ fn parse_health_check(ctx: &mut Ctx, f: &Field) -> Option<HealthCheck> {
                 }
                 None => ok = false,
             },
-            _ => ctx.unknown_key(&g.path, g.key, &g.span, HEALTH_KEYS),
+            _ => ctx.unknown_key(
+                &g.path,
+                g.key,
+                &g.span,
+                crate::keys::known("service.*.health_check"),
+            ),
         }
     }
     if cmd.is_none() && ok {

@@ -10,38 +10,6 @@ use crate::pattern::regex;
 use crate::walk::{did_you_mean, fields, join, value_span, Ctx, Field, Span};
 use crate::{Command, StepConfig};
 
-const STEP_KEYS: &[&str] = &[
-    "name",
-    "service",
-    "command",
-    "run",
-    "expected_exit_code",
-    "expected_output_regex",
-    "expected_stderr_regex",
-    "workdir",
-    "env",
-    "timeout",
-    "timeout_ms",
-    "continue_on_failure",
-    "description",
-];
-const SCENARIO_KEYS: &[&str] = &[
-    "name",
-    "service",
-    "run",
-    "steps",
-    "timeout_ms",
-    "timeout",
-    "description",
-    "expected_exit_code",
-    "expected_output_regex",
-    "expected_stderr_regex",
-    "workdir",
-    "env",
-    "continue_on_failure",
-    "expect_success",
-];
-
 /// A step before service references are resolved.
 pub(crate) struct RawStep {
     step: StepConfig,
@@ -217,7 +185,7 @@ pub(crate) fn parse_step(
                 "`should_fail` is a clnrm 0.4 key and is ignored; set expected_exit_code to the \
                  exit code the command should return",
             ),
-            _ => ctx.unknown_key(&f.path, f.key, &f.span, STEP_KEYS),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("steps[]")),
         }
     }
     let name_span = name.as_ref().and_then(|(_, s)| s.clone());
@@ -326,7 +294,7 @@ pub(crate) fn parse_scenario(
                 &f.span,
                 "`artifacts` collects OTEL spans, which this version does not do; it is ignored",
             ),
-            _ => ctx.unknown_key(&f.path, f.key, &f.span, SCENARIO_KEYS),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("scenario[]")),
         }
     }
     for f in fs {

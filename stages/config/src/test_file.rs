@@ -14,37 +14,6 @@ use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults}
 use crate::walk::{fields, join, kind, Ctx, Field, Span};
 use crate::{Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, TestConfig};
 
-const TOP_KEYS: &[&str] = &[
-    "meta",
-    "test",
-    "service",
-    "services",
-    "steps",
-    "scenario",
-    "vars",
-    "matrix",
-    "otel",
-    "otel_validation",
-    "expect",
-    "report",
-    "determinism",
-    "limits",
-];
-const META_KEYS: &[&str] = &["name", "version", "description"];
-const LEGACY_META_KEYS: &[&str] = &["name", "version", "description", "timeout"];
-const OTEL_KEYS: &[&str] = &[
-    "flush_timeout",
-    "exporter",
-    "endpoint",
-    "protocol",
-    "sample_ratio",
-    "resources",
-    "headers",
-    "propagators",
-];
-const REPORT_KEYS: &[&str] = &["json", "junit", "digest"];
-const LIMITS_KEYS: &[&str] = &["cpu_millicores", "memory_mb"];
-
 pub(crate) fn parse_test(input: &ParseInput) -> Result<ParsedTest, Vec<Diagnostic>> {
     let mut ctx = Ctx::new(
         &input.file,
@@ -111,7 +80,7 @@ impl Builder {
         match f.key {
             "meta" => {
                 if let Some(t) = ctx.table(f) {
-                    let meta = parse_meta(ctx, t, &f.path, META_KEYS);
+                    let meta = parse_meta(ctx, t, &f.path, crate::keys::known("meta"));
                     self.set_meta(ctx, meta, f);
                 }
             }
@@ -120,7 +89,8 @@ impl Builder {
                 for g in fields(t, &f.path) {
                     if g.key == "metadata" {
                         if let Some(m) = ctx.table(&g) {
-                            let meta = parse_meta(ctx, m, &g.path, LEGACY_META_KEYS);
+                            let meta =
+                                parse_meta(ctx, m, &g.path, crate::keys::known("test.metadata"));
                             self.set_meta(ctx, meta, &g);
                         }
                     } else {
@@ -180,10 +150,10 @@ impl Builder {
             "report" => {
                 if let Some(t) = ctx.table(f) {
                     for g in fields(t, &f.path) {
-                        if REPORT_KEYS.contains(&g.key) {
+                        if crate::keys::known("report").contains(&g.key) {
                             ctx.string(&g);
                         } else {
-                            ctx.unknown_key(&g.path, g.key, &g.span, REPORT_KEYS);
+                            ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("report"));
                         }
                     }
                 }
@@ -202,7 +172,7 @@ impl Builder {
                         "cpu_millicores" => &mut self.limits.cpu_millicores,
                         "memory_mb" => &mut self.limits.memory_mb,
                         _ => {
-                            ctx.unknown_key(&g.path, g.key, &g.span, LIMITS_KEYS);
+                            ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("limits"));
                             continue;
                         }
                     };
@@ -221,7 +191,7 @@ impl Builder {
                 "[template] is a legacy key and is ignored; template variables come from \
                  cleanroom.toml [vars] or --var",
             ),
-            _ => ctx.unknown_key(&f.path, f.key, &f.span, TOP_KEYS),
+            _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("")),
         }
     }
 
@@ -433,7 +403,7 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
                     }
                 }
             }
-            _ => ctx.unknown_key(&g.path, g.key, &g.span, OTEL_KEYS),
+            _ => ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("otel")),
         }
     }
     flush_timeout_ms
