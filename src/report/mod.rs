@@ -98,6 +98,33 @@ pub struct TestFinished {
     pub expectations: Vec<serde_json::Value>,
 }
 
+impl TestFinished {
+    /// A test that ended without running a step: served from the result cache (a pass),
+    /// or an error before it started (`message` says why).
+    pub fn without_steps(
+        test: String,
+        name: String,
+        status: Status,
+        cached: bool,
+        duration_ms: f64,
+        message: Option<String>,
+    ) -> TestFinished {
+        TestFinished {
+            test,
+            name,
+            status,
+            cached,
+            duration_ms,
+            message,
+            failed_step: None,
+            failure: None,
+            timings: None,
+            line: None,
+            expectations: Vec::new(),
+        }
+    }
+}
+
 /// Everything a run reports, in order. Field names are the stable ones of docs/reference.md §8.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -262,19 +289,14 @@ mod tests {
             (Status::Pass, false),
             (Status::Error, false),
         ] {
-            stats.record(&Event::TestFinished(TestFinished {
-                test: "t".into(),
-                name: "t".into(),
+            stats.record(&Event::TestFinished(TestFinished::without_steps(
+                "t".into(),
+                "t".into(),
                 status,
                 cached,
-                duration_ms: 0.0,
-                message: None,
-                failed_step: None,
-                failure: None,
-                timings: None,
-                expectations: Vec::new(),
-                line: None,
-            }));
+                0.0,
+                None,
+            )));
         }
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));
         assert!(!stats.exit_ok());

@@ -157,33 +157,25 @@ pub async fn execute(
             }
             Disposition::Cached(runnable, duration_ms) => {
                 tracing::info!(test = %runnable.test.identity, stage = "result", "hit");
-                Event::TestFinished(TestFinished {
-                    test: runnable.test.identity,
-                    name: runnable.name,
-                    status: Status::Pass,
-                    cached: true,
+                Event::TestFinished(TestFinished::without_steps(
+                    runnable.test.identity,
+                    runnable.name,
+                    Status::Pass,
+                    true,
                     duration_ms,
-                    message: None,
-                    failed_step: None,
-                    failure: None,
-                    timings: None,
-                    expectations: Vec::new(),
-                    line: None,
-                })
+                    None,
+                ))
             }
-            Disposition::Error(test, name, message) => Event::TestFinished(TestFinished {
-                test: test.identity,
-                name,
-                status: Status::Error,
-                cached: false,
-                duration_ms: 0.0,
-                message: Some(message),
-                failed_step: None,
-                failure: None,
-                timings: None,
-                expectations: Vec::new(),
-                line: None,
-            }),
+            Disposition::Error(test, name, message) => {
+                Event::TestFinished(TestFinished::without_steps(
+                    test.identity,
+                    name,
+                    Status::Error,
+                    false,
+                    0.0,
+                    Some(message),
+                ))
+            }
         };
         stats.record(&event);
         let _ = events.send(event);
@@ -298,19 +290,14 @@ pub async fn execute(
 }
 
 fn not_run(runnable: &Runnable, reason: &str) -> Event {
-    Event::TestFinished(TestFinished {
-        test: runnable.test.identity.clone(),
-        name: runnable.name.clone(),
-        status: Status::Error,
-        cached: false,
-        duration_ms: 0.0,
-        message: Some(reason.to_string()),
-        failed_step: None,
-        failure: None,
-        timings: None,
-        expectations: Vec::new(),
-        line: None,
-    })
+    Event::TestFinished(TestFinished::without_steps(
+        runnable.test.identity.clone(),
+        runnable.name.clone(),
+        Status::Error,
+        false,
+        0.0,
+        Some(reason.to_string()),
+    ))
 }
 
 /// Stores a pass, and turns a report into its `test_finished` event.

@@ -186,6 +186,20 @@ async fn create_or_undo(
     })
 }
 
+impl DockerBackend {
+    async fn networks_labelled(
+        &self,
+        filter: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Network>, ExecError> {
+        self.docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .map_err(engine)
+    }
+}
+
 impl Backend for DockerBackend {
     fn ping(&self) -> BoxFuture<'_, Result<EngineInfo, ExecError>> {
         async move {
@@ -505,13 +519,7 @@ impl Backend for DockerBackend {
                 }))
                 .await
                 .map_err(engine)?;
-            let networks = self
-                .docker
-                .list_networks(Some(ListNetworksOptions {
-                    filters: Some(filter),
-                }))
-                .await
-                .map_err(engine)?;
+            let networks = self.networks_labelled(filter).await?;
             let mut objects: Vec<ManagedObject> = containers
                 .into_iter()
                 .map(|c| ManagedObject {
@@ -536,13 +544,7 @@ impl Backend for DockerBackend {
     fn list_spare_networks(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
         async move {
             let filter = label_filter(&format!("{LABEL_SPARE_NETWORK}={}", host_name()));
-            let networks = self
-                .docker
-                .list_networks(Some(ListNetworksOptions {
-                    filters: Some(filter),
-                }))
-                .await
-                .map_err(engine)?;
+            let networks = self.networks_labelled(filter).await?;
             Ok(networks.into_iter().map(network_object).collect())
         }
         .boxed()
