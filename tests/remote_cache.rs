@@ -8,10 +8,8 @@ mod remote_servers;
 
 use std::sync::Mutex;
 
-use common::{docker_ready, json_events, TestProject};
-use remote_servers::{
-    containers_created_by, docker_now, failing_test, passing_test, remote_warnings, Nginx,
-};
+use common::{containers_created_by, docker_now, docker_ready, json_events, TestProject};
+use remote_servers::{failing_test, passing_test, remote_warnings, Nginx};
 
 /// Container counts read from the engine's events are only exact one test at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {

@@ -9,8 +9,11 @@ mod remote_servers;
 
 use std::time::Instant;
 
-use common::{docker_ready, json_events, managed_containers, repo, TestProject, IMAGE};
-use remote_servers::{containers_created_by, docker_now, EngineOverTcp};
+use common::{
+    containers_created_by, docker_now, docker_ready, json_events, managed_containers, repo,
+    TestProject, IMAGE,
+};
+use remote_servers::EngineOverTcp;
 
 fn run_through(engine: &EngineOverTcp, dir: &std::path::Path, args: &[&str]) -> (common::Run, u32) {
     let cache = tempfile::tempdir().unwrap();

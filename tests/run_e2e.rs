@@ -8,7 +8,10 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{docker_ready, json_events, managed_containers, repo, TestProject, IMAGE};
+use common::{
+    docker_now, docker_ready, json_events, managed_containers, repo,
+    sessions_of_containers_created_since, TestProject, IMAGE,
+};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -121,7 +124,7 @@ fn the_example_passes_then_is_all_cached_without_starting_a_container() {
     );
     assert_no_managed_containers();
 
-    let since = chrono_like_now();
+    let since = docker_now();
     let second = run(&[]);
     second.expect_code(0);
     let events = json_events(&second.stdout());
@@ -137,41 +140,10 @@ fn the_example_passes_then_is_all_cached_without_starting_a_container() {
     );
     assert_eq!(events.last().unwrap()["cached"], 6);
     assert_eq!(
-        containers_created_since(&since),
+        sessions_of_containers_created_since(&since).len(),
         0,
         "a cached run starts no container"
     );
-}
-
-/// Seconds since the epoch, for `docker events --since`.
-fn chrono_like_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-}
-
-fn containers_created_since(since: &str) -> usize {
-    let until = chrono_like_now();
-    let out = std::process::Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            since,
-            "--until",
-            &until,
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            "label=clnrm.managed=true",
-            "--format",
-            "{{.ID}}",
-        ])
-        .output()
-        .expect("docker events");
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[test]
@@ -265,13 +237,13 @@ fn a_test_naming_an_unknown_service_never_starts_a_container() {
             "[[steps]]\nname = \"s\"\nservice = \"ghost\"\ncommand = [\"true\"]\n",
         ),
     );
-    let since = chrono_like_now();
+    let since = docker_now();
     project
         .clnrm(&["run"])
         .expect_code(1)
         .expect_contains("ERROR t.clnrm.toml")
         .expect_contains("steps[0].service");
-    assert_eq!(containers_created_since(&since), 0);
+    assert_eq!(sessions_of_containers_created_since(&since).len(), 0);
 }
 
 #[test]

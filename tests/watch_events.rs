@@ -100,6 +100,20 @@ fn next_batch(watcher: &Watcher) -> ChangeBatch {
         .expect("a batch within the patience window")
 }
 
+/// The next batch, which must be exactly `paths`.
+fn expect_batch(watcher: &Watcher, paths: &[&str]) -> ChangeBatch {
+    let batch = next_batch(watcher);
+    assert_eq!(batch.paths, set(paths));
+    batch
+}
+
+/// The next batch, which must name `path` (among others the platform reports).
+fn expect_batch_containing(watcher: &Watcher, path: &str) -> ChangeBatch {
+    let batch = next_batch(watcher);
+    assert!(batch.paths.contains(path), "{:?}", batch.paths);
+    batch
+}
+
 fn assert_quiet(watcher: &Watcher, debounce_ms: u64) {
     let wait = Duration::from_millis(3 * debounce_ms);
     if let Ok(batch) = watcher.recv_timeout(wait) {
@@ -113,6 +127,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 /// Far longer than the settle window: a batch released well before it was settled.
 const SLOW_DEBOUNCE_MS: u64 = 2000;
+
+/// The next batch is exactly `paths`, released by the settle window, not the debounce.
+fn expect_settled(watcher: &Watcher, paths: &[&str]) {
+    assert_settled(&expect_batch(watcher, paths));
+}
 
 fn assert_settled(batch: &ChangeBatch) {
     assert_eq!(batch.trigger, Trigger::Settle, "{batch:?}");
@@ -129,9 +148,7 @@ fn a_save_in_place_is_released_after_the_settle_window_not_the_debounce() {
     p.write("a.clnrm.toml", "old");
     let w = p.watch_settling(SLOW_DEBOUNCE_MS);
     p.write("a.clnrm.toml", "new");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
-    assert_settled(&batch);
+    expect_settled(&w, &["a.clnrm.toml"]);
     assert_quiet(&w, 100);
 }
 
@@ -148,9 +165,7 @@ fn a_file_still_open_for_writing_waits_until_it_is_closed() {
     );
     file.write_all(b"ve").unwrap();
     drop(file);
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
-    assert_settled(&batch);
+    expect_settled(&w, &["a.clnrm.toml"]);
 }
 
 #[test]
@@ -161,15 +176,12 @@ fn a_temp_file_renamed_into_place_is_one_settled_change_of_the_target() {
     // A temp name no ignore rule knows (atomic-write libraries pick their own).
     p.write(".a.clnrm.toml.x7f3", "new");
     p.rename(".a.clnrm.toml.x7f3", "a.clnrm.toml");
-    let batch = next_batch(&w);
-    assert!(batch.paths.contains("a.clnrm.toml"), "{:?}", batch.paths);
+    let batch = expect_batch_containing(&w, "a.clnrm.toml");
     assert_settled(&batch);
     // And with an ignored temp name, only the target is seen.
     p.write("a.clnrm.toml.tmp", "newer");
     p.rename("a.clnrm.toml.tmp", "a.clnrm.toml");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
-    assert_settled(&batch);
+    expect_settled(&w, &["a.clnrm.toml"]);
 }
 
 #[test]
@@ -183,9 +195,7 @@ fn a_vim_save_with_its_probe_swap_and_backup_is_one_settled_change() {
     p.rename("t/a.clnrm.toml", "t/a.clnrm.toml~");
     p.write("t/a.clnrm.toml", "new");
     p.remove("t/a.clnrm.toml~");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["t/a.clnrm.toml"]));
-    assert_settled(&batch);
+    expect_settled(&w, &["t/a.clnrm.toml"]);
     assert_quiet(&w, 100);
 }
 
@@ -195,8 +205,7 @@ fn a_delete_has_no_completion_signal_and_waits_for_the_debounce() {
     p.write("a.clnrm.toml", "x");
     let w = p.watch_settling(300);
     p.remove("a.clnrm.toml");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    let batch = expect_batch(&w, &["a.clnrm.toml"]);
     assert_eq!(batch.trigger, Trigger::Debounce);
     assert!(batch.debounce_time() >= Duration::from_millis(300));
 }
@@ -232,8 +241,7 @@ fn a_write_is_one_batch_with_that_file() {
     let w = p.watch(100);
     let before = Instant::now();
     p.write("a.clnrm.toml", "new");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    let batch = expect_batch(&w, &["a.clnrm.toml"]);
     assert!(!batch.rescan);
     assert!(batch.first_event_at >= before);
     assert!(batch.detected_at >= batch.first_event_at);
@@ -250,8 +258,7 @@ fn ten_writes_within_the_debounce_window_are_one_batch() {
         p.write("a.clnrm.toml", &format!("version {i}"));
         std::thread::sleep(Duration::from_millis(5));
     }
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    let batch = expect_batch(&w, &["a.clnrm.toml"]);
     assert!(batch.events >= 10, "{} events", batch.events);
     assert_quiet(&w, 300);
 }
@@ -263,8 +270,7 @@ fn write_then_rename_is_one_change_of_the_target() {
     let w = p.watch(300);
     p.write("a.clnrm.toml.tmp", "new");
     p.rename("a.clnrm.toml.tmp", "a.clnrm.toml");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    expect_batch(&w, &["a.clnrm.toml"]);
     assert_quiet(&w, 300);
 }
 
@@ -281,8 +287,7 @@ fn a_vim_style_save_is_one_change_of_the_target() {
     p.rename("t/a.clnrm.toml", "t/a.clnrm.toml~");
     p.write("t/a.clnrm.toml", "new");
     p.remove("t/a.clnrm.toml~");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["t/a.clnrm.toml"]));
+    expect_batch(&w, &["t/a.clnrm.toml"]);
     assert_quiet(&w, 300);
 }
 
@@ -313,8 +318,7 @@ fn ignored_paths_never_trigger() {
     assert_quiet(&w, 100);
     // The watcher is alive: a real change still comes through, alone.
     p.write("a.clnrm.toml", "test");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["a.clnrm.toml"]));
+    expect_batch(&w, &["a.clnrm.toml"]);
 }
 
 #[test]
@@ -334,8 +338,7 @@ fn a_deleted_file_is_reported() {
     p.write("t/b.clnrm.toml", "x");
     let w = p.watch(100);
     p.remove("t/a.clnrm.toml");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["t/a.clnrm.toml"]));
+    expect_batch(&w, &["t/a.clnrm.toml"]);
 }
 
 #[test]
@@ -343,12 +346,10 @@ fn a_new_folder_and_its_files_are_reported_and_then_watched() {
     let p = Project::new();
     let w = p.watch(100);
     p.write("new/deep/a.clnrm.toml", "x");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["new/deep/a.clnrm.toml"]));
+    expect_batch(&w, &["new/deep/a.clnrm.toml"]);
     // The new folders are now watched themselves.
     p.write("new/deep/b.clnrm.toml", "x");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["new/deep/b.clnrm.toml"]));
+    expect_batch(&w, &["new/deep/b.clnrm.toml"]);
 }
 
 #[test]
@@ -357,22 +358,11 @@ fn a_removed_folder_is_reported_and_a_recreated_one_watched_again() {
     p.write("lib/_macros.tera", "x");
     let w = p.watch(100);
     fs::remove_dir_all(p.path("lib")).unwrap();
-    let batch = next_batch(&w);
-    assert!(
-        batch.paths.contains("lib/_macros.tera"),
-        "{:?}",
-        batch.paths
-    );
+    expect_batch_containing(&w, "lib/_macros.tera");
     p.write("lib/_macros.tera", "y");
-    let batch = next_batch(&w);
-    assert!(
-        batch.paths.contains("lib/_macros.tera"),
-        "{:?}",
-        batch.paths
-    );
+    expect_batch_containing(&w, "lib/_macros.tera");
     p.write("lib/_macros.tera", "z");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["lib/_macros.tera"]));
+    expect_batch(&w, &["lib/_macros.tera"]);
 }
 
 #[test]
@@ -385,14 +375,12 @@ fn the_watched_set_follows_gitignore_changes() {
     assert_quiet(&w, 100);
 
     p.write(".gitignore", "*.log\n");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&[".gitignore"]));
+    expect_batch(&w, &[".gitignore"]);
     p.write("gen/a.clnrm.toml", "z");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["gen/a.clnrm.toml"]));
+    expect_batch(&w, &["gen/a.clnrm.toml"]);
 
     p.write(".gitignore", "gen/\n");
-    assert_eq!(next_batch(&w).paths, set(&[".gitignore"]));
+    expect_batch(&w, &[".gitignore"]);
     p.write("gen/a.clnrm.toml", "again");
     assert_quiet(&w, 100);
 }
@@ -440,8 +428,7 @@ fn watching_one_file_ignores_its_siblings_but_not_the_project_file() {
     assert_quiet(&w, 100);
     p.write("t/a.clnrm.toml", "y");
     p.write("cleanroom.toml", "[vars]\n");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["cleanroom.toml", "t/a.clnrm.toml"]));
+    expect_batch(&w, &["cleanroom.toml", "t/a.clnrm.toml"]);
 }
 
 #[test]
@@ -458,11 +445,10 @@ fn a_moved_folder_reports_the_old_place_and_the_new_files() {
     p.write("t/a.clnrm.toml", "x");
     let w = p.watch(100);
     p.rename("t", "u");
-    let batch = next_batch(&w);
-    assert_eq!(batch.paths, set(&["t", "u/a.clnrm.toml"]));
+    expect_batch(&w, &["t", "u/a.clnrm.toml"]);
     // Events inside the moved folder carry its new name.
     p.write("u/a.clnrm.toml", "y");
-    assert_eq!(next_batch(&w).paths, set(&["u/a.clnrm.toml"]));
+    expect_batch(&w, &["u/a.clnrm.toml"]);
 }
 
 #[test]
@@ -476,7 +462,7 @@ fn added_paths_are_watched_from_when_add_path_returns() {
     assert_quiet(&w, 100);
     w.add_path(Path::new("lib")).unwrap();
     p.write("lib/deep/_more.tera", "y");
-    assert_eq!(next_batch(&w).paths, set(&["lib/deep/_more.tera"]));
+    expect_batch(&w, &["lib/deep/_more.tera"]);
     assert!(w.add_path(Path::new("missing")).is_err());
     let outside = tempfile::tempdir().unwrap();
     let err = w.add_path(outside.path()).unwrap_err();
@@ -497,7 +483,7 @@ fn a_missing_file_added_is_reported_when_it_appears() {
     p.write("lib/_macros.tera", "y");
     assert_quiet(&w, 100);
     p.write("lib/_http.tera", "new");
-    assert_eq!(next_batch(&w).paths, set(&["lib/_http.tera"]));
+    expect_batch(&w, &["lib/_http.tera"]);
     assert!(
         w.add_missing_file(Path::new("nowhere/_x.tera")).is_err(),
         "its folder must exist"

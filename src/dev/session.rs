@@ -469,14 +469,19 @@ impl DevSession {
 impl TestExecutor for crate::pool::Pool {
     fn run_test<'a>(
         &'a self,
-        identity: &'a str,
-        plan: &'a clnrm_plan::TestPlan,
-        images: &'a clnrm_exec::ResolvedImages,
+        test: runner::TestToRun<'a>,
         cancel: runner::BoxFuture<'a, ()>,
     ) -> runner::BoxFuture<'a, (clnrm_exec::TestReport, ContainerUse)> {
         Box::pin(async move {
+            if test.collector.is_some() {
+                return (
+                    spans_need_fresh_containers(test.plan),
+                    ContainerUse::default(),
+                );
+            }
             let (report, used) =
-                crate::pool::Pool::run_test(self, identity, plan, images, cancel).await;
+                crate::pool::Pool::run_test(self, test.identity, test.plan, test.images, cancel)
+                    .await;
             let used = ContainerUse {
                 reused: used.reused,
                 started: used.started,
@@ -484,5 +489,22 @@ impl TestExecutor for crate::pool::Pool {
             };
             (report, used)
         })
+    }
+}
+
+/// Warm containers are created before a test's receiver exists: a test with span
+/// expectations is an `error` on them in this version.
+fn spans_need_fresh_containers(plan: &clnrm_plan::TestPlan) -> clnrm_exec::TestReport {
+    clnrm_exec::TestReport {
+        name: plan.name.clone(),
+        outcome: clnrm_exec::TestOutcome::Error {
+            message: "span expectations need fresh containers in this version: \
+                      `clnrm run` without --reuse (not warm ones: `--reuse`, `clnrm dev`)"
+                .to_string(),
+        },
+        steps: Vec::new(),
+        services: Vec::new(),
+        timings: Default::default(),
+        teardown_errors: Vec::new(),
     }
 }

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clnrm_exec::{
-    check_plan, create_test_network, health_check, resolve_images, run_steps,
-    start_service_tracked, unix_now, Backend, ExecError, PhaseTimings, ResolvedImage,
-    ResolvedImages, ServiceStart, Session, TestOutcome, TestReport, LABEL_CREATED, LABEL_IMAGE,
-    LABEL_NETWORK, LABEL_POOL, LABEL_TEST,
+    check_plan, create_test_network, health_check, resolve_images, run_steps, start_service,
+    unix_now, Backend, ExecError, PhaseTimings, ResolvedImage, ResolvedImages, ServiceStart,
+    ServiceToStart, Session, TestOutcome, TestReport, LABEL_CREATED, LABEL_IMAGE, LABEL_NETWORK,
+    LABEL_POOL, LABEL_TEST,
 };
 use clnrm_plan::{ContainerSpec, TestPlan};
 
@@ -367,18 +367,16 @@ impl ServiceJob {
                 lock(&started_here).push(id.to_string());
             }
         };
-        let result = start_service_tracked(
-            backend,
-            &self.session,
-            &self.root,
+        let service = ServiceToStart {
+            session: &self.session,
+            root: &self.root,
             spec,
-            &self.image,
-            self.network.as_deref(),
-            self.labels,
-            &track,
-        )
-        .await;
-        // Ready (now pooled), or removed by start_service_tracked: no longer pending.
+            image: &self.image,
+            network: self.network.as_deref(),
+            labels: self.labels,
+        };
+        let result = start_service(backend, service, &track).await;
+        // Ready (now pooled), or removed by start_service: no longer pending.
         let started_here = std::mem::take(&mut *lock(&started_here));
         lock(&self.pending).retain(|id| !started_here.contains(id));
         let ready = result.map(|c| {

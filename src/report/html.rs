@@ -63,7 +63,7 @@ impl HtmlReport {
                 }),
             Event::TestFinished(finished) => self.tests.push(finished.clone()),
             Event::RunFinished(run) => self.summary = Some(*run),
-            Event::RunStarted { .. } | Event::TestStarted { .. } | Event::TestPlanned { .. } => {}
+            Event::RunStarted { .. } | Event::TestStarted { .. } | Event::TestPlanned(_) => {}
         }
     }
 

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::style::{Palette, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
-use super::{tail, Event, Status, TestFinished};
+use super::{tail, Event, PlannedAction, Status, TestFinished, TestPlanned};
 
 pub struct HumanReporter {
     palette: Palette,
@@ -62,17 +62,15 @@ impl HumanReporter {
                 };
                 self.print(&self.paint(&text, code));
             }
-            Event::TestPlanned {
-                test,
-                name,
-                action,
-                reason,
-            } => {
-                let label = match action.as_str() {
-                    "run" => self.paint("would run", WARN),
-                    "cached" => self.paint("cached   ", PASS),
-                    _ => self.paint("error    ", FAIL),
+            Event::TestPlanned(planned) => {
+                let label = match planned.action {
+                    PlannedAction::Run => self.paint("would run", WARN),
+                    PlannedAction::Cached => self.paint("cached   ", PASS),
+                    PlannedAction::Error => self.paint("error    ", FAIL),
                 };
+                let TestPlanned {
+                    test, name, reason, ..
+                } = planned;
                 self.print(&format!("{label} {test} ({name}): {reason}"));
             }
             Event::TestStarted { .. } | Event::StepFinished { .. } => {}

@@ -20,34 +20,24 @@ impl JunitReport {
     }
 
     pub fn record_test(&mut self, finished: &TestFinished) {
-        let TestFinished {
-            test,
-            name,
-            status,
-            cached,
-            duration_ms,
-            message,
-            failed_step,
-            failure,
-            ..
-        } = finished;
+        let status = finished.status;
         let case_status = match status {
             Status::Pass => TestCaseStatus::success(),
             Status::Fail | Status::Error => {
-                let kind = if *status == Status::Fail {
+                let kind = if status == Status::Fail {
                     NonSuccessKind::Failure
                 } else {
                     NonSuccessKind::Error
                 };
                 let mut non_success = TestCaseStatus::non_success(kind);
                 let mut description = String::new();
-                if let Some(step) = failed_step {
+                if let Some(step) = &finished.failed_step {
                     non_success.set_message(format!("step `{step}` failed"));
                 }
-                if let Some(message) = message {
+                if let Some(message) = &finished.message {
                     non_success.set_message(message.clone());
                 }
-                if let Some(failure) = failure {
+                if let Some(failure) = &finished.failure {
                     description = format!(
                         "expected: {}\nactual:   {}\n--- stdout\n{}\n--- stderr\n{}",
                         failure.expected, failure.actual, failure.stdout, failure.stderr
@@ -59,10 +49,10 @@ impl JunitReport {
                 non_success
             }
         };
-        let mut case = TestCase::new(name.clone(), case_status);
-        case.set_classname(test.clone());
-        case.set_time(Duration::from_secs_f64(duration_ms / 1000.0));
-        if *cached {
+        let mut case = TestCase::new(finished.name.clone(), case_status);
+        case.set_classname(finished.test.clone());
+        case.set_time(Duration::from_secs_f64(finished.duration_ms / 1000.0));
+        if finished.cached {
             case.add_property(("cached", "true"));
         }
         self.cases.push(case);

@@ -133,14 +133,7 @@ pub enum Event {
         tests: usize,
         jobs: usize,
     },
-    /// `--dry-run`: what would happen to a test, and why.
-    TestPlanned {
-        test: String,
-        name: String,
-        /// `run`, `cached` or `error`.
-        action: String,
-        reason: String,
-    },
+    TestPlanned(TestPlanned),
     TestStarted {
         test: String,
         name: String,
@@ -160,6 +153,33 @@ pub enum Event {
     },
     TestFinished(TestFinished),
     RunFinished(RunFinished),
+}
+
+/// `--dry-run`: what would happen to a test, and why (the `test_planned` event).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TestPlanned {
+    pub test: String,
+    pub name: String,
+    pub action: PlannedAction,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannedAction {
+    Run,
+    Cached,
+    Error,
+}
+
+impl PlannedAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlannedAction::Run => "run",
+            PlannedAction::Cached => "cached",
+            PlannedAction::Error => "error",
+        }
+    }
 }
 
 /// How the run ended: the `run_finished` event, read by every report's summary line.

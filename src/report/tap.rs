@@ -3,7 +3,7 @@
 //! its line, expected vs actual and the tail of its output. Steps are not test
 //! points of their own: a TAP consumer counts tests, as the other reports do.
 
-use super::{tail, Event, Status, TestFinished};
+use super::{tail, Event, PlannedAction, Status, TestFinished};
 
 /// Turns events into TAP lines; the caller writes them.
 #[derive(Debug, Default)]
@@ -18,20 +18,19 @@ impl TapReporter {
             Event::RunStarted { tests, .. } => {
                 vec!["TAP version 14".to_string(), format!("1..{tests}")]
             }
-            Event::TestPlanned {
-                test,
-                name,
-                action,
-                reason,
-            } => {
+            Event::TestPlanned(planned) => {
                 self.number += 1;
-                let point = if action == "error" { "not ok" } else { "ok" };
+                let point = if planned.action == PlannedAction::Error {
+                    "not ok"
+                } else {
+                    "ok"
+                };
                 vec![format!(
                     "{point} {} - {} # SKIP {} ({})",
                     self.number,
-                    description(test, name),
-                    escape(action),
-                    escape(reason)
+                    description(&planned.test, &planned.name),
+                    planned.action.as_str(),
+                    escape(&planned.reason)
                 )]
             }
             Event::TestFinished(finished) => self.test_point(finished),
@@ -102,19 +101,8 @@ mod tests {
     use crate::report::StepFailure;
 
     fn finished(status: Status, name: &str) -> TestFinished {
-        TestFinished {
-            test: format!("tests/{name}.clnrm.toml"),
-            name: name.to_string(),
-            status,
-            cached: false,
-            duration_ms: 5.0,
-            message: None,
-            failed_step: None,
-            failure: None,
-            timings: None,
-            line: None,
-            expectations: Vec::new(),
-        }
+        let test = format!("tests/{name}.clnrm.toml");
+        TestFinished::without_steps(test, name.to_string(), status, false, 5.0, None)
     }
 
     #[test]

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
-use crate::report::{ms, Event, Status, StepFailure, TestFinished, TestTimings};
+use crate::report::{
+    ms, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
+};
 
 use super::inputs::{PassRecord, ResultStage};
 use super::spans::{judge, Judged};
@@ -31,44 +33,24 @@ pub struct ContainerUse {
 /// A future the executor may hold across awaits.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
+/// One test for a [`TestExecutor`]: its plan and images, and with `collector` the
+/// receiver of its spans.
+#[derive(Clone, Copy)]
+pub struct TestToRun<'a> {
+    pub identity: &'a str,
+    pub plan: &'a TestPlan,
+    pub images: &'a ResolvedImages,
+    pub collector: Option<&'a dyn SpanCollector>,
+}
+
 /// Where a test's containers come from: fresh ones per test (`run`), or a warm pool
 /// (`dev`, `run --reuse`).
 pub trait TestExecutor: Send + Sync {
     fn run_test<'a>(
         &'a self,
-        identity: &'a str,
-        plan: &'a TestPlan,
-        images: &'a ResolvedImages,
+        test: TestToRun<'a>,
         cancel: BoxFuture<'a, ()>,
     ) -> BoxFuture<'a, (TestReport, ContainerUse)>;
-
-    /// [`TestExecutor::run_test`] with `collector` receiving the test's spans. Executors
-    /// that cannot give a test a network of its own make such a test an `error`.
-    fn run_test_collecting<'a>(
-        &'a self,
-        identity: &'a str,
-        plan: &'a TestPlan,
-        images: &'a ResolvedImages,
-        collector: &'a dyn SpanCollector,
-        cancel: BoxFuture<'a, ()>,
-    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
-        let _ = (identity, images, collector, cancel);
-        Box::pin(async move {
-            let report = TestReport {
-                name: plan.name.clone(),
-                outcome: TestOutcome::Error {
-                    message: "span expectations need fresh containers in this version: \
-                              `clnrm run` without --reuse (not warm ones: `--reuse`, `clnrm dev`)"
-                        .to_string(),
-                },
-                steps: Vec::new(),
-                services: Vec::new(),
-                timings: Default::default(),
-                teardown_errors: Vec::new(),
-            };
-            (report, ContainerUse::default())
-        })
-    }
 }
 
 /// Fresh containers for every test, removed when it ends.
@@ -78,56 +60,29 @@ pub struct FreshContainers {
     pub root: std::path::PathBuf,
 }
 
-impl FreshContainers {
-    async fn run(
-        &self,
-        plan: &TestPlan,
-        images: &ResolvedImages,
-        collector: Option<&dyn SpanCollector>,
-        cancel: BoxFuture<'_, ()>,
-    ) -> (TestReport, ContainerUse) {
-        let report = clnrm_exec::run_test_collecting(
-            TestRun {
+impl TestExecutor for FreshContainers {
+    fn run_test<'a>(
+        &'a self,
+        test: TestToRun<'a>,
+        cancel: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
+        Box::pin(async move {
+            let run = TestRun {
                 backend: self.backend.as_ref(),
                 session: &self.session,
                 root: &self.root,
-                plan,
-                images: Some(images),
-            },
-            collector,
-            cancel,
-        )
-        .await;
-        let started = report.services.len();
-        let used = ContainerUse {
-            reused: 0,
-            started,
-            removed: started,
-        };
-        (report, used)
-    }
-}
-
-impl TestExecutor for FreshContainers {
-    fn run_test_collecting<'a>(
-        &'a self,
-        _identity: &'a str,
-        plan: &'a TestPlan,
-        images: &'a ResolvedImages,
-        collector: &'a dyn SpanCollector,
-        cancel: BoxFuture<'a, ()>,
-    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
-        Box::pin(self.run(plan, images, Some(collector), cancel))
-    }
-
-    fn run_test<'a>(
-        &'a self,
-        _identity: &'a str,
-        plan: &'a TestPlan,
-        images: &'a ResolvedImages,
-        cancel: BoxFuture<'a, ()>,
-    ) -> BoxFuture<'a, (TestReport, ContainerUse)> {
-        Box::pin(async move { self.run(plan, images, None, cancel).await })
+                plan: test.plan,
+                images: Some(test.images),
+            };
+            let report = clnrm_exec::run_test_collecting(run, test.collector, cancel).await;
+            let started = report.services.len();
+            let used = ContainerUse {
+                reused: 0,
+                started,
+                removed: started,
+            };
+            (report, used)
+        })
     }
 }
 
@@ -218,47 +173,34 @@ pub async fn execute(
             let interrupted = Box::pin(async move {
                 let _ = cancel.wait_for(|stop| *stop).await;
             });
-            let (report, used, judged) = match &runnable.spans {
-                None => {
-                    let (report, used) = executor
-                        .run_test(
-                            &runnable.test.identity,
-                            &runnable.plan,
-                            &runnable.images,
-                            interrupted,
-                        )
-                        .await;
-                    (report, used, None)
-                }
-                Some(spans) => {
-                    let receiver = spans.receiver();
-                    let (mut report, used) = executor
-                        .run_test_collecting(
-                            &runnable.test.identity,
-                            &runnable.plan,
-                            &runnable.images,
-                            &receiver,
-                            interrupted,
-                        )
-                        .await;
-                    // Judged only when every step passed: a failed step already decides.
-                    let judged = report.outcome.is_pass().then(|| judge(spans, &receiver));
-                    if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
-                        report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
-                            step: failed.expectation.clone(),
-                            service: String::new(),
-                            expected: failed.expected.clone(),
-                            actual: failed.actual.clone(),
-                            stdout: judged
-                                .as_ref()
-                                .and_then(|j| j.failure.clone())
-                                .unwrap_or_default(),
-                            stderr: String::new(),
-                        });
-                    }
-                    (report, used, judged)
-                }
+            let receiver = runnable.spans.as_ref().map(|spans| spans.receiver());
+            let test = TestToRun {
+                identity: &runnable.test.identity,
+                plan: &runnable.plan,
+                images: &runnable.images,
+                collector: receiver.as_ref().map(|r| r as &dyn SpanCollector),
             };
+            let (mut report, used) = executor.run_test(test, interrupted).await;
+            // Judged only when every step passed: a failed step already decides.
+            let judged = match (&runnable.spans, &receiver) {
+                (Some(spans), Some(receiver)) if report.outcome.is_pass() => {
+                    Some(judge(spans, receiver))
+                }
+                _ => None,
+            };
+            if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
+                report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
+                    step: failed.expectation.clone(),
+                    service: String::new(),
+                    expected: failed.expected.clone(),
+                    actual: failed.actual.clone(),
+                    stdout: judged
+                        .as_ref()
+                        .and_then(|j| j.failure.clone())
+                        .unwrap_or_default(),
+                    stderr: String::new(),
+                });
+            }
             for event in step_events(&runnable.test.identity, &report) {
                 let _ = task_events.send(event);
             }
@@ -385,19 +327,26 @@ fn step_events(test: &str, report: &TestReport) -> Vec<Event> {
 
 pub(super) fn dry_run_event(disposition: &Disposition) -> Event {
     let (test, name, action, reason) = match disposition {
-        Disposition::Run(runnable, why) => (&runnable.test, &runnable.name, "run", why.clone()),
+        Disposition::Run(runnable, why) => (
+            &runnable.test,
+            &runnable.name,
+            PlannedAction::Run,
+            why.clone(),
+        ),
         Disposition::Cached(runnable, _) => (
             &runnable.test,
             &runnable.name,
-            "cached",
+            PlannedAction::Cached,
             "passed before with the same inputs".to_string(),
         ),
-        Disposition::Error(test, name, message) => (test, name, "error", message.clone()),
+        Disposition::Error(test, name, message) => {
+            (test, name, PlannedAction::Error, message.clone())
+        }
     };
-    Event::TestPlanned {
+    Event::TestPlanned(TestPlanned {
         test: test.identity.clone(),
         name: name.clone(),
-        action: action.to_string(),
+        action,
         reason,
-    }
+    })
 }

@@ -27,7 +27,7 @@ use crate::project::Project;
 use crate::report::Event;
 
 pub use command::{run_command, RunCommand, RunCommandError};
-pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor};
+pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor, TestToRun};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
 pub use spans::{judge, Judged, SpanPlan};

@@ -289,3 +289,49 @@ pub fn figures(fault: &str, trials: usize, correct: usize, detail: &str) {
         "fault `{fault}`: {trials} trials, {correct} correct; {detail}"
     ));
 }
+
+/// Seconds since the epoch, as `docker events --since` takes them.
+pub fn docker_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+/// The `clnrm.session` labels of the managed containers the engine created since
+/// `since` ([`docker_now`]), one per container.
+pub fn sessions_of_containers_created_since(since: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            since,
+            "--until",
+            &docker_now(),
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            "label=clnrm.managed=true",
+            "--format",
+            "{{index .Actor.Attributes \"clnrm.session\"}}",
+        ])
+        .output()
+        .expect("docker events");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// How many containers the clnrm process `pid` had the engine create since `since`.
+/// Other clnrm processes on the same engine (other tests, other people) do not count:
+/// a session's label starts with its process's pid.
+pub fn containers_created_by(pid: u32, since: &str) -> usize {
+    let ours = format!("{pid}-");
+    sessions_of_containers_created_since(since)
+        .iter()
+        .filter(|session| session.starts_with(&ours))
+        .count()
+}

@@ -276,43 +276,6 @@ fn answer(stream: TcpStream, fault: Fault, count: &AtomicUsize) {
     }
 }
 
-/// Seconds since the epoch, as `docker events --since` takes them.
-pub fn docker_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-}
-
-/// How many containers the clnrm process `pid` had the engine create since `since`
-/// ([`docker_now`]). Other clnrm processes on the same engine (other tests, other
-/// people) do not count: a session's label starts with its process's pid.
-pub fn containers_created_by(pid: u32, since: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            since,
-            "--until",
-            &docker_now(),
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            "label=clnrm.managed=true",
-            "--format",
-            "{{index .Actor.Attributes \"clnrm.session\"}}",
-        ])
-        .output()
-        .expect("docker events");
-    let ours = format!("{pid}-");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|session| session.starts_with(&ours))
-        .count()
-}
-
 /// A passing test named `name` that runs one step in the fixture image; `marker`
 /// makes its content (and so its result key) its own.
 pub fn passing_test(name: &str, marker: &str) -> String {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clnrm_exec::{
     resolve_images, run_steps, start_service, Backend, ContainerRequest, ContainerStarted,
     ContainerStatus, DockerBackend, EngineInfo, ExecError, ExecOutput, ExecPhases, ExecRequest,
-    ManagedObject, ResolvedImage, Session,
+    ManagedObject, ResolvedImage, ServiceToStart, Session,
 };
 use clnrm_plan::{ImageSource, TestPlan};
 use futures_util::future::BoxFuture;
@@ -51,17 +51,17 @@ async fn main() {
         .await
         .expect("fixture image");
     let spec = &plan.containers[0];
-    let started = start_service(
-        &backend,
-        &session,
-        Path::new("."),
+    let service = ServiceToStart {
+        session: &session,
+        root: Path::new("."),
         spec,
-        &images[&spec.service],
-        None,
-        BTreeMap::new(),
-    )
-    .await
-    .expect("start the warm container");
+        image: &images[&spec.service],
+        network: None,
+        labels: BTreeMap::new(),
+    };
+    let started = start_service(&backend, service, &|_| {})
+        .await
+        .expect("start the warm container");
     let figures = measure(&backend, &plan, &started.id).await;
     backend
         .remove_container(&started.id)

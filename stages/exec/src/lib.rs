@@ -50,7 +50,7 @@ pub use outcome::{
     TestReport,
 };
 pub use services::{
-    create_test_network, health_check, object_name, start_service, start_service_tracked,
+    create_test_network, health_check, object_name, start_service, ServiceToStart,
     StartedContainer, TestNetwork,
 };
 pub use session::{

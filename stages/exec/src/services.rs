@@ -61,51 +61,40 @@ pub async fn create_test_network(
     Ok(TestNetwork { id, name })
 }
 
-/// Creates and starts the container of one service and waits until it is
-/// ready (running, and its health check passed). Its labels are the session's,
-/// `clnrm.spec`, `clnrm.service`, then `labels` (which win). On `network` the
-/// container is reachable by its service name.
+/// One service container to create, start and wait for: its labels are the session's,
+/// `clnrm.spec`, `clnrm.service`, then `labels` (which win). On `network` the container
+/// is reachable by its service name.
+pub struct ServiceToStart<'a> {
+    pub session: &'a Session,
+    pub root: &'a Path,
+    pub spec: &'a ContainerSpec,
+    pub image: &'a ResolvedImage,
+    pub network: Option<&'a str>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Creates and starts the container of one service and waits until it is ready
+/// (running, and its health check passed), calling `created` with the container's ID
+/// right after it is created (before start and readiness), so a caller that may be
+/// cancelled can remove it.
 ///
-/// A container that was created but did not become ready is removed before
-/// the error is returned. Should the returned future be dropped while the
-/// container is created, the backend removes it; dropped later, the container
-/// stays: use [`start_service_tracked`] to learn its ID as soon as it exists.
+/// A container that was created but did not become ready is removed before the error
+/// is returned. Should the returned future be dropped while the container is created,
+/// the backend removes it; dropped later, the container stays: `created` told the
+/// caller its ID.
 pub async fn start_service(
     backend: &dyn Backend,
-    session: &Session,
-    root: &Path,
-    spec: &ContainerSpec,
-    image: &ResolvedImage,
-    network: Option<&str>,
-    labels: BTreeMap<String, String>,
+    service: ServiceToStart<'_>,
+    created: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<StartedContainer, ExecError> {
-    start_service_tracked(
-        backend,
+    let ServiceToStart {
         session,
         root,
         spec,
         image,
         network,
         labels,
-        &|_| {},
-    )
-    .await
-}
-
-/// [`start_service`], calling `created` with the container's ID right after it
-/// is created (before start and readiness), so a caller that may be cancelled
-/// can remove it.
-#[allow(clippy::too_many_arguments)]
-pub async fn start_service_tracked(
-    backend: &dyn Backend,
-    session: &Session,
-    root: &Path,
-    spec: &ContainerSpec,
-    image: &ResolvedImage,
-    network: Option<&str>,
-    labels: BTreeMap<String, String>,
-    created: &(dyn Fn(&str) + Send + Sync),
-) -> Result<StartedContainer, ExecError> {
+    } = service;
     let name = format!("{}-{}", object_name(session), sanitize(&spec.service));
     let mut all = session.labels();
     all.insert(LABEL_SPEC.into(), spec.hash.0.clone());
