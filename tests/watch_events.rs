@@ -45,6 +45,18 @@ impl Project {
         fs::rename(self.path(from), self.path(to)).unwrap();
     }
 
+    /// How vim saves `t/a.clnrm.toml`: it probes the folder with `4913`, renames the
+    /// original to a backup, writes the new file, then drops the backup; its swap file
+    /// changes too.
+    fn save_like_vim(&self, text: &str) {
+        self.write("t/4913", "");
+        self.remove("t/4913");
+        self.write("t/.a.clnrm.toml.swp", "swap");
+        self.rename("t/a.clnrm.toml", "t/a.clnrm.toml~");
+        self.write("t/a.clnrm.toml", text);
+        self.remove("t/a.clnrm.toml~");
+    }
+
     fn remove(&self, rel: &str) {
         fs::remove_file(self.path(rel)).unwrap();
     }
@@ -189,12 +201,7 @@ fn a_vim_save_with_its_probe_swap_and_backup_is_one_settled_change() {
     let p = Project::new();
     p.write("t/a.clnrm.toml", "old");
     let w = p.watch_settling(SLOW_DEBOUNCE_MS);
-    p.write("t/4913", "");
-    p.remove("t/4913");
-    p.write("t/.a.clnrm.toml.swp", "swap");
-    p.rename("t/a.clnrm.toml", "t/a.clnrm.toml~");
-    p.write("t/a.clnrm.toml", "new");
-    p.remove("t/a.clnrm.toml~");
+    p.save_like_vim("new");
     expect_settled(&w, &["t/a.clnrm.toml"]);
     assert_quiet(&w, 100);
 }
@@ -279,14 +286,7 @@ fn a_vim_style_save_is_one_change_of_the_target() {
     let p = Project::new();
     p.write("t/a.clnrm.toml", "old");
     let w = p.watch(300);
-    // vim probes the folder with `4913`, renames the original to a backup,
-    // writes the new file, then drops the backup; its swap file changes too.
-    p.write("t/4913", "");
-    p.remove("t/4913");
-    p.write("t/.a.clnrm.toml.swp", "swap");
-    p.rename("t/a.clnrm.toml", "t/a.clnrm.toml~");
-    p.write("t/a.clnrm.toml", "new");
-    p.remove("t/a.clnrm.toml~");
+    p.save_like_vim("new");
     expect_batch(&w, &["t/a.clnrm.toml"]);
     assert_quiet(&w, 300);
 }
