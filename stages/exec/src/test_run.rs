@@ -84,7 +84,8 @@ pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) 
 }
 
 /// [`run_test_until`], with a [`SpanCollector`] receiving the test's spans: the test then
-/// always gets a network of its own (never a spare), whose gateway the collector listens on.
+/// always runs on a network (a claimed spare when it can), whose gateway the collector
+/// listens on while the claim is held.
 pub async fn run_test_collecting(
     run: TestRun<'_>,
     collector: Option<&dyn SpanCollector>,
@@ -106,6 +107,10 @@ pub async fn run_test_collecting(
         outcome = body => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
     };
+    if let Some(collector) = collector {
+        // Closed while the claim is held: the next test on this network binds its gateway.
+        collector.stop().await;
+    }
     let progress = progress.into_inner().unwrap_or_else(|e| e.into_inner());
     report.outcome = outcome;
     report.steps = progress.steps;
@@ -139,6 +144,10 @@ struct Resources {
     /// not here: removing the containers hands it back.
     network: Mutex<Option<String>>,
     containers: Mutex<Vec<String>>,
+    /// The container claiming a spare network for a test collecting spans: removed after
+    /// the others, so none of them is left on the network once another test claims it
+    /// (its spans would reach that test's receiver on the gateway).
+    claim_last: Mutex<Option<String>>,
 }
 
 impl Resources {
@@ -147,18 +156,24 @@ impl Resources {
     }
 
     async fn teardown(&self, backend: &dyn Backend) -> Vec<String> {
-        let containers = std::mem::take(&mut *lock(&self.containers));
+        let mut containers = std::mem::take(&mut *lock(&self.containers));
+        let claim_last = lock(&self.claim_last)
+            .take()
+            .filter(|id| containers.contains(id));
+        containers.retain(|c| Some(c) != claim_last.as_ref());
         let network = lock(&self.network).take();
         let mut errors = Vec::new();
-        for (id, r) in join_all(
-            containers
-                .iter()
-                .map(|id| async move { (id, backend.remove_container(id).await) }),
-        )
-        .await
-        {
-            if let Err(e) = r {
-                errors.push(format!("removing container {id}: {e}"));
+        for batch in [containers, claim_last.into_iter().collect()] {
+            for (id, r) in join_all(
+                batch
+                    .iter()
+                    .map(|id| async move { (id, backend.remove_container(id).await) }),
+            )
+            .await
+            {
+                if let Err(e) = r {
+                    errors.push(format!("removing container {id}: {e}"));
+                }
             }
         }
         if let Some(net) = network {
@@ -259,11 +274,11 @@ async fn start_services(
     };
     // Several services share a network, where each is reachable by its
     // service name; a single service has nobody to reach.
-    // With spans collected, the collector listens on the network's gateway, which must
-    // be the test's alone: a network of its own, never a spare.
+    // With spans collected, the collector listens on the network's gateway, which the
+    // claim makes the test's alone while it runs.
     let private_network = plan.containers.len() > 1 || collector.is_some();
     let spares = async {
-        if !private_network || collector.is_some() {
+        if !private_network {
             return Vec::new();
         }
         // Without a list, a network is created as before.
@@ -281,28 +296,10 @@ async fn start_services(
     let t = Instant::now();
     let mut additions = ServiceAdditions::default();
     let (network, claim, created) = if let Some(collector) = collector {
-        let network = own_network(run, resources, &base_name).await?;
-        let gateway = run.backend.network_gateway(&network).await?;
-        additions = collector
-            .network_ready(gateway)
-            .await
-            .map_err(ExecError::Engine)?;
-        let extra = Extra {
-            collector: Some(collector),
-            additions: &additions,
-        };
-        let created = create_all(
-            run,
-            resources,
-            &images,
-            &base_name,
-            Some(&network),
-            false,
-            &extra,
-        )
-        .await?
-        .unwrap_or_default();
-        (Some(network), false, created)
+        let claimed =
+            claim_for_spans(run, collector, resources, &images, &base_name, &mut spares).await?;
+        additions = claimed.additions;
+        (Some(claimed.network), claimed.claim, claimed.created)
     } else if private_network {
         let mut attempt = 0;
         loop {
@@ -504,6 +501,76 @@ async fn create_all(
         return Ok(None);
     }
     created.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// The network a test collecting spans claimed, its containers created on it.
+struct SpanNetwork {
+    network: String,
+    /// A spare claimed (false: a network of the test's own).
+    claim: bool,
+    created: Vec<String>,
+    additions: ServiceAdditions,
+}
+
+/// Claims a network for a test collecting spans, as a multi-service test does, then binds
+/// the collector on its gateway. The host entry naming the gateway is known before the
+/// creates (which claim the network); the listener is bound only once the claim is won,
+/// so no two tests listen on one gateway.
+async fn claim_for_spans(
+    run: TestRun<'_>,
+    collector: &dyn SpanCollector,
+    resources: &Resources,
+    images: &ResolvedImages,
+    base_name: &str,
+    spares: &mut Vec<crate::ManagedObject>,
+) -> Result<SpanNetwork, ExecError> {
+    let mut attempt = 0;
+    loop {
+        let (network, claim, listed) = match spares.pop().filter(|_| attempt < SPARE_CLAIMS) {
+            Some(spare) => (spare.name, true, spare.gateway),
+            None if attempt <= SPARE_CLAIMS => {
+                let name = format!("{base_name}-net{attempt}");
+                (new_spare_network(run.backend, name).await?, true, None)
+            }
+            None => (own_network(run, resources, base_name).await?, false, None),
+        };
+        attempt += 1;
+        let gateway = match listed {
+            Some(gateway) => gateway,
+            None => run.backend.network_gateway(&network).await?,
+        };
+        let additions = collector.additions(gateway);
+        let extra = Extra {
+            collector: Some(collector),
+            additions: &additions,
+        };
+        let Some(created) = create_all(
+            run,
+            resources,
+            images,
+            base_name,
+            Some(&network),
+            claim,
+            &extra,
+        )
+        .await?
+        else {
+            continue;
+        };
+        if claim {
+            *lock(&resources.claim_last) = created.first().cloned();
+        }
+        collector
+            .network_ready(gateway)
+            .await
+            .map_err(ExecError::Engine)?;
+        return Ok(SpanNetwork {
+            network,
+            claim,
+            created,
+            additions,
+        });
+    }
 }
 
 /// Creates a spare network named `name` (kept after the test for the next one); returns its name.
