@@ -247,29 +247,3 @@ fn wait_for_span_holds_a_services_first_step_until_the_span_arrives() {
         "service `client`: span `never.sent` did not arrive within 3.0 s (wait_for_span)"
     );
 }
-
-#[test]
-fn on_warm_containers_a_test_with_expectations_is_an_error_not_a_silent_pass() {
-    if !docker_ready() {
-        return;
-    }
-    let project = TestProject::new();
-    project.write(
-        "tests/warm.clnrm.toml",
-        &test_file(
-            "warm",
-            &format!(
-                "{}\n[[expect.span]]\nname = \"work\"\n",
-                emit(&[("work", 1, 1)])
-            ),
-        ),
-    );
-    let run = project.clnrm(&["run", "--reuse", "--format", "json"]);
-    run.expect_code(1);
-    let event = finished(&run.stdout());
-    assert_eq!(event["status"], "error");
-    assert!(event["message"]
-        .as_str()
-        .unwrap()
-        .contains("span expectations need fresh containers"));
-}
