@@ -9,7 +9,8 @@
 //! after it (names are unique on the engine), creates all its containers
 //! before starting any (a lost claim leaves nothing running on another
 //! test's network), and hands the network back at teardown by removing its
-//! containers. Only when no spare can be claimed is one created.
+//! containers. Only when no spare can be claimed is one created. A test collecting
+//! spans claims one the same way, even with one service (`span_network`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +31,10 @@ use crate::{
     Backend, ContainerRequest, ExecError, PhaseTimings, ResolvedImage, ServiceAdditions,
     ServiceStart, Session, SpanCollector, StepResult, TestOutcome, TestReport,
 };
+
+mod span_network;
+
+use span_network::claim_for_spans;
 
 /// Images by service name.
 pub type ResolvedImages = BTreeMap<String, ResolvedImage>;
@@ -501,76 +506,6 @@ async fn create_all(
         return Ok(None);
     }
     created.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
-}
-
-/// The network a test collecting spans claimed, its containers created on it.
-struct SpanNetwork {
-    network: String,
-    /// A spare claimed (false: a network of the test's own).
-    claim: bool,
-    created: Vec<String>,
-    additions: ServiceAdditions,
-}
-
-/// Claims a network for a test collecting spans, as a multi-service test does, then binds
-/// the collector on its gateway. The host entry naming the gateway is known before the
-/// creates (which claim the network); the listener is bound only once the claim is won,
-/// so no two tests listen on one gateway.
-async fn claim_for_spans(
-    run: TestRun<'_>,
-    collector: &dyn SpanCollector,
-    resources: &Resources,
-    images: &ResolvedImages,
-    base_name: &str,
-    spares: &mut Vec<crate::ManagedObject>,
-) -> Result<SpanNetwork, ExecError> {
-    let mut attempt = 0;
-    loop {
-        let (network, claim, listed) = match spares.pop().filter(|_| attempt < SPARE_CLAIMS) {
-            Some(spare) => (spare.name, true, spare.gateway),
-            None if attempt <= SPARE_CLAIMS => {
-                let name = format!("{base_name}-net{attempt}");
-                (new_spare_network(run.backend, name).await?, true, None)
-            }
-            None => (own_network(run, resources, base_name).await?, false, None),
-        };
-        attempt += 1;
-        let gateway = match listed {
-            Some(gateway) => gateway,
-            None => run.backend.network_gateway(&network).await?,
-        };
-        let additions = collector.additions(gateway);
-        let extra = Extra {
-            collector: Some(collector),
-            additions: &additions,
-        };
-        let Some(created) = create_all(
-            run,
-            resources,
-            images,
-            base_name,
-            Some(&network),
-            claim,
-            &extra,
-        )
-        .await?
-        else {
-            continue;
-        };
-        if claim {
-            *lock(&resources.claim_last) = created.first().cloned();
-        }
-        collector
-            .network_ready(gateway)
-            .await
-            .map_err(ExecError::Engine)?;
-        return Ok(SpanNetwork {
-            network,
-            claim,
-            created,
-            additions,
-        });
-    }
 }
 
 /// Creates a spare network named `name` (kept after the test for the next one); returns its name.
