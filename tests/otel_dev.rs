@@ -137,3 +137,42 @@ fn dev_reruns_a_test_when_its_expectation_is_edited_and_shows_the_span_wait() {
         "dev removed its pool on Ctrl-C"
     );
 }
+
+#[test]
+fn a_warm_test_whose_services_announced_readiness_once_is_not_held_again() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    // `server` announces itself with a span once, as it starts; `client`'s first step
+    // waits for that span (at most 3 s).
+    let export = r#"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"00000000000000b1\",\"name\":\"server.ready\",\"kind\":1,\"startTimeUnixNano\":\"1000\",\"endTimeUnixNano\":\"2000\"}]}]}]}"#;
+    project.write(
+        "tests/ready.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"ready\"\nversion = \"1\"\n\n\
+             [service.server]\nimage = \"{IMAGE}\"\nargs = [\"sh\", \"-c\", \"sleep 0.3; wget -q -O - --header 'Content-Type: application/json' --post-data '{export}' $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces; sleep 600\"]\n\n\
+             [service.client]\nimage = \"{IMAGE}\"\nwait_for_span = \"server.ready\"\nwait_for_span_timeout_secs = 3\n\n\
+             [[steps]]\nname = \"use\"\nservice = \"client\"\ncommand = [\"true\"]\n"
+        ),
+    );
+    let first = project.clnrm(&["run", "--reuse", "--format", "json"]);
+    assert_eq!(
+        finished(&first.stdout())["status"],
+        "pass",
+        "{}",
+        first.all()
+    );
+    // Both containers reused: the span is not sent again, and nothing waits for it.
+    let again = project.clnrm(&["run", "--reuse", "--force", "--format", "json"]);
+    let event = finished(&again.stdout());
+    assert_eq!(event["status"], "pass", "{}", again.all());
+    assert_eq!(event["timings"]["containers_reused"], 2, "{event}");
+    let execute_ms = event["timings"]["execute_ms"].as_f64().unwrap();
+    assert!(
+        execute_ms < 2500.0,
+        "not held until the timeout: {execute_ms} ms"
+    );
+    project.clnrm(&["cache", "gc"]).expect_code(0);
+    assert!(pooled(&project).is_empty());
+}

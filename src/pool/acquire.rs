@@ -321,6 +321,9 @@ impl Pool {
             .busy
             .insert(identity.to_string(), test.services.len());
         report.services.sort_by(|a, b| a.service.cmp(&b.service));
+        if let (Some(collector), None, 0) = (collector, &first_error, used.started) {
+            collector.already_ready();
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(containers),

@@ -151,6 +151,10 @@ pub trait SpanCollector: Send + Sync {
     /// Stop receiving: the listeners are closed when this returns. Called before the
     /// test's containers are removed (which hands its network to the next test).
     fn stop(&self) -> BoxFuture<'_, ()>;
+    /// Every service runs in a warm container found ready: each `wait_for_span` was met
+    /// when they started, in an earlier run, and is not waited for again (the span that
+    /// announced readiness is not sent twice).
+    fn already_ready(&self);
     /// Before the first step that runs in `service`: waits for its `wait_for_span`, if any.
     /// `Err` is the test's error message.
     fn before_first_step<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>>;
