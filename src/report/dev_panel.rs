@@ -284,6 +284,19 @@ mod tests {
     }
 
     #[test]
+    fn the_span_wait_is_its_own_figure_when_a_test_collected_spans() {
+        let mut run = run_with_two_reused_one_started();
+        assert!(!timing_panel(&run).contains("spans"));
+        run.timings_ms.execute = 40.0;
+        run.timings_ms.spans = 192.5;
+        let timing = timing_panel(&run);
+        assert!(
+            timing.contains("execute 40.0 · spans 192.5 · report"),
+            "{timing}"
+        );
+    }
+
+    #[test]
     fn the_panel_shows_memory_cpu_and_the_budget_line() {
         let run = run_with_two_reused_one_started();
         let resources = resources_panel(&run);
