@@ -17,19 +17,56 @@ fn emit(spans: &[(&str, u8, u8)]) -> String {
 
 /// The shell command that posts those spans (TOML-escaped, for inside a basic string).
 fn post_script(spans: &[(&str, u8, u8)]) -> String {
+    let spans: Vec<PostedSpan> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, kind, code))| PostedSpan {
+            name,
+            parent: (i > 0).then_some(0),
+            kind,
+            code,
+            nanos: (
+                1_000_000_000 + i as u64 * 1000,
+                2_000_000_000 - i as u64 * 1000,
+            ),
+            attrs: &[],
+        })
+        .collect();
+    post_spans(&spans)
+}
+
+/// One span of a posted trace.
+struct PostedSpan<'a> {
+    name: &'a str,
+    /// The index of its parent in the posted list; `None`: a root.
+    parent: Option<usize>,
+    kind: u8,
+    code: u8,
+    /// Start and end, Unix nanoseconds.
+    nanos: (u64, u64),
+    attrs: &'a [(&'a str, &'a str)],
+}
+
+/// The shell command that posts `spans` as one trace of service `app`.
+fn post_spans(spans: &[PostedSpan]) -> String {
     let body: Vec<String> = spans
         .iter()
         .enumerate()
-        .map(|(i, (name, kind, code))| {
-            let parent = if i == 0 {
-                String::new()
-            } else {
-                "00000000000000a0".to_string()
-            };
+        .map(|(i, s)| {
+            let parent = s.parent.map_or(String::new(), |p| format!("00000000000000a{p}"));
+            let attrs: Vec<String> = s
+                .attrs
+                .iter()
+                .map(|(k, v)| format!(r#"{{\"key\":\"{k}\",\"value\":{{\"stringValue\":\"{v}\"}}}}"#))
+                .collect();
             format!(
-                r#"{{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"00000000000000a{i}\",\"parentSpanId\":\"{parent}\",\"name\":\"{name}\",\"kind\":{kind},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"status\":{{\"code\":{code}}}}}"#,
-                1_000_000_000u64 + i as u64 * 1000,
-                2_000_000_000u64 - i as u64 * 1000,
+                r#"{{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"00000000000000a{i}\",\"parentSpanId\":\"{parent}\",\"name\":\"{}\",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":[{}],\"status\":{{\"code\":{}}}}}"#,
+                s.name,
+                s.kind,
+                s.nanos.0,
+                s.nanos.1,
+                attrs.join(","),
+                s.code,
             )
         })
         .collect();
@@ -248,28 +285,154 @@ fn wait_for_span_holds_a_services_first_step_until_the_span_arrives() {
     );
 }
 
+/// One trace for the kinds below: `checkout` (0..1000 ms) with children `db.query`
+/// (100..300, calls `app`), `payment.charge` (400..800, calls api.stripe.com) and
+/// `cache.fill` (900..1200: it outlives its parent).
+fn checkout_trace() -> String {
+    let ms = |from: u64, to: u64| {
+        (
+            1_000_000_000 + from * 1_000_000,
+            1_000_000_000 + to * 1_000_000,
+        )
+    };
+    let span = |name, parent, kind, nanos, attrs| PostedSpan {
+        name,
+        parent,
+        kind,
+        code: 1,
+        nanos,
+        attrs,
+    };
+    let script = post_spans(&[
+        span("checkout", None, 2, ms(0, 1000), &[]),
+        span(
+            "db.query",
+            Some(0),
+            3,
+            ms(100, 300),
+            &[("server.address", "app")],
+        ),
+        span(
+            "payment.charge",
+            Some(0),
+            3,
+            ms(400, 800),
+            &[("server.address", "api.stripe.com")],
+        ),
+        span("cache.fill", Some(0), 1, ms(900, 1200), &[]),
+    ]);
+    format!("[[steps]]\nname = \"emit\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\n")
+}
+
 #[test]
-fn on_warm_containers_a_test_with_expectations_is_an_error_not_a_silent_pass() {
+fn order_window_graph_hermeticity_and_counts_hold_or_fail_showing_what_arrived() {
     if !docker_ready() {
         return;
     }
     let project = TestProject::new();
-    project.write(
-        "tests/warm.clnrm.toml",
-        &test_file(
-            "warm",
-            &format!(
-                "{}\n[[expect.span]]\nname = \"work\"\n",
-                emit(&[("work", 1, 1)])
-            ),
+    let cases = [
+        (
+            "holds",
+            "[expect.order]\nmust_precede = [[\"db.query\", \"payment.charge\"]]\nmust_follow = [[\"payment.charge\", \"db.query\"]]\n\n\
+             [[expect.window]]\nouter = \"checkout\"\ncontains = [\"db.query\", \"payment.charge\"]\n\n\
+             [expect.graph]\nmust_include = [[\"checkout\", \"payment.*\"]]\nmust_not_cross = [[\"db.query\", \"payment.charge\"]]\nacyclic = true\n\n\
+             [expect.hermeticity]\nresource_attrs.must_match = { \"service.name\" = \"app\" }\nspan_attrs.forbid_keys = [\"password\"]\n\n\
+             [expect.counts]\nspans_total = { eq = 4 }\n",
         ),
-    );
-    let run = project.clnrm(&["run", "--reuse", "--format", "json"]);
+        (
+            "order",
+            "[expect.order]\nmust_precede = [[\"payment.charge\", \"db.query\"]]\n",
+        ),
+        (
+            "window",
+            "[[expect.window]]\nouter = \"checkout\"\ncontains = [\"db.query\", \"cache.fill\"]\n",
+        ),
+        (
+            "graph",
+            "[expect.graph]\nmust_include = [[\"db.query\", \"payment.charge\"]]\nmust_not_cross = [[\"checkout\", \"db.*\"]]\n",
+        ),
+        (
+            "hermeticity",
+            "[expect.hermeticity]\nno_external_services = true\n",
+        ),
+        ("counts", "[expect.counts]\nby_name = { \"payment.*\" = { eq = 2 } }\n"),
+    ];
+    for (name, expectations) in cases {
+        project.write(
+            &format!("tests/{name}.clnrm.toml"),
+            &test_file(name, &format!("{}\n{expectations}", checkout_trace())),
+        );
+    }
+    let run = project.clnrm(&["run", "--jobs", "3", "--format", "json"]);
     run.expect_code(1);
-    let event = finished(&run.stdout());
-    assert_eq!(event["status"], "error");
-    assert!(event["message"]
-        .as_str()
-        .unwrap()
-        .contains("span expectations need fresh containers"));
+    let events = json_events(&run.stdout());
+    // The failed expectations' messages of one test, joined.
+    let failed = |name: &str| -> String {
+        let event = events
+            .iter()
+            .find(|e| e["event"] == "test_finished" && e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} finished: {}", run.all()));
+        let verdicts = event["expectations"].as_array().unwrap();
+        assert!(!verdicts.is_empty(), "{name}: {event}");
+        verdicts
+            .iter()
+            .filter(|v| v["status"] == "fail")
+            .map(|v| v["message"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(failed("holds"), "", "every kind holds on the same trace");
+
+    // Each failure names its expectation and shows what arrived instead.
+    let shows: [(&str, &[&str]); 5] = [
+        (
+            "order",
+            &[
+                "expect.order.must_precede[0] [\"payment.charge\", \"db.query\"] failed",
+                "the earliest \"payment.charge\" ends at +800.000 ms, the latest \"db.query\" starts at +100.000 ms",
+            ],
+        ),
+        (
+            "window",
+            &[
+                "expect.window[0] \"checkout\" failed",
+                "\"cache.fill\" (internal, parent \"checkout\", 300.0 ms",
+            ],
+        ),
+        (
+            "graph",
+            &[
+                "expect.graph.must_include[0] [\"db.query\", \"payment.charge\"] failed",
+                "spans named \"payment.charge\" have parents: \"checkout\"",
+                "expect.graph.must_not_cross[0] [\"checkout\", \"db.*\"] failed",
+                "1 edge(s), first \"checkout\" → \"db.query\"",
+            ],
+        ),
+        (
+            "hermeticity",
+            &[
+                "expect.hermeticity.no_external_services failed",
+                "first \"payment.charge\" calls \"api.stripe.com\" (server.address)",
+            ],
+        ),
+        (
+            "counts",
+            &[
+                "expect.counts.by_name \"payment.*\" failed",
+                "expected: count = 2",
+                "actual:   1",
+            ],
+        ),
+    ];
+    for (name, needles) in shows {
+        let text = failed(name);
+        for needle in needles {
+            assert!(text.contains(needle), "{name}: no {needle:?} in\n{text}");
+        }
+    }
+    let window = failed("window");
+    assert!(
+        !window.contains("\"db.query\" ("),
+        "db.query lies within its window: {window}"
+    );
 }

@@ -99,7 +99,7 @@ async fn run(
     p: &TestPlan,
 ) -> (TestReport, PoolUse) {
     let images = images(b, p).await;
-    pool.run_test(identity, p, &images, std::future::pending())
+    pool.run_test(identity, p, &images, None, std::future::pending())
         .await
 }
 
@@ -403,6 +403,7 @@ async fn idle_forgotten_and_cancelled_tests() {
             "fresh",
             &slow,
             &images,
+            None,
             tokio::time::sleep(Duration::from_millis(500)),
         )
         .await;
@@ -448,14 +449,14 @@ async fn a_warm_run_costs_about_one_exec() {
     let p = simple("timing", "echo hi");
     let images = images(&b, &p).await;
     let (cold, u) = pool
-        .run_test("t", &p, &images, std::future::pending())
+        .run_test("t", &p, &images, None, std::future::pending())
         .await;
     expect_pass(&cold);
     assert_eq!(u.started, 1);
     let mut warm = Vec::new();
     for _ in 0..5 {
         let (r, u) = pool
-            .run_test("t", &p, &images, std::future::pending())
+            .run_test("t", &p, &images, None, std::future::pending())
             .await;
         expect_pass(&r);
         assert_eq!(u, used(1, 0, 0));

@@ -48,6 +48,8 @@ pub struct DevTimings {
     pub plan: f64,
     pub containers: f64,
     pub execute: f64,
+    /// Waiting for spans after the last step (tests with span expectations only).
+    pub spans: f64,
     pub report: f64,
     /// From the first file event (or the start of the session) to results printed.
     pub total: f64,

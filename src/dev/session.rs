@@ -366,7 +366,7 @@ impl DevSession {
         .await;
         let mut results: Vec<TestFinished> = Vec::new();
         let mut containers = ContainerUse::default();
-        let (mut containers_ms, mut execute_ms) = (0.0, 0.0);
+        let (mut containers_ms, mut execute_ms, mut spans_ms) = (0.0, 0.0, 0.0);
         let (mut result_hits, mut result_misses) = (0, 0);
         while let Ok(event) = events_rx.try_recv() {
             let Event::TestFinished(mut finished) = event else {
@@ -381,6 +381,7 @@ impl DevSession {
             if let Some(t) = finished.timings.take() {
                 containers_ms += t.containers_ms;
                 execute_ms += t.execute_ms;
+                spans_ms += t.spans_ms;
                 containers.reused += t.containers_reused;
                 containers.started += t.containers_started;
                 containers.removed += t.containers_removed;
@@ -399,10 +400,11 @@ impl DevSession {
         // Tests run side by side: split the phase's wall time between getting containers
         // and running steps in the proportion of their summed times, so the panel adds up.
         let phase_ms = ms(execute_started.elapsed());
-        let busy_ms = containers_ms + execute_ms;
+        let busy_ms = containers_ms + execute_ms + spans_ms;
         if busy_ms > phase_ms && busy_ms > 0.0 {
             containers_ms *= phase_ms / busy_ms;
             execute_ms *= phase_ms / busy_ms;
+            spans_ms *= phase_ms / busy_ms;
         }
         let mut warnings = cache_warnings;
         warnings.extend(memo.take_warnings());
@@ -425,6 +427,7 @@ impl DevSession {
                 plan: plan_ms,
                 containers: containers_ms,
                 execute: execute_ms,
+                spans: spans_ms,
                 ..DevTimings::default()
             },
             cache: BTreeMap::from([
@@ -473,15 +476,15 @@ impl TestExecutor for crate::pool::Pool {
         cancel: runner::BoxFuture<'a, ()>,
     ) -> runner::BoxFuture<'a, (clnrm_exec::TestReport, ContainerUse)> {
         Box::pin(async move {
-            if test.collector.is_some() {
-                return (
-                    spans_need_fresh_containers(test.plan),
-                    ContainerUse::default(),
-                );
-            }
-            let (report, used) =
-                crate::pool::Pool::run_test(self, test.identity, test.plan, test.images, cancel)
-                    .await;
+            let (report, used) = crate::pool::Pool::run_test(
+                self,
+                test.identity,
+                test.plan,
+                test.images,
+                test.collector,
+                cancel,
+            )
+            .await;
             let used = ContainerUse {
                 reused: used.reused,
                 started: used.started,
@@ -489,22 +492,5 @@ impl TestExecutor for crate::pool::Pool {
             };
             (report, used)
         })
-    }
-}
-
-/// Warm containers are created before a test's receiver exists: a test with span
-/// expectations is an `error` on them in this version.
-fn spans_need_fresh_containers(plan: &clnrm_plan::TestPlan) -> clnrm_exec::TestReport {
-    clnrm_exec::TestReport {
-        name: plan.name.clone(),
-        outcome: clnrm_exec::TestOutcome::Error {
-            message: "span expectations need fresh containers in this version: \
-                      `clnrm run` without --reuse (not warm ones: `--reuse`, `clnrm dev`)"
-                .to_string(),
-        },
-        steps: Vec::new(),
-        services: Vec::new(),
-        timings: Default::default(),
-        teardown_errors: Vec::new(),
     }
 }

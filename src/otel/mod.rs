@@ -39,6 +39,13 @@ pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The flush rule's quiet period: no span for this long means the services are done.
 pub const QUIET: Duration = Duration::from_millis(200);
 
+/// How long [`TestReceiver::close`] waits for the listeners to end.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What a test's receiver waits for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceiverSettings {
@@ -114,7 +121,11 @@ pub struct TestReceiver {
     settings: ReceiverSettings,
     received: Arc<Received>,
     stop: watch::Sender<bool>,
+    /// The listener tasks: each drops its listener when it ends.
+    listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     flush: Mutex<Option<FlushWait>>,
+    /// Every service is in a warm container found ready: no `wait_for_span`.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl TestReceiver {
@@ -123,7 +134,9 @@ impl TestReceiver {
             settings,
             received: Arc::new(Received::default()),
             stop: watch::channel(false).0,
+            listeners: Mutex::new(Vec::new()),
             flush: Mutex::new(None),
+            ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -141,17 +154,38 @@ impl TestReceiver {
         };
         let http = bind(HTTP_PORT).await?;
         let grpc = bind(GRPC_PORT).await?;
-        tokio::spawn(listen::serve_http(
-            http,
-            self.received.clone(),
-            self.stop.subscribe(),
-        ));
-        tokio::spawn(listen::serve_grpc(
-            grpc,
-            self.received.clone(),
-            self.stop.subscribe(),
-        ));
+        let tasks = [
+            tokio::spawn(listen::serve_http(
+                http,
+                self.received.clone(),
+                self.stop.subscribe(),
+            )),
+            tokio::spawn(listen::serve_grpc(
+                grpc,
+                self.received.clone(),
+                self.stop.subscribe(),
+            )),
+        ];
+        lock(&self.listeners).extend(tasks);
         Ok(())
+    }
+
+    /// Stops receiving and waits (at most [`CLOSE_WAIT`]) until both listeners are closed,
+    /// so the gateway's ports are free for the next test on the network.
+    pub async fn close(&self) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *lock(&self.listeners));
+        let closed = async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_WAIT, closed).await.is_err() {
+            tracing::warn!(
+                "the span receiver did not stop within {} ms",
+                CLOSE_WAIT.as_millis()
+            );
+        }
     }
 
     /// The environment every service gets (docs/reference.md §9); the spec's own values win.
@@ -241,13 +275,22 @@ impl SpanCollector for TestReceiver {
         TestReceiver::service_env(service)
     }
 
-    fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<ServiceAdditions, String>> {
-        Box::pin(async move {
-            self.listen(gateway).await?;
-            Ok(ServiceAdditions {
-                extra_hosts: vec![format!("{COLLECTOR_HOST}:{gateway}")],
-            })
-        })
+    fn additions(&self, gateway: IpAddr) -> ServiceAdditions {
+        ServiceAdditions {
+            extra_hosts: vec![format!("{COLLECTOR_HOST}:{gateway}")],
+        }
+    }
+
+    fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.listen(gateway))
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.close())
+    }
+
+    fn already_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn before_first_step<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>> {
@@ -255,6 +298,9 @@ impl SpanCollector for TestReceiver {
             let Some((pattern, timeout)) = self.settings.wait_for_span.get(service) else {
                 return Ok(());
             };
+            if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
             let deadline = Instant::now() + *timeout;
             let wanted = std::slice::from_ref(pattern);
             while !self.received.missing(wanted).is_empty() {

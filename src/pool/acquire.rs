@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use clnrm_exec::{
     check_plan, create_test_network, health_check, resolve_images, run_steps, start_service,
-    unix_now, Backend, ExecError, PhaseTimings, ResolvedImage, ResolvedImages, ServiceStart,
-    ServiceToStart, Session, TestOutcome, TestReport, LABEL_CREATED, LABEL_IMAGE, LABEL_NETWORK,
-    LABEL_POOL, LABEL_TEST,
+    unix_now, Backend, ExecError, PhaseTimings, ResolvedImage, ResolvedImages, ServiceAdditions,
+    ServiceStart, ServiceToStart, Session, SpanCollector, TestOutcome, TestReport, LABEL_CREATED,
+    LABEL_IMAGE, LABEL_NETWORK, LABEL_POOL, LABEL_TEST,
 };
 use clnrm_plan::{ContainerSpec, TestPlan};
 
-use super::{lock, ms, Pool, PoolUse, Pooled, PooledTest};
+use super::{lock, ms, Pool, PoolUse, Pooled, PooledTest, LABEL_COLLECTOR};
 
 /// What a per-service task of [`Pool::acquire`] came back with.
 struct ServiceProvision {
@@ -52,11 +52,17 @@ impl Pool {
     ///
     /// When `cancel` completes first, the outcome is an `error` ("interrupted");
     /// the containers that were ready stay pooled, half-started ones are removed.
+    ///
+    /// With `collector`, the test runs on a network of its own whose gateway the
+    /// collector listens on from before its containers start until its steps and the
+    /// flush wait are over (the test lock held: runs of one test never overlap, and the
+    /// network is no other test's).
     pub async fn run_test(
         &self,
         identity: &str,
         plan: &TestPlan,
         images: &ResolvedImages,
+        collector: Option<&dyn SpanCollector>,
         cancel: impl Future<Output = ()>,
     ) -> (TestReport, PoolUse) {
         let started = Instant::now();
@@ -95,7 +101,7 @@ impl Pool {
         let pending: Arc<Mutex<Vec<String>>> = Arc::default();
         let t = Instant::now();
         let acquired = tokio::select! {
-            r = self.acquire(identity, plan, images, &mut test, &pending, &mut used, &mut report) => Some(r),
+            r = self.acquire(identity, plan, images, collector, &mut test, &pending, &mut used, &mut report) => Some(r),
             () = &mut cancel => None,
         };
         report.timings.containers_ms = ms(t.elapsed());
@@ -107,12 +113,28 @@ impl Pool {
                 }
             }
             Some(Ok(containers)) => {
-                let (outcome, steps, execute_ms) =
-                    run_steps(self.backend.as_ref(), plan, &containers, &mut cancel).await;
+                let (outcome, steps, execute_ms) = run_steps(
+                    self.backend.as_ref(),
+                    plan,
+                    &containers,
+                    collector,
+                    &mut cancel,
+                )
+                .await;
                 report.outcome = outcome;
                 report.steps = steps;
                 report.timings.execute_ms = execute_ms;
+                if let (Some(collector), TestOutcome::Pass) = (collector, &report.outcome) {
+                    tokio::select! {
+                        () = collector.after_steps() => {}
+                        () = &mut cancel => report.outcome = interrupted(),
+                    }
+                }
             }
+        }
+        if let Some(collector) = collector {
+            // Closed before the test lock is released: the next run binds the same gateway.
+            collector.stop().await;
         }
         // Containers created by an interrupted start: not known to be fit.
         let half_started = std::mem::take(&mut *lock(&pending));
@@ -154,6 +176,7 @@ impl Pool {
         identity: &str,
         plan: &TestPlan,
         images: &ResolvedImages,
+        collector: Option<&dyn SpanCollector>,
         test: &mut PooledTest,
         pending: &Arc<Mutex<Vec<String>>>,
         used: &mut PoolUse,
@@ -184,8 +207,10 @@ impl Pool {
                 Ok::<_, ExecError>((resolved, ms(t.elapsed())))
             }
         };
-        // Several services share a network of the test's own.
-        let want_network = plan.containers.len() > 1 && test.network.is_none();
+        // Several services share a network of the test's own; spans are received on
+        // the gateway of one.
+        let private_network = plan.containers.len() > 1 || collector.is_some();
+        let want_network = private_network && test.network.is_none();
         let network = async {
             if want_network {
                 let mut labels = self.pool_labels();
@@ -207,10 +232,22 @@ impl Pool {
         if plan.containers.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let network = if plan.containers.len() > 1 {
+        let network = if private_network {
             test.network.as_ref().map(|n| n.name.clone())
         } else {
             None
+        };
+        // Bound before any container starts: a service's first spans come as it starts.
+        let (additions, collector_at) = match (collector, &network) {
+            (Some(collector), Some(network)) => {
+                let gateway = self.backend.network_gateway(network).await?;
+                collector
+                    .network_ready(gateway)
+                    .await
+                    .map_err(ExecError::Engine)?;
+                (collector.additions(gateway), Some(gateway.to_string()))
+            }
+            _ => (ServiceAdditions::default(), None),
         };
 
         let mut tasks = tokio::task::JoinSet::new();
@@ -226,6 +263,9 @@ impl Pool {
             if let Some(n) = &network {
                 labels.insert(LABEL_NETWORK.into(), n.clone());
             }
+            if let Some(at) = &collector_at {
+                labels.insert(LABEL_COLLECTOR.into(), at.clone());
+            }
             let job = ServiceJob {
                 backend: self.backend.clone(),
                 session: self.session.clone(),
@@ -235,6 +275,13 @@ impl Pool {
                 image_ms,
                 network: network.clone(),
                 labels,
+                spans: SpanAdditions {
+                    env: collector
+                        .map(|c| c.service_env(&spec.service))
+                        .unwrap_or_default(),
+                    hosts: additions.extra_hosts.clone(),
+                    collector: collector_at.clone(),
+                },
                 existing,
                 pending: pending.clone(),
             };
@@ -274,6 +321,9 @@ impl Pool {
             .busy
             .insert(identity.to_string(), test.services.len());
         report.services.sort_by(|a, b| a.service.cmp(&b.service));
+        if let (Some(collector), None, 0) = (collector, &first_error, used.started) {
+            collector.already_ready();
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(containers),
@@ -294,6 +344,14 @@ fn interrupted() -> TestOutcome {
     }
 }
 
+/// What a container of a test collecting spans is created with.
+struct SpanAdditions {
+    env: BTreeMap<String, String>,
+    hosts: Vec<String>,
+    /// The collector's address (see [`Pooled::collector`]).
+    collector: Option<String>,
+}
+
 /// One service of one run: reuse its pooled container if fit, else start one.
 /// Owned, so it runs as a task of its own.
 struct ServiceJob {
@@ -305,6 +363,7 @@ struct ServiceJob {
     image_ms: f64,
     network: Option<String>,
     labels: BTreeMap<String, String>,
+    spans: SpanAdditions,
     existing: Option<Pooled>,
     pending: Arc<Mutex<Vec<String>>>,
 }
@@ -318,7 +377,9 @@ impl ServiceJob {
         if let Some(old) = self.existing {
             let same = old.spec_hash == spec.hash.0
                 && old.image_id == self.image.id
-                && (self.network.is_none() || old.network == self.network);
+                && (self.network.is_none() || old.network == self.network)
+                // Its OTEL environment and collector host are fixed at create.
+                && old.collector == self.spans.collector;
             let t = Instant::now();
             let fit = same
                 && if old.known_fit {
@@ -374,6 +435,8 @@ impl ServiceJob {
             image: &self.image,
             network: self.network.as_deref(),
             labels: self.labels,
+            extra_env: self.spans.env,
+            extra_hosts: self.spans.hosts,
         };
         let result = start_service(backend, service, &track).await;
         // Ready (now pooled), or removed by start_service: no longer pending.
@@ -397,6 +460,7 @@ impl ServiceJob {
                 network: self.network.clone(),
                 ports: c.ports,
                 known_fit: true,
+                collector: self.spans.collector,
             };
             ReadyService {
                 container: pooled,

@@ -10,7 +10,7 @@ use clnrm_exec::{
     LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC, LABEL_TEST,
 };
 
-use super::{lock, Pool, Pooled, PooledTest};
+use super::{lock, Pool, Pooled, PooledTest, LABEL_COLLECTOR};
 
 impl Pool {
     /// Adopts the running pool containers of this project left by earlier
@@ -86,6 +86,7 @@ impl Pool {
                         network,
                         ports: BTreeMap::new(),
                         known_fit: false,
+                        collector: o.labels.get(LABEL_COLLECTOR).cloned(),
                     },
                 );
                 adopted_from_other_session |= o.labels.get(LABEL_SESSION) != Some(&self.session.id);

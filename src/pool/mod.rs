@@ -87,7 +87,15 @@ struct Pooled {
     /// Known fit: false after adoption or an `error` run, so the spec's health
     /// check runs before it is reused (a status check is enough otherwise).
     known_fit: bool,
+    /// The collector's address it was created with (its network's gateway, in
+    /// [`LABEL_COLLECTOR`]): it sends spans there. `None`: created for a test that
+    /// collects none.
+    collector: Option<String>,
 }
+
+/// The label naming the collector address a pooled container was created with, so an
+/// adopting process knows whether it can reuse it for a test that collects spans.
+const LABEL_COLLECTOR: &str = "clnrm.collector";
 
 /// The containers (and network) kept for one test.
 #[derive(Debug)]

@@ -159,8 +159,14 @@ fn finish_clock(run: &mut DevRun, report_started: Instant) {
 fn timing_panel(run: &DevRun) -> String {
     let t = &run.timings_ms;
     let c = &run.containers;
+    // The wait for spans after the last step, shown when a test collected any.
+    let spans = if t.spans > 0.0 {
+        format!(" · spans {:.1}", t.spans)
+    } else {
+        String::new()
+    };
     format!(
-        "   detect {:.1} · debounce {:.1} · render {:.1} · parse {:.1} · plan {:.1} · containers {:.1} ({} reused, {} started) · execute {:.1} · report {:.1} · total {:.1} ms",
+        "   detect {:.1} · debounce {:.1} · render {:.1} · parse {:.1} · plan {:.1} · containers {:.1} ({} reused, {} started) · execute {:.1}{spans} · report {:.1} · total {:.1} ms",
         t.detect, t.debounce, t.render, t.parse, t.plan, t.containers, c.reused, c.started, t.execute, t.report, t.total
     )
 }
@@ -205,6 +211,7 @@ fn log_run(run: &DevRun) {
         plan_ms = run.timings_ms.plan,
         containers_ms = run.timings_ms.containers,
         execute_ms = run.timings_ms.execute,
+        spans_ms = run.timings_ms.spans,
         report_ms = run.timings_ms.report,
         total_ms = run.timings_ms.total,
         reused = run.containers.reused,
@@ -274,6 +281,19 @@ mod tests {
         let cache = cache_panel(&run);
         assert!(cache.contains("render 1/4"), "{cache}");
         assert!(cache.contains("container reuse 67 %"), "{cache}");
+    }
+
+    #[test]
+    fn the_span_wait_is_its_own_figure_when_a_test_collected_spans() {
+        let mut run = run_with_two_reused_one_started();
+        assert!(!timing_panel(&run).contains("spans"));
+        run.timings_ms.execute = 40.0;
+        run.timings_ms.spans = 192.5;
+        let timing = timing_panel(&run);
+        assert!(
+            timing.contains("execute 40.0 · spans 192.5 · report"),
+            "{timing}"
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ async fn main() {
         image: &images[&spec.service],
         network: None,
         labels: BTreeMap::new(),
+        extra_env: BTreeMap::new(),
+        extra_hosts: Vec::new(),
     };
     let started = start_service(&backend, service, &|_| {})
         .await
@@ -99,7 +101,7 @@ async fn measure(backend: &DockerBackend, plan: &TestPlan, container: &str) -> F
         recording.phases.lock().unwrap().clear();
         let t = Instant::now();
         let (outcome, steps, _) =
-            run_steps(&recording, plan, &containers, std::future::pending()).await;
+            run_steps(&recording, plan, &containers, None, std::future::pending()).await;
         let rerun = ms(t.elapsed());
         assert!(outcome.is_pass(), "{outcome:?}");
         if run < 3 {

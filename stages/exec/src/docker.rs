@@ -533,6 +533,7 @@ impl Backend for DockerBackend {
                         .to_string(),
                     labels: c.labels.unwrap_or_default().into_iter().collect(),
                     running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+                    gateway: None,
                 })
                 .collect();
             objects.extend(networks.into_iter().map(network_object));

@@ -68,7 +68,16 @@ pub(crate) fn status_of(state: bollard::models::ContainerState) -> ContainerStat
 }
 
 pub(crate) fn network_object(n: bollard::models::Network) -> ManagedObject {
+    let gateway = n
+        .ipam
+        .as_ref()
+        .and_then(|ipam| ipam.config.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|config| config.gateway.as_deref()?.parse::<std::net::IpAddr>().ok())
+        .find(std::net::IpAddr::is_ipv4);
     ManagedObject {
+        gateway,
         kind: ManagedKind::Network,
         id: n.id.unwrap_or_default(),
         name: n.name.unwrap_or_default(),

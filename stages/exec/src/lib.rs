@@ -142,9 +142,19 @@ pub struct ServiceAdditions {
 pub trait SpanCollector: Send + Sync {
     /// The environment `service` gets (its spec's own values win).
     fn service_env(&self, service: &str) -> BTreeMap<String, String>;
-    /// The test's network exists and `gateway` is the host's address on it: start receiving
-    /// there. Returns what every service container gets.
-    fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<ServiceAdditions, String>>;
+    /// What every service container of a network whose gateway is `gateway` gets (its
+    /// host entry): known before the containers are created, which claims the network.
+    fn additions(&self, gateway: IpAddr) -> ServiceAdditions;
+    /// The test holds its network (the claim is won) and `gateway` is the host's address on
+    /// it: start receiving there. Only the claim's holder listens on a gateway.
+    fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<(), String>>;
+    /// Stop receiving: the listeners are closed when this returns. Called before the
+    /// test's containers are removed (which hands its network to the next test).
+    fn stop(&self) -> BoxFuture<'_, ()>;
+    /// Every service runs in a warm container found ready: each `wait_for_span` was met
+    /// when they started, in an earlier run, and is not waited for again (the span that
+    /// announced readiness is not sent twice).
+    fn already_ready(&self);
     /// Before the first step that runs in `service`: waits for its `wait_for_span`, if any.
     /// `Err` is the test's error message.
     fn before_first_step<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>>;
@@ -245,6 +255,10 @@ pub struct ManagedObject {
     pub labels: BTreeMap<String, String>,
     /// Containers only: whether it is running.
     pub running: bool,
+    /// Networks only: the host's IPv4 address on it, when the listing said (saves an
+    /// inspect for a test that receives spans there).
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]

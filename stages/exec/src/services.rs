@@ -71,6 +71,10 @@ pub struct ServiceToStart<'a> {
     pub image: &'a ResolvedImage,
     pub network: Option<&'a str>,
     pub labels: BTreeMap<String, String>,
+    /// What span collection adds (the OTEL environment, the collector's host entry);
+    /// empty for a test that collects no spans.
+    pub extra_env: BTreeMap<String, String>,
+    pub extra_hosts: Vec<String>,
 }
 
 /// Creates and starts the container of one service and waits until it is ready
@@ -94,6 +98,8 @@ pub async fn start_service(
         image,
         network,
         labels,
+        extra_env,
+        extra_hosts,
     } = service;
     let name = format!("{}-{}", object_name(session), sanitize(&spec.service));
     let mut all = session.labels();
@@ -107,8 +113,8 @@ pub async fn start_service(
         network,
         labels: all,
         root,
-        extra_env: BTreeMap::new(),
-        extra_hosts: Vec::new(),
+        extra_env,
+        extra_hosts,
     };
     let result = create_and_ready(backend, &request, created).await;
     if let Err((Some(id), _)) = &result {

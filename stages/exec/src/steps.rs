@@ -64,7 +64,8 @@ pub fn check_plan(plan: &TestPlan) -> Result<(), String> {
 /// Runs only the steps of a plan, in order, in the given containers (container
 /// ID by service name), with the same semantics as [`run_test`](crate::run_test): exit codes and
 /// regexes checked, `continue_on_failure`, timeouts, a stopped container
-/// reported with its output. Nothing is started or removed.
+/// reported with its output. Nothing is started or removed. With `collector`, a
+/// service's first step waits for its `wait_for_span`.
 ///
 /// Returns the outcome, the steps that ran and the time the steps took (ms).
 /// When `cancel` completes first, the outcome is an `error` ("interrupted") and
@@ -73,6 +74,7 @@ pub async fn run_steps(
     backend: &dyn Backend,
     plan: &TestPlan,
     containers: &BTreeMap<String, String>,
+    collector: Option<&dyn SpanCollector>,
     cancel: impl Future<Output = ()>,
 ) -> (TestOutcome, Vec<StepResult>, f64) {
     let regexes = match compile_step_regexes(plan) {
@@ -83,7 +85,7 @@ pub async fn run_steps(
     let sink = StepSink::Steps(&steps);
     let started = Instant::now();
     let outcome = tokio::select! {
-        outcome = steps_in(backend, plan, containers, &regexes, &sink, None) => outcome,
+        outcome = steps_in(backend, plan, containers, &regexes, &sink, collector) => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
     };
     let execute_ms = ms(started.elapsed());

@@ -9,7 +9,8 @@
 //! after it (names are unique on the engine), creates all its containers
 //! before starting any (a lost claim leaves nothing running on another
 //! test's network), and hands the network back at teardown by removing its
-//! containers. Only when no spare can be claimed is one created.
+//! containers. Only when no spare can be claimed is one created. A test collecting
+//! spans claims one the same way, even with one service (`span_network`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +31,10 @@ use crate::{
     Backend, ContainerRequest, ExecError, PhaseTimings, ResolvedImage, ServiceAdditions,
     ServiceStart, Session, SpanCollector, StepResult, TestOutcome, TestReport,
 };
+
+mod span_network;
+
+use span_network::claim_for_spans;
 
 /// Images by service name.
 pub type ResolvedImages = BTreeMap<String, ResolvedImage>;
@@ -84,7 +89,8 @@ pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) 
 }
 
 /// [`run_test_until`], with a [`SpanCollector`] receiving the test's spans: the test then
-/// always gets a network of its own (never a spare), whose gateway the collector listens on.
+/// always runs on a network (a claimed spare when it can), whose gateway the collector
+/// listens on while the claim is held.
 pub async fn run_test_collecting(
     run: TestRun<'_>,
     collector: Option<&dyn SpanCollector>,
@@ -106,6 +112,10 @@ pub async fn run_test_collecting(
         outcome = body => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
     };
+    if let Some(collector) = collector {
+        // Closed while the claim is held: the next test on this network binds its gateway.
+        collector.stop().await;
+    }
     let progress = progress.into_inner().unwrap_or_else(|e| e.into_inner());
     report.outcome = outcome;
     report.steps = progress.steps;
@@ -139,6 +149,10 @@ struct Resources {
     /// not here: removing the containers hands it back.
     network: Mutex<Option<String>>,
     containers: Mutex<Vec<String>>,
+    /// The container claiming a spare network for a test collecting spans: removed after
+    /// the others, so none of them is left on the network once another test claims it
+    /// (its spans would reach that test's receiver on the gateway).
+    claim_last: Mutex<Option<String>>,
 }
 
 impl Resources {
@@ -147,18 +161,24 @@ impl Resources {
     }
 
     async fn teardown(&self, backend: &dyn Backend) -> Vec<String> {
-        let containers = std::mem::take(&mut *lock(&self.containers));
+        let mut containers = std::mem::take(&mut *lock(&self.containers));
+        let claim_last = lock(&self.claim_last)
+            .take()
+            .filter(|id| containers.contains(id));
+        containers.retain(|c| Some(c) != claim_last.as_ref());
         let network = lock(&self.network).take();
         let mut errors = Vec::new();
-        for (id, r) in join_all(
-            containers
-                .iter()
-                .map(|id| async move { (id, backend.remove_container(id).await) }),
-        )
-        .await
-        {
-            if let Err(e) = r {
-                errors.push(format!("removing container {id}: {e}"));
+        for batch in [containers, claim_last.into_iter().collect()] {
+            for (id, r) in join_all(
+                batch
+                    .iter()
+                    .map(|id| async move { (id, backend.remove_container(id).await) }),
+            )
+            .await
+            {
+                if let Err(e) = r {
+                    errors.push(format!("removing container {id}: {e}"));
+                }
             }
         }
         if let Some(net) = network {
@@ -259,11 +279,11 @@ async fn start_services(
     };
     // Several services share a network, where each is reachable by its
     // service name; a single service has nobody to reach.
-    // With spans collected, the collector listens on the network's gateway, which must
-    // be the test's alone: a network of its own, never a spare.
+    // With spans collected, the collector listens on the network's gateway, which the
+    // claim makes the test's alone while it runs.
     let private_network = plan.containers.len() > 1 || collector.is_some();
     let spares = async {
-        if !private_network || collector.is_some() {
+        if !private_network {
             return Vec::new();
         }
         // Without a list, a network is created as before.
@@ -281,28 +301,10 @@ async fn start_services(
     let t = Instant::now();
     let mut additions = ServiceAdditions::default();
     let (network, claim, created) = if let Some(collector) = collector {
-        let network = own_network(run, resources, &base_name).await?;
-        let gateway = run.backend.network_gateway(&network).await?;
-        additions = collector
-            .network_ready(gateway)
-            .await
-            .map_err(ExecError::Engine)?;
-        let extra = Extra {
-            collector: Some(collector),
-            additions: &additions,
-        };
-        let created = create_all(
-            run,
-            resources,
-            &images,
-            &base_name,
-            Some(&network),
-            false,
-            &extra,
-        )
-        .await?
-        .unwrap_or_default();
-        (Some(network), false, created)
+        let claimed =
+            claim_for_spans(run, collector, resources, &images, &base_name, &mut spares).await?;
+        additions = claimed.additions;
+        (Some(claimed.network), claimed.claim, claimed.created)
     } else if private_network {
         let mut attempt = 0;
         loop {
