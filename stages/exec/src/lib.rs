@@ -23,6 +23,7 @@
 //! about the cache.
 
 mod context;
+mod create_start;
 mod docker;
 mod docker_answers;
 mod docker_exec;
