@@ -22,6 +22,7 @@
 //! This crate does not print (diagnostics go to `tracing`) and does not know
 //! about the cache.
 
+mod container_facts;
 mod context;
 mod create_start;
 mod docker;
@@ -31,6 +32,7 @@ mod docker_image;
 mod outcome;
 mod services;
 mod session;
+mod step_runner;
 mod steps;
 mod test_run;
 
