@@ -303,3 +303,27 @@ async fn a_container_not_in_the_pool_runs_its_steps_by_exec() {
     assert_eq!(out.stdout, "x\n");
     assert!(out.phases.calls >= 2, "{out:?}");
 }
+
+#[tokio::test]
+async fn a_step_abandoned_mid_way_leaves_the_next_one_a_fresh_runner() {
+    let Some(warm) = warm_or_skip("step runner after a cancelled step").await else {
+        return;
+    };
+    let b = &warm.backend;
+    let first = b.exec(&warm.id, &shell("echo warm")).await.expect("step");
+    assert_eq!((first.stdout.as_str(), first.phases.calls), ("warm\n", 0));
+    // The run is cancelled while its step is still going (dev does this when a
+    // newer save supersedes it).
+    let slow = shell("sleep 1; echo old output");
+    let abandoned = tokio::time::timeout(Duration::from_millis(300), b.exec(&warm.id, &slow)).await;
+    assert!(abandoned.is_err(), "{abandoned:?}");
+    // The old step's frame never reaches the next step.
+    let next = b.exec(&warm.id, &shell("echo new")).await.expect("step");
+    assert_eq!(
+        (next.stdout.as_str(), next.exit_code, next.phases.calls),
+        ("new\n", Some(0), 0)
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = b.exec(&warm.id, &shell("echo later")).await.expect("step");
+    assert_eq!((later.stdout.as_str(), later.phases.calls), ("later\n", 0));
+}
