@@ -39,7 +39,7 @@ use crate::docker::{engine, DockerBackend};
 use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
 /// Output kept per stream and exec; the rest is dropped (and flagged).
-const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
+pub(crate) const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Variables a POSIX `sh` sets or changes at startup (ash and dash export
 /// `PWD`, ash and bash `SHLVL`, bash `OLDPWD` after a `cd`): the wrapper puts

@@ -36,7 +36,9 @@ use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::docker::DockerBackend;
-use crate::docker_exec::{capture, exec_failed_with, original_value, quote, SHELL_SET_VARIABLES};
+use crate::docker_exec::{
+    capture, exec_failed_with, original_value, quote, CAPTURE_LIMIT, SHELL_SET_VARIABLES,
+};
 use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
 /// How long the runner may take to say it is ready.
@@ -223,7 +225,7 @@ impl Runner {
             in_flight: false,
         };
         let probe = format!(
-            "for __clnrm_t in mktemp mkfifo setsid sleep cat wc; do \
+            "for __clnrm_t in mktemp mkfifo setsid sleep cat head wc; do \
                command -v \"$__clnrm_t\" >/dev/null 2>&1 || {{ echo \"{marker} unfit no $__clnrm_t\"; exit 0; }}; \
              done; \
              sleep 0.001 2>/dev/null || {{ echo \"{marker} unfit sleep takes no fractions\"; exit 0; }}; \
@@ -267,6 +269,9 @@ impl Runner {
             return Err(format!("garbled frame `{header}`").into());
         };
         let lengths = [out_len, err_len].map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        if lengths.iter().any(|&n| n > CAPTURE_LIMIT + 1) {
+            return Err(format!("garbled frame `{header}`").into());
+        }
         let deadline = started + request.timeout + FRAME_GRACE;
         let body = self
             .bytes(lengths[0].saturating_add(lengths[1]), deadline)
@@ -386,8 +391,8 @@ fn step_text(request: &ExecRequest, container_env: &[String], marker: &str) -> S
            ( trap 'kill $! 2>/dev/null; exit 0' TERM; sleep {secs}.{millis:03} & wait $! && {{ \
                read -r __clnrm_p < \"$__clnrm_d/p\"; : > \"$__clnrm_d/t\"; kill -9 -\"$__clnrm_p\" \"$__clnrm_p\"; }} \
            ) >/dev/null 2>&1 </dev/null & __clnrm_w=$!; \
-           cat \"$__clnrm_d/po\" > \"$__clnrm_d/o\" & __clnrm_a=$!; \
-           cat \"$__clnrm_d/pe\" > \"$__clnrm_d/e\" & __clnrm_b=$!; \
+           {{ head -c {keep} > \"$__clnrm_d/o\"; cat > /dev/null; }} < \"$__clnrm_d/po\" & __clnrm_a=$!; \
+           {{ head -c {keep} > \"$__clnrm_d/e\"; cat > /dev/null; }} < \"$__clnrm_d/pe\" & __clnrm_b=$!; \
            ( read -r __clnrm_p __clnrm_r < /proc/self/stat; echo \"$__clnrm_p\" > \"$__clnrm_d/p\"; \
              {setup}exec setsid -- {argv} ) > \"$__clnrm_d/po\" 2> \"$__clnrm_d/pe\" < /dev/null; \
            __clnrm_s=$?; wait $__clnrm_a $__clnrm_b; \
@@ -396,6 +401,9 @@ fn step_text(request: &ExecRequest, container_env: &[String], marker: &str) -> S
            echo \"{marker} $__clnrm_s $__clnrm_t $(wc -c < \"$__clnrm_d/o\") $(wc -c < \"$__clnrm_d/e\")\"; \
            cat \"$__clnrm_d/o\" \"$__clnrm_d/e\"; : > \"$__clnrm_d/o\"; : > \"$__clnrm_d/e\"; \
          else echo \"{marker} nodir\"; fi\n",
+        // One byte past what is kept says the output was cut; the rest is
+        // read and dropped, so the step writes on as it would by exec.
+        keep = CAPTURE_LIMIT + 1,
         secs = ms / 1000,
         millis = ms % 1000,
         argv = argv.join(" "),
