@@ -41,7 +41,20 @@ async fn warm_container(backend: &DockerBackend) -> Warm {
 }
 
 async fn container(backend: &DockerBackend, pooled: bool) -> Warm {
-    let plan = planned(test("warm", vec![], vec![step("s", argv(&["true"]))]));
+    container_with_env(backend, pooled, &[]).await
+}
+
+async fn container_with_env(backend: &DockerBackend, pooled: bool, env: &[(&str, &str)]) -> Warm {
+    let mut box_service = service("box");
+    box_service.env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let plan = planned(test(
+        "warm",
+        vec![box_service],
+        vec![step("s", argv(&["true"]))],
+    ));
     let session = Session::current();
     let images = resolve_images(backend, Path::new("."), &plan)
         .await
@@ -326,4 +339,24 @@ async fn a_step_abandoned_mid_way_leaves_the_next_one_a_fresh_runner() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let later = b.exec(&warm.id, &shell("echo later")).await.expect("step");
     assert_eq!((later.stdout.as_str(), later.phases.calls), ("later\n", 0));
+}
+
+#[tokio::test]
+async fn a_container_whose_environment_a_shell_cannot_pass_on_runs_its_steps_by_exec() {
+    let Some(b) = engine("step runner refused by the container's env").await else {
+        return;
+    };
+    // A variable whose name is not a shell name cannot be exported by the
+    // runner's `sh`: the runner is not used there.
+    let odd = container_with_env(&b, true, &[("my.setting", "on")]).await;
+    let inspected = b
+        .docker()
+        .inspect_container(&odd.id, None)
+        .await
+        .expect("inspect");
+    let env = inspected.config.and_then(|c| c.env).unwrap_or_default();
+    assert!(env.contains(&"my.setting=on".to_string()), "{env:?}");
+    let out = b.exec(&odd.id, &request(&["env"])).await.expect("step");
+    assert_eq!(out.exit_code, Some(0), "{out:?}");
+    assert!(out.phases.calls >= 2, "{out:?}");
 }
