@@ -66,6 +66,8 @@ pub(crate) enum RunnerState {
 pub(crate) struct Runner {
     output: Output,
     input: Input,
+    /// How the step text calls `setsid`.
+    setsid: String,
     /// Stdout bytes read past the last frame.
     pending: Vec<u8>,
     /// A step was sent and its frame not read to the end (its caller was
@@ -223,6 +225,7 @@ impl Runner {
             input,
             pending: Vec::new(),
             in_flight: false,
+            setsid: String::new(),
         };
         let probe = format!(
             "for __clnrm_t in mktemp mkfifo setsid sleep cat head wc; do \
@@ -232,14 +235,22 @@ impl Runner {
              [ -r /proc/self/stat ] || {{ echo \"{marker} unfit no /proc/self/stat\"; exit 0; }}; \
              __clnrm_d=$(mktemp -d 2>/dev/null) && mkfifo \"$__clnrm_d/po\" \"$__clnrm_d/pe\" \
                || {{ echo \"{marker} unfit no room for its FIFOs\"; exit 0; }}; \
-             echo \"{marker} ready\"\n"
+             trap 'rm -rf \"$__clnrm_d\"' EXIT; \
+             echo \"{marker} ready $(command -v setsid)\"\n"
         );
         runner.send(&probe).await?;
         let line = runner.header(marker, START_TIMEOUT).await?;
         match line.strip_prefix("unfit ") {
             Some(why) => Err(format!("the image cannot host it: {why}")),
-            None if line == "ready" => Ok(runner),
-            None => Err(format!("unexpected answer `{line}`")),
+            // Where `setsid` is, so a step's own PATH cannot hide it (a
+            // bare name: the shell's own applet, found without PATH).
+            None => match line.strip_prefix("ready ") {
+                Some(setsid) if !setsid.is_empty() => {
+                    runner.setsid = setsid.to_string();
+                    Ok(runner)
+                }
+                _ => Err(format!("unexpected answer `{line}`")),
+            },
         }
     }
 
@@ -253,7 +264,7 @@ impl Runner {
     ) -> Result<Ran, Failed> {
         let started = tokio::time::Instant::now();
         self.in_flight = true;
-        self.send(&step_text(request, container_env, marker))
+        self.send(&step_text(request, container_env, &self.setsid, marker))
             .await
             .map_err(|why| Failed { why, sent: false })?;
         let header = self.header(marker, request.timeout + FRAME_GRACE).await?;
@@ -293,7 +304,7 @@ impl Runner {
                 ..ExecPhases::default()
             },
         };
-        if exec_failed_with("setsid: can't execute", request, &output) {
+        if exec_failed_with("setsid:", request, &output) {
             return Ok(Ran::UseExec("its command cannot be executed"));
         }
         Ok(Ran::Output(output))
@@ -365,7 +376,12 @@ impl Runner {
 }
 
 /// The shell text that runs one step and sends its frame.
-fn step_text(request: &ExecRequest, container_env: &[String], marker: &str) -> String {
+fn step_text(
+    request: &ExecRequest,
+    container_env: &[String],
+    setsid: &str,
+    marker: &str,
+) -> String {
     let mut setup = String::new();
     if let Some(dir) = &request.workdir {
         setup.push_str(&format!("cd -- {} || exit 126; ", quote(dir)));
@@ -394,7 +410,7 @@ fn step_text(request: &ExecRequest, container_env: &[String], marker: &str) -> S
            {{ head -c {keep} > \"$__clnrm_d/o\"; cat > /dev/null; }} < \"$__clnrm_d/po\" & __clnrm_a=$!; \
            {{ head -c {keep} > \"$__clnrm_d/e\"; cat > /dev/null; }} < \"$__clnrm_d/pe\" & __clnrm_b=$!; \
            ( read -r __clnrm_p __clnrm_r < /proc/self/stat; echo \"$__clnrm_p\" > \"$__clnrm_d/p\"; \
-             {setup}exec setsid -- {argv} ) > \"$__clnrm_d/po\" 2> \"$__clnrm_d/pe\" < /dev/null; \
+             {setup}exec {setsid} -- {argv} ) > \"$__clnrm_d/po\" 2> \"$__clnrm_d/pe\" < /dev/null; \
            __clnrm_s=$?; wait $__clnrm_a $__clnrm_b; \
            kill $__clnrm_w 2>/dev/null; wait $__clnrm_w; \
            if [ -e \"$__clnrm_d/t\" ]; then __clnrm_t=1; else __clnrm_t=0; fi; \
@@ -407,6 +423,7 @@ fn step_text(request: &ExecRequest, container_env: &[String], marker: &str) -> S
         secs = ms / 1000,
         millis = ms % 1000,
         argv = argv.join(" "),
+        setsid = quote(setsid),
     )
 }
 
@@ -441,9 +458,9 @@ mod tests {
             workdir: Some("/w d".into()),
             timeout: Duration::from_millis(1500),
         };
-        let text = step_text(&request, &["PWD=/".into()], "M");
+        let text = step_text(&request, &["PWD=/".into()], "/bin/setsid", "M");
         assert!(
-            text.contains(r"exec setsid -- 'printf' '%s|' 'it'\''s $HOME"),
+            text.contains(r"exec '/bin/setsid' -- 'printf' '%s|' 'it'\''s $HOME"),
             "{text}"
         );
         assert!(text.contains(r"export A='a b'\''c'; "), "{text}");

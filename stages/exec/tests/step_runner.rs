@@ -203,6 +203,11 @@ async fn steps_through_the_runner_give_what_exec_gives() {
     );
     assert!(out.stdout.lines().any(|l| l == "EMPTY="), "{}", out.stdout);
     assert!(out.stdout.contains("\n/tmp\n"), "{}", out.stdout);
+    // A PATH of the step's own that leads nowhere hides nothing the runner needs.
+    let mut lost = request(&["/bin/sh", "-c", "echo $PATH; env | sort"]);
+    lost.env = BTreeMap::from([("PATH".into(), "/nowhere".into())]);
+    let out = same_both_ways(&warm, &lost).await;
+    assert!(out.stdout.starts_with("/nowhere\n"), "{}", out.stdout);
     let out = same_both_ways(&warm, &shell("env | sort; pwd")).await;
     assert!(out.stdout.ends_with("\n/\n"), "{}", out.stdout);
 }
@@ -339,6 +344,18 @@ async fn a_step_abandoned_mid_way_leaves_the_next_one_a_fresh_runner() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let later = b.exec(&warm.id, &shell("echo later")).await.expect("step");
     assert_eq!((later.stdout.as_str(), later.phases.calls), ("later\n", 0));
+    // The abandoned runner ended once its step did, and took its FIFOs'
+    // directory with it: one runner's is left.
+    let dirs = shell("ls -d /tmp/tmp.* | wc -l");
+    let mut left = String::new();
+    for _ in 0..30 {
+        left = b.exec(&warm.id, &dirs).await.expect("step").stdout;
+        if left.trim() == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left.trim(), "1");
 }
 
 #[tokio::test]
