@@ -1,7 +1,7 @@
 //! The persistent step runner of a warm (pooled) container: one `sh` started
 //! once by an exec with its stdin attached, which then starts each step as a
 //! fresh process, so a step costs a few forks instead of an Engine API exec
-//! round trip (docs/reference.md §5).
+//! round trip (docs/reference.md §7; timeouts as in §5).
 //!
 //! Each step is one block of shell text written to the runner's stdin. Every
 //! argument, variable and directory in it is single-quoted, so the step's
@@ -11,7 +11,8 @@
 //! what the shell changed in the environment (as the exec path's wrapper
 //! does), exports the step's env and execs `setsid -- <argv>`: the step leads
 //! a process group of its own, away from the runner's. Its stdout and stderr
-//! go through two FIFOs into two files, and the step is over when both FIFOs
+//! go through two FIFOs into two files (at most the exec path's capture limit
+//! each, the rest read and dropped), and the step is over when both FIFOs
 //! are closed — by the step and by any child still holding them, as an exec's
 //! stream is. A watchdog in the container kills the step's group at the
 //! timeout (`kill -9 -<pid> <pid>`, as the exec path does); the runner
