@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Container-side figures for `clnrm run` (issues 4 and 10), printed as a table.
 
-    cargo build --release && python3 benches/run_figures.py [path/to/clnrm]
+    cargo build --release && python3 benches/run_figures.py [--only SECTION] [path/to/clnrm]
+
+SECTION is one of steps, services, cached, jobs (default: all of them).
 
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
 Each figure is the median of several runs; a busy machine moves them, so read
@@ -15,8 +17,18 @@ import tempfile
 import time
 
 IMAGE = "clnrm-fixture/busybox:latest"
-CLNRM = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+ARGS = sys.argv[1:]
+ONLY = None
+if "--only" in ARGS:
+    at = ARGS.index("--only")
+    ONLY = ARGS[at + 1]
+    del ARGS[at:at + 2]
+CLNRM = ARGS[0] if ARGS else os.path.join(
     os.path.dirname(__file__), "..", "target", "release", "clnrm")
+
+
+def wanted(section):
+    return ONLY is None or ONLY == section
 
 
 def write(root, rel, text):
@@ -94,8 +106,7 @@ def test_timings(events):
     return [e for e in events if e["event"] == "test_finished"]
 
 
-def main():
-    rows = []
+def figures_steps(rows):
     # 1. A 5-step test: one container start plus five execs.
     root = project({"five.clnrm.toml": test("five", [service("box")],
                                             [("box", ["echo", str(i)]) for i in range(5)])})
@@ -112,6 +123,8 @@ def main():
     rows.append(("5-step test: teardown", median(parts["teardown"])))
     rows.append(("5-step test: total", median(parts["total"])))
 
+
+def figures_services(rows):
     # 2. Three services start in parallel: compare with one, and with the
     # engine's own parallel start of three containers of the same image,
     # measured in the same rounds (interleaved, so both see the same load).
@@ -126,12 +139,17 @@ def main():
         three_ms.append(test_timings(run(three, "--force")[1])[0]["timings"]["containers_ms"])
         engine_ms.append(docker_parallel_starts(3))
     rows.append(("1 service: containers ready", median(one_ms)))
-    rows.append(("3 services: containers ready (create + parallel starts)", median(three_ms)))
+    rows.append(("3 services: containers ready (each created and started at once)",
+                 median(three_ms)))
     rows.append(("3 services / 1 service (ratio)", median(three_ms) / median(one_ms)))
     rows.append(("3 parallel `docker start`s, same image and network", median(engine_ms)))
     rows.append(("3 services / 3 parallel `docker start`s (ratio)",
                  median(three_ms) / median(engine_ms)))
+    print("rounds, 3 services / 3 docker starts (ms): " + ", ".join(
+        f"{t:.0f}/{e:.0f}" for t, e in zip(three_ms, engine_ms)), file=sys.stderr)
 
+
+def figures_cached(rows):
     # 3. 100 unchanged passing tests, all cached.
     hundred = project({f"t{i:03}.clnrm.toml": test(f"t{i}", [service("box")], [("box", ["true"])])
                        for i in range(100)})
@@ -143,6 +161,8 @@ def main():
         walls.append(wall)
     rows.append(("clnrm run, 100 tests all cached: wall", median(walls)))
 
+
+def figures_jobs(rows):
     # 4. 20 tests with -j1 and with the default -j.
     twenty = project({f"t{i:02}.clnrm.toml": test(f"t{i}", [service("box")],
                                                    [("box", ["sleep", "0.2"])]) for i in range(20)})
@@ -152,6 +172,16 @@ def main():
     rows.append((f"20 tests default -j ({os.cpu_count()} CPUs): wall", parallel))
     rows.append(("-j1 / default -j (ratio)", serial / parallel))
 
+
+def main():
+    rows = []
+    sections = {"steps": figures_steps, "services": figures_services,
+                "cached": figures_cached, "jobs": figures_jobs}
+    if ONLY is not None and ONLY not in sections:
+        sys.exit(f"--only takes one of {', '.join(sections)}, not {ONLY}")
+    for name, figures in sections.items():
+        if wanted(name):
+            figures(rows)
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         unit = "" if "ratio" in label else " ms"

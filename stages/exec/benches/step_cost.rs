@@ -1,10 +1,10 @@
 //! What one step costs on a warm container, and whose time it is (issue 10):
-//! a 10-step test runs again and again in one started container, and every
-//! step's time is split into the engine's API calls (timed by the backend)
-//! and clnrm's own share. Measured in the same run, for comparison: the bare
-//! Engine API exec round trip (create, start attached, read to the end,
-//! inspect) through bollard, and one command through a shell kept running in
-//! the container (what a persistent step runner would cost at best).
+//! a 10-step test runs again and again in one started (pooled) container,
+//! alternately by exec and through the container's persistent step runner,
+//! and every exec step's time is split into the engine's API calls (timed by
+//! the backend) and clnrm's own share. Measured in the same run, for
+//! comparison: the bare Engine API exec round trip (create, start attached,
+//! read to the end, inspect) through bollard.
 //!
 //!     cargo bench -p clnrm-exec --bench step_cost
 //!
@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 use clnrm_exec::{
     resolve_images, run_steps, start_service, Backend, ContainerRequest, ContainerStarted,
     ContainerStatus, DockerBackend, EngineInfo, ExecError, ExecOutput, ExecPhases, ExecRequest,
-    ManagedObject, ResolvedImage, ServiceToStart, Session,
+    ManagedObject, ResolvedImage, ServiceToStart, Session, StepResult, LABEL_POOL,
 };
 use clnrm_plan::{ImageSource, TestPlan};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
-use tokio::io::AsyncWriteExt;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -57,7 +56,8 @@ async fn main() {
         spec,
         image: &images[&spec.service],
         network: None,
-        labels: BTreeMap::new(),
+        // Pooled, as `clnrm dev` keeps it: its steps may use a step runner.
+        labels: BTreeMap::from([(LABEL_POOL.to_string(), "step-cost-bench".to_string())]),
         extra_env: BTreeMap::new(),
         extra_hosts: Vec::new(),
     };
@@ -79,11 +79,17 @@ struct Figures {
     calls: Vec<f64>,
     rerun: Vec<f64>,
     bare_exec: Vec<f64>,
-    kept_shell: Vec<f64>,
+    runner_step: Vec<f64>,
+    runner_rerun: Vec<f64>,
 }
 
 async fn measure(backend: &DockerBackend, plan: &TestPlan, container: &str) -> Figures {
+    let exec_only = backend.without_step_runner();
     let recording = Recording {
+        inner: &exec_only,
+        phases: Mutex::default(),
+    };
+    let through_runner = Recording {
         inner: backend,
         phases: Mutex::default(),
     };
@@ -95,20 +101,24 @@ async fn measure(backend: &DockerBackend, plan: &TestPlan, container: &str) -> F
         calls: Vec::new(),
         rerun: Vec::new(),
         bare_exec: Vec::new(),
-        kept_shell: Vec::new(),
+        runner_step: Vec::new(),
+        runner_rerun: Vec::new(),
     };
     for run in 0..RUNS + 3 {
-        recording.phases.lock().unwrap().clear();
-        let t = Instant::now();
-        let (outcome, steps, _) =
-            run_steps(&recording, plan, &containers, None, std::future::pending()).await;
-        let rerun = ms(t.elapsed());
-        assert!(outcome.is_pass(), "{outcome:?}");
+        let (rerun, steps, phases) = timed_run(&recording, plan, &containers).await;
+        // The same test through the runner, right after (same load).
+        let (runner_rerun, runner_steps, runner_phases) =
+            timed_run(&through_runner, plan, &containers).await;
+        let runner_calls: u32 = runner_phases.iter().map(|p| p.calls).sum();
+        assert_eq!(runner_calls, 0, "the runner's steps made engine calls");
         if run < 3 {
-            continue; // warm-up
+            continue; // warm-up (and the runner's start, on its first step)
         }
         figures.rerun.push(rerun);
-        let phases = recording.phases.lock().unwrap().clone();
+        figures.runner_rerun.push(runner_rerun);
+        figures
+            .runner_step
+            .extend(runner_steps.iter().map(|s| s.duration_ms));
         assert_eq!(phases.len(), steps.len());
         for (step, phases) in steps.iter().zip(phases) {
             figures.step.push(step.duration_ms);
@@ -123,8 +133,23 @@ async fn measure(backend: &DockerBackend, plan: &TestPlan, container: &str) -> F
             figures.bare_exec.push(took);
         }
     }
-    figures.kept_shell = kept_shell(backend, container, RUNS * STEPS).await;
     figures
+}
+
+/// One run of the plan's steps: its time (ms), the steps and each step's phases.
+async fn timed_run(
+    backend: &Recording<'_>,
+    plan: &TestPlan,
+    containers: &BTreeMap<String, String>,
+) -> (f64, Vec<StepResult>, Vec<ExecPhases>) {
+    backend.phases.lock().unwrap().clear();
+    let t = Instant::now();
+    let (outcome, steps, _) =
+        run_steps(backend, plan, containers, None, std::future::pending()).await;
+    let took = ms(t.elapsed());
+    assert!(outcome.is_pass(), "{outcome:?}");
+    let phases = backend.phases.lock().unwrap().clone();
+    (took, steps, phases)
 }
 
 /// One exec as a minimal client makes it: create, start attached, read to
@@ -155,54 +180,6 @@ async fn bare_exec(backend: &DockerBackend, container: &str) -> f64 {
     ms(t.elapsed())
 }
 
-/// `count` commands through one `sh` reading them from its stdin: the time
-/// from writing a command to reading its end marker.
-async fn kept_shell(backend: &DockerBackend, container: &str, count: usize) -> Vec<f64> {
-    let docker = backend.docker();
-    let created = docker
-        .create_exec(
-            container,
-            CreateExecOptions::<String> {
-                cmd: Some(vec!["sh".into()]),
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create exec");
-    let StartExecResults::Attached {
-        mut output,
-        mut input,
-    } = docker.start_exec(&created.id, None).await.expect("start")
-    else {
-        panic!("detached");
-    };
-    let mut times = Vec::with_capacity(count);
-    for i in 0..count + 10 {
-        let t = Instant::now();
-        input
-            .write_all(b"echo step; echo \"end $?\"\n")
-            .await
-            .expect("write");
-        let mut seen = Vec::new();
-        while !seen.ends_with(b"end 0\n") {
-            let item = tokio::time::timeout(Duration::from_secs(10), output.next())
-                .await
-                .expect("the kept shell answers")
-                .expect("output")
-                .expect("frame");
-            seen.extend_from_slice(&item.into_bytes());
-        }
-        if i >= 10 {
-            times.push(ms(t.elapsed()));
-        }
-    }
-    input.shutdown().await.expect("close stdin");
-    times
-}
-
 impl Figures {
     fn print(&self) {
         let rows = [
@@ -212,7 +189,11 @@ impl Figures {
             ("  engine calls per step", median(&self.calls)),
             ("10-step re-run (run_steps)", median(&self.rerun)),
             ("bare Engine API exec (bollard)", median(&self.bare_exec)),
-            ("command through a kept shell", median(&self.kept_shell)),
+            ("step through the step runner", median(&self.runner_step)),
+            (
+                "10-step re-run through the runner",
+                median(&self.runner_rerun),
+            ),
         ];
         println!(
             "median of {} steps ({RUNS} runs of a {STEPS}-step test):",
@@ -233,8 +214,13 @@ impl Figures {
         );
         println!(
             "{:<40} {:8.1}x",
-            "bare exec / kept shell",
-            median(&self.bare_exec) / median(&self.kept_shell)
+            "exec step / runner step",
+            median(&self.step) / median(&self.runner_step)
+        );
+        println!(
+            "{:<40} {:8.1}x",
+            "10-step re-run: exec / runner",
+            median(&self.rerun) / median(&self.runner_rerun)
         );
     }
 }

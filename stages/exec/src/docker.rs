@@ -28,6 +28,7 @@ use testcontainers::bollard::query_parameters::{
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
 
+use crate::container_facts::ContainerFacts;
 pub(crate) use crate::docker_answers::{
     docker_endpoint, engine, engine_shares_our_files, error_text, is_not_found,
 };
@@ -45,24 +46,17 @@ pub const IDLE_COMMAND: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 &
 /// A [`Backend`] on the Docker Engine API.
 #[derive(Clone)]
 pub struct DockerBackend {
-    docker: Docker,
+    pub(crate) docker: Docker,
     endpoint: String,
     /// One build at a time per context hash within this process.
     pub(crate) builds: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     /// What exec needs to know of a container, learned once.
-    containers: Arc<std::sync::Mutex<HashMap<String, ContainerFacts>>>,
+    pub(crate) containers: Arc<std::sync::Mutex<HashMap<String, ContainerFacts>>>,
     /// Starts the command wrapper's status line: random per backend, so no
     /// command's output can pass for it.
     status_marker: Arc<str>,
-}
-
-/// What this backend learned about a container it runs commands in.
-#[derive(Debug, Clone, Default)]
-struct ContainerFacts {
-    /// The container's environment (image and service), as `KEY=value`.
-    env: Option<Vec<String>>,
-    /// Whether its image has a `sh` to run commands through; `None`: not tried yet.
-    shell: Option<bool>,
+    /// Steps in pooled containers may go through a step runner (`step_runner`).
+    pub(crate) step_runner: bool,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -100,6 +94,7 @@ impl DockerBackend {
             builds: Arc::default(),
             containers: Arc::default(),
             status_marker: crate::docker_exec::new_status_marker().into(),
+            step_runner: crate::step_runner::switched_on(),
         })
     }
 
@@ -115,34 +110,6 @@ impl DockerBackend {
     /// The first word of the command wrapper's status line.
     pub(crate) fn status_marker(&self) -> &str {
         &self.status_marker
-    }
-
-    fn facts(&self) -> std::sync::MutexGuard<'_, HashMap<String, ContainerFacts>> {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether commands in `container` can go through `sh`, if known.
-    pub(crate) fn has_shell(&self, container: &str) -> Option<bool> {
-        self.facts().get(container).and_then(|f| f.shell)
-    }
-
-    pub(crate) fn remember_shell(&self, container: &str, shell: bool) {
-        self.facts().entry(container.to_string()).or_default().shell = Some(shell);
-    }
-
-    /// The container's environment (image and service `env`), inspected once.
-    pub(crate) async fn container_env(&self, container: &str) -> Result<Vec<String>, ExecError> {
-        if let Some(env) = self.facts().get(container).and_then(|f| f.env.clone()) {
-            return Ok(env);
-        }
-        let info = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(engine)?;
-        let env = info.config.and_then(|c| c.env).unwrap_or_default();
-        self.facts().entry(container.to_string()).or_default().env = Some(env.clone());
-        Ok(env)
     }
 }
 
@@ -396,15 +363,8 @@ impl Backend for DockerBackend {
                 .start_container(id, None)
                 .await
                 .map_err(engine)?;
-            let info = self
-                .docker
-                .inspect_container(id, None)
-                .await
-                .map_err(engine)?;
             // Learned now, so the first command in it needs no inspect of its own.
-            if let Some(env) = info.config.as_ref().and_then(|c| c.env.clone()) {
-                self.facts().entry(id.to_string()).or_default().env = Some(env);
-            }
+            let info = self.inspect_and_learn(id).await?;
             let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
             let port_map = info

@@ -39,12 +39,12 @@ use crate::docker::{engine, DockerBackend};
 use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
 /// Output kept per stream and exec; the rest is dropped (and flagged).
-const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
+pub(crate) const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Variables a POSIX `sh` sets or changes at startup (ash and dash export
 /// `PWD`, ash and bash `SHLVL`, bash `OLDPWD` after a `cd`): the wrapper puts
 /// them back as the command would have had them without it.
-const SHELL_SET_VARIABLES: [&str; 3] = ["PWD", "SHLVL", "OLDPWD"];
+pub(crate) const SHELL_SET_VARIABLES: [&str; 3] = ["PWD", "SHLVL", "OLDPWD"];
 
 /// How long a killed command may take to be reported ended before the
 /// container is killed instead.
@@ -79,6 +79,9 @@ impl DockerBackend {
         container: &str,
         request: &ExecRequest,
     ) -> Result<ExecOutput, ExecError> {
+        if let Some(output) = self.through_runner(container, request).await {
+            return output;
+        }
         // What a wrapped attempt cost when the command then runs unwrapped.
         let mut wrapper_phases = ExecPhases::default();
         if self.has_shell(container) != Some(false) {
@@ -374,7 +377,9 @@ impl DockerBackend {
 /// `sh -c <script> sh <argv...>`: report the PID, restore what the shell
 /// changed in the environment, run the command with the wrapper's own stderr
 /// kept aside on fd 3 (the command sees only 0, 1 and 2; the shell's own
-/// messages after it go nowhere), then report its status on fd 3.
+/// messages after it go nowhere), then report its status on fd 3. The
+/// command runs in a subshell so that ash's "Killed" after a signal is
+/// the wrapper's own message, sent nowhere, not part of the command's stderr.
 fn wrapped_argv(request: &ExecRequest, container_env: &[String], marker: &str) -> Vec<String> {
     let mut script = String::from("echo $$ >&2; ");
     for name in SHELL_SET_VARIABLES {
@@ -386,7 +391,7 @@ fn wrapped_argv(request: &ExecRequest, container_env: &[String], marker: &str) -
         }
     }
     script.push_str(&format!(
-        "exec 3>&2 2>/dev/null; \"$@\" 2>&3 3>&-; echo \"{marker} $?\" >&3"
+        "exec 3>&2 2>/dev/null; ( \"$@\" 2>&3 3>&- ); printf '\\n%s %s\\n' {marker} $? >&3"
     ));
     let mut argv = vec!["sh".into(), "-c".into(), script, "sh".into()];
     argv.extend(request.argv.iter().cloned());
@@ -395,7 +400,7 @@ fn wrapped_argv(request: &ExecRequest, container_env: &[String], marker: &str) -
 
 /// A variable's value in the command's environment without the wrapper: the
 /// step's env over the container's.
-fn original_value<'a>(
+pub(crate) fn original_value<'a>(
     name: &str,
     request: &'a ExecRequest,
     container_env: &'a [String],
@@ -410,7 +415,7 @@ fn original_value<'a>(
 }
 
 /// A single-quoted shell word.
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
@@ -422,14 +427,30 @@ fn parse_pid(line: &[u8]) -> Option<u32> {
 /// executable): it says so in one line of its own (`sh: ...`) naming the
 /// command, and the status is 126/127.
 fn exec_of_command_failed(request: &ExecRequest, output: &ExecOutput) -> bool {
+    exec_failed_with("sh:", request, output)
+}
+
+/// Whether `output` is only the one line in which the program that was to
+/// exec the command (starting with `says`) reports it could not.
+pub(crate) fn exec_failed_with(says: &str, request: &ExecRequest, output: &ExecOutput) -> bool {
     let Some(command) = request.argv.first() else {
         return false;
     };
     matches!(output.exit_code, Some(126 | 127))
         && output.stdout.is_empty()
         && output.stderr.trim_end().lines().count() == 1
-        && output.stderr.starts_with("sh:")
+        && output.stderr.starts_with(says)
         && output.stderr.contains(command.as_str())
+}
+
+/// A stream's output as kept: at most [`CAPTURE_LIMIT`] bytes, and whether
+/// some were dropped.
+pub(crate) fn capture(bytes: &[u8]) -> (String, bool) {
+    let kept = &bytes[..bytes.len().min(CAPTURE_LIMIT)];
+    (
+        String::from_utf8_lossy(kept).into_owned(),
+        kept.len() < bytes.len(),
+    )
 }
 
 /// Takes the wrapper's status line (`<marker> <status>`, its own line, the
@@ -441,7 +462,7 @@ fn take_status_line(stderr: &mut Vec<u8>, marker: &str) -> Option<i64> {
     let start = stderr
         .windows(marker.len())
         .rposition(|w| w == marker)
-        .filter(|&at| at == 0 || stderr[at - 1] == b'\n')?;
+        .filter(|&at| at > 0 && stderr[at - 1] == b'\n')?;
     let rest = &stderr[start + marker.len()..];
     let end = rest.iter().position(|&b| b == b'\n')?;
     let status = std::str::from_utf8(&rest[..end])
@@ -449,7 +470,9 @@ fn take_status_line(stderr: &mut Vec<u8>, marker: &str) -> Option<i64> {
         .trim()
         .parse()
         .ok()?;
-    stderr.drain(start..start + marker.len() + end + 1);
+    // With the newline the wrapper put before it, so output that did not
+    // end with one is left as it was.
+    stderr.drain(start - 1..start + marker.len() + end + 1);
     Some(status)
 }
 
@@ -515,7 +538,7 @@ mod tests {
         assert!(script.contains("unset OLDPWD;"), "{script}");
         assert!(
             script.ends_with(
-                "exec 3>&2 2>/dev/null; \"$@\" 2>&3 3>&-; echo \"clnrm-status-x $?\" >&3"
+                "exec 3>&2 2>/dev/null; ( \"$@\" 2>&3 3>&- ); printf '\\n%s %s\\n' clnrm-status-x $? >&3"
             ),
             "{script}"
         );
@@ -524,15 +547,23 @@ mod tests {
     #[test]
     fn the_status_line_is_taken_off_stderr_wherever_later_output_put_it() {
         let marker = "clnrm-status-x";
-        let mut alone = b"clnrm-status-x 0\n".to_vec();
+        let mut alone = b"\nclnrm-status-x 0\n".to_vec();
         assert_eq!(take_status_line(&mut alone, marker), Some(0));
         assert!(alone.is_empty());
-        let mut after_output = b"err\nclnrm-status-x 42\nlate background line\n".to_vec();
+        let mut no_newline = b"err\nclnrm-status-x 3\n".to_vec();
+        assert_eq!(take_status_line(&mut no_newline, marker), Some(3));
+        assert_eq!(no_newline, b"err");
+        let mut after_output = b"err\n\nclnrm-status-x 42\nlate background line\n".to_vec();
         assert_eq!(take_status_line(&mut after_output, marker), Some(42));
         assert_eq!(after_output, b"err\nlate background line\n");
-        // Not at a line start, or cut off: not the wrapper's.
-        let mut inside = b"say clnrm-status-x 1\n".to_vec();
+        // Not on a line of its own after the wrapper's newline, or cut off: not the wrapper's.
+        let mut inside = b"\nsay clnrm-status-x 1\n".to_vec();
         assert_eq!(take_status_line(&mut inside, marker), None);
+        let mut first = b"clnrm-status-x 1\n".to_vec();
+        assert_eq!(take_status_line(&mut first, marker), None);
+        let mut cut = b"\nclnrm-status-x 1".to_vec();
+        assert_eq!(take_status_line(&mut cut, marker), None);
+        assert_eq!(cut, b"\nclnrm-status-x 1");
         let mut cut = b"clnrm-status-x 1".to_vec();
         assert_eq!(take_status_line(&mut cut, marker), None);
         assert_eq!(cut, b"clnrm-status-x 1");

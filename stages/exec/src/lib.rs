@@ -22,7 +22,9 @@
 //! This crate does not print (diagnostics go to `tracing`) and does not know
 //! about the cache.
 
+mod container_facts;
 mod context;
+mod create_start;
 mod docker;
 mod docker_answers;
 mod docker_exec;
@@ -30,6 +32,7 @@ mod docker_image;
 mod outcome;
 mod services;
 mod session;
+mod step_runner;
 mod steps;
 mod test_run;
 

@@ -1,5 +1,6 @@
-//! Steps and assertions: each step runs by exec in its service's container,
-//! in order, and its exit code and output are checked. Nothing here starts or
+//! Steps and assertions: each step runs in its service's container (by exec,
+//! or through a pooled container's step runner: `step_runner`), in order,
+//! and its exit code and output are checked. Nothing here starts or
 //! removes a container.
 
 use std::collections::BTreeMap;
@@ -238,6 +239,17 @@ pub(crate) async fn steps_in(
 /// share (the step's time minus the engine's).
 fn log_step_phases(step: &PlannedStep, duration_ms: f64, phases: &crate::ExecPhases) {
     let engine_ms = ms(phases.engine());
+    if phases.calls == 0 {
+        tracing::info!(
+            step = %step.name,
+            service = %step.service,
+            "step took {duration_ms:.1} ms through the container's step runner ({:.1} ms in it, \
+             no engine call); clnrm's own share {:.2} ms",
+            ms(phases.wait),
+            (duration_ms - engine_ms).max(0.0),
+        );
+        return;
+    }
     tracing::info!(
         step = %step.name,
         service = %step.service,

@@ -6,11 +6,12 @@
 //! taken from the spare networks kept on the engine (by this process or an
 //! earlier one): creating a network costs 0.1-0.25 s, as much as starting
 //! the containers. The test claims a spare by naming its first container
-//! after it (names are unique on the engine), creates all its containers
-//! before starting any (a lost claim leaves nothing running on another
-//! test's network), and hands the network back at teardown by removing its
-//! containers. Only when no spare can be claimed is one created. A test collecting
-//! spans claims one the same way, even with one service (`span_network`).
+//! after it (names are unique on the engine), starts each container right
+//! after its create but the others only once the claim is won (a lost claim
+//! leaves nothing running on another test's network; `create_start`), and
+//! hands the network back at teardown by removing its containers. Only when
+//! no spare can be claimed is one created. A test collecting spans claims one
+//! the same way, even with one service (`span_network`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 use clnrm_plan::{ContainerSpec, ImageSource, TestPlan};
 use futures_util::future::{join_all, try_join_all};
 
-use crate::services::{create, is_name_taken, sanitize, start_and_ready, unique_suffix};
+use crate::create_start::{create_and_start_all, start_recorded, Placement};
+use crate::services::{create, is_name_taken, sanitize, unique_suffix};
 use crate::session::{
     host_name, unix_now, LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SERVICE,
     LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST,
@@ -144,19 +146,28 @@ const SPARE_CLAIMS: usize = 2;
 
 /// What a test created, so teardown finds it whatever happened.
 #[derive(Default)]
-struct Resources {
+pub(crate) struct Resources {
     /// A network of the test's own (removed at teardown); a claimed spare is
     /// not here: removing the containers hands it back.
     network: Mutex<Option<String>>,
     containers: Mutex<Vec<String>>,
-    /// The container claiming a spare network for a test collecting spans: removed after
-    /// the others, so none of them is left on the network once another test claims it
-    /// (its spans would reach that test's receiver on the gateway).
+    /// The container claiming a spare network: removed after the others, so none of
+    /// them is left on the network once another test claims it (its service names
+    /// would answer beside that test's, its spans reach that test's receiver).
     claim_last: Mutex<Option<String>>,
 }
 
 impl Resources {
-    fn forget_container(&self, id: &str) {
+    pub(crate) fn remember_container(&self, id: &str) {
+        lock(&self.containers).push(id.to_string());
+    }
+
+    /// `id` holds the claim on a spare network: teardown removes it last.
+    pub(crate) fn remember_claim(&self, id: &str) {
+        *lock(&self.claim_last) = Some(id.to_string());
+    }
+
+    pub(crate) fn forget_container(&self, id: &str) {
         lock(&self.containers).retain(|c| c != id);
     }
 
@@ -300,6 +311,9 @@ async fn start_services(
 
     let t = Instant::now();
     let mut additions = ServiceAdditions::default();
+    // Containers created and started one by one, as soon as each can be
+    // (every case but span collection's).
+    let mut pipelined = None;
     let (network, claim, created) = if let Some(collector) = collector {
         let claimed =
             claim_for_spans(run, collector, resources, &images, &base_name, &mut spares).await?;
@@ -320,77 +334,67 @@ async fn start_services(
                 None => (own_network(run, resources, &base_name).await?, false),
             };
             attempt += 1;
-            match create_all(
-                run,
-                resources,
-                &images,
-                &base_name,
-                Some(&network),
+            let place = Placement {
+                base_name: &base_name,
+                network: Some(&network),
                 claim,
-                &Extra::NONE,
-            )
-            .await?
+            };
+            if let Some(started) =
+                create_and_start_all(run, resources, progress, &images, image_ms, &place).await?
             {
-                Some(created) => break (Some(network), claim, created),
-                None => continue,
+                pipelined = Some(started);
+                break (Some(network), claim, Vec::new());
             }
         }
     } else {
-        let created = create_all(
-            run,
-            resources,
-            &images,
-            &base_name,
-            None,
-            false,
-            &Extra::NONE,
-        )
-        .await?;
-        (None, false, created.unwrap_or_default())
+        let place = Placement {
+            base_name: &base_name,
+            network: None,
+            claim: false,
+        };
+        let started =
+            create_and_start_all(run, resources, progress, &images, image_ms, &place).await?;
+        pipelined = Some(started.unwrap_or_default());
+        (None, false, Vec::new())
     };
-    let claim_name = if claim { network.as_deref() } else { None };
-    let created_after = t.elapsed();
-
-    let starts = plan.containers.iter().zip(created).map(|(spec, id)| {
-        let image = &images[&spec.service];
-        let request = container_request(
-            run,
-            spec,
-            image,
-            &base_name,
-            network.as_deref(),
-            claim_name.unwrap_or(""),
-            &Extra {
-                collector,
-                additions: &additions,
-            },
-        );
-        async move {
-            let started = start_and_ready(run.backend, &request, id, t)
-                .await
-                .map_err(|(_, e)| e)?;
-            lock(progress).services.push(ServiceStart {
-                service: spec.service.clone(),
-                container_id: started.id.clone(),
-                image_id: image.id.clone(),
-                spec_hash: spec.hash.0.clone(),
-                ports: started.ports,
-                image_ms,
-                start_ms: started.start_ms,
-                ready_ms: started.ready_ms,
-            });
-            Ok::<_, ExecError>((spec.service.clone(), started.id))
+    let (started, how) = match pipelined {
+        Some(started) => {
+            let how = format!("each created and started at once {:.1} ms", ms(t.elapsed()));
+            (started, how)
         }
-    });
-    let started = try_join_all(starts).await?;
+        None => {
+            let claim_name = if claim { network.as_deref() } else { None };
+            let created_after = t.elapsed();
+            let starts = plan.containers.iter().zip(created).map(|(spec, id)| {
+                let request = container_request(
+                    run,
+                    spec,
+                    &images[&spec.service],
+                    &base_name,
+                    network.as_deref(),
+                    claim_name.unwrap_or(""),
+                    &Extra {
+                        collector,
+                        additions: &additions,
+                    },
+                );
+                async move { start_recorded(run, &request, id, t, image_ms, progress).await }
+            });
+            let started = try_join_all(starts).await?;
+            let how = format!(
+                "creates {:.1}, starts and readiness {:.1} ms",
+                ms(created_after),
+                ms(t.elapsed() - created_after)
+            );
+            (started, how)
+        }
+    };
     tracing::info!(
         test = %plan.name,
-        "{} container(s) ready in {:.1} ms: images and spare networks {:.1}, creates {:.1}, starts and readiness {:.1} ms",
+        "{} container(s) ready in {:.1} ms: images and spare networks {:.1}, {how}",
         started.len(),
         ms(began.elapsed()),
         ms(t - began),
-        ms(created_after),
-        ms(t.elapsed() - created_after),
     );
     Ok(started.into_iter().collect())
 }
@@ -398,7 +402,7 @@ async fn start_services(
 /// The request of one service's container. With `claim`, the first
 /// service's container is named after the network: creating it claims the
 /// network.
-fn container_request<'a>(
+pub(crate) fn container_request<'a>(
     run: TestRun<'a>,
     spec: &'a ContainerSpec,
     image: &'a ResolvedImage,
@@ -439,7 +443,7 @@ fn container_request<'a>(
 
 /// What span collection adds to every service container: the OTEL environment and the
 /// collector's host entry.
-struct Extra<'a> {
+pub(crate) struct Extra<'a> {
     collector: Option<&'a dyn SpanCollector>,
     additions: &'a ServiceAdditions,
 }
@@ -449,7 +453,7 @@ static NO_ADDITIONS: ServiceAdditions = ServiceAdditions {
 };
 
 impl Extra<'static> {
-    const NONE: Extra<'static> = Extra {
+    pub(crate) const NONE: Extra<'static> = Extra {
         collector: None,
         additions: &NO_ADDITIONS,
     };

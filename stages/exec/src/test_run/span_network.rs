@@ -2,7 +2,7 @@
 //! with the collector bound on its gateway once the claim is won (docs/otel.md).
 
 use super::{
-    create_all, lock, new_spare_network, own_network, Extra, ResolvedImages, Resources, TestRun,
+    create_all, new_spare_network, own_network, Extra, ResolvedImages, Resources, TestRun,
     SPARE_CLAIMS,
 };
 use crate::{ExecError, ManagedObject, ServiceAdditions, SpanCollector};
@@ -61,8 +61,8 @@ pub(super) async fn claim_for_spans(
         else {
             continue;
         };
-        if claim {
-            *lock(&resources.claim_last) = created.first().cloned();
+        if let (true, Some(first)) = (claim, created.first()) {
+            resources.remember_claim(first);
         }
         collector
             .network_ready(gateway)

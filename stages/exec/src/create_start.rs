@@ -1,0 +1,140 @@
+//! Bringing a test's containers up without waiting on each other: each
+//! container is started right after its own create, not after every create
+//! of the test (three creates cost 50-85 ms that parallel `docker start`s of
+//! the same image do not pay).
+//!
+//! On a claimed spare network the first container's name is the claim
+//! (`test_run`): the others are created alongside it but start only once its
+//! create has succeeded, so a lost claim leaves nothing running on another
+//! test's network; they are removed again and the caller claims another.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::future::try_join_all;
+use tokio::sync::watch;
+
+use crate::services::{create, is_name_taken, start_and_ready};
+use crate::test_run::{container_request, lock, Extra, Progress, ResolvedImages, Resources};
+use crate::{ContainerRequest, ExecError, ServiceStart, TestRun};
+
+/// What the create of the claiming (first) container said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Won,
+    Lost,
+    /// Its create failed otherwise: that error ends the start.
+    Failed,
+}
+
+/// Where a test's containers come up.
+pub(crate) struct Placement<'a> {
+    pub(crate) base_name: &'a str,
+    pub(crate) network: Option<&'a str>,
+    /// The first container's name claims `network` (a spare).
+    pub(crate) claim: bool,
+}
+
+/// Creates and starts every container of the plan, each as soon as it can;
+/// returns (service, container ID) in plan order, each ready. `None`: the
+/// claim on the spare network was lost and nothing was started (the
+/// containers created are removed again).
+pub(crate) async fn create_and_start_all(
+    run: TestRun<'_>,
+    resources: &Resources,
+    progress: &Mutex<Progress>,
+    images: &ResolvedImages,
+    image_ms: f64,
+    place: &Placement<'_>,
+) -> Result<Option<Vec<(String, String)>>, ExecError> {
+    let claim_name = if place.claim {
+        place.network.unwrap_or("")
+    } else {
+        ""
+    };
+    let (claim_tx, claim_rx) = watch::channel(None::<Claim>);
+    let claim_tx = &claim_tx;
+    let pipelines = run.plan.containers.iter().enumerate().map(|(index, spec)| {
+        let request = container_request(
+            run,
+            spec,
+            &images[&spec.service],
+            place.base_name,
+            place.network,
+            claim_name,
+            &Extra::NONE,
+        );
+        let mut claim_rx = claim_rx.clone();
+        async move {
+            let t = Instant::now();
+            let created = create(run.backend, &request).await;
+            if let Ok(id) = &created {
+                resources.remember_container(id);
+            }
+            if place.claim {
+                if index == 0 {
+                    let said = match &created {
+                        Ok(id) => {
+                            resources.remember_claim(id);
+                            Claim::Won
+                        }
+                        Err(e) if is_name_taken(e) => Claim::Lost,
+                        Err(_) => Claim::Failed,
+                    };
+                    claim_tx.send_replace(Some(said));
+                    if said == Claim::Lost {
+                        return Ok(None);
+                    }
+                } else {
+                    let said = claim_rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|c| *c)
+                        .unwrap_or(Some(Claim::Failed));
+                    if said != Some(Claim::Won) {
+                        if let Ok(id) = &created {
+                            run.backend.remove_container(id).await?;
+                            // Gone: not teardown's any more (one that failed stays its).
+                            resources.forget_container(id);
+                        }
+                        // A failed claim is the first container's error to tell.
+                        return Ok(None);
+                    }
+                }
+            }
+            let id = created?;
+            start_recorded(run, &request, id, t, image_ms, progress)
+                .await
+                .map(Some)
+        }
+    });
+    let started = try_join_all(pipelines).await?;
+    Ok(started.into_iter().collect())
+}
+
+/// Starts a created container, waits until it is ready and records it in
+/// the test's progress; `since` is when its create began.
+pub(crate) async fn start_recorded(
+    run: TestRun<'_>,
+    request: &ContainerRequest<'_>,
+    id: String,
+    since: Instant,
+    image_ms: f64,
+    progress: &Mutex<Progress>,
+) -> Result<(String, String), ExecError> {
+    let spec = request.spec;
+    let started = start_and_ready(run.backend, request, id, since)
+        .await
+        .map_err(|(_, e)| e)?;
+    lock(progress).services.push(ServiceStart {
+        service: spec.service.clone(),
+        container_id: started.id.clone(),
+        image_id: request.image.id.clone(),
+        spec_hash: spec.hash.0.clone(),
+        ports: started.ports,
+        image_ms,
+        start_ms: started.start_ms,
+        ready_ms: started.ready_ms,
+    });
+    Ok((spec.service.clone(), started.id))
+}
