@@ -42,14 +42,8 @@ PAUSE = 1.2
 # Issue 10's targets for a warm one-step test at default settings.
 TARGET_P50_MS, TARGET_P95_MS, TARGET_SPEEDUP = 150, 250, 2.5
 
-LIBRARY = """{% macro step(text) -%}
-[[steps]]
-name = "say"
-service = "box"
-command = ["echo", "{{ text }}"]
-expected_output_regex = "{{ text }}"
-{%- endmacro step %}
-"""
+with open(os.path.join(HERE, "data", "step_macro.tera")) as macro_file:
+    LIBRARY = macro_file.read()
 
 
 def plain(name, echo, env="one"):
@@ -60,7 +54,8 @@ def plain(name, echo, env="one"):
 
 def templated(name):
     return (f'{{% import "lib/_say.tera" as say %}}\n[meta]\nname = "{name}"\nversion = "1"\n\n'
-            f'[service.box]\nimage = "{IMAGE}"\n\n{{{{ say::step(text="{name}") }}}}\n')
+            f'[service.box]\nimage = "{IMAGE}"\n\n'
+            f'{{{{ say::step(name="say", service="box", text="{name}") }}}}\n')
 
 
 def write(root, rel, text):
@@ -177,7 +172,7 @@ def main():
     rows.append(("warm-container edit (1 test), temp file + rename", wall, total, overhead))
     renamed = wall
 
-    lib_edit = lambda i: write(root, "lib/_say.tera", LIBRARY.replace('name = "say"', f'name = "say{i}"'))
+    lib_edit = lambda i: write(root, "lib/_say.tera", LIBRARY.replace('name = "{{ name }}"', f'name = "{{{{ name }}}}{i}"'))
     wall, total, overhead, _ = measure(dev, lib_edit, max(3, EDITS // 3), 10)
     rows.append(("macro library edit (10 of 50 tests)", wall, total, overhead))
 

@@ -5,6 +5,10 @@ Usage: gen_project.py N OUT [IMAGE]   (IMAGE defaults to the fixture image)"""
 import os
 import sys
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "data", "step_macro.tera")) as macro_file:
+    STEP_MACRO = macro_file.read()
+
 MACROS = """{# shared by the generated templates #}
 {% macro service(name, image) -%}
 [service.{{ name }}]
@@ -12,14 +16,7 @@ image = "{{ image }}"
 env = { ROLE = "{{ name }}" }
 {%- endmacro service %}
 
-{% macro step(name, service, text) -%}
-[[steps]]
-name = "{{ name }}"
-service = "{{ service }}"
-command = ["echo", "{{ text }}"]
-expected_output_regex = "{{ text }}"
-{%- endmacro step %}
-"""
+""" + STEP_MACRO
 
 PLAIN = """[meta]
 name = "plain_{i}"

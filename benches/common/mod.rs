@@ -23,14 +23,9 @@ impl World for MapWorld {
     }
 }
 
-pub const MACROS: &str = r#"{% macro step(name, service, text) -%}
-[[steps]]
-name = "{{ name }}"
-service = "{{ service }}"
-command = ["echo", "{{ text }}"]
-expected_output_regex = "{{ text }}"
-{%- endmacro step %}
-"#;
+/// The step macro the generated templates call (benches/data, shared with the Python
+/// benchmark scripts).
+pub const MACROS: &str = include_str!("../data/step_macro.tera");
 
 pub fn render_request(source: String, vars: BTreeMap<String, String>) -> RenderRequest {
     RenderRequest {
