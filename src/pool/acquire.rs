@@ -240,7 +240,14 @@ impl Pool {
         // Bound before any container starts: a service's first spans come as it starts.
         let (additions, collector_at) = match (collector, &network) {
             (Some(collector), Some(network)) => {
-                let gateway = self.backend.network_gateway(network).await?;
+                let gateway = match test.gateway {
+                    Some(gateway) => gateway,
+                    None => {
+                        let gateway = self.backend.network_gateway(network).await?;
+                        test.gateway = Some(gateway);
+                        gateway
+                    }
+                };
                 collector
                     .network_ready(gateway)
                     .await

@@ -101,6 +101,9 @@ const LABEL_COLLECTOR: &str = "clnrm.collector";
 #[derive(Debug)]
 struct PooledTest {
     network: Option<TestNetwork>,
+    /// The network's gateway, asked once (a network keeps its subnet): where a test
+    /// collecting spans is received, on every re-run.
+    gateway: Option<std::net::IpAddr>,
     services: BTreeMap<String, Pooled>,
     last_used: Instant,
 }
@@ -109,6 +112,7 @@ impl PooledTest {
     fn new() -> PooledTest {
         PooledTest {
             network: None,
+            gateway: None,
             services: BTreeMap::new(),
             last_used: Instant::now(),
         }
