@@ -17,11 +17,14 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 fn receiver(awaited: &[&str], flush_timeout: Duration) -> TestReceiver {
-    TestReceiver::new(ReceiverSettings {
-        awaited: awaited.iter().map(|n| SpanPattern::new(*n)).collect(),
-        flush_timeout,
-        wait_for_span: Default::default(),
-    })
+    TestReceiver::new(
+        ReceiverSettings {
+            awaited: awaited.iter().map(|n| SpanPattern::new(*n)).collect(),
+            flush_timeout,
+            wait_for_span: Default::default(),
+        },
+        None,
+    )
 }
 
 fn export(names: &[&str]) -> ExportTraceServiceRequest {

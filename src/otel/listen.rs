@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::io::Read;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,7 +20,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::Received;
+use super::ExportSink;
 
 /// Larger export bodies are refused (413): a test's spans come in batches far below this.
 const MAX_BODY_BYTES: usize = 64 << 20;
@@ -27,13 +28,13 @@ const MAX_BODY_BYTES: usize = 64 << 20;
 /// Serves OTLP/HTTP on `listener` until `stop` turns true.
 pub(super) async fn serve_http(
     listener: TcpListener,
-    received: Arc<Received>,
+    received: Arc<dyn ExportSink>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let stream = tokio::select! {
+        let (stream, from) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer.ip()),
                 Err(err) => {
                     tracing::debug!("otlp http accept: {err}");
                     continue;
@@ -44,7 +45,8 @@ pub(super) async fn serve_http(
         let received = received.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(req, received.clone()));
+            let service =
+                hyper::service::service_fn(move |req| handle(req, from, received.clone()));
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::select! {
@@ -59,7 +61,8 @@ pub(super) async fn serve_http(
 
 async fn handle(
     request: Request<Incoming>,
-    received: Arc<Received>,
+    from: IpAddr,
+    received: Arc<dyn ExportSink>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.uri().path() != "/v1/traces" {
         return Ok(reply(
@@ -113,7 +116,7 @@ async fn handle(
     };
     match decoded {
         Ok(export) => {
-            received.add(export);
+            received.add(from, export);
             Ok(if json {
                 reply(StatusCode::OK, "{}")
             } else {
@@ -144,7 +147,7 @@ fn reply(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 }
 
 /// The gRPC `TraceService` of one test.
-struct GrpcTraces(Arc<Received>);
+struct GrpcTraces(Arc<dyn ExportSink>);
 
 #[tonic::async_trait]
 impl TraceService for GrpcTraces {
@@ -152,7 +155,11 @@ impl TraceService for GrpcTraces {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.0.add(request.into_inner());
+        // Tonic's own TCP listener always records the peer.
+        let Some(from) = request.remote_addr() else {
+            return Err(tonic::Status::internal("the sender's address is unknown"));
+        };
+        self.0.add(from.ip(), request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -160,7 +167,7 @@ impl TraceService for GrpcTraces {
 /// Serves OTLP/gRPC on `listener` until `stop` turns true.
 pub(super) async fn serve_grpc(
     listener: TcpListener,
-    received: Arc<Received>,
+    received: Arc<dyn ExportSink>,
     mut stop: watch::Receiver<bool>,
 ) {
     let service = TraceServiceServer::new(GrpcTraces(received))

@@ -8,6 +8,7 @@
 //! Not judging spans: that is the pure `clnrm_expect` stage; this module receives, waits
 //! (`wait_for_span`, the flush rule) and writes what arrived to `.clnrm/spans/<test>.jsonl`.
 
+mod bridge;
 mod convert;
 mod listen;
 
@@ -18,14 +19,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clnrm_exec::{ServiceAdditions, SpanCollector};
+use clnrm_exec::{Backend, ServiceAdditions, SpanCollector};
 use clnrm_expect::{Span, SpanPattern};
 
 use crate::runner::BoxFuture;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{watch, Notify};
 
+pub use bridge::DefaultBridge;
 pub use convert::spans_of;
+
+use bridge::BridgeListeners;
 
 /// The name every service reaches the receiver by.
 pub const COLLECTOR_HOST: &str = clnrm_expect::COLLECTOR_HOST;
@@ -69,6 +73,43 @@ struct ReceivedState {
     /// Each export request as OTLP JSON, in arrival order: the `.jsonl` file's lines.
     exports: Vec<String>,
     last_arrival: Option<Instant>,
+}
+
+/// Where the listeners hand each export request, with the address it came from.
+pub trait ExportSink: Send + Sync {
+    fn add(&self, from: IpAddr, export: ExportTraceServiceRequest);
+}
+
+impl ExportSink for Received {
+    /// A test's own listeners hear only its network: who sent it does not matter.
+    fn add(&self, _from: IpAddr, export: ExportTraceServiceRequest) {
+        Received::add(self, export);
+    }
+}
+
+/// Binds the two listeners (HTTP 4318, gRPC 4317) on `address`, serving until `stop`
+/// turns true; they hand what arrives to `sink`.
+async fn bind_both(
+    address: IpAddr,
+    sink: Arc<dyn ExportSink>,
+    stop: &watch::Sender<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    let bind = |port| async move {
+        tokio::net::TcpListener::bind(SocketAddr::new(address, port))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot receive spans on {address}:{port}: {e}; \
+                     span collection needs the Docker engine on this machine"
+                )
+            })
+    };
+    let http = bind(HTTP_PORT).await?;
+    let grpc = bind(GRPC_PORT).await?;
+    Ok(vec![
+        tokio::spawn(listen::serve_http(http, sink.clone(), stop.subscribe())),
+        tokio::spawn(listen::serve_grpc(grpc, sink, stop.subscribe())),
+    ])
 }
 
 impl Received {
@@ -126,11 +167,19 @@ pub struct TestReceiver {
     flush: Mutex<Option<FlushWait>>,
     /// Every service is in a warm container found ready: no `wait_for_span`.
     ready: std::sync::atomic::AtomicBool,
+    /// The run's receiver on the default bridge, which a one-service test may share.
+    bridge: Option<Arc<DefaultBridge>>,
+    /// On the default bridge: its listeners and the address routed to this test.
+    routed: Mutex<Option<(Arc<BridgeListeners>, Option<IpAddr>)>>,
 }
 
 impl TestReceiver {
-    pub fn new(settings: ReceiverSettings) -> Self {
+    /// With `bridge`, a test with one service receives on the run's default bridge
+    /// listeners (when they could be bound) instead of a network of its own.
+    pub fn new(settings: ReceiverSettings, bridge: Option<Arc<DefaultBridge>>) -> Self {
         TestReceiver {
+            bridge,
+            routed: Mutex::new(None),
             settings,
             received: Arc::new(Received::default()),
             stop: watch::channel(false).0,
@@ -142,30 +191,8 @@ impl TestReceiver {
 
     /// Listens on `gateway` (both ports) until the receiver is dropped.
     pub async fn listen(&self, gateway: IpAddr) -> Result<(), String> {
-        let bind = |port| async move {
-            tokio::net::TcpListener::bind(SocketAddr::new(gateway, port))
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot receive spans on {gateway}:{port} (the test network's gateway): {e}; \
-                         span collection needs the Docker engine on this machine"
-                    )
-                })
-        };
-        let http = bind(HTTP_PORT).await?;
-        let grpc = bind(GRPC_PORT).await?;
-        let tasks = [
-            tokio::spawn(listen::serve_http(
-                http,
-                self.received.clone(),
-                self.stop.subscribe(),
-            )),
-            tokio::spawn(listen::serve_grpc(
-                grpc,
-                self.received.clone(),
-                self.stop.subscribe(),
-            )),
-        ];
+        let sink = self.received.clone() as Arc<dyn ExportSink>;
+        let tasks = bind_both(gateway, sink, &self.stop).await?;
         lock(&self.listeners).extend(tasks);
         Ok(())
     }
@@ -173,6 +200,9 @@ impl TestReceiver {
     /// Stops receiving and waits (at most [`CLOSE_WAIT`]) until both listeners are closed,
     /// so the gateway's ports are free for the next test on the network.
     pub async fn close(&self) {
+        if let Some((listeners, Some(address))) = lock(&self.routed).take() {
+            listeners.routes.unroute(address);
+        }
         let _ = self.stop.send(true);
         let tasks = std::mem::take(&mut *lock(&self.listeners));
         let closed = async {
@@ -283,6 +313,28 @@ impl SpanCollector for TestReceiver {
 
     fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(self.listen(gateway))
+    }
+
+    fn default_bridge<'a>(
+        &'a self,
+        backend: &'a dyn Backend,
+    ) -> BoxFuture<'a, Option<ServiceAdditions>> {
+        Box::pin(async move {
+            let listeners = self.bridge.as_ref()?.listeners(backend).await?;
+            let additions = self.additions(listeners.gateway);
+            *lock(&self.routed) = Some((listeners, None));
+            Some(additions)
+        })
+    }
+
+    fn sender_started(&self, address: IpAddr, since: Instant) {
+        let mut routed = lock(&self.routed);
+        if let Some((listeners, routed_address)) = routed.as_mut() {
+            listeners
+                .routes
+                .route(address, self.received.clone(), since);
+            *routed_address = Some(address);
+        }
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
+use crate::otel::DefaultBridge;
 use crate::report::{
     ms, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
 };
@@ -140,6 +141,8 @@ pub async fn execute(
         options.fail_fast && stats.errors + stats.failed > 0,
     ));
     let semaphore = Arc::new(Semaphore::new(options.jobs.max(1)));
+    // Bound at the first one-service test collecting spans, closed when the run ends.
+    let bridge = Arc::new(DefaultBridge::default());
     let mut tasks = tokio::task::JoinSet::new();
     for runnable in to_run {
         let permit = semaphore
@@ -164,6 +167,7 @@ pub async fn execute(
         let mut cancel = cancel.clone();
         let stop = stop_scheduling.clone();
         let fail_fast = options.fail_fast;
+        let bridge = bridge.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _ = task_events.send(Event::TestStarted {
@@ -173,7 +177,10 @@ pub async fn execute(
             let interrupted = Box::pin(async move {
                 let _ = cancel.wait_for(|stop| *stop).await;
             });
-            let receiver = runnable.spans.as_ref().map(|spans| spans.receiver());
+            let receiver = runnable
+                .spans
+                .as_ref()
+                .map(|spans| spans.receiver(Some(bridge.clone())));
             let test = TestToRun {
                 identity: &runnable.test.identity,
                 plan: &runnable.plan,

@@ -3,12 +3,15 @@
 //! `crate::otel`; judging is the pure `clnrm_expect` stage.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clnrm_config::TestConfig;
 use clnrm_expect::{Context, Expectations, SpanPattern, Verdict};
 
-use crate::otel::{FlushWait, ReceiverSettings, TestReceiver, DEFAULT_FLUSH_TIMEOUT};
+use crate::otel::{
+    DefaultBridge, FlushWait, ReceiverSettings, TestReceiver, DEFAULT_FLUSH_TIMEOUT,
+};
 
 /// Everything a test with span collection needs at run time.
 #[derive(Debug, Clone)]
@@ -60,8 +63,10 @@ impl SpanPlan {
         }))
     }
 
-    pub fn receiver(&self) -> TestReceiver {
-        TestReceiver::new(self.settings.clone())
+    /// Its receiver; with `bridge`, the run's listeners on the default bridge, which a
+    /// one-service test on fresh containers shares.
+    pub fn receiver(&self, bridge: Option<Arc<DefaultBridge>>) -> TestReceiver {
+        TestReceiver::new(self.settings.clone(), bridge)
     }
 }
 

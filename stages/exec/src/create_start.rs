@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::services::{create, is_name_taken, start_and_ready};
 use crate::test_run::{container_request, lock, Extra, Progress, ResolvedImages, Resources};
-use crate::{ContainerRequest, ExecError, ServiceStart, TestRun};
+use crate::{ContainerRequest, ExecError, ServiceStart, SpanCollector, TestRun};
 
 /// What the create of the claiming (first) container said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,11 @@ pub(crate) struct Placement<'a> {
     pub(crate) network: Option<&'a str>,
     /// The first container's name claims `network` (a spare).
     pub(crate) claim: bool,
+    /// What span collection adds to each container.
+    pub(crate) extra: &'a Extra<'a>,
+    /// On the default bridge, the collector that tells the test's spans apart by the
+    /// address its container started at.
+    pub(crate) spans_by_address: Option<&'a dyn SpanCollector>,
 }
 
 /// Creates and starts every container of the plan, each as soon as it can;
@@ -62,7 +67,7 @@ pub(crate) async fn create_and_start_all(
             place.base_name,
             place.network,
             claim_name,
-            &Extra::NONE,
+            place.extra,
         );
         let mut claim_rx = claim_rx.clone();
         async move {
@@ -103,9 +108,17 @@ pub(crate) async fn create_and_start_all(
                 }
             }
             let id = created?;
-            start_recorded(run, &request, id, t, image_ms, progress)
-                .await
-                .map(Some)
+            start_recorded(
+                run,
+                &request,
+                id,
+                t,
+                image_ms,
+                progress,
+                place.spans_by_address,
+            )
+            .await
+            .map(Some)
         }
     });
     let started = try_join_all(pipelines).await?;
@@ -113,7 +126,8 @@ pub(crate) async fn create_and_start_all(
 }
 
 /// Starts a created container, waits until it is ready and records it in
-/// the test's progress; `since` is when its create began.
+/// the test's progress; `since` is when its create began. With `spans_by_address`, the
+/// collector learns the address the container's spans come from.
 pub(crate) async fn start_recorded(
     run: TestRun<'_>,
     request: &ContainerRequest<'_>,
@@ -121,11 +135,23 @@ pub(crate) async fn start_recorded(
     since: Instant,
     image_ms: f64,
     progress: &Mutex<Progress>,
+    spans_by_address: Option<&dyn SpanCollector>,
 ) -> Result<(String, String), ExecError> {
     let spec = request.spec;
     let started = start_and_ready(run.backend, request, id, since)
         .await
         .map_err(|(_, e)| e)?;
+    if let Some(collector) = spans_by_address {
+        let Some(address) = started.bridge_address else {
+            return Err(ExecError::Service {
+                service: spec.service.clone(),
+                reason: "it has no address on the default bridge, which its spans are \
+                         received by"
+                    .into(),
+            });
+        };
+        collector.sender_started(address, since);
+    }
     lock(progress).services.push(ServiceStart {
         service: spec.service.clone(),
         container_id: started.id.clone(),

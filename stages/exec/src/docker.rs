@@ -232,13 +232,24 @@ impl Backend for DockerBackend {
                 .inspect_network(id, None::<InspectNetworkOptions>)
                 .await
                 .map_err(engine)?;
-            network
+            let configs = network
                 .ipam
                 .and_then(|ipam| ipam.config)
-                .unwrap_or_default()
+                .unwrap_or_default();
+            let listed = configs
                 .iter()
                 .filter_map(|config| config.gateway.as_deref()?.parse::<IpAddr>().ok())
-                .find(IpAddr::is_ipv4)
+                .find(IpAddr::is_ipv4);
+            // The default bridge lists only its subnet: the engine gives the gateway the
+            // subnet's first address unless told otherwise.
+            let first_of_subnet = || {
+                configs
+                    .iter()
+                    .filter_map(|config| first_address(config.subnet.as_deref()?))
+                    .next()
+            };
+            listed
+                .or_else(first_of_subnet)
                 .ok_or_else(|| ExecError::Engine(format!("network {id} has no IPv4 gateway")))
         }
         .boxed()
@@ -367,10 +378,14 @@ impl Backend for DockerBackend {
             let info = self.inspect_and_learn(id).await?;
             let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
-            let port_map = info
-                .network_settings
-                .and_then(|n| n.ports)
-                .unwrap_or_default();
+            let network_settings = info.network_settings.unwrap_or_default();
+            let bridge_address = network_settings
+                .networks
+                .as_ref()
+                .and_then(|networks| networks.get("bridge"))
+                .and_then(|bridge| bridge.ip_address.as_deref())
+                .and_then(|address| address.parse::<IpAddr>().ok());
+            let port_map = network_settings.ports.unwrap_or_default();
             for (key, bindings) in port_map {
                 let Some(container_port) = key.split('/').next().and_then(|p| p.parse().ok())
                 else {
@@ -384,7 +399,11 @@ impl Backend for DockerBackend {
                     ports.insert(container_port, host_port);
                 }
             }
-            Ok(ContainerStarted { ports, status })
+            Ok(ContainerStarted {
+                ports,
+                status,
+                bridge_address,
+            })
         }
         .boxed()
     }
@@ -554,5 +573,35 @@ impl Backend for DockerBackend {
             Ok(out)
         }
         .boxed()
+    }
+}
+
+/// The first host address of an IPv4 subnet (`172.17.0.0/16` → `172.17.0.1`).
+fn first_address(subnet: &str) -> Option<IpAddr> {
+    let (network, bits) = subnet.split_once('/')?;
+    let network: std::net::Ipv4Addr = network.parse().ok()?;
+    let bits: u32 = bits.parse().ok()?;
+    if bits > 30 {
+        return None;
+    }
+    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+    Some(IpAddr::V4(std::net::Ipv4Addr::from(
+        (u32::from(network) & mask) + 1,
+    )))
+}
+
+#[cfg(test)]
+mod first_address_tests {
+    use super::first_address;
+
+    #[test]
+    fn the_gateway_of_a_subnet_listing_none_is_its_first_address() {
+        assert_eq!(
+            first_address("172.17.0.0/16"),
+            Some("172.17.0.1".parse().unwrap())
+        );
+        assert_eq!(first_address("fd00::/64"), None);
+        assert_eq!(first_address("10.0.0.0/32"), None);
+        assert_eq!(first_address("nonsense"), None);
     }
 }

@@ -39,7 +39,7 @@ mod test_run;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clnrm_plan::{ContainerSpec, ImageSource};
 use futures_util::future::BoxFuture;
@@ -151,6 +151,17 @@ pub trait SpanCollector: Send + Sync {
     /// The test holds its network (the claim is won) and `gateway` is the host's address on
     /// it: start receiving there. Only the claim's holder listens on a gateway.
     fn network_ready(&self, gateway: IpAddr) -> BoxFuture<'_, Result<(), String>>;
+    /// A receiver this run shares on the engine's default bridge, when it has one: a test
+    /// with one service then runs there, its container created with these additions, and
+    /// its spans are told apart by the container's address ([`SpanCollector::sender_started`]).
+    /// `None`: the test claims a network of its own, as without.
+    fn default_bridge<'a>(
+        &'a self,
+        backend: &'a dyn Backend,
+    ) -> BoxFuture<'a, Option<ServiceAdditions>>;
+    /// On the default bridge: the test's container started at `address`; spans from it
+    /// since `since` (taken before its create) are this test's.
+    fn sender_started(&self, address: IpAddr, since: Instant);
     /// Stop receiving: the listeners are closed when this returns. Called before the
     /// test's containers are removed (which hands its network to the next test).
     fn stop(&self) -> BoxFuture<'_, ()>;
@@ -173,6 +184,9 @@ pub struct ContainerStarted {
     /// Its state right after the start (from the same inspect as the ports),
     /// so readiness needs no inspect of its own.
     pub status: ContainerStatus,
+    /// Its IPv4 address on the default bridge (`None` on other networks): where the spans
+    /// it sends to a receiver shared on the bridge come from.
+    pub bridge_address: Option<IpAddr>,
 }
 
 /// State of a container, for readiness checks.

@@ -26,6 +26,8 @@ pub struct StartedContainer {
     pub image_id: String,
     /// Container port → host port.
     pub ports: BTreeMap<u16, u16>,
+    /// Its address on the default bridge, when it runs there.
+    pub bridge_address: Option<std::net::IpAddr>,
     /// Create + start.
     pub start_ms: f64,
     /// Health check, about 0 without one.
@@ -187,6 +189,7 @@ pub(crate) async fn start_and_ready(
         spec_hash: spec.hash.0.clone(),
         image_id: request.image.id.clone(),
         ports: started.ports,
+        bridge_address: started.bridge_address,
         start_ms,
         ready_ms: ms(t.elapsed()),
     })

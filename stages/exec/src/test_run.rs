@@ -289,13 +289,20 @@ async fn start_services(
         }
     };
     // Several services share a network, where each is reachable by its
-    // service name; a single service has nobody to reach.
-    // With spans collected, the collector listens on the network's gateway, which the
-    // claim makes the test's alone while it runs.
-    let private_network = plan.containers.len() > 1 || collector.is_some();
-    let spares = async {
-        if !private_network {
-            return Vec::new();
+    // service name; a single service has nobody to reach. A single service whose spans
+    // are collected runs on the default bridge when the run receives there (its spans
+    // told apart by its container's address, docs/otel.md); otherwise on a network whose
+    // gateway the collector listens on, which the claim makes the test's alone.
+    let bridge_and_spares = async {
+        let bridge = match collector {
+            Some(collector) if plan.containers.len() == 1 => {
+                collector.default_bridge(run.backend).await
+            }
+            _ => None,
+        };
+        let private = plan.containers.len() > 1 || (collector.is_some() && bridge.is_none());
+        if !private {
+            return (bridge, Vec::new());
         }
         // Without a list, a network is created as before.
         let mut spares = run.backend.list_spare_networks().await.unwrap_or_default();
@@ -304,9 +311,10 @@ async fn start_services(
         let turn = usize::from(blake3::hash(base_name.as_bytes()).as_bytes()[0]);
         let len = spares.len().max(1);
         spares.rotate_left(turn % len);
-        spares
+        (bridge, spares)
     };
-    let (images, mut spares) = futures_util::join!(images, spares);
+    let (images, (bridge, mut spares)) = futures_util::join!(images, bridge_and_spares);
+    let private_network = plan.containers.len() > 1;
     let (images, image_ms) = images?;
 
     let t = Instant::now();
@@ -314,7 +322,23 @@ async fn start_services(
     // Containers created and started one by one, as soon as each can be
     // (every case but span collection's).
     let mut pipelined = None;
-    let (network, claim, created) = if let Some(collector) = collector {
+    let (network, claim, created) = if let Some(bridge_additions) = bridge {
+        let extra = Extra {
+            collector,
+            additions: &bridge_additions,
+        };
+        let place = Placement {
+            base_name: &base_name,
+            network: None,
+            claim: false,
+            extra: &extra,
+            spans_by_address: collector,
+        };
+        let started =
+            create_and_start_all(run, resources, progress, &images, image_ms, &place).await?;
+        pipelined = Some(started.unwrap_or_default());
+        (None, false, Vec::new())
+    } else if let Some(collector) = collector {
         let claimed =
             claim_for_spans(run, collector, resources, &images, &base_name, &mut spares).await?;
         additions = claimed.additions;
@@ -338,6 +362,8 @@ async fn start_services(
                 base_name: &base_name,
                 network: Some(&network),
                 claim,
+                extra: &Extra::NONE,
+                spans_by_address: None,
             };
             if let Some(started) =
                 create_and_start_all(run, resources, progress, &images, image_ms, &place).await?
@@ -351,6 +377,8 @@ async fn start_services(
             base_name: &base_name,
             network: None,
             claim: false,
+            extra: &Extra::NONE,
+            spans_by_address: None,
         };
         let started =
             create_and_start_all(run, resources, progress, &images, image_ms, &place).await?;
@@ -378,7 +406,7 @@ async fn start_services(
                         additions: &additions,
                     },
                 );
-                async move { start_recorded(run, &request, id, t, image_ms, progress).await }
+                async move { start_recorded(run, &request, id, t, image_ms, progress, None).await }
             });
             let started = try_join_all(starts).await?;
             let how = format!(
@@ -444,8 +472,8 @@ pub(crate) fn container_request<'a>(
 /// What span collection adds to every service container: the OTEL environment and the
 /// collector's host entry.
 pub(crate) struct Extra<'a> {
-    collector: Option<&'a dyn SpanCollector>,
-    additions: &'a ServiceAdditions,
+    pub(crate) collector: Option<&'a dyn SpanCollector>,
+    pub(crate) additions: &'a ServiceAdditions,
 }
 
 static NO_ADDITIONS: ServiceAdditions = ServiceAdditions {
