@@ -1,9 +1,11 @@
-//! The engine's OTLP receiver (docs/reference.md §9): while a test runs, one [`TestReceiver`] listens on
-//! the gateway address of the test's own network (HTTP on 4318, gRPC on 4317), which its
-//! services reach as `otel-collector` (an `/etc/hosts` entry). Each test network has its own
-//! gateway, so the spans of concurrent tests, and of concurrent clnrm processes, never mix,
-//! and nothing outside this machine's bridges can reach the listeners. Why this mechanism:
-//! `docs/otel.md`.
+//! The engine's OTLP receiver (docs/reference.md §9): while a test runs, its services reach
+//! it as `otel-collector` (an `/etc/hosts` entry) on 4318 (HTTP) and 4317 (gRPC). A test with
+//! one service shares the run's listeners on the default bridge's gateway, which route each
+//! export by the sender's address (`bridge`); a test with several services, or one whose
+//! run could not bind the bridge, has a [`TestReceiver`] listening on the gateway of its own
+//! network. Either way the spans of concurrent tests, and of concurrent clnrm processes,
+//! never mix, and nothing outside this machine's bridges can reach the listeners. Why this
+//! mechanism: `docs/otel.md`.
 //!
 //! Not judging spans: that is the pure `clnrm_expect` stage; this module receives, waits
 //! (`wait_for_span`, the flush rule) and writes what arrived to `.clnrm/spans/<test>.jsonl`.
