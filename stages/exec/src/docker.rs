@@ -370,12 +370,19 @@ impl Backend for DockerBackend {
         id: &'a str,
     ) -> BoxFuture<'a, Result<ContainerStarted, ExecError>> {
         async move {
+            let t = std::time::Instant::now();
             self.docker
                 .start_container(id, None)
                 .await
                 .map_err(engine)?;
+            let start_ms = t.elapsed().as_secs_f64() * 1000.0;
             // Learned now, so the first command in it needs no inspect of its own.
             let info = self.inspect_and_learn(id).await?;
+            tracing::debug!(
+                container = %id,
+                "started in {start_ms:.1} ms, inspected in {:.1} ms",
+                t.elapsed().as_secs_f64() * 1000.0 - start_ms
+            );
             let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
             let network_settings = info.network_settings.unwrap_or_default();

@@ -142,10 +142,17 @@ pub(crate) async fn create(
     backend: &dyn Backend,
     request: &ContainerRequest<'_>,
 ) -> Result<String, ExecError> {
-    backend
+    let t = std::time::Instant::now();
+    let created = backend
         .create_container(request)
         .await
-        .map_err(|e| service_error(&request.spec.service, e))
+        .map_err(|e| service_error(&request.spec.service, e));
+    tracing::debug!(
+        service = %request.spec.service,
+        "created in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    created
 }
 
 /// Whether a create failed because the container's name is taken (by another

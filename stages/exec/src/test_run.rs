@@ -6,12 +6,14 @@
 //! taken from the spare networks kept on the engine (by this process or an
 //! earlier one): creating a network costs 0.1-0.25 s, as much as starting
 //! the containers. The test claims a spare by naming its first container
-//! after it (names are unique on the engine), starts each container right
-//! after its create but the others only once the claim is won (a lost claim
-//! leaves nothing running on another test's network; `create_start`), and
-//! hands the network back at teardown by removing its containers. Only when
-//! no spare can be claimed is one created. A test collecting spans claims one
-//! the same way, even with one service (`span_network`).
+//! after it (names are unique on the engine), creates the others once that
+//! create has won the claim (a lost claim leaves nothing on another test's
+//! network; `create_start`), starts each container right after its own
+//! create, and hands the network back at teardown by removing its
+//! containers. Only when no spare can be claimed is one created. A test with
+//! several services collecting spans claims one the same way (`span_network`);
+//! one with a single service shares the run's receiver on the default bridge
+//! when it can.
 
 use std::collections::BTreeMap;
 use std::future::Future;

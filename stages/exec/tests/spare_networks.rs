@@ -1,11 +1,13 @@
-//! Container test of the spare test networks' garbage collection: `cache gc`
-//! (`reap_pool_orphans`) removes the spares no test is using and leaves a
-//! claimed one alone, without calling it an error. A file of its own, so no
-//! other test of this crate has a spare claimed while it collects them.
+//! Container tests of the spare test networks: `cache gc` (`reap_pool_orphans`)
+//! removes the spares no test is using and leaves a claimed one alone, without
+//! calling it an error; a test whose claim is lost creates nothing on that
+//! network. A file of its own, so no other test of this crate has a spare
+//! claimed while these run; they take turns, since gc removes the spares.
 //!
 //! Skipped with a notice without an engine, a failure in CI.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use clnrm_exec::{
@@ -26,11 +28,14 @@ fn spare_labels() -> BTreeMap<String, String> {
     ])
 }
 
+static SPARES: Mutex<()> = Mutex::new(());
+
 #[tokio::test]
 async fn cache_gc_removes_unused_spare_networks_and_keeps_a_claimed_one_quietly() {
     let Some(b) = engine("spare network gc").await else {
         return;
     };
+    let _turn = SPARES.lock().unwrap_or_else(|e| e.into_inner());
     let session = Session::current();
     let free = format!("clnrm-{}-free-net", session.id);
     let claimed = format!("clnrm-{}-claimed-net", session.id);
@@ -63,4 +68,82 @@ async fn cache_gc_removes_unused_spare_networks_and_keeps_a_claimed_one_quietly(
         "a claimed spare is in use, not a failure: {reaped:?}"
     );
     assert_clean(&b, &session).await;
+}
+
+/// Container names the engine reports created since `since` (`docker events`).
+fn created_since(since: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            since,
+            "--until",
+            &unix_now().to_string(),
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .output()
+        .expect("docker events");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_test_whose_claim_is_lost_creates_nothing_else_on_that_network() {
+    let Some(b) = engine("lost spare claim").await else {
+        return;
+    };
+    let _turn = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+    // The only spare left is held by another test: its claiming container is on it.
+    reap_pool_orphans(&b, Duration::ZERO).await.unwrap();
+    let session = Session::current();
+    let held = format!("clnrm-{}-held-net", session.id);
+    let held_id = b.create_network(&held, &spare_labels()).await.unwrap();
+    let p = planned(test(
+        "lost",
+        vec![service("a"), service("b"), service("c")],
+        ["a", "b", "c"]
+            .iter()
+            .map(|s| on(s, step(s, argv(&["true"]))))
+            .collect(),
+    ));
+    let images = resolve_images(&b, here(), &p).await.unwrap();
+    let request = ContainerRequest {
+        spec: &p.containers[0],
+        image: &images[&p.containers[0].service],
+        name: held.clone(),
+        network: Some(&held),
+        labels: session.labels(),
+        root: here(),
+        extra_env: Default::default(),
+        extra_hosts: Vec::new(),
+    };
+    let holder = b.create_container(&request).await.unwrap();
+
+    let since = (unix_now() - 1).to_string();
+    let report = run(&b, here(), &p).await;
+    // Seconds are the events' resolution: wait until the last one is in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let created = created_since(&since);
+
+    b.remove_container(&holder).await.unwrap();
+    b.remove_network(&held_id).await.unwrap();
+    expect_pass(&report);
+    // The claim on the held spare was tried and lost; the test claimed a new spare.
+    // Each of its other containers was created once, on that one: none was created on
+    // the held network and removed again when the claim was lost.
+    let ours: Vec<&String> = created.iter().filter(|n| !n.ends_with("-net")).collect();
+    for service in ["b", "c"] {
+        let times = ours
+            .iter()
+            .filter(|n| n.ends_with(&format!("-{service}")))
+            .count();
+        assert_eq!(times, 1, "`{service}` created {times} times: {created:?}");
+    }
 }
