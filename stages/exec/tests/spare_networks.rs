@@ -7,7 +7,6 @@
 //! Skipped with a notice without an engine, a failure in CI.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use clnrm_exec::{
@@ -28,14 +27,14 @@ fn spare_labels() -> BTreeMap<String, String> {
     ])
 }
 
-static SPARES: Mutex<()> = Mutex::new(());
+static SPARES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn cache_gc_removes_unused_spare_networks_and_keeps_a_claimed_one_quietly() {
     let Some(b) = engine("spare network gc").await else {
         return;
     };
-    let _turn = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = SPARES.lock().await;
     let session = Session::current();
     let free = format!("clnrm-{}-free-net", session.id);
     let claimed = format!("clnrm-{}-claimed-net", session.id);
@@ -99,7 +98,7 @@ async fn a_test_whose_claim_is_lost_creates_nothing_else_on_that_network() {
     let Some(b) = engine("lost spare claim").await else {
         return;
     };
-    let _turn = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = SPARES.lock().await;
     // The only spare left is held by another test: its claiming container is on it.
     reap_pool_orphans(&b, Duration::ZERO).await.unwrap();
     let session = Session::current();
