@@ -11,6 +11,7 @@
 //! 565-621 ms with every create at once and 463-549 ms for three parallel
 //! `docker start`s of containers created beforehand (same rounds, release build).
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -41,6 +42,9 @@ pub(crate) struct Placement<'a> {
     /// On the default bridge, the collector that tells the test's spans apart by the
     /// address its container started at.
     pub(crate) spans_by_address: Option<&'a dyn SpanCollector>,
+    /// The collector to bind on `network`'s gateway before any container starts: once
+    /// the claim is won, so only the claim's holder listens there.
+    pub(crate) listen_on: Option<(&'a dyn SpanCollector, IpAddr)>,
 }
 
 /// Creates and starts every container of the plan, each as soon as it can;
@@ -59,6 +63,18 @@ pub(crate) async fn create_and_start_all(
     } else {
         ""
     };
+    let listen = || async {
+        match place.listen_on {
+            Some((collector, gateway)) => collector
+                .network_ready(gateway)
+                .await
+                .map_err(ExecError::Engine),
+            None => Ok(()),
+        }
+    };
+    if !place.claim {
+        listen().await?;
+    }
     let (claim_tx, claim_rx) = watch::channel(None::<Claim>);
     let claim_tx = &claim_tx;
     let pipelines = run.plan.containers.iter().enumerate().map(|(index, spec)| {
@@ -90,7 +106,7 @@ pub(crate) async fn create_and_start_all(
                 resources.remember_container(id);
             }
             if place.claim && index == 0 {
-                let said = match &created {
+                let mut said = match &created {
                     Ok(id) => {
                         resources.remember_claim(id);
                         Claim::Won
@@ -98,7 +114,15 @@ pub(crate) async fn create_and_start_all(
                     Err(e) if is_name_taken(e) => Claim::Lost,
                     Err(_) => Claim::Failed,
                 };
+                let listening = match said {
+                    Claim::Won => listen().await,
+                    _ => Ok(()),
+                };
+                if listening.is_err() {
+                    said = Claim::Failed;
+                }
                 claim_tx.send_replace(Some(said));
+                listening?;
                 if said == Claim::Lost {
                     return Ok(None);
                 }
@@ -124,7 +148,7 @@ pub(crate) async fn create_and_start_all(
 /// Starts a created container, waits until it is ready and records it in
 /// the test's progress; `since` is when its create began. With `spans_by_address`, the
 /// collector learns the address the container's spans come from.
-pub(crate) async fn start_recorded(
+async fn start_recorded(
     run: TestRun<'_>,
     request: &ContainerRequest<'_>,
     id: String,

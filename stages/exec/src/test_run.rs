@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use clnrm_plan::{ContainerSpec, ImageSource, TestPlan};
 use futures_util::future::{join_all, try_join_all};
 
-use crate::create_start::{create_and_start_all, start_recorded, Placement};
-use crate::services::{create, is_name_taken, sanitize, unique_suffix};
+use crate::create_start::{create_and_start_all, Placement};
+use crate::services::{sanitize, unique_suffix};
 use crate::session::{
     host_name, unix_now, LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SERVICE,
     LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST,
@@ -35,10 +35,6 @@ use crate::{
     Backend, ContainerRequest, ExecError, PhaseTimings, ResolvedImage, ServiceAdditions,
     ServiceStart, Session, SpanCollector, StepResult, TestOutcome, TestReport,
 };
-
-mod span_network;
-
-use span_network::claim_for_spans;
 
 /// Images by service name.
 pub type ResolvedImages = BTreeMap<String, ResolvedImage>;
@@ -167,10 +163,6 @@ impl Resources {
     /// `id` holds the claim on a spare network: teardown removes it last.
     pub(crate) fn remember_claim(&self, id: &str) {
         *lock(&self.claim_last) = Some(id.to_string());
-    }
-
-    pub(crate) fn forget_container(&self, id: &str) {
-        lock(&self.containers).retain(|c| c != id);
     }
 
     async fn teardown(&self, backend: &dyn Backend) -> Vec<String> {
@@ -320,11 +312,7 @@ async fn start_services(
     let (images, image_ms) = images?;
 
     let t = Instant::now();
-    let mut additions = ServiceAdditions::default();
-    // Containers created and started one by one, as soon as each can be
-    // (every case but span collection's).
-    let mut pipelined = None;
-    let (network, claim, created) = if let Some(bridge_additions) = bridge {
+    let started = if let Some(bridge_additions) = bridge {
         let extra = Extra {
             collector,
             additions: &bridge_additions,
@@ -335,43 +323,54 @@ async fn start_services(
             claim: false,
             extra: &extra,
             spans_by_address: collector,
+            listen_on: None,
         };
-        let started =
-            create_and_start_all(run, resources, progress, &images, image_ms, &place).await?;
-        pipelined = Some(started.unwrap_or_default());
-        (None, false, Vec::new())
-    } else if let Some(collector) = collector {
-        let claimed =
-            claim_for_spans(run, collector, resources, &images, &base_name, &mut spares).await?;
-        additions = claimed.additions;
-        (Some(claimed.network), claimed.claim, claimed.created)
-    } else if private_network {
+        create_and_start_all(run, resources, progress, &images, image_ms, &place)
+            .await?
+            .unwrap_or_default()
+    } else if private_network || collector.is_some() {
         let mut attempt = 0;
         loop {
             let spare = (attempt < SPARE_CLAIMS).then(|| spares.pop()).flatten();
-            let (network, claim) = match spare {
-                Some(spare) => (spare.name, true),
+            let (network, claim, listed_gateway) = match spare {
+                Some(spare) => (spare.name, true, spare.gateway),
                 None if attempt <= SPARE_CLAIMS => {
                     let name = format!("{base_name}-net{attempt}");
-                    (new_spare_network(run.backend, name).await?, true)
+                    (new_spare_network(run.backend, name).await?, true, None)
                 }
                 // Every claim was lost to concurrent tests: a network of the
                 // test's own, which nobody else can claim.
-                None => (own_network(run, resources, &base_name).await?, false),
+                None => (own_network(run, resources, &base_name).await?, false, None),
             };
             attempt += 1;
+            // Spans: the collector listens on the network's gateway, which every service
+            // reaches as `otel-collector` (known before the creates that claim it).
+            let listen_on = match (collector, listed_gateway) {
+                (Some(collector), Some(gateway)) => Some((collector, gateway)),
+                (Some(collector), None) => {
+                    Some((collector, run.backend.network_gateway(&network).await?))
+                }
+                (None, _) => None,
+            };
+            let additions = listen_on
+                .map(|(collector, gateway)| collector.additions(gateway))
+                .unwrap_or_default();
+            let extra = Extra {
+                collector,
+                additions: &additions,
+            };
             let place = Placement {
                 base_name: &base_name,
                 network: Some(&network),
                 claim,
-                extra: &Extra::NONE,
+                extra: &extra,
                 spans_by_address: None,
+                listen_on,
             };
             if let Some(started) =
                 create_and_start_all(run, resources, progress, &images, image_ms, &place).await?
             {
-                pipelined = Some(started);
-                break (Some(network), claim, Vec::new());
+                break started;
             }
         }
     } else {
@@ -381,44 +380,13 @@ async fn start_services(
             claim: false,
             extra: &Extra::NONE,
             spans_by_address: None,
+            listen_on: None,
         };
-        let started =
-            create_and_start_all(run, resources, progress, &images, image_ms, &place).await?;
-        pipelined = Some(started.unwrap_or_default());
-        (None, false, Vec::new())
+        create_and_start_all(run, resources, progress, &images, image_ms, &place)
+            .await?
+            .unwrap_or_default()
     };
-    let (started, how) = match pipelined {
-        Some(started) => {
-            let how = format!("each created and started at once {:.1} ms", ms(t.elapsed()));
-            (started, how)
-        }
-        None => {
-            let claim_name = if claim { network.as_deref() } else { None };
-            let created_after = t.elapsed();
-            let starts = plan.containers.iter().zip(created).map(|(spec, id)| {
-                let request = container_request(
-                    run,
-                    spec,
-                    &images[&spec.service],
-                    &base_name,
-                    network.as_deref(),
-                    claim_name.unwrap_or(""),
-                    &Extra {
-                        collector,
-                        additions: &additions,
-                    },
-                );
-                async move { start_recorded(run, &request, id, t, image_ms, progress, None).await }
-            });
-            let started = try_join_all(starts).await?;
-            let how = format!(
-                "creates {:.1}, starts and readiness {:.1} ms",
-                ms(created_after),
-                ms(t.elapsed() - created_after)
-            );
-            (started, how)
-        }
-    };
+    let how = format!("each created and started at once {:.1} ms", ms(t.elapsed()));
     tracing::info!(
         test = %plan.name,
         "{} container(s) ready in {:.1} ms: images and spare networks {:.1}, {how}",
@@ -487,59 +455,6 @@ impl Extra<'static> {
         collector: None,
         additions: &NO_ADDITIONS,
     };
-}
-
-/// Creates every container of the plan, in parallel, on `network`; returns
-/// their IDs in plan order. With `claim`, `None` says the claim on the
-/// network was lost (its first container's name is taken): the containers
-/// created are removed again, none having started.
-async fn create_all(
-    run: TestRun<'_>,
-    resources: &Resources,
-    images: &ResolvedImages,
-    base_name: &str,
-    network: Option<&str>,
-    claim: bool,
-    extra: &Extra<'_>,
-) -> Result<Option<Vec<String>>, ExecError> {
-    let claim_name = if claim { network.unwrap_or("") } else { "" };
-    let creates = run.plan.containers.iter().map(|spec| {
-        let request = container_request(
-            run,
-            spec,
-            &images[&spec.service],
-            base_name,
-            network,
-            claim_name,
-            extra,
-        );
-        async move {
-            let id = create(run.backend, &request).await?;
-            lock(&resources.containers).push(id.clone());
-            Ok::<_, ExecError>(id)
-        }
-    });
-    let created = join_all(creates).await;
-    if claim
-        && created
-            .first()
-            .is_some_and(|c| c.as_ref().is_err_and(is_name_taken))
-    {
-        let undo = created
-            .iter()
-            .filter_map(|c| c.as_ref().ok())
-            .map(|id| async move {
-                run.backend.remove_container(id).await?;
-                // Gone: not teardown's any more (one that failed stays its).
-                resources.forget_container(id);
-                Ok::<_, ExecError>(())
-            });
-        for removed in join_all(undo).await {
-            removed?;
-        }
-        return Ok(None);
-    }
-    created.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
 }
 
 /// Creates a spare network named `name` (kept after the test for the next one); returns its name.
