@@ -186,9 +186,17 @@ pub async fn reap_pool_orphans(
         .filter_map(|o| o.labels.get(LABEL_POOL).map(String::as_str))
         .collect();
     let cutoff = unix_now().saturating_sub(older_than.as_secs());
-    let pick = |labels: &BTreeMap<String, String>| {
+    // A test claims a spare by naming its first container after it: until that container
+    // starts, the engine would let the network go from under it.
+    let claimed: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.kind == ManagedKind::Container)
+        .map(|o| o.name.as_str())
+        .collect();
+    let pick = |object: &crate::ManagedObject| {
+        let labels = &object.labels;
         if labels.get(LABEL_SPARE_NETWORK) == Some(&me) {
-            return true;
+            return !claimed.contains(object.name.as_str());
         }
         let Some(key) = labels.get(LABEL_POOL) else {
             return false;
@@ -239,20 +247,20 @@ async fn remove_where(
     pick: impl Fn(&BTreeMap<String, String>) -> bool,
 ) -> Result<Reaped, ExecError> {
     let objects = backend.list_managed().await?;
-    remove_objects(backend, &objects, pick).await
+    remove_objects(backend, &objects, |o| pick(&o.labels)).await
 }
 
 async fn remove_objects(
     backend: &dyn Backend,
     objects: &[crate::ManagedObject],
-    pick: impl Fn(&BTreeMap<String, String>) -> bool,
+    pick: impl Fn(&crate::ManagedObject) -> bool,
 ) -> Result<Reaped, ExecError> {
     let mut reaped = Reaped::default();
     // Containers first: a network with endpoints cannot be removed.
     for kind in [ManagedKind::Container, ManagedKind::Network] {
         let doomed: Vec<_> = objects
             .iter()
-            .filter(|o| o.kind == kind && pick(&o.labels))
+            .filter(|o| o.kind == kind && pick(o))
             .collect();
         let results = futures_util::future::join_all(doomed.iter().map(|o| async move {
             let r = match kind {

@@ -38,34 +38,50 @@ async fn cache_gc_removes_unused_spare_networks_and_keeps_a_claimed_one_quietly(
     let session = Session::current();
     let free = format!("clnrm-{}-free-net", session.id);
     let claimed = format!("clnrm-{}-claimed-net", session.id);
+    let just_claimed = format!("clnrm-{}-just-claimed-net", session.id);
     let free_id = b.create_network(&free, &spare_labels()).await.unwrap();
     let claimed_id = b.create_network(&claimed, &spare_labels()).await.unwrap();
-    // A running test's claim: its first container, named after the network, on it.
+    let just_claimed_id = b
+        .create_network(&just_claimed, &spare_labels())
+        .await
+        .unwrap();
+    // Running tests' claims: each first container, named after its network, on it; one
+    // started, one only created (the engine would let that network go: no endpoint yet).
     let p = planned(test("gc", vec![], vec![step("x", argv(&["true"]))]));
     let images = resolve_images(&b, here(), &p).await.unwrap();
-    let request = ContainerRequest {
+    let request = |network: &'static str| ContainerRequest {
         spec: &p.containers[0],
         image: &images["default"],
-        name: claimed.clone(),
-        network: Some(&claimed),
+        name: network.to_string(),
+        network: Some(network),
         labels: session.labels(),
         root: here(),
         extra_env: Default::default(),
         extra_hosts: Vec::new(),
     };
-    let container = b.create_container(&request).await.unwrap();
-    b.start_container(&container).await.unwrap();
+    let claimed: &'static str = claimed.leak();
+    let just_claimed: &'static str = just_claimed.leak();
+    let started = b.create_container(&request(claimed)).await.unwrap();
+    b.start_container(&started).await.unwrap();
+    let created = b.create_container(&request(just_claimed)).await.unwrap();
 
     let reaped = reap_pool_orphans(&b, Duration::ZERO).await.unwrap();
 
-    b.remove_container(&container).await.unwrap();
-    b.remove_network(&claimed_id).await.unwrap();
+    for container in [&started, &created] {
+        b.remove_container(container).await.unwrap();
+    }
+    let kept = [&claimed_id, &just_claimed_id];
+    for network in kept {
+        b.remove_network(network).await.unwrap();
+    }
     assert!(reaped.networks.contains(&free_id), "{reaped:?}");
-    assert!(!reaped.networks.contains(&claimed_id), "{reaped:?}");
-    assert!(
-        !reaped.errors.iter().any(|e| e.contains(&claimed_id)),
-        "a claimed spare is in use, not a failure: {reaped:?}"
-    );
+    for network in kept {
+        assert!(!reaped.networks.contains(network), "{reaped:?}");
+        assert!(
+            !reaped.errors.iter().any(|e| e.contains(network.as_str())),
+            "a claimed spare is in use, not a failure: {reaped:?}"
+        );
+    }
     assert_clean(&b, &session).await;
 }
 
