@@ -3,6 +3,7 @@
 //! read back from its JSON object.
 
 mod common;
+mod remote_servers;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -779,4 +780,48 @@ fn a_git_checkout_rewriting_50_tests_is_one_run_of_the_50() {
     assert_eq!(runs.len(), 1, "one run: {runs:?}");
     assert_eq!(ran(&runs[0]), tests);
     assert_eq!(runs[0]["changed"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn dev_starts_from_the_results_ci_shared_and_shares_its_own_passes() {
+    if !docker_ready() {
+        return;
+    }
+    let Some(nginx) = remote_servers::Nginx::start() else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("plain_a.clnrm.toml", &plain("plain_a", "a"));
+    project.write("plain_b.clnrm.toml", &plain("plain_b", "b"));
+    // CI ran the tests with the team's remote cache, on a machine of its own.
+    let ci_cache = tempfile::tempdir().unwrap();
+    let ci = common::clnrm_process()
+        .current_dir(project.root())
+        .env("CLNRM_CACHE_DIR", ci_cache.path())
+        .args(["run", "--remote-cache", &nginx.url()])
+        .output()
+        .expect("clnrm run");
+    common::Run(ci).expect_code(0);
+    assert_eq!(nginx.count("PUT"), 2, "{:?}", nginx.requests());
+
+    // A developer's first `clnrm dev`, with an empty local cache: both results come
+    // from the remote, and nothing starts.
+    let dev = Dev::start(&project, &["--remote-cache", &nginx.url()]);
+    let first = dev.next_run();
+    for result in first["results"].as_array().unwrap() {
+        assert_eq!(result["status"], "pass", "{first}");
+        assert_eq!(result["cached"], true, "{first}");
+    }
+    assert_eq!(first["containers"]["started"], 0, "{first}");
+
+    // A save of one test asks only the local cache; its pass goes to the remote for the
+    // next machine.
+    let asked = nginx.count("GET");
+    project.write("plain_a.clnrm.toml", &plain("plain_a", "edited"));
+    let run = dev.next_run();
+    assert_eq!(ran(&run), ["plain_a.clnrm.toml"]);
+    assert_eq!(status_of(&run, "plain_a.clnrm.toml"), "pass", "{run}");
+    assert_eq!(nginx.count("GET"), asked, "{:?}", nginx.requests());
+    assert_eq!(nginx.count("PUT"), 3, "{:?}", nginx.requests());
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::args::{DevArgs, Format};
 use super::output::Printer;
-use super::{cache_dir, load, overrides, CliError, Exit, GlobalArgs};
+use super::{cache_dir, load, open_remote, overrides, CliError, Exit, GlobalArgs};
 use crate::cache::MemoOptions;
 use crate::dev::{self, CacheLocation, DevEvent, DevOptions};
 use crate::report::{DevJson, DevPanel};
@@ -37,10 +37,15 @@ pub fn run(
     if let Some(warning) = warning {
         printer.warn(&warning);
     }
+    let remote = open_remote(global, &project)?;
+    if let Some(remote) = &remote {
+        tracing::info!("remote cache: {remote:?}");
+    }
     let options = DevOptions {
         cache: CacheLocation {
             dir: cache_dir(global, &project),
             options: memo_options,
+            remote: remote.map(std::sync::Arc::new),
         },
         project,
         overrides: overrides(global),

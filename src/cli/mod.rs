@@ -269,9 +269,7 @@ pub(crate) fn open_memo(
     project: &Project,
     printer: &Printer,
 ) -> Result<Memo, CliError> {
-    let remote = remote_options(global, project)?
-        .map(|options| Remote::new(&options))
-        .transpose()?;
+    let remote = open_remote(global, project)?;
     let (mut options, warning) = MemoOptions::from_env();
     options.no_read = global.no_cache;
     if let Some(warning) = warning {
@@ -286,6 +284,16 @@ pub(crate) fn open_memo(
         memo.attach_remote(remote);
     }
     Ok(memo)
+}
+
+/// The remote cache tier when one is configured; unusable settings are a usage error.
+pub(crate) fn open_remote(
+    global: &GlobalArgs,
+    project: &Project,
+) -> Result<Option<Remote>, CliError> {
+    Ok(remote_options(global, project)?
+        .map(|options| Remote::new(&options))
+        .transpose()?)
 }
 
 /// The remote cache settings (docs/reference.md §10): `--remote-cache` / `CLNRM_REMOTE_CACHE`, else

@@ -128,4 +128,7 @@ pub struct DevRun {
 pub struct CacheLocation {
     pub dir: PathBuf,
     pub options: crate::cache::MemoOptions,
+    /// The remote tier (docs/reference.md §10): each run reads results from it and uploads
+    /// its passes, as `clnrm run` does; one connection and circuit breaker for the session.
+    pub remote: Option<std::sync::Arc<crate::cache::Remote>>,
 }

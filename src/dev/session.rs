@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::engine::DevOptions;
 use super::{Budget, DevRun, DevTimings, HitsMisses, ResourceSample, RunResources, DEV_RUN_EVENT};
+use crate::cache::remote::UPLOAD_DRAIN_TIMEOUT;
 use crate::cache::Memo;
 use crate::discover::{self, TestFile};
 use crate::pipeline::{FsWorld, Pipeline};
@@ -263,8 +264,21 @@ impl DevSession {
             .filter_map(|id| self.tests.get(id).cloned())
             .collect();
 
-        let (memo, cache_warnings) =
+        let (mut memo, cache_warnings) =
             Memo::open(&self.options.cache.dir, self.options.cache.options.clone());
+        // The remote is read when a run may find others' results there (the session's
+        // first run, a checkout or pull, a library edit); a save of one test asks only the
+        // local cache, so the inner loop never waits on the network. Passes go up always.
+        let read_remote = first_time || tests.len() > 1;
+        if let Some(remote) = self
+            .options
+            .cache
+            .remote
+            .as_ref()
+            .and_then(|remote| remote.for_another_run(read_remote))
+        {
+            memo.attach_remote(remote);
+        }
         let cache_open_ms = ms(started.elapsed());
         // Render and parse (memoized; pure work on the rayon pool).
         let pipeline = Pipeline::new(&self.options.project, &FsWorld, &memo);
@@ -406,6 +420,8 @@ impl DevSession {
             execute_ms *= phase_ms / busy_ms;
             spans_ms *= phase_ms / busy_ms;
         }
+        // Uploads end with the run, so a failed one is among its warnings.
+        memo.finish_remote(UPLOAD_DRAIN_TIMEOUT);
         let mut warnings = cache_warnings;
         warnings.extend(memo.take_warnings());
         let closing = Instant::now();

@@ -414,6 +414,25 @@ impl Remote {
         })
     }
 
+    /// The same remote for another run of a long-lived process (`clnrm dev`): its
+    /// connection, circuit breaker and once-only warnings carry over; what was asked and
+    /// the uploads are the new run's own. Without `read`, the run only uploads (`None`
+    /// when this remote is read-only).
+    pub fn for_another_run(&self, read: bool) -> Option<Remote> {
+        let mode = match (self.mode, read) {
+            (mode, true) => mode,
+            (RemoteMode::Read, false) => return None,
+            (_, false) => RemoteMode::Write,
+        };
+        Some(Remote {
+            uploads: Uploads::new(self.shared.clone()),
+            shared: self.shared.clone(),
+            mode,
+            stages: self.stages.clone(),
+            asked: Mutex::new(HashSet::new()),
+        })
+    }
+
     /// The URL without credentials.
     pub fn shown_url(&self) -> &str {
         self.shared.http.endpoint().shown()
