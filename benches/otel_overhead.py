@@ -3,7 +3,8 @@
 
 The same one-service test runs 10 times with --force with [[expect.span]] and 10 times
 without, alternating; its single step posts the spans (busybox wget, OTLP/JSON), so every span is in
-when the last step ends. Prints the median test duration of each and their difference.
+when the last step ends. Prints the median test duration of each and their difference, then
+the median of each phase (containers, steps, span wait, teardown) with and without.
 Needs the Docker engine, the fixture image (fixtures/images/build.sh) and a built clnrm
 (CLNRM, default target/release/clnrm).
 """
@@ -26,11 +27,16 @@ def project(root: str, expectations: bool) -> None:
     open(f"{root}/tests/t.clnrm.toml", "w").write(text)
 
 
-def duration_ms(root: str) -> float:
+PHASES = ("containers_ms", "execute_ms", "spans_ms", "teardown_ms")
+
+
+def finished(root: str) -> dict:
     out = subprocess.run([CLNRM, "run", "--force", "--format", "json"], cwd=root,
                          capture_output=True, text=True).stdout
     event = next(json.loads(l) for l in out.splitlines() if '"test_finished"' in l)
-    return event["duration_ms"]
+    if event["status"] != "pass":
+        sys.exit(f"the test did not pass in {root}: {event}")
+    return event
 
 
 if __name__ == "__main__":
@@ -40,8 +46,13 @@ if __name__ == "__main__":
         # Alternated, so a change in the machine's load meets both alike.
         without, with_ = [], []
         for _ in range(10):
-            without.append(duration_ms(without_root))
-            with_.append(duration_ms(with_root))
-    a, b = statistics.median(without), statistics.median(with_)
+            without.append(finished(without_root))
+            with_.append(finished(with_root))
+    a = statistics.median(e["duration_ms"] for e in without)
+    b = statistics.median(e["duration_ms"] for e in with_)
     print(f"median of 10: without expectations {a:.0f} ms, with {b:.0f} ms, added {b - a:.0f} ms")
+    for phase in PHASES:
+        pa = statistics.median(e["timings"].get(phase) or 0 for e in without)
+        pb = statistics.median(e["timings"].get(phase) or 0 for e in with_)
+        print(f"  {phase[:-3]:<11} without {pa:6.0f} ms   with {pb:6.0f} ms")
     sys.exit(0)
