@@ -454,10 +454,10 @@ fn counts_hold_per_field_and_fail_showing_the_count() {
         spans_total = { gte = 4 }
         events_total = { lte = 1 }
         errors_total = { eq = 0 }
-        by_name = { "db.quer" = { gte = 1 } }
+        by_name = { "db.quer" = { gte = 1 }, "db.*" = { eq = 2 } }
         "#,
     );
-    assert_eq!(fails.len(), 4);
+    assert_eq!(fails.len(), 5);
     assert_fails_saying(
         &fails[0],
         &["expect.counts.spans_total", "count >= 4", "actual:   3"],
@@ -470,11 +470,19 @@ fn counts_hold_per_field_and_fail_showing_the_count() {
         &fails[2],
         &["expect.counts.errors_total", "count = 0", "actual:   1"],
     );
+    // by_name in name order: `db.*` matched, but not as many as bound, so the spans counted
+    // are shown; `db.quer` matched none, so the names the user may have meant are.
     assert_fails_saying(
         &fails[3],
+        &["expect.counts.by_name \"db.*\"", "count = 2", "actual:   1"],
+    );
+    assert_fails_saying(
+        &fails[4],
         &["expect.counts.by_name \"db.quer\"", "actual:   0"],
     );
-    assert_eq!(fails[3].closest[0].name, "db.query");
+    assert_eq!(fails[4].closest[0].name, "db.query");
+    let shown: Vec<&str> = fails[3].closest.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(shown, ["db.query"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use crate::span::StatusCode;
 use crate::verdict::{ExpectationKind, SpanSummary, Verdict};
 
 use super::index::Index;
-use super::{Judgement, Verdicts};
+use super::{Judgement, Verdicts, CLOSEST};
 
 impl Index<'_> {
     pub(super) fn counts(&self, counts: &CountsExpectation, out: &mut Vec<Verdict>) {
@@ -39,11 +39,20 @@ impl Index<'_> {
             }
         }
         for (pattern, bound) in &counts.by_name {
-            let n = self.matching(pattern).len();
+            let matching = self.matching(pattern);
+            let n = matching.len();
+            // None arrived: the names the user may have meant; too many or too few: the
+            // ones that were counted.
             let closest = if bound.holds(n as u64) {
                 Vec::new()
-            } else {
+            } else if matching.is_empty() {
                 self.closest_names(pattern)
+            } else {
+                matching
+                    .iter()
+                    .take(CLOSEST)
+                    .map(|&i| self.summary(i, Vec::new()))
+                    .collect()
             };
             verdicts.push(count_verdict(
                 format!("expect.counts.by_name {pattern}"),
