@@ -84,8 +84,24 @@ impl DockerBackend {
         }
         // What a wrapped attempt cost when the command then runs unwrapped.
         let mut wrapper_phases = ExecPhases::default();
-        if self.has_shell(container) != Some(false) {
-            let env = self.container_env(container).await?;
+        let wrap_with_env = match self.has_shell(container) {
+            Some(false) => None,
+            _ => {
+                let env = self.container_env(container).await?;
+                match not_a_shell_name(request, &env) {
+                    // A shell drops such a variable from what it passes on: the command
+                    // runs as it is, with all of them (a timeout then kills its container).
+                    Some(name) => {
+                        tracing::debug!(
+                            "`{name}` is not a shell name: the command runs without the wrapper"
+                        );
+                        None
+                    }
+                    None => Some(env),
+                }
+            }
+        };
+        if let Some(env) = wrap_with_env {
             let wrapped = wrapped_argv(request, &env, self.status_marker());
             let streamed = self.stream(container, &wrapped, request, true).await?;
             match streamed.pid {
@@ -396,6 +412,31 @@ fn wrapped_argv(request: &ExecRequest, container_env: &[String], marker: &str) -
     let mut argv = vec!["sh".into(), "-c".into(), script, "sh".into()];
     argv.extend(request.argv.iter().cloned());
     argv
+}
+
+/// Whether `name` can be a shell variable's (`[A-Za-z_][A-Za-z0-9_]*`): a shell drops the
+/// others (`my.setting`) from the environment it passes on.
+pub(crate) fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The first variable of the command's environment (the step's, the container's) that is
+/// not a shell name.
+fn not_a_shell_name<'a>(request: &'a ExecRequest, container_env: &'a [String]) -> Option<&'a str> {
+    request
+        .env
+        .keys()
+        .map(String::as_str)
+        .chain(
+            container_env
+                .iter()
+                .map(|kv| kv.split('=').next().unwrap_or("")),
+        )
+        .find(|name| !name.is_empty() && !is_shell_name(name))
 }
 
 /// A variable's value in the command's environment without the wrapper: the

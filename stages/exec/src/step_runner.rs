@@ -38,7 +38,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::docker::DockerBackend;
 use crate::docker_exec::{
-    capture, exec_failed_with, original_value, quote, CAPTURE_LIMIT, SHELL_SET_VARIABLES,
+    capture, exec_failed_with, is_shell_name, original_value, quote, CAPTURE_LIMIT,
+    SHELL_SET_VARIABLES,
 };
 use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
@@ -164,14 +165,6 @@ pub(crate) fn fits(request: &ExecRequest) -> bool {
 /// Whether the user left the runner on.
 pub(crate) fn switched_on() -> bool {
     std::env::var(SWITCH).map_or(true, |v| v != "off" && v != "0")
-}
-
-fn is_shell_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// What a step sent to the runner came back as.

@@ -269,6 +269,23 @@ async fn env_workdir_and_argv_are_honoured() {
 }
 
 #[tokio::test]
+async fn variables_that_are_not_shell_names_reach_the_command() {
+    let Some(b) = engine("dotted env").await else {
+        return;
+    };
+    // Common in images (`discovery.type`, `spring.profiles.active`): a shell would drop
+    // them from what it passes on, so the step runs without the shell wrapper.
+    let mut s = service("app");
+    s.env.insert("discovery.type".into(), "single-node".into());
+    let mut st = on("app", step("env", argv(&["env"])));
+    st.env.insert("step.setting".into(), "on".into());
+    st.expected_output_regex =
+        Some("(?s)discovery\\.type=single-node.*step\\.setting=on|step\\.setting=on.*discovery\\.type=single-node".into());
+    let r = run(&b, here(), &planned(test("dotted", vec![s], vec![st]))).await;
+    expect_pass(&r);
+}
+
+#[tokio::test]
 async fn volumes_are_mounted_read_only_when_asked() {
     let Some(b) = engine("volumes").await else {
         return;
