@@ -88,9 +88,10 @@ pub async fn run_test_until(run: TestRun<'_>, cancel: impl Future<Output = ()>) 
     run_test_collecting(run, None, cancel).await
 }
 
-/// [`run_test_until`], with a [`SpanCollector`] receiving the test's spans: the test then
-/// always runs on a network (a claimed spare when it can), whose gateway the collector
-/// listens on while the claim is held.
+/// [`run_test_until`], with a [`SpanCollector`] receiving the test's spans: a test with one
+/// service runs on the default bridge when the collector receives there (telling its spans
+/// apart by its container's address), any other on a network (a claimed spare when it can)
+/// whose gateway the collector listens on while the claim is held.
 pub async fn run_test_collecting(
     run: TestRun<'_>,
     collector: Option<&dyn SpanCollector>,
