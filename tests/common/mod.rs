@@ -290,39 +290,17 @@ pub fn figures(fault: &str, trials: usize, correct: usize, detail: &str) {
     ));
 }
 
-/// Seconds since the epoch, as `docker events --since` takes them.
-pub fn docker_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-}
+#[allow(unused_imports)] // Not every test file that includes this module uses it.
+pub use clnrm_test_support::docker_now;
 
 /// The `clnrm.session` labels of the managed containers the engine created since
 /// `since` ([`docker_now`]), one per container.
 pub fn sessions_of_containers_created_since(since: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            since,
-            "--until",
-            &docker_now(),
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            "label=clnrm.managed=true",
-            "--format",
-            "{{index .Actor.Attributes \"clnrm.session\"}}",
-        ])
-        .output()
-        .expect("docker events");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    clnrm_test_support::containers_created_since(
+        since,
+        &["label=clnrm.managed=true"],
+        "{{index .Actor.Attributes \"clnrm.session\"}}",
+    )
 }
 
 /// How many containers the clnrm process `pid` had the engine create since `since`.

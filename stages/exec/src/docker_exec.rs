@@ -431,12 +431,16 @@ fn not_a_shell_name<'a>(request: &'a ExecRequest, container_env: &'a [String]) -
         .env
         .keys()
         .map(String::as_str)
-        .chain(
-            container_env
-                .iter()
-                .map(|kv| kv.split('=').next().unwrap_or("")),
-        )
-        .find(|name| !name.is_empty() && !is_shell_name(name))
+        .find(|name| !is_shell_name(name))
+        .or_else(|| container_variable_not_a_shell_name(container_env))
+}
+
+/// The first of a container's variables (`KEY=value`) whose name is not a shell name.
+pub(crate) fn container_variable_not_a_shell_name(container_env: &[String]) -> Option<&str> {
+    container_env
+        .iter()
+        .map(|kv| kv.split('=').next().unwrap_or(""))
+        .find(|name| !is_shell_name(name))
 }
 
 /// A variable's value in the command's environment without the wrapper: the

@@ -38,8 +38,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::docker::DockerBackend;
 use crate::docker_exec::{
-    capture, exec_failed_with, is_shell_name, original_value, quote, CAPTURE_LIMIT,
-    SHELL_SET_VARIABLES,
+    capture, container_variable_not_a_shell_name, exec_failed_with, is_shell_name, original_value,
+    quote, CAPTURE_LIMIT, SHELL_SET_VARIABLES,
 };
 use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
@@ -185,11 +185,7 @@ impl Runner {
         container_env: &[String],
         marker: &str,
     ) -> Result<Runner, String> {
-        if let Some(bad) = container_env
-            .iter()
-            .map(|kv| kv.split('=').next().unwrap_or(""))
-            .find(|k| !is_shell_name(k))
-        {
+        if let Some(bad) = container_variable_not_a_shell_name(container_env) {
             return Err(format!(
                 "the container's variable `{bad}` is not a shell name"
             ));

@@ -85,30 +85,6 @@ async fn cache_gc_removes_unused_spare_networks_and_keeps_a_claimed_one_quietly(
     assert_clean(&b, &session).await;
 }
 
-/// Container names the engine reports created since `since` (`docker events`).
-fn created_since(since: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            since,
-            "--until",
-            &unix_now().to_string(),
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--format",
-            "{{.Actor.Attributes.name}}",
-        ])
-        .output()
-        .expect("docker events");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_test_whose_claim_is_lost_creates_nothing_else_on_that_network() {
     let Some(b) = engine("lost spare claim").await else {
@@ -141,11 +117,10 @@ async fn a_test_whose_claim_is_lost_creates_nothing_else_on_that_network() {
     };
     let holder = b.create_container(&request).await.unwrap();
 
-    let since = (unix_now() - 1).to_string();
+    let since = clnrm_test_support::docker_now();
     let report = run(&b, here(), &p).await;
-    // Seconds are the events' resolution: wait until the last one is in.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let created = created_since(&since);
+    let created =
+        clnrm_test_support::containers_created_since(&since, &[], "{{.Actor.Attributes.name}}");
 
     b.remove_container(&holder).await.unwrap();
     b.remove_network(&held_id).await.unwrap();

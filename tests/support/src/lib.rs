@@ -149,6 +149,44 @@ impl Drop for EngineProxy {
     }
 }
 
+/// Now, as `docker events --since` takes it (seconds since the epoch, with nanoseconds).
+pub fn docker_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+/// One line per container the engine created since `since` ([`docker_now`]) and until
+/// now: `format` (a `docker events --format` template) applied to its create event.
+/// `filters` narrow the events further (`label=clnrm.managed=true`).
+pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> Vec<String> {
+    let until = docker_now();
+    let mut args = vec![
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=create",
+    ];
+    for filter in filters {
+        args.extend(["--filter", filter]);
+    }
+    args.extend(["--format", format]);
+    let out = std::process::Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("docker events");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::ci_requires;
