@@ -91,6 +91,32 @@ fn a_circle_through_a_re_export_is_found_and_named() {
 }
 
 #[test]
+fn a_module_is_told_from_a_function_of_its_name_handed_on_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "src/lib.rs", "mod low;\nmod up;\n");
+    write(
+        dir.path(),
+        "src/low/mod.rs",
+        "mod run;\npub use run::{run, Alias};\n",
+    );
+    write(
+        dir.path(),
+        "src/low/run.rs",
+        "pub type Alias = u8;\npub fn run() { crate::up::f() }\n",
+    );
+    write(
+        dir.path(),
+        "src/up.rs",
+        "use crate::low::Alias;\npub fn f() {}\n",
+    );
+    let graph = Graph::of_crates(dir.path(), &[dir.path().join("src/lib.rs")]);
+    assert_eq!(
+        graph.circles(),
+        vec![vec!["src/low/run.rs".to_string(), "src/up.rs".into()]]
+    );
+}
+
+#[test]
 fn a_longer_circle_through_super_and_a_folder_is_found() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "src/lib.rs", "pub mod low;\npub mod top;\n");
@@ -534,7 +560,13 @@ impl CrateScan {
             }
             first => {
                 let scope = self.modules.get(module)?;
-                if let Some((bound, read_in)) = scope.uses.get(first) {
+                // A path goes on through a module: a child module wins over a `use`
+                // of a function of the same name (`pub use execute::execute`).
+                let bound = scope
+                    .uses
+                    .get(first)
+                    .filter(|_| !scope.children.contains(first));
+                if let Some((bound, read_in)) = bound {
                     if !(bound.len() == 1 && bound[0] == first) {
                         let mut joined = bound.clone();
                         joined.extend(path[1..].iter().cloned());
