@@ -29,6 +29,7 @@ mod docker;
 mod docker_answers;
 mod docker_exec;
 mod docker_image;
+mod engine_socket;
 mod outcome;
 mod services;
 mod session;
@@ -48,6 +49,9 @@ use serde::{Deserialize, Serialize};
 
 pub use context::{build_context, BuildContext, DockerIgnore};
 pub use docker::DockerBackend;
+pub use engine_socket::{
+    discover_engine, engine_label, engine_location, EngineChoice, EngineLocation,
+};
 pub use outcome::{
     Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult, StepStatus, TestOutcome,
     TestReport,
@@ -66,6 +70,8 @@ pub use steps::{check_plan, run_steps};
 pub use test_run::{
     resolve_images, run_test, run_test_collecting, run_test_until, ResolvedImages, TestRun,
 };
+/// The Engine API client, for what [`Backend`] does not cover (`clnrm doctor`'s probes).
+pub use testcontainers::bollard;
 
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
@@ -74,7 +80,10 @@ pub const STAGE_VERSION: u32 = 1;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExecError {
     /// The engine did not answer.
-    #[error("cannot reach the Docker engine at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere)")]
+    #[error(
+        "cannot reach {} at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere; `clnrm doctor` says what is wrong)",
+        engine_socket::engine_label(.endpoint)
+    )]
     EngineUnreachable { endpoint: String, reason: String },
     /// An image is neither local nor pullable.
     #[error("image `{reference}` is not available locally and could not be pulled: {reason}")]
