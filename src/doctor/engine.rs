@@ -342,6 +342,7 @@ async fn network(backend: &DockerBackend, session: &Session) -> Probe {
 /// `container`, `exec` and `otlp_reach`: one idle container on the default bridge, a
 /// command in it, and a connection from it to the receiver's address.
 async fn container_checks(backend: &DockerBackend, session: &Session) -> Vec<Check> {
+    let since = std::time::Instant::now();
     let Some(image) = probe_image(backend).await else {
         let detail = format!(
             "not checked: neither {} is here (no registry is asked)",
@@ -381,23 +382,18 @@ async fn container_checks(backend: &DockerBackend, session: &Session) -> Vec<Che
     let id = match within(backend.create_container(&request)).await {
         Ok(id) => id,
         Err(e) => {
-            return vec![
-                Check::fail(
-                    "container",
-                    format!("cannot create a container from {}: {e}", image.reference),
-                    &engine_fix("create containers"),
-                ),
-                Check::warn("exec", "not checked: no container", "fix `container` first"),
-                Check::warn(
-                    "otlp_reach",
-                    "not checked: no container",
-                    "fix `container` first",
-                ),
-            ];
+            return without_container(Check::fail(
+                "container",
+                format!("cannot create a container from {}: {e}", image.reference),
+                &engine_fix("create containers"),
+            ));
         }
     };
+    tracing::debug!("doctor: container created after {:?}", since.elapsed());
     let checks = in_container(backend, &id, &image.reference).await;
-    match backend.remove_container(&id).await {
+    let removal = backend.remove_container(&id).await;
+    tracing::debug!("doctor: container removed after {:?}", since.elapsed());
+    match removal {
         Ok(()) => checks,
         Err(e) => {
             let mut checks = checks;
@@ -409,6 +405,18 @@ async fn container_checks(backend: &DockerBackend, session: &Session) -> Vec<Che
             checks
         }
     }
+}
+
+/// The failed `container` check, and `exec` and `otlp_reach`, which need a container.
+fn without_container(container: Check) -> Vec<Check> {
+    let unchecked = |name| {
+        Check::warn(
+            name,
+            "not checked: no running container",
+            "fix `container` first",
+        )
+    };
+    vec![container, unchecked("exec"), unchecked("otlp_reach")]
 }
 
 /// An engine call, given at most [`PROBE_TIMEOUT`].
@@ -442,29 +450,25 @@ async fn probe_image(backend: &DockerBackend) -> Option<ResolvedImage> {
 /// Starts the created container `id`, then the exec and reach checks in it.
 async fn in_container(backend: &DockerBackend, id: &str, image: &str) -> Vec<Check> {
     if let Err(e) = within(backend.start_container(id)).await {
-        return vec![
-            Check::fail(
-                "container",
-                format!("created a container from {image}, but it does not start: {e}"),
-                &engine_fix("start containers"),
-            ),
-            Check::warn(
-                "exec",
-                "not checked: no running container",
-                "fix `container` first",
-            ),
-            Check::warn(
-                "otlp_reach",
-                "not checked: no running container",
-                "fix `container` first",
-            ),
-        ];
+        return without_container(Check::fail(
+            "container",
+            format!("created a container from {image}, but it does not start: {e}"),
+            &engine_fix("start containers"),
+        ));
     }
     let container = Check::ok(
         "container",
         format!("created and started a container from {image}, then removed it"),
     );
-    let exec = match run(backend, id, "echo clnrm-doctor").await {
+    let started = std::time::Instant::now();
+    let (exec, reach) = tokio::join!(exec(backend, id), reach(backend, id));
+    tracing::debug!("doctor: exec and reach took {:?}", started.elapsed());
+    vec![container, exec, reach]
+}
+
+/// `exec`: a command in the container, and its output read back.
+async fn exec(backend: &DockerBackend, id: &str) -> Check {
+    match run(backend, id, "echo clnrm-doctor").await {
         Ok(out) if out.exit_code == Some(0) && out.stdout.contains("clnrm-doctor") => {
             Check::ok("exec", "ran a command in it and read its output")
         }
@@ -482,9 +486,7 @@ async fn in_container(backend: &DockerBackend, id: &str, image: &str) -> Vec<Che
             format!("cannot run a command in it: {e}"),
             &engine_fix("run commands in containers (exec)"),
         ),
-    };
-    let reach = reach(backend, id).await;
-    vec![container, exec, reach]
+    }
 }
 
 async fn run(
