@@ -268,6 +268,28 @@ fn a_socket_we_may_not_open_is_broken_with_how_to_get_access() {
 }
 
 #[test]
+fn a_socket_that_does_not_speak_the_engine_api_is_broken_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("not-an-engine.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Takes every connection and hangs up without a word.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    let project = TestProject::new();
+    let host = format!("unix://{}", socket.display());
+    let doctor = doctor(&project, &[("DOCKER_HOST", &host)]);
+    doctor.expect_broken_by(
+        "engine",
+        "accepts connections but does not answer the Engine API",
+        "DOCKER_HOST",
+    );
+    assert!(doctor.detail("engine").contains(&host), "{}", doctor.stdout);
+}
+
+#[test]
 fn a_remote_cache_answering_403_is_broken_and_no_credential_is_shown() {
     let server = FaultServer::start(Fault::Status(403));
     let project = TestProject::new();
