@@ -375,14 +375,56 @@ fn a_cache_directory_on_a_read_only_path_is_broken_with_where_to_put_it() {
     }
 }
 
-#[test]
-fn every_command_that_cannot_reach_the_engine_names_it_and_suggests_doctor() {
+/// A project with one valid test, for commands that need one.
+fn project_with_a_test() -> TestProject {
     let project = TestProject::new();
     project.write(
         "tests/hello.clnrm.toml",
-        "[meta]\nname = \"hello\"\nversion = \"1\"\n\n[service.box]\nimage = \"busybox\"\n\n\
-         [[steps]]\nname = \"say\"\nservice = \"box\"\ncommand = [\"echo\", \"hi\"]\n",
+        &remote_servers::passing_test("hello", "hi"),
     );
+    project
+}
+
+#[test]
+fn the_cache_line_counts_entries_and_names_who_holds_the_lock() {
+    let project = project_with_a_test();
+    project.clnrm(&["validate"]).expect_code(0);
+    // The engine is not what this test is about: nothing to wait for there.
+    let no_engine = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let doctor = doctor(&project, &no_engine);
+    assert_eq!(doctor.status("cache"), "ok", "{}", doctor.stdout);
+    let detail = doctor.detail("cache");
+    let entries: u64 = detail
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" entries"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no entry count in {detail}"));
+    let stats: Value = serde_json::from_str(&project.clnrm(&["cache", "stats", "--json"]).stdout())
+        .expect("cache stats JSON");
+    let stored: u64 = stats["stages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s["entries"].as_u64().unwrap())
+        .sum();
+    assert!(stored >= 1, "validate stored what it parsed: {stats}");
+    assert_eq!(entries, stored, "{detail}");
+    assert!(detail.ends_with("lock free, writable"), "{detail}");
+
+    // Another process (this test) holds the cache: a warning naming it, not a failure.
+    let lock = std::fs::File::open(project.path(".clnrm/cache/lock")).unwrap();
+    use std::os::fd::AsRawFd;
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let busy = self::doctor(&project, &no_engine);
+    assert_eq!(busy.status("cache"), "warn", "{}", busy.stdout);
+    let holder = format!("held by pid {} (", std::process::id());
+    assert!(busy.detail("cache").contains(&holder), "{}", busy.stdout);
+    drop(lock);
+}
+
+#[test]
+fn every_command_that_cannot_reach_the_engine_names_it_and_suggests_doctor() {
+    let project = project_with_a_test();
     let podman = "unix:///nonexistent/podman/podman.sock";
     let run = project.clnrm_with(&["run"], &[("DOCKER_HOST", podman)]);
     assert_ne!(run.code(), 0, "{}", run.all());
