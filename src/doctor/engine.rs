@@ -1,8 +1,10 @@
 //! The engine's checks: which engine answers where (and why that address), then, at
 //! once, an image import, a network, and a container with an exec in it that connects
 //! to a listener on the default bridge's gateway, where the OTLP receiver binds
-//! (`otel/bridge.rs`). Everything created carries this process's session labels, so
-//! `cache gc` removes what a killed doctor leaves, and is removed before returning.
+//! (`otel/bridge.rs`). The container and the network carry this process's session
+//! labels, so `cache gc` removes what a killed doctor leaves; the imported image is
+//! `clnrm-doctor/probe:<session>` (an import takes no labels). All are removed before
+//! returning.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -40,11 +42,11 @@ pub(super) fn checks() -> Vec<Check> {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            return vec![Check::fail(
+            return unchecked_after(Check::fail(
                 "engine",
                 format!("cannot start a runtime: {e}"),
                 "free some memory or threads and run clnrm doctor again",
-            )]
+            ))
         }
     };
     runtime.block_on(examine(&location))
@@ -53,17 +55,7 @@ pub(super) fn checks() -> Vec<Check> {
 async fn examine(location: &EngineLocation) -> Vec<Check> {
     let backend = match DockerBackend::connect_to(&location.endpoint).await {
         Ok(backend) => backend,
-        Err(e) => {
-            let mut checks = vec![unreachable(location, &e)];
-            for name in ["image_import", "network", "container", "exec", "otlp_reach"] {
-                checks.push(Check::warn(
-                    name,
-                    NOT_CHECKED,
-                    "fix the engine first (above)",
-                ));
-            }
-            return checks;
-        }
+        Err(e) => return unchecked_after(unreachable(location, &e)),
     };
     let session = Session::current();
     let (engine, import, network, containers) = tokio::join!(
@@ -78,6 +70,19 @@ async fn examine(location: &EngineLocation) -> Vec<Check> {
         as_check("network", network),
     ];
     checks.extend(containers);
+    checks
+}
+
+/// The failed `engine` check, and the others, which need an engine.
+fn unchecked_after(engine: Check) -> Vec<Check> {
+    let mut checks = vec![engine];
+    for name in ["image_import", "network", "container", "exec", "otlp_reach"] {
+        checks.push(Check::warn(
+            name,
+            NOT_CHECKED,
+            "fix the engine first (above)",
+        ));
+    }
     checks
 }
 
