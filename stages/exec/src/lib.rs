@@ -36,6 +36,9 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
 pub use engine::context::{build_context, BuildContext, DockerIgnore};
+pub use engine::engine_socket::{
+    discover_engine, engine_label, engine_location, EngineChoice, EngineLocation,
+};
 pub use engine::session::{
     host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, unix_now, Reaped,
     Session, LABEL_CREATED, LABEL_HOST, LABEL_IMAGE, LABEL_MANAGED, LABEL_NETWORK, LABEL_PID,
@@ -56,6 +59,8 @@ pub use run::steps::{check_plan, run_steps};
 pub use run::test_run::{resolve_images, run_test, run_test_collecting, run_test_until};
 pub use run::test_set::{ResolvedImages, TestRun};
 pub use runner::docker_backend::DockerBackend;
+/// The Engine API client, for what [`Backend`] does not cover (`clnrm doctor`'s probes).
+pub use testcontainers::bollard;
 
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
@@ -64,7 +69,10 @@ pub const STAGE_VERSION: u32 = 1;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExecError {
     /// The engine did not answer.
-    #[error("cannot reach the Docker engine at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere)")]
+    #[error(
+        "cannot reach {} at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere; `clnrm doctor` says what is wrong)",
+        engine::engine_socket::engine_label(.endpoint)
+    )]
     EngineUnreachable { endpoint: String, reason: String },
     /// An image is neither local nor pullable.
     #[error("image `{reference}` is not available locally and could not be pulled: {reason}")]

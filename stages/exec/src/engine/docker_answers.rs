@@ -15,12 +15,9 @@ pub(crate) fn engine_shares_our_files(endpoint: &str) -> bool {
     endpoint.starts_with("unix://") || endpoint.starts_with("npipe://") || endpoint.starts_with('/')
 }
 
-/// Where the engine is looked for: `DOCKER_HOST`, else the default socket.
+/// Where the engine is looked for: `DOCKER_HOST`, else Docker's or Podman's socket (`engine_socket`).
 pub fn docker_endpoint() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+    super::engine_socket::engine_location().endpoint
 }
 
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {

@@ -8,4 +8,5 @@ pub(crate) mod docker;
 pub(crate) mod docker_answers;
 pub(crate) mod docker_exec;
 pub(crate) mod docker_image;
+pub(crate) mod engine_socket;
 pub(crate) mod session;
