@@ -173,7 +173,7 @@ fn validate(
             Ok(test) => {
                 valid += 1;
                 warnings += test.warnings.len();
-                printer.validated(&item.test.identity, Some(&test.config.name));
+                printer.validated(&item.test.key(), Some(&test.config.name));
                 for warning in &test.warnings {
                     printer.diagnostic(warning);
                 }
@@ -183,7 +183,7 @@ fn validate(
                 if let crate::pipeline::TestProblem::Invalid(diagnostics) = problem {
                     warnings += diagnostics.iter().filter(|d| !d.is_error()).count();
                 }
-                printer.invalid(&item.test.identity, problem);
+                printer.invalid(&item.test.key(), problem);
             }
         }
     }

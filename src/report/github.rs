@@ -24,7 +24,9 @@ impl GithubAnnotations {
     /// The annotation `event` calls for, if any.
     pub fn record(&self, event: &Event) -> Option<String> {
         match event {
-            Event::TestFinished(finished) if finished.status != Status::Pass => {
+            Event::TestFinished(finished)
+                if matches!(finished.status, Status::Fail | Status::Error) =>
+            {
                 Some(self.annotation(finished))
             }
             _ => None,
@@ -34,7 +36,11 @@ impl GithubAnnotations {
     fn annotation(&self, finished: &TestFinished) -> String {
         let mut properties = format!(
             "file={}",
-            escape_property(&format!("{}{}", self.root_prefix, finished.test))
+            escape_property(&format!(
+                "{}{}",
+                self.root_prefix,
+                crate::discover::file_of(&finished.test)
+            ))
         );
         if let Some(line) = finished.line {
             properties.push_str(&format!(",line={line}"));
@@ -103,6 +109,8 @@ mod tests {
             timings: None,
             line: Some(6),
             expectations: Vec::new(),
+            attempts: Vec::new(),
+            max_attempts: None,
         }
     }
 

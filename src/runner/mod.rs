@@ -11,6 +11,7 @@
 mod command;
 mod execute;
 mod inputs;
+mod last_run;
 mod prepare;
 mod spans;
 mod volumes;
@@ -29,6 +30,7 @@ use crate::report::Event;
 pub use command::{run_command, RunCommand, RunCommandError};
 pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor, TestToRun};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
+pub use last_run::{LastRun, LAST_RUN_FILE};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
 pub use spans::{judge, Judged, SpanPlan};
 pub use volumes::{volumes_hash, VolumeError, RACY_SECS, VOLUME_FILE_STAGE};

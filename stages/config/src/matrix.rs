@@ -146,6 +146,10 @@ pub fn read_matrix(
 /// `source` with every line outside the `[matrix]` table (and its sub-tables) blanked, so
 /// positions in it are positions in the file; `None` without a `[matrix]` header.
 fn matrix_lines(source: &str) -> Option<String> {
+    // Most files have none: a scan for the header's text spares the line walk.
+    if !source.contains("[matrix") {
+        return None;
+    }
     let mut inside = false;
     let mut found = false;
     let mut out = String::with_capacity(source.len());
