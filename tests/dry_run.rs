@@ -1,0 +1,66 @@
+//! `clnrm run --dry-run` tells the truth about invalid tests: it exits 1 and ends with the
+//! same kind of summary as `validate`.
+
+mod common;
+
+use common::{docker_ready, json_events, shell_test, TestProject};
+
+/// A valid test mutated a few ways that each make it invalid.
+const MUTATIONS: [(&str, &str); 4] = [
+    ("command = ", "comand = "),
+    ("name = \"check\"", "name = 1"),
+    ("[[steps]]", "[[steps]"),
+    ("version = \"1.0\"", "version = \"1.0\"\nretries = \"two\""),
+];
+
+#[test]
+fn a_dry_run_over_invalid_tests_exits_1_with_validates_summary() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    for i in 0..3 {
+        project.write(
+            &format!("tests/ok{i}.clnrm.toml"),
+            &shell_test(&format!("ok{i}"), "true"),
+        );
+    }
+    for (i, (from, to)) in MUTATIONS.iter().enumerate() {
+        let text = shell_test(&format!("bad{i}"), "true").replacen(from, to, 1);
+        project.write(&format!("tests/bad{i}.clnrm.toml"), &text);
+    }
+    let validate = project.clnrm(&["--strict", "validate"]);
+    validate
+        .expect_code(1)
+        .expect_contains("3 valid, 4 invalid");
+
+    let dry = project.clnrm(&["--strict", "run", "--dry-run"]);
+    dry.expect_code(1);
+    let last = dry.stdout().lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("3 valid, 4 invalid, 0 warnings in "),
+        "last line: {last}\n{}",
+        dry.all()
+    );
+    assert_eq!(dry.stdout().matches("error    tests/bad").count(), 4);
+
+    let json = project.clnrm(&["--strict", "run", "--dry-run", "--format", "json"]);
+    json.expect_code(1);
+    let events = json_events(&json.stdout());
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "dry_run_finished");
+    assert_eq!(
+        (last["valid"].clone(), last["invalid"].clone()),
+        (3.into(), 4.into())
+    );
+
+    // Without the invalid ones the dry run passes, with the same summary.
+    for i in 0..MUTATIONS.len() {
+        std::fs::remove_file(project.path(&format!("tests/bad{i}.clnrm.toml"))).unwrap();
+    }
+    project
+        .clnrm(&["run", "--dry-run"])
+        .expect_code(0)
+        .expect_contains("3 valid, 0 invalid, 0 warnings in ");
+}
