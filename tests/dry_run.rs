@@ -43,7 +43,12 @@ fn a_dry_run_over_invalid_tests_exits_1_with_validates_summary() {
         "last line: {last}\n{}",
         dry.all()
     );
-    assert_eq!(dry.stdout().matches("error    tests/bad").count(), 4);
+    let errors = dry
+        .stdout()
+        .lines()
+        .filter(|l| l.starts_with("error ") && l.contains(" tests/bad"))
+        .count();
+    assert_eq!(errors, 4, "{}", dry.all());
 
     let json = project.clnrm(&["--strict", "run", "--dry-run", "--format", "json"]);
     json.expect_code(1);

@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-
 use common::{docker_ready, json_events, outcomes, TestProject, IMAGE};
 
 /// A test whose step fails until it has run `passes_on` times: the count lives in a host
 /// folder mounted into the container, since each attempt gets new containers. Each attempt
-/// also writes its container's host name there.
+/// writes there whether its container is new (no marker left by an earlier attempt in it).
 fn counting_test(retries: u32, passes_on: u32) -> String {
     format!(
         r#"[meta]
@@ -24,7 +22,7 @@ volumes = [{{ host_path = "state", container_path = "/state" }}]
 [[steps]]
 name = "count"
 service = "box"
-command = ["sh", "-c", "hostname >> /state/hosts; n=$(wc -l < /state/hosts); echo attempt $n; test $n -ge {passes_on}"]
+command = ["sh", "-c", "if [ -e /tmp/seen ]; then echo reused; else echo new; fi >> /state/hosts; touch /tmp/seen; n=$(wc -l < /state/hosts); echo attempt $n; test $n -ge {passes_on}"]
 "#
     )
 }
@@ -54,19 +52,21 @@ fn a_pass_after_a_failed_attempt_is_flaky_everywhere_and_not_cached() {
         return;
     }
     let project = project(2, 2);
-    let run = project.clnrm(&["run", "--junit", "junit.xml"]);
+    let run = project.clnrm(&["run", "--junit", "junit.xml", "--html", "r.html"]);
     run.expect_code(0)
         .expect_contains("FLAKY tests/counting.clnrm.toml (counting)")
         .expect_contains("(passed on attempt 2 of 3)")
         .expect_contains("attempt 1: step `count` failed")
         .expect_contains("1 passed (1 flaky), 0 failed");
-    let seen = hosts(&project);
-    assert_eq!(seen.len(), 2);
     assert_eq!(
-        seen.iter().collect::<BTreeSet<_>>().len(),
-        2,
-        "each attempt on a new container: {seen:?}"
+        hosts(&project),
+        ["new", "new"],
+        "each attempt on a new container"
     );
+    let html = std::fs::read_to_string(project.path("r.html")).unwrap();
+    assert!(html.contains("<span class=\"badge flaky\">FLAKY</span>"));
+    assert!(html.contains("attempts (passed on attempt 2 of 3)"));
+    assert!(html.contains("<td>attempt 1</td><td>fail</td><td>step `count`: "));
     let xml = std::fs::read_to_string(project.path("junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("JUnit parses");
     let flaky = doc
@@ -109,7 +109,7 @@ fn a_test_failing_every_attempt_fails_with_its_attempts_shown() {
     assert!(attempts.iter().all(|a| a["status"] == "fail"));
     assert_eq!(attempts[2]["attempt"], 3);
     assert_eq!(finished["max_attempts"], 3);
-    assert_eq!(hosts(&project).len(), 3);
+    assert_eq!(hosts(&project), ["new", "new", "new"]);
     let xml = std::fs::read_to_string(project.path("junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("JUnit parses");
     assert_eq!(
