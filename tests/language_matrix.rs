@@ -211,3 +211,29 @@ fn a_matrix_in_a_plain_file_asks_for_a_template() {
         .expect_contains("this file is not a template")
         .expect_contains("name it `.clnrm.toml.tera`");
 }
+
+#[test]
+fn the_fixture_project_runs_its_combinations_and_its_skip() {
+    if !docker_ready() {
+        return;
+    }
+    // A copy, so the run's record (.clnrm/last-run.json) is not written into the repository.
+    let project = TestProject::new();
+    let fixture = common::repo().join("fixtures/language-matrix");
+    for file in [
+        "cleanroom.toml",
+        "tests/shells.clnrm.toml.tera",
+        "tests/needs_builds.clnrm.toml",
+    ] {
+        project.write(file, &std::fs::read_to_string(fixture.join(file)).unwrap());
+    }
+    let run = project.clnrm_with(&["run"], &[("CLNRM_NO_DOCKER_BUILDS", "1")]);
+    run.expect_code(0)
+        .expect_contains("(shells[mode=login,shell=sh])")
+        .expect_contains("(shells[mode=plain,shell=ash])")
+        .expect_contains("(shells[mode=plain,shell=sh])")
+        .expect_contains(
+            "SKIP tests/needs_builds.clnrm.toml (needs_builds): needs local image builds",
+        )
+        .expect_contains("3 passed, 0 failed, 0 errors, 1 skipped");
+}
