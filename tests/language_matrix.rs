@@ -237,3 +237,16 @@ fn the_fixture_project_runs_its_combinations_and_its_skip() {
         )
         .expect_contains("3 passed, 0 failed, 0 errors, 1 skipped");
 }
+
+#[test]
+fn render_shows_each_combination() {
+    let project = TestProject::new();
+    project.write("tests/api.clnrm.toml.tera", &matrix_template());
+    let run = project.clnrm(&["render", "tests/api.clnrm.toml.tera"]);
+    run.expect_code(0)
+        .expect_contains("# tests/api.clnrm.toml.tera[os=alpine,ver=1]\n")
+        .expect_contains("command = [\"echo\", \"alpine-1\"]")
+        .expect_contains("# tests/api.clnrm.toml.tera[os=debian,ver=2]\n")
+        .expect_contains("command = [\"echo\", \"debian-2\"]");
+    assert!(!run.stdout().contains("debian-1"));
+}

@@ -88,10 +88,10 @@ struct Planned {
     meta_hash: [u8; 32],
 }
 
-/// Why a test stops before its images are resolved: (test, name, message).
+/// Why a test stops before its images are resolved: (test, name, message or reason).
 enum Unplannable {
-    Error(TestFile, String, String),
-    Skip(TestFile, String, String),
+    Error(Box<TestFile>, String, String),
+    Skip(Box<TestFile>, String, String),
 }
 
 /// Plans every valid test and hashes its volumes (reading files, off the async
@@ -128,11 +128,11 @@ pub async fn prepare(
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable::Error(test, name, message)) => {
-                out.push(Some(Disposition::Error(test, name, message)));
+                out.push(Some(Disposition::Error(*test, name, message)));
                 continue;
             }
             Err(Unplannable::Skip(test, name, reason)) => {
-                out.push(Some(Disposition::Skip(test, name, reason)));
+                out.push(Some(Disposition::Skip(*test, name, reason)));
                 continue;
             }
         };
@@ -240,7 +240,11 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         Ok(valid) => valid,
         Err(problem) => {
             let name = display_name(&item.test);
-            return Err(Unplannable::Error(item.test, name, problem.to_string()));
+            return Err(Unplannable::Error(
+                Box::new(item.test),
+                name,
+                problem.to_string(),
+            ));
         }
     };
     let name = valid.config.name.clone();
@@ -251,7 +255,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
                 .reason
                 .clone()
                 .unwrap_or_else(|| crate::report::default_skip_reason(&skip.env));
-            return Err(Unplannable::Skip(item.test, name, reason));
+            return Err(Unplannable::Skip(Box::new(item.test), name, reason));
         }
     }
     // Retries and the skip condition change what a run means, so they key its result.
@@ -265,19 +269,19 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         crate::otel::spans_file(memo.dir(), &item.test.key()),
     ) {
         Ok(spans) => spans,
-        Err(message) => return Err(Unplannable::Error(item.test, name, message)),
+        Err(message) => return Err(Unplannable::Error(Box::new(item.test), name, message)),
     };
     if !valid.config.unevaluated_expectations.is_empty() {
         let message = format!(
             "{} not evaluated by this version",
             valid.config.unevaluated_expectations.join(", ")
         );
-        return Err(Unplannable::Error(item.test, name, message));
+        return Err(Unplannable::Error(Box::new(item.test), name, message));
     }
     let plan_started = std::time::Instant::now();
     let plan = match plan_test(memo, project, &item.test, &valid) {
         Ok(plan) => plan,
-        Err(message) => return Err(Unplannable::Error(item.test, name, message)),
+        Err(message) => return Err(Unplannable::Error(Box::new(item.test), name, message)),
     };
     let stage_ms = StageTimes {
         render_ms: valid.render_ms,
@@ -295,7 +299,11 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             retries: valid.config.retries,
             meta_hash,
         }),
-        Err(err) => Err(Unplannable::Error(item.test, name, err.to_string())),
+        Err(err) => Err(Unplannable::Error(
+            Box::new(item.test),
+            name,
+            err.to_string(),
+        )),
     }
 }
 
