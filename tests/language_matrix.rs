@@ -239,14 +239,18 @@ fn the_fixture_project_runs_its_combinations_and_its_skip() {
 }
 
 #[test]
-fn render_shows_each_combination() {
+fn render_shows_the_combination_the_vars_pick() {
     let project = TestProject::new();
     project.write("tests/api.clnrm.toml.tera", &matrix_template());
-    let run = project.clnrm(&["render", "tests/api.clnrm.toml.tera"]);
-    run.expect_code(0)
+    project
+        .clnrm(&["render", "tests/api.clnrm.toml.tera"])
+        .expect_code(0)
         .expect_contains("# tests/api.clnrm.toml.tera[os=alpine,ver=1]\n")
-        .expect_contains("command = [\"echo\", \"alpine-1\"]")
+        .expect_contains("command = [\"echo\", \"alpine-1\"]");
+    let picked = project.clnrm(&["--var", "os=debian", "render", "tests/api.clnrm.toml.tera"]);
+    picked
+        .expect_code(0)
         .expect_contains("# tests/api.clnrm.toml.tera[os=debian,ver=2]\n")
         .expect_contains("command = [\"echo\", \"debian-2\"]");
-    assert!(!run.stdout().contains("debian-1"));
+    assert!(!picked.stdout().contains("alpine-"), "{}", picked.all());
 }

@@ -222,10 +222,22 @@ fn render(
         write_stdout(&source)?;
         return Ok(Exit::Ok);
     }
-    // A matrix template renders once per combination, each after a comment naming it.
-    let instances = match clnrm_config::read_matrix(&test.identity, &source) {
-        Ok(Some(instances)) => instances.into_iter().map(Some).collect(),
-        Ok(None) => vec![None],
+    // A matrix template renders as one combination: the first that agrees with every
+    // `--var` given (`--var os=debian`), after a comment naming it, so the output stays
+    // one TOML document.
+    let instance = match clnrm_config::read_matrix(&test.identity, &source) {
+        Ok(Some(instances)) => {
+            let chosen = instances.iter().find(|instance| {
+                instance.values.iter().all(|(key, value)| {
+                    global
+                        .vars
+                        .iter()
+                        .all(|(given, wanted)| given != key || wanted == value)
+                })
+            });
+            Some(chosen.unwrap_or(&instances[0]).clone())
+        }
+        Ok(None) => None,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
                 printer.diagnostic(diagnostic);
@@ -233,29 +245,29 @@ fn render(
             return Ok(Exit::TestsFailed);
         }
     };
-    for instance in instances {
-        let mut vars = project.vars.clone();
-        if let Some(instance) = &instance {
-            vars.extend(instance.values.iter().cloned());
-            write_stdout(&format!("# {}{}\n", test.identity, instance.label()))?;
+    let mut vars = project.vars.clone();
+    if let Some(instance) = &instance {
+        vars.extend(instance.values.iter().cloned());
+        write_stdout(&format!("# {}{}\n", test.identity, instance.label()))?;
+    }
+    let request = clnrm_render::RenderRequest {
+        root: project.root.clone(),
+        template_path: test.path.clone(),
+        source,
+        vars,
+        seed: project.seed,
+        freeze_clock: project.freeze_clock.clone(),
+    };
+    match clnrm_render::render(&request, &FsWorld) {
+        Ok(rendered) => {
+            write_stdout(&rendered.toml)?;
+            Ok(Exit::Ok)
         }
-        let request = clnrm_render::RenderRequest {
-            root: project.root.clone(),
-            template_path: test.path.clone(),
-            source: source.clone(),
-            vars,
-            seed: project.seed,
-            freeze_clock: project.freeze_clock.clone(),
-        };
-        match clnrm_render::render(&request, &FsWorld) {
-            Ok(rendered) => write_stdout(&rendered.toml)?,
-            Err(err) => {
-                printer.error(&err.to_string());
-                return Ok(Exit::TestsFailed);
-            }
+        Err(err) => {
+            printer.error(&err.to_string());
+            Ok(Exit::TestsFailed)
         }
     }
-    Ok(Exit::Ok)
 }
 
 fn write_stdout(text: &str) -> Result<(), CliError> {
