@@ -61,6 +61,10 @@ impl MatrixValue {
     }
 }
 
+/// More combinations than this is a mistake (each is a test with its own containers), and
+/// the expansion must stay bounded whatever a file says.
+const MAX_COMBINATIONS: usize = 1000;
+
 /// The combinations of the `[matrix]` in `source` (a test file's text, before rendering),
 /// in a stable order: variables sorted by name, each one's values in file order, the last
 /// variable varying fastest. `Ok(None)` when the file has no `[matrix]`.
@@ -118,6 +122,17 @@ pub fn read_matrix(
     let excluded = exclude
         .map(|f| exclusions(&mut ctx, &f, &variables))
         .unwrap_or_default();
+    let count = variables
+        .iter()
+        .fold(1usize, |n, (_, values)| n.saturating_mul(values.len()));
+    if count > MAX_COMBINATIONS {
+        ctx.error_hint(
+            "matrix",
+            &header,
+            format!("[matrix] has {count} combinations, more than {MAX_COMBINATIONS}"),
+            "split the file, or list fewer values",
+        );
+    }
     if ctx.has_errors() {
         return Err(ctx.into_sorted());
     }
@@ -388,6 +403,15 @@ mod tests {
         let d = errors("[matrix]\nos = [\"{{ x }}\", {{ y }}]\n");
         assert_eq!(d[0].line_col.map(|(line, _)| line), Some(2));
         assert!(d[0].hint.as_deref().unwrap().contains("plain TOML"));
+    }
+
+    #[test]
+    fn a_matrix_too_large_to_run_is_refused_before_it_is_expanded() {
+        let values: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let line = format!("[{}]", values.join(", "));
+        let source = format!("[matrix]\na = {line}\nb = {line}\nc = {line}\nd = {line}\n");
+        let d = errors(&source);
+        assert!(d[0].message.contains("100000000 combinations"), "{d:?}");
     }
 
     #[test]
