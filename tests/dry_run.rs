@@ -60,7 +60,31 @@ fn a_dry_run_over_invalid_tests_exits_1_with_validates_summary() {
         (3.into(), 4.into())
     );
 
+    // Many more mutations, some invalid: the dry run counts as validate counts.
+    let base = shell_test("mutant", "true");
+    for seed in 0..60u64 {
+        project.write(
+            &format!("tests/mutant{seed}.clnrm.toml"),
+            &mutate(&base, seed),
+        );
+    }
+    let counts = |run: &common::Run| {
+        let out = run.stdout();
+        let last = out.lines().last().unwrap_or_default().to_string();
+        let words: Vec<&str> = last.split(' ').collect();
+        assert!(last.contains(" valid, "), "{}", run.all());
+        (words[0].to_string(), words[2].to_string())
+    };
+    let validate = project.clnrm(&["validate"]);
+    let dry = project.clnrm(&["run", "--dry-run"]);
+    dry.expect_code(1);
+    assert_eq!(counts(&dry), counts(&validate));
+    assert_ne!(counts(&dry).1, "0");
+
     // Without the invalid ones the dry run passes, with the same summary.
+    for seed in 0..60u64 {
+        std::fs::remove_file(project.path(&format!("tests/mutant{seed}.clnrm.toml"))).unwrap();
+    }
     for i in 0..MUTATIONS.len() {
         std::fs::remove_file(project.path(&format!("tests/bad{i}.clnrm.toml"))).unwrap();
     }
@@ -68,4 +92,27 @@ fn a_dry_run_over_invalid_tests_exits_1_with_validates_summary() {
         .clnrm(&["run", "--dry-run"])
         .expect_code(0)
         .expect_contains("3 valid, 0 invalid, 0 warnings in ");
+}
+
+/// A deterministic mutation of `text`: a byte flipped, dropped or duplicated somewhere.
+fn mutate(text: &str, seed: u64) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let at = next(bytes.len());
+    match next(3) {
+        0 => bytes[at] ^= 1 << next(7),
+        1 => {
+            bytes.remove(at);
+        }
+        _ => bytes.insert(at, bytes[at]),
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
