@@ -147,6 +147,32 @@ mod tests {
     }
 
     #[test]
+    fn a_matrix_combination_is_annotated_on_its_file_and_skips_and_flaky_passes_are_not() {
+        let annotations = GithubAnnotations::new("");
+        let mut combination = failed();
+        combination.test = "tests/api.clnrm.toml.tera[os=a,ver=1]".into();
+        combination.name = "api[os=a,ver=1]".into();
+        let line = annotations
+            .record(&Event::TestFinished(combination.clone()))
+            .unwrap();
+        assert!(
+            line.starts_with("::error file=tests/api.clnrm.toml.tera,line=6,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("title=clnrm%3A api[os=a%2Cver=1] failed"),
+            "{line}"
+        );
+        for status in [Status::Skip, Status::Flaky] {
+            combination.status = status;
+            assert_eq!(
+                annotations.record(&Event::TestFinished(combination.clone())),
+                None
+            );
+        }
+    }
+
+    #[test]
     fn automatic_only_in_a_github_actions_log() {
         assert!(github_actions_log(Some("true"), false));
         assert!(!github_actions_log(Some("true"), true));
