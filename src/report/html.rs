@@ -77,14 +77,18 @@ impl HtmlReport {
             failed,
             errors,
             cached,
+            skipped,
+            flaky,
             duration_ms,
         } = self.summary.unwrap_or_else(|| {
             let count = |s: Status| self.tests.iter().filter(|t| t.status == s).count();
             RunFinished {
-                passed: count(Status::Pass),
+                passed: count(Status::Pass) + count(Status::Flaky),
                 failed: count(Status::Fail),
                 errors: count(Status::Error),
                 cached: self.tests.iter().filter(|t| t.cached).count(),
+                skipped: count(Status::Skip),
+                flaky: count(Status::Flaky),
                 duration_ms: self.tests.iter().map(|t| t.duration_ms).sum(),
             }
         });
@@ -98,8 +102,9 @@ impl HtmlReport {
              <header class=\"{verdict}\"><h1>clnrm run <span class=\"where\">{title}</span></h1>\
              <p class=\"counts\"><b class=\"n-pass\">{passed} passed</b> <b class=\"n-fail\">{failed} failed</b> \
              <b class=\"n-error\">{errors} errors</b> <b class=\"n-cached\">{cached} cached</b> \
-             <span>in {:.2}s</span></p></header>\n<main>\n",
+             {extra}<span>in {:.2}s</span></p></header>\n<main>\n",
             duration_ms / 1000.0,
+            extra = extra_counts(flaky, skipped),
             title = escape(title),
         );
         page.push_str(
@@ -159,6 +164,7 @@ impl HtmlReport {
         if let Some(message) = &test.message {
             let _ = writeln!(page, "<pre class=\"message\">{}</pre>", escape(message));
         }
+        write_attempts(page, test);
         if let (Some(step), Some(failure)) = (&test.failed_step, &test.failure) {
             let _ = write!(
                 page,
@@ -319,17 +325,17 @@ fn rank(test: &TestFinished) -> u8 {
     match (test.status, test.cached) {
         (Status::Fail, _) => 0,
         (Status::Error, _) => 1,
-        (Status::Pass, false) => 2,
-        (Status::Pass, true) => 3,
+        (Status::Flaky, _) => 2,
+        (Status::Pass, false) => 3,
+        (Status::Pass, true) => 4,
+        (Status::Skip, _) => 5,
     }
 }
 
 fn status_class(test: &TestFinished) -> &'static str {
     match (test.status, test.cached) {
-        (Status::Fail, _) => "fail",
-        (Status::Error, _) => "error",
-        (Status::Pass, false) => "pass",
         (Status::Pass, true) => "pass cached",
+        (status, _) => step_class(status),
     }
 }
 
@@ -338,6 +344,8 @@ fn step_class(status: Status) -> &'static str {
         Status::Pass => "pass",
         Status::Fail => "fail",
         Status::Error => "error",
+        Status::Skip => "skip",
+        Status::Flaky => "flaky",
     }
 }
 
@@ -347,7 +355,54 @@ fn badge(test: &TestFinished) -> &'static str {
         (Status::Error, _) => "<span class=\"badge error\">ERROR</span>",
         (Status::Pass, false) => "<span class=\"badge pass\">PASS</span>",
         (Status::Pass, true) => "<span class=\"badge pass\">PASS (cached)</span>",
+        (Status::Skip, _) => "<span class=\"badge skip\">SKIP</span>",
+        (Status::Flaky, _) => "<span class=\"badge flaky\">FLAKY</span>",
     }
+}
+
+/// `1 flaky`, `2 skipped` in the header, when there are any.
+fn extra_counts(flaky: usize, skipped: usize) -> String {
+    let mut out = String::new();
+    if flaky > 0 {
+        let _ = write!(out, "<b class=\"n-flaky\">{flaky} flaky</b> ");
+    }
+    if skipped > 0 {
+        let _ = write!(out, "<b class=\"n-skip\">{skipped} skipped</b> ");
+    }
+    out
+}
+
+/// A test run more than once: each attempt, how it ended and why.
+fn write_attempts(page: &mut String, test: &TestFinished) {
+    if test.attempts.is_empty() {
+        return;
+    }
+    let note = test.attempts_note().unwrap_or_default();
+    let _ = writeln!(
+        page,
+        "<table class=\"attempts\"><caption>attempts {}</caption><tbody>",
+        escape(&note)
+    );
+    for attempt in &test.attempts {
+        let why = match (&attempt.failed_step, &attempt.failure, &attempt.message) {
+            (Some(step), Some(failure), _) => format!(
+                "step `{step}`: {}",
+                failure.actual.lines().next().unwrap_or("")
+            ),
+            (_, _, Some(message)) => message.lines().next().unwrap_or("").to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            page,
+            "<tr class=\"{class}\"><td>attempt {}</td><td>{class}</td><td>{}</td>\
+             <td class=\"num\">{:.1} ms</td></tr>",
+            attempt.attempt,
+            escape(&why),
+            attempt.duration_ms,
+            class = step_class(attempt.status),
+        );
+    }
+    page.push_str("</tbody></table>\n");
 }
 
 fn location(test: &str, line: Option<usize>) -> String {
@@ -413,6 +468,7 @@ tr.fail td:first-child,tr.error td:first-child{font-weight:700}
 tr.fail{background:#ffebe9}tr.error{background:#fff1e5}
 .badge{display:inline-block;min-width:52px;padding:0 6px;border-radius:10px;color:#fff;font-size:12px;text-align:center}
 .badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}.badge.error{background:var(--error)}
+.badge.skip{background:#888}.badge.flaky{background:#b58900}
 section.detail{margin:12px 0;background:#fff;border:1px solid var(--line);border-left:4px solid var(--pass);padding:6px 12px}
 section.fail{border-left-color:var(--fail)}section.error{border-left-color:var(--error)}
 summary{cursor:pointer}
@@ -460,6 +516,8 @@ mod tests {
             }),
             line: None,
             expectations: Vec::new(),
+            attempts: Vec::new(),
+            max_attempts: None,
         }
     }
 

@@ -67,6 +67,7 @@ impl HumanReporter {
                     PlannedAction::Run => self.paint("would run", WARN),
                     PlannedAction::Cached => self.paint("cached   ", PASS),
                     PlannedAction::Error => self.paint("error    ", FAIL),
+                    PlannedAction::Skip => self.paint("skip     ", WARN),
                 };
                 let TestPlanned {
                     test, name, reason, ..
@@ -88,8 +89,18 @@ impl HumanReporter {
             (Status::Pass, false) => self.paint("PASS", PASS),
             (Status::Fail, _) => self.paint("FAIL", FAIL),
             (Status::Error, _) => self.paint("ERROR", FAIL),
+            (Status::Skip, _) => self.paint("SKIP", WARN),
+            (Status::Flaky, _) => self.paint("FLAKY", WARN),
         };
-        if self.quiet && finished.status == Status::Pass {
+        if self.quiet && matches!(finished.status, Status::Pass | Status::Skip) {
+            return;
+        }
+        if finished.status == Status::Skip {
+            let reason = finished.message.as_deref().unwrap_or("skipped");
+            self.print(&format!(
+                "{label} {} ({}): {reason}",
+                finished.test, finished.name
+            ));
             return;
         }
         let never_started = finished.status == Status::Error && finished.duration_ms == 0.0;
@@ -98,10 +109,26 @@ impl HumanReporter {
         } else {
             format!(" [{:.2}s]", finished.duration_ms / 1000.0)
         };
+        let attempts = finished
+            .attempts_note()
+            .map(|note| format!(" {note}"))
+            .unwrap_or_default();
         self.print(&format!(
-            "{label} {} ({}){time}",
+            "{label} {} ({}){time}{attempts}",
             finished.test, finished.name
         ));
+        for attempt in finished
+            .attempts
+            .iter()
+            .filter(|a| a.status != Status::Pass)
+        {
+            let why = match (&attempt.failed_step, &attempt.message) {
+                (Some(step), _) => format!("step `{step}` failed"),
+                (None, Some(message)) => message.lines().next().unwrap_or("").to_string(),
+                (None, None) => "failed".to_string(),
+            };
+            self.print(&format!("    attempt {}: {why}", attempt.attempt));
+        }
         if let Some(step) = &finished.failed_step {
             self.print(&format!("    step `{step}` failed"));
         }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Event, Status, TestFinished};
+use super::{Attempt, Event, Status, TestFinished};
 
 #[derive(Debug, Default)]
 pub struct JunitReport {
@@ -21,8 +21,15 @@ impl JunitReport {
 
     pub fn record_test(&mut self, finished: &TestFinished) {
         let status = finished.status;
-        let case_status = match status {
-            Status::Pass => TestCaseStatus::success(),
+        let mut case_status = match status {
+            Status::Pass | Status::Flaky => TestCaseStatus::success(),
+            Status::Skip => {
+                let mut skipped = TestCaseStatus::skipped();
+                if let Some(reason) = &finished.message {
+                    skipped.set_message(reason.clone());
+                }
+                skipped
+            }
             Status::Fail | Status::Error => {
                 let kind = if status == Status::Fail {
                     NonSuccessKind::Failure
@@ -49,6 +56,10 @@ impl JunitReport {
                 non_success
             }
         };
+        // nextest's convention: each failed attempt before a pass is a `<flakyFailure>`,
+        // before a final failure a `<rerunFailure>`; the final attempt is the case itself.
+        let earlier = finished.attempts.split_last().map_or(&[][..], |(_, e)| e);
+        case_status.add_reruns(earlier.iter().map(rerun));
         let mut case = TestCase::new(finished.name.clone(), case_status);
         case.set_classname(finished.test.clone());
         case.set_time(Duration::from_secs_f64(finished.duration_ms / 1000.0));
@@ -67,4 +78,27 @@ impl JunitReport {
         report.add_test_suite(suite);
         report.to_string().expect("JUnit serializes")
     }
+}
+
+fn rerun(attempt: &Attempt) -> TestRerun {
+    let kind = if attempt.status == Status::Error {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    };
+    let mut rerun = TestRerun::new(kind);
+    let message = match (&attempt.failed_step, &attempt.message) {
+        (Some(step), _) => format!("attempt {}: step `{step}` failed", attempt.attempt),
+        (None, Some(message)) => format!("attempt {}: {message}", attempt.attempt),
+        (None, None) => format!("attempt {} failed", attempt.attempt),
+    };
+    rerun.set_message(message);
+    rerun.set_time(Duration::from_secs_f64(attempt.duration_ms / 1000.0));
+    if let Some(failure) = &attempt.failure {
+        rerun.set_description(format!(
+            "expected: {}\nactual:   {}",
+            failure.expected, failure.actual
+        ));
+    }
+    rerun
 }

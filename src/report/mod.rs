@@ -28,6 +28,11 @@ pub use lines::{step_line, template_step_line, SourceLines};
 pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
 pub use tap::TapReporter;
 
+/// How a skipped test's reason reads when its file gives none.
+pub fn default_skip_reason(env: &str) -> String {
+    format!("${env} is set")
+}
+
 /// How a test or step ended (docs/reference.md §5).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +40,25 @@ pub enum Status {
     Pass,
     Fail,
     Error,
+    /// Not run: its `skip_if` held (`message` says why). Never a failure.
+    Skip,
+    /// Passed after a failed attempt (`attempts` lists them). Counted as passed, never cached.
+    Flaky,
+}
+
+/// One attempt of a test run more than once (`[meta] retries`), each on fresh containers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    /// 1-based.
+    pub attempt: u32,
+    pub status: Status,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
 }
 
 /// Why a step failed: what was expected, what happened, and the tail of the output.
@@ -78,7 +102,7 @@ pub struct TestFinished {
     pub status: Status,
     pub cached: bool,
     pub duration_ms: f64,
-    /// For `error`: what prevented the run.
+    /// For `error`: what prevented the run; for `skip`: why it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// For `fail`: the first failing step.
@@ -96,6 +120,12 @@ pub struct TestFinished {
     /// One entry per judged span expectation (docs/reference.md §8, §9).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<serde_json::Value>,
+    /// Every attempt, when the test had whole-test retries and needed more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// How many attempts it was allowed (`[meta] retries` + 1), when `attempts` is there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
 }
 
 impl TestFinished {
@@ -121,7 +151,21 @@ impl TestFinished {
             timings: None,
             line: None,
             expectations: Vec::new(),
+            attempts: Vec::new(),
+            max_attempts: None,
         }
+    }
+
+    /// `(passed on attempt 2 of 3)` for a flaky pass, `(failed 3 attempts)` after retries.
+    pub fn attempts_note(&self) -> Option<String> {
+        let last = self.attempts.last()?;
+        let max = self.max_attempts.unwrap_or(last.attempt);
+        Some(match self.status {
+            Status::Flaky | Status::Pass => {
+                format!("(passed on attempt {} of {max})", last.attempt)
+            }
+            _ => format!("(failed {} attempts)", self.attempts.len()),
+        })
     }
 }
 
@@ -170,6 +214,7 @@ pub enum PlannedAction {
     Run,
     Cached,
     Error,
+    Skip,
 }
 
 impl PlannedAction {
@@ -178,6 +223,7 @@ impl PlannedAction {
             PlannedAction::Run => "run",
             PlannedAction::Cached => "cached",
             PlannedAction::Error => "error",
+            PlannedAction::Skip => "skip",
         }
     }
 }
@@ -189,14 +235,29 @@ pub struct RunFinished {
     pub failed: usize,
     pub errors: usize,
     pub cached: usize,
+    /// Tests whose `skip_if` held.
+    pub skipped: usize,
+    /// Passes after a failed attempt (also counted in `passed`).
+    pub flaky: usize,
     pub duration_ms: f64,
 }
 
 impl RunFinished {
-    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §6).
+    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §8), with
+    /// `N passed (N flaky)` and `N skipped` when there are any.
     pub fn summary_line(&self) -> String {
+        let flaky = if self.flaky > 0 {
+            format!(" ({} flaky)", self.flaky)
+        } else {
+            String::new()
+        };
+        let skipped = if self.skipped > 0 {
+            format!(", {} skipped", self.skipped)
+        } else {
+            String::new()
+        };
         format!(
-            "{} passed, {} failed, {} errors, {} cached in {:.2}s",
+            "{} passed{flaky}, {} failed, {} errors{skipped}, {} cached in {:.2}s",
             self.passed,
             self.failed,
             self.errors,
@@ -217,6 +278,8 @@ pub struct RunStats {
     pub failed: usize,
     pub errors: usize,
     pub cached: usize,
+    pub skipped: usize,
+    pub flaky: usize,
 }
 
 impl RunStats {
@@ -231,6 +294,11 @@ impl RunStats {
             Status::Pass => self.passed += 1,
             Status::Fail => self.failed += 1,
             Status::Error => self.errors += 1,
+            Status::Skip => self.skipped += 1,
+            Status::Flaky => {
+                self.passed += 1;
+                self.flaky += 1;
+            }
         }
         if finished.cached {
             self.cached += 1;
@@ -247,6 +315,8 @@ impl RunStats {
             failed: self.failed,
             errors: self.errors,
             cached: self.cached,
+            skipped: self.skipped,
+            flaky: self.flaky,
             duration_ms,
         })
     }
@@ -292,6 +362,8 @@ mod tests {
             timings: None,
             expectations: Vec::new(),
             line: None,
+            attempts: Vec::new(),
+            max_attempts: None,
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");

@@ -45,18 +45,49 @@ impl TapReporter {
         if finished.cached {
             text.push_str(" (cached)");
         }
-        if finished.status == Status::Pass {
-            return vec![format!("ok {} - {text}", self.number)];
+        match finished.status {
+            Status::Pass => return vec![format!("ok {} - {text}", self.number)],
+            Status::Skip => {
+                let reason = finished.message.as_deref().unwrap_or("skipped");
+                return vec![format!(
+                    "ok {} - {text} # SKIP {}",
+                    self.number,
+                    escape(reason)
+                )];
+            }
+            _ => {}
         }
-        let mut lines = vec![format!("not ok {} - {text}", self.number)];
+        let point = if finished.status == Status::Flaky {
+            "ok"
+        } else {
+            "not ok"
+        };
+        let mut lines = vec![format!("{point} {} - {text}", self.number)];
         // YAML diagnostics; every value is JSON (a string or a number), which YAML reads as is.
         let mut fields: Vec<(&str, serde_json::Value)> = vec![(
             "severity",
             match finished.status {
                 Status::Fail => "fail".into(),
+                Status::Flaky => "flaky".into(),
                 _ => "error".into(),
             },
         )];
+        if let Some(note) = finished.attempts_note() {
+            fields.push(("attempts", finished.attempts.len().into()));
+            fields.push(("attempts_note", note.into()));
+            let failed: Vec<serde_json::Value> = finished
+                .attempts
+                .iter()
+                .filter(|a| a.status != Status::Pass)
+                .map(|attempt| match (&attempt.failed_step, &attempt.message) {
+                    (Some(step), _) => format!("attempt {}: step `{step}` failed", attempt.attempt),
+                    (None, Some(message)) => format!("attempt {}: {message}", attempt.attempt),
+                    (None, None) => format!("attempt {} failed", attempt.attempt),
+                })
+                .map(serde_json::Value::from)
+                .collect();
+            fields.push(("failed_attempts", failed.into()));
+        }
         if let Some(step) = &finished.failed_step {
             fields.push(("message", format!("step `{step}` failed").into()));
             fields.push(("step", step.as_str().into()));

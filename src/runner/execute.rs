@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::cache::{Memo, Stage};
 use crate::otel::DefaultBridge;
 use crate::report::{
-    ms, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
+    ms, Attempt, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
 };
 
 use super::inputs::{PassRecord, ResultStage};
@@ -104,14 +104,14 @@ pub async fn execute(
     for disposition in dispositions {
         let event = match disposition {
             Disposition::Run(runnable, why) => {
-                tracing::info!(test = %runnable.test.identity, stage = "result", "miss: {why}");
+                tracing::info!(test = %runnable.test.key(), stage = "result", "miss: {why}");
                 to_run.push(*runnable);
                 continue;
             }
             Disposition::Cached(runnable, duration_ms) => {
-                tracing::info!(test = %runnable.test.identity, stage = "result", "hit");
+                tracing::info!(test = %runnable.test.key(), stage = "result", "hit");
                 Event::TestFinished(TestFinished::without_steps(
-                    runnable.test.identity,
+                    runnable.test.key(),
                     runnable.name,
                     Status::Pass,
                     true,
@@ -121,12 +121,23 @@ pub async fn execute(
             }
             Disposition::Error(test, name, message) => {
                 Event::TestFinished(TestFinished::without_steps(
-                    test.identity,
+                    test.key(),
                     name,
                     Status::Error,
                     false,
                     0.0,
                     Some(message),
+                ))
+            }
+            Disposition::Skip(test, name, reason) => {
+                tracing::info!(test = %test.key(), stage = "result", "skipped: {reason}");
+                Event::TestFinished(TestFinished::without_steps(
+                    test.key(),
+                    name,
+                    Status::Skip,
+                    false,
+                    0.0,
+                    Some(reason),
                 ))
             }
         };
@@ -161,73 +172,72 @@ pub async fn execute(
         }
         let executor = executor.clone();
         let task_events = events.clone();
-        let mut cancel = cancel.clone();
+        let cancel = cancel.clone();
         let stop = stop_scheduling.clone();
         let fail_fast = options.fail_fast;
         let bridge = bridge.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _ = task_events.send(Event::TestStarted {
-                test: runnable.test.identity.clone(),
+                test: runnable.test.key(),
                 name: runnable.name.clone(),
             });
-            let interrupted = Box::pin(async move {
-                let _ = cancel.wait_for(|stop| *stop).await;
-            });
-            let receiver = runnable
-                .spans
-                .as_ref()
-                .map(|spans| spans.receiver(Some(bridge.clone())));
-            let test = TestToRun {
-                identity: &runnable.test.identity,
-                plan: &runnable.plan,
-                images: &runnable.images,
-                collector: receiver.as_ref().map(|r| r as &dyn SpanCollector),
-            };
-            let (mut report, used) = executor.run_test(test, interrupted).await;
-            // Judged only when every step passed: a failed step already decides.
-            let judged = match (&runnable.spans, &receiver) {
-                (Some(spans), Some(receiver)) if report.outcome.is_pass() => {
-                    Some(judge(spans, receiver))
-                }
-                _ => None,
-            };
-            if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
-                report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
-                    step: failed.expectation.clone(),
-                    service: String::new(),
-                    expected: failed.expected.clone(),
-                    actual: failed.actual.clone(),
-                    stdout: judged
-                        .as_ref()
-                        .and_then(|j| j.failure.clone())
-                        .unwrap_or_default(),
-                    stderr: String::new(),
+            // `[meta] retries`: each attempt on the executor's containers for a new run
+            // (fresh ones in `run`); a pass after a failed attempt is flaky.
+            let mut attempts = Vec::new();
+            let (mut report, used, judged) = loop {
+                let mut watch = cancel.clone();
+                let interrupted = Box::pin(async move {
+                    let _ = watch.wait_for(|stop| *stop).await;
                 });
+                let (report, used, judged) =
+                    run_once(executor.as_ref(), &runnable, &bridge, interrupted).await;
+                let last = report.outcome.is_pass()
+                    || attempts.len() as u32 >= runnable.retries
+                    || *cancel.borrow();
+                if last {
+                    break (report, used, judged);
+                }
+                tracing::info!(
+                    test = %runnable.test.key(),
+                    "attempt {} of {} did not pass; retrying on new containers",
+                    attempts.len() + 1,
+                    runnable.retries + 1
+                );
+                attempts.push(attempt_of(attempts.len() as u32 + 1, &report));
+            };
+            if !attempts.is_empty() {
+                attempts.push(attempt_of(attempts.len() as u32 + 1, &report));
             }
-            for event in step_events(&runnable.test.identity, &report) {
+            report.timings.total_ms += attempts
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|a| a.duration_ms)
+                .sum::<f64>();
+            for event in step_events(&runnable.test.key(), &report) {
                 let _ = task_events.send(event);
             }
             if fail_fast && !report.outcome.is_pass() {
                 stop.store(true, Ordering::SeqCst);
             }
             for problem in &report.teardown_errors {
-                tracing::warn!(test = %runnable.test.identity, "cleanup: {problem}");
+                tracing::warn!(test = %runnable.test.key(), "cleanup: {problem}");
             }
-            (runnable, report, used, judged)
+            (runnable, report, used, judged, attempts)
         });
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
-            if let Ok((runnable, report, used, judged)) = done {
-                let event = finish(memo, &runnable, &report, used, judged);
+            if let Ok((runnable, report, used, judged, attempts)) = done {
+                let event = finish(memo, &runnable, &report, used, judged, attempts);
                 stats.record(&event);
                 let _ = events.send(event);
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok((runnable, report, used, judged)) = done {
-            let event = finish(memo, &runnable, &report, used, judged);
+        if let Ok((runnable, report, used, judged, attempts)) = done {
+            let event = finish(memo, &runnable, &report, used, judged, attempts);
             stats.record(&event);
             let _ = events.send(event);
         }
@@ -235,9 +245,83 @@ pub async fn execute(
     let _ = events.send(stats.finished(ms(started.elapsed())));
 }
 
+/// One attempt of a test: run on `executor`, its spans judged when every step passed.
+async fn run_once(
+    executor: &dyn TestExecutor,
+    runnable: &Runnable,
+    bridge: &Arc<DefaultBridge>,
+    interrupted: BoxFuture<'_, ()>,
+) -> (TestReport, ContainerUse, Option<Judged>) {
+    let receiver = runnable
+        .spans
+        .as_ref()
+        .map(|spans| spans.receiver(Some(bridge.clone())));
+    let key = runnable.test.key();
+    let test = TestToRun {
+        identity: &key,
+        plan: &runnable.plan,
+        images: &runnable.images,
+        collector: receiver.as_ref().map(|r| r as &dyn SpanCollector),
+    };
+    let (mut report, used) = executor.run_test(test, interrupted).await;
+    // Judged only when every step passed: a failed step already decides.
+    let judged = match (&runnable.spans, &receiver) {
+        (Some(spans), Some(receiver)) if report.outcome.is_pass() => Some(judge(spans, receiver)),
+        _ => None,
+    };
+    if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
+        report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
+            step: failed.expectation.clone(),
+            service: String::new(),
+            expected: failed.expected.clone(),
+            actual: failed.actual.clone(),
+            stdout: judged
+                .as_ref()
+                .and_then(|j| j.failure.clone())
+                .unwrap_or_default(),
+            stderr: String::new(),
+        });
+    }
+    (report, used, judged)
+}
+
+/// How one attempt of a test ended, for the `attempts` of its report.
+fn attempt_of(attempt: u32, report: &TestReport) -> Attempt {
+    let (status, failed_step, message, failure) = outcome_parts(&report.outcome);
+    Attempt {
+        attempt,
+        status,
+        duration_ms: report.timings.total_ms,
+        failed_step,
+        message,
+        failure,
+    }
+}
+
+/// A test outcome as a report status, the failed step, an error's message and the failure.
+fn outcome_parts(
+    outcome: &TestOutcome,
+) -> (Status, Option<String>, Option<String>, Option<StepFailure>) {
+    match outcome {
+        TestOutcome::Pass => (Status::Pass, None, None, None),
+        TestOutcome::Fail(failure) => (
+            Status::Fail,
+            Some(failure.step.clone()),
+            None,
+            Some(StepFailure {
+                expected: failure.expected.clone(),
+                actual: failure.actual.clone(),
+                stdout: failure.stdout.clone(),
+                stderr: failure.stderr.clone(),
+            }),
+        ),
+        TestOutcome::Error { message } => (Status::Error, None, Some(message.clone()), None),
+    }
+}
+
 fn not_run(runnable: &Runnable, reason: &str) -> Event {
     Event::TestFinished(TestFinished::without_steps(
-        runnable.test.identity.clone(),
+        runnable.test.key(),
         runnable.name.clone(),
         Status::Error,
         false,
@@ -246,40 +330,33 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
     ))
 }
 
-/// Stores a pass, and turns a report into its `test_finished` event.
+/// Stores a pass (never a flaky one), and turns a report into its `test_finished` event.
+/// `attempts` is every attempt when there was more than one.
 fn finish(
     memo: &Memo,
     runnable: &Runnable,
     report: &TestReport,
     used: ContainerUse,
     judged: Option<Judged>,
+    attempts: Vec<Attempt>,
 ) -> Event {
     let judged = judged.unwrap_or_default();
     let duration_ms = report.timings.total_ms;
-    let (status, message, failed_step, failure) = match &report.outcome {
-        TestOutcome::Pass => {
+    let (mut status, failed_step, message, failure) = outcome_parts(&report.outcome);
+    if status == Status::Pass {
+        if attempts.is_empty() {
             memo.put_value(
                 ResultStage::NAME,
                 &runnable.inputs.key(),
                 &PassRecord { duration_ms },
             );
-            (Status::Pass, None, None, None)
+        } else {
+            // A pass after a failed attempt is flaky: reported so, and run again next time.
+            status = Status::Flaky;
         }
-        TestOutcome::Fail(failure) => (
-            Status::Fail,
-            None,
-            Some(failure.step.clone()),
-            Some(StepFailure {
-                expected: failure.expected.clone(),
-                actual: failure.actual.clone(),
-                stdout: failure.stdout.clone(),
-                stderr: failure.stderr.clone(),
-            }),
-        ),
-        TestOutcome::Error { message } => (Status::Error, Some(message.clone()), None, None),
-    };
+    }
     Event::TestFinished(TestFinished {
-        test: runnable.test.identity.clone(),
+        test: runnable.test.key(),
         name: runnable.name.clone(),
         status,
         cached: false,
@@ -301,6 +378,8 @@ fn finish(
         }),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
+        max_attempts: (!attempts.is_empty()).then_some(runnable.retries + 1),
+        attempts,
     })
 }
 
@@ -346,9 +425,10 @@ pub(super) fn dry_run_event(disposition: &Disposition) -> Event {
         Disposition::Error(test, name, message) => {
             (test, name, PlannedAction::Error, message.clone())
         }
+        Disposition::Skip(test, name, reason) => (test, name, PlannedAction::Skip, reason.clone()),
     };
     Event::TestPlanned(TestPlanned {
-        test: test.identity.clone(),
+        test: test.key(),
         name: name.clone(),
         action,
         reason,

@@ -11,6 +11,7 @@
 mod command;
 mod execute;
 mod inputs;
+mod last_run;
 mod prepare;
 mod spans;
 mod volumes;
@@ -31,6 +32,7 @@ pub use clnrm_exec::BoxFuture;
 pub use command::{run_command, RunCommand, RunCommandError};
 pub use execute::{execute, ContainerUse, FreshContainers, TestExecutor, TestToRun};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
+pub use last_run::{LastRun, LAST_RUN_FILE};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
 pub use spans::{judge, Judged, SpanPlan};
 pub use volumes::{volumes_hash, VolumeError, RACY_SECS, VOLUME_FILE_STAGE};

@@ -63,7 +63,19 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
     },
     TableKeys {
         table: "meta",
-        keys: &["name", "version", "description"],
+        keys: &[
+            "name",
+            "version",
+            "description",
+            "retries",
+            "skip_if",
+            "skip_reason",
+        ],
+        ignored: &[],
+    },
+    TableKeys {
+        table: "meta.skip_if",
+        keys: &["env"],
         ignored: &[],
     },
     TableKeys {

@@ -41,6 +41,7 @@ mod diag;
 mod expect;
 mod format;
 pub mod keys;
+mod matrix;
 mod pattern;
 mod project;
 mod schema;
@@ -51,6 +52,7 @@ mod units;
 mod walk;
 
 pub use format::format_test;
+pub use matrix::{read_matrix, MatrixInstance};
 pub use schema::{test_file_schema, toml_as_json, DURATION_PATTERN};
 pub use units::{parse_duration_ms, parse_size_bytes};
 
@@ -320,6 +322,19 @@ pub struct TestConfig {
     pub unevaluated_expectations: Vec<String>,
     /// Spans: `[otel]`, the judged `[expect.*]` kinds, `wait_for_span`.
     pub otel: OtelConfig,
+    /// `[meta] retries`: whole-test attempts after a failed one, each on fresh containers.
+    pub retries: u32,
+    /// `[meta] skip_if` / `skip_reason`: when the engine skips the test.
+    pub skip_if: Option<SkipIf>,
+}
+
+/// `skip_if = { env = "VAR" }`: the test is skipped when `VAR` is set and non-empty in
+/// clnrm's environment (the engine looks; this stage only reads the key).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkipIf {
+    pub env: String,
+    /// `skip_reason`, shown with the `skip` outcome.
+    pub reason: Option<String>,
 }
 
 impl TestConfig {
@@ -344,6 +359,8 @@ impl TestConfig {
             freeze_clock: None,
             unevaluated_expectations: Vec::new(),
             otel: OtelConfig::default(),
+            retries: 0,
+            skip_if: None,
         }
     }
 }

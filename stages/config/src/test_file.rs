@@ -11,8 +11,10 @@ use crate::determinism::parse_determinism;
 use crate::expect::{parse_expect, warn_local_collector};
 use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
-use crate::walk::{fields, join, kind, Ctx, Field, Span};
-use crate::{Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, TestConfig};
+use crate::walk::{fields, join, kind, value_span, Ctx, Field, Span};
+use crate::{
+    Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, SkipIf, TestConfig,
+};
 
 pub(crate) fn parse_test(input: &ParseInput) -> Result<ParsedTest, Vec<Diagnostic>> {
     let mut ctx = Ctx::new(
@@ -57,6 +59,8 @@ struct Meta {
     name: Option<String>,
     version: Option<String>,
     description: Option<String>,
+    retries: u32,
+    skip_if: Option<SkipIf>,
 }
 
 #[derive(Default)]
@@ -123,8 +127,10 @@ impl Builder {
             }
             "matrix" => {
                 if let Some(t) = ctx.table(f) {
+                    // The engine expands the matrix from the template's text (matrix.rs);
+                    // here only its shape is checked. `exclude` may be `[[matrix.exclude]]`.
                     for g in fields(t, &f.path) {
-                        if g.item.as_array().is_none() {
+                        if g.key != "exclude" && g.item.as_array().is_none() {
                             ctx.value_error(
                                 &g,
                                 format!("expected an array of values, found {}", kind(g.item)),
@@ -260,6 +266,8 @@ impl Builder {
             unevaluated,
             otel,
         } = self;
+        let mut retries = 0;
+        let mut skip_if = None;
         let (name, version, description) = match meta {
             None => {
                 ctx.error_hint(
@@ -290,6 +298,8 @@ impl Builder {
                         "add version = \"1.0\"",
                     );
                 }
+                retries = m.retries;
+                skip_if = m.skip_if;
                 (name, m.version, m.description)
             }
         };
@@ -316,6 +326,8 @@ impl Builder {
             freeze_clock,
             unevaluated_expectations: unevaluated.into_iter().collect(),
             otel,
+            retries,
+            skip_if,
         }
     }
 }
@@ -325,7 +337,10 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
         name: None,
         version: None,
         description: None,
+        retries: 0,
+        skip_if: None,
     };
+    let mut skip_reason = None;
     for f in fields(t, path) {
         match f.key {
             // Present but invalid still counts as a name: the error is already reported.
@@ -341,6 +356,23 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
                 })
             }
             "description" => m.description = ctx.string(&f),
+            "retries" if known.contains(&"retries") => {
+                m.retries = match ctx.unsigned(&f).map(u32::try_from) {
+                    Some(Ok(n)) if n <= MAX_TEST_RETRIES => n,
+                    Some(_) => {
+                        ctx.value_error(
+                            &f,
+                            format!("at most {MAX_TEST_RETRIES} whole-test retries"),
+                        );
+                        0
+                    }
+                    None => 0,
+                }
+            }
+            "skip_if" if known.contains(&"skip_if") => m.skip_if = parse_skip_if(ctx, &f),
+            "skip_reason" if known.contains(&"skip_reason") => {
+                skip_reason = ctx.non_blank_string(&f, "skip reason").map(|r| (r, f.span))
+            }
             "timeout" if known.contains(&"timeout") => {
                 if ctx.duration(&f).is_some() {
                     ctx.note_ignored(
@@ -354,7 +386,46 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
             _ => ctx.unknown_key(&f.path, f.key, &f.span, known),
         }
     }
+    match (&mut m.skip_if, skip_reason) {
+        (Some(skip), Some((reason, _))) => skip.reason = Some(reason),
+        (None, Some((_, span))) => ctx.error_hint(
+            &join(path, "skip_reason"),
+            &span,
+            "`skip_reason` without `skip_if`: the test is never skipped",
+            "add skip_if = { env = \"VAR\" }, or remove skip_reason",
+        ),
+        _ => {}
+    }
     m
+}
+
+/// Whole-test attempts beyond the first are each a fresh set of containers: a handful is
+/// plenty, and a typo such as `retries = 100` should not keep a run going for an hour.
+const MAX_TEST_RETRIES: u32 = 10;
+
+/// `skip_if = { env = "VAR" }`.
+fn parse_skip_if(ctx: &mut Ctx, f: &Field) -> Option<SkipIf> {
+    let t = ctx.table(f)?;
+    let mut env = None;
+    for g in fields(t, &f.path) {
+        if g.key == "env" {
+            env = ctx.non_blank_string(&g, "environment variable name");
+        } else {
+            ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("meta.skip_if"));
+        }
+    }
+    if env.is_none() && fields(t, &f.path).iter().all(|g| g.key != "env") {
+        ctx.error_hint(
+            &f.path,
+            &value_span(f),
+            "`skip_if` names no condition",
+            "write skip_if = { env = \"VAR\" }: skipped when VAR is set and non-empty",
+        );
+    }
+    Some(SkipIf {
+        env: env?,
+        reason: None,
+    })
 }
 
 /// Checks `[otel]`; returns its `flush_timeout`.

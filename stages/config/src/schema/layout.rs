@@ -27,8 +27,10 @@ pub(super) struct TestFile {
     /// Template variables, for authoring; only their shape is checked.
     #[schemars(example = serde_json::json!({"image": "alpine:3.20"}))]
     vars: Option<Map<String, Value>>,
-    /// Values a test is repeated with, by variable: each an array.
-    #[schemars(example = serde_json::json!({"image": ["alpine:3.19", "alpine:3.20"]}))]
+    /// Values a test is repeated with, by variable: each an array of strings, integers or
+    /// booleans; `exclude` lists combinations left out. One test per combination, named
+    /// `name[k=v,...]`; plain TOML even in a template (it is read before rendering).
+    #[schemars(example = serde_json::json!({"image": ["alpine:3.19", "alpine:3.20"], "exclude": [{"image": "alpine:3.19"}]}))]
     matrix: Option<BTreeMap<String, Vec<Value>>>,
     /// Containers the steps run in, by name (v1.0 spelling; a name is a container host name).
     #[schemars(extend("propertyNames" = {"pattern": SERVICE_NAME_PATTERN}), example = example_services())]
@@ -99,6 +101,24 @@ struct Meta {
     /// What the test checks.
     #[schemars(example = &"the API answers on port 8080")]
     description: Option<String>,
+    /// Whole-test retries, each on fresh containers; a pass after a failed attempt is flaky.
+    #[schemars(range(max = 10), example = &1)]
+    retries: Option<u32>,
+    /// Skips the test when the environment variable is set and non-empty.
+    #[schemars(example = serde_json::json!({"env": "NO_DOCKER_BUILDS"}))]
+    skip_if: Option<SkipIf>,
+    /// Why the test is skipped, shown with the `skip` outcome (needs `skip_if`).
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"needs local builds")]
+    skip_reason: Option<String>,
+}
+
+/// `skip_if`: the condition under which a test is skipped.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct SkipIf {
+    /// An environment variable of clnrm's: skipped when it is set and non-empty.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"NO_DOCKER_BUILDS")]
+    env: String,
 }
 
 /// `[test]`, the legacy header's parent table.
