@@ -12,7 +12,9 @@
 //! - `type` on a service is clnrm 0.4's spelling of `plugin`. It decides the plugin only when
 //!   `plugin` is absent; when both are there, a `type` other than `generic_container` that
 //!   disagrees with `plugin` is reported as ignored. `testcontainers` is a synonym of
-//!   `generic_container`; every other plugin (`surrealdb`, `alpine`, ...) is an error.
+//!   `generic_container`; `alpine` (image `alpine:latest`, idle) and `surrealdb` (the
+//!   original's image and start command; `username`/`password`/`strict` mapped to it) are
+//!   services with the original's defaults; every other plugin is an error.
 //! - Known keys this version does not act on are *ignored with a warning* that `--strict` does
 //!   not escalate (they are not unknown): `[assertions]`, `[template]`,
 //!   `[test.metadata] timeout`, step `expected_output_regex_not` and `should_fail`, scenario
@@ -161,6 +163,9 @@ pub struct ServiceConfig {
     pub ports: Vec<u16>,
     pub volumes: Vec<VolumeConfig>,
     pub health_check: Option<HealthCheck>,
+    /// What the service's plugin tells about it (the original's service metadata: the
+    /// surrealdb plugin's `host`, `port`, `username`, ...); empty for a generic container.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What a test asks of the spans its services emit (docs/reference.md §9). `Default` = nothing: no
@@ -221,6 +226,7 @@ impl ServiceConfig {
             ports: Vec::new(),
             volumes: Vec::new(),
             health_check: None,
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -247,6 +253,8 @@ pub struct StepConfig {
     pub env: BTreeMap<String, String>,
     pub timeout_ms: Option<u64>,
     pub continue_on_failure: bool,
+    /// `should_fail = true`: any non-zero exit passes, exit 0 fails.
+    pub should_fail: bool,
     /// Key path of this step in the file (`steps[2]`, `scenario[0].steps[1]`), for messages.
     pub key_path: String,
 }
@@ -266,6 +274,7 @@ impl StepConfig {
             env: BTreeMap::new(),
             timeout_ms: None,
             continue_on_failure: false,
+            should_fail: false,
             key_path: key_path.into(),
         }
     }
@@ -320,6 +329,8 @@ pub struct TestConfig {
     pub unevaluated_expectations: Vec<String>,
     /// Spans: `[otel]`, the judged `[expect.*]` kinds, `wait_for_span`.
     pub otel: OtelConfig,
+    /// `[assertions]`, judged on what the run observed.
+    pub assertions: clnrm_expect::Assertions,
 }
 
 impl TestConfig {
@@ -344,6 +355,7 @@ impl TestConfig {
             freeze_clock: None,
             unevaluated_expectations: Vec::new(),
             otel: OtelConfig::default(),
+            assertions: clnrm_expect::Assertions::default(),
         }
     }
 }
