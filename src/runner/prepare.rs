@@ -12,6 +12,7 @@ use crate::discover::TestFile;
 use crate::pipeline::Checked;
 use crate::project::Project;
 
+use super::checks::{plan_should_fail, TestChecks};
 use super::inputs::{plan_test, PassRecord, ResultInputs, ResultStage, RESULT_INDEX};
 use super::spans::SpanPlan;
 use super::volumes::volumes_hash;
@@ -28,6 +29,8 @@ pub struct Runnable {
     pub stage_ms: StageTimes,
     /// Span collection and expectations (docs/reference.md §9), when the test has them.
     pub spans: Option<SpanPlan>,
+    /// `should_fail`, `[assertions]`, clnrm's own spans (docs/reference.md §14).
+    pub checks: TestChecks,
 }
 
 /// Time one test spent in the stages before it ran, in milliseconds.
@@ -77,6 +80,7 @@ struct Planned {
     volumes: [u8; 32],
     stage_ms: StageTimes,
     spans: Option<SpanPlan>,
+    checks: TestChecks,
 }
 
 /// Why a test stops before its images are resolved: (test, name, message).
@@ -111,6 +115,7 @@ pub async fn prepare(
             volumes,
             stage_ms,
             spans,
+            checks,
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable(test, name, message)) => {
@@ -153,6 +158,10 @@ pub async fn prepare(
             // Editing an expectation re-runs the test: "the test changed".
             plan_hash.update(&spans.hash);
         }
+        if !checks.assertions.is_empty() || checks.own_spans {
+            // So does editing an assertion, or what clnrm's own spans carry.
+            plan_hash.update(&bincode::serialize(&checks).expect("checks serialize"));
+        }
         let inputs = ResultInputs {
             plan: *plan_hash.finalize().as_bytes(),
             images: images
@@ -175,6 +184,7 @@ pub async fn prepare(
             inputs,
             stage_ms,
             spans,
+            checks,
         });
         undecided.push((out.len(), runnable, previous));
         out.push(None);
@@ -226,7 +236,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
     let name = valid.config.name.clone();
     let spans = match SpanPlan::of(
         &valid.config,
-        crate::otel::spans_file(memo.dir(), &item.test.identity),
+        crate::otel::spans_file(&project.root, &item.test.identity),
     ) {
         Ok(spans) => spans,
         Err(message) => return Err(Unplannable(item.test, name, message)),
@@ -239,10 +249,12 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         return Err(Unplannable(item.test, name, message));
     }
     let plan_started = std::time::Instant::now();
-    let plan = match plan_test(memo, project, &item.test, &valid) {
+    let mut plan = match plan_test(memo, project, &item.test, &valid) {
         Ok(plan) => plan,
         Err(message) => return Err(Unplannable(item.test, name, message)),
     };
+    let checks = TestChecks::of(&valid.config);
+    plan_should_fail(&mut plan, &checks);
     let stage_ms = StageTimes {
         render_ms: valid.render_ms,
         parse_ms: valid.parse_ms,
@@ -256,6 +268,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             volumes,
             stage_ms,
             spans,
+            checks,
         }),
         Err(err) => Err(Unplannable(item.test, name, err.to_string())),
     }

@@ -181,6 +181,8 @@ pub struct OtelConfig {
     pub flush_timeout_ms: Option<u64>,
     /// Service name → the span its first step waits for (`wait_for_span`).
     pub wait_for_span: BTreeMap<String, SpanWait>,
+    /// `[otel.resources]`: the resource attributes of clnrm's own spans for this test.
+    pub resources: BTreeMap<String, String>,
 }
 
 impl OtelConfig {

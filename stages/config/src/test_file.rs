@@ -139,7 +139,7 @@ impl Builder {
             }
             "otel" => {
                 self.otel.declared = true;
-                self.otel.flush_timeout_ms = parse_otel(ctx, f);
+                parse_otel(ctx, f, &mut self.otel);
             }
             "otel_validation" => self.otel_validation = parse_otel_validation(ctx, f),
             "expect" => {
@@ -416,13 +416,12 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
     m
 }
 
-/// Checks `[otel]`; returns its `flush_timeout`.
-fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
-    let t = ctx.table(f)?;
-    let mut flush_timeout_ms = None;
+/// Checks `[otel]`; keeps its `flush_timeout` and `resources`.
+fn parse_otel(ctx: &mut Ctx, f: &Field, otel: &mut OtelConfig) {
+    let Some(t) = ctx.table(f) else { return };
     for g in fields(t, &f.path) {
         match g.key {
-            "flush_timeout" => flush_timeout_ms = ctx.duration(&g),
+            "flush_timeout" => otel.flush_timeout_ms = ctx.duration(&g),
             "endpoint" => {
                 if let Some(endpoint) = ctx.string(&g) {
                     warn_local_collector(ctx, &g, &endpoint);
@@ -449,7 +448,8 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
                     }
                 }
             }
-            "resources" | "headers" => {
+            "resources" => otel.resources = ctx.string_map(&g).unwrap_or_default(),
+            "headers" => {
                 ctx.string_map(&g);
             }
             "propagators" => {
@@ -465,7 +465,6 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
             _ => ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("otel")),
         }
     }
-    flush_timeout_ms
 }
 fn positive(ctx: &mut Ctx, f: &Field) -> Option<u64> {
     match ctx.unsigned(f)? {
