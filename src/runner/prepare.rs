@@ -242,9 +242,12 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         Err(message) => return Err(Unplannable(item.test, name, message)),
     };
     if !valid.config.unevaluated_expectations.is_empty() {
+        // Only an unknown `[expect.*]` kind gets here (a typo, validated with a warning):
+        // it must not pass unjudged.
         let message = format!(
-            "{} not evaluated by this version",
-            valid.config.unevaluated_expectations.join(", ")
+            "{}: unknown expectation kind, so it cannot be judged (the kinds: {})",
+            valid.config.unevaluated_expectations.join(", "),
+            clnrm_expect::KINDS.join(", ")
         );
         return Err(Unplannable(item.test, name, message));
     }
