@@ -322,24 +322,19 @@ fn status(ok: bool) -> otlp::Status {
     }
 }
 
-fn kv(key: &str, value: impl Into<String>) -> KeyValue {
+fn attribute(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
+        value: Some(AnyValue { value: Some(value) }),
     }
 }
 
+fn kv(key: &str, value: impl Into<String>) -> KeyValue {
+    attribute(key, any_value::Value::StringValue(value.into()))
+}
+
 fn int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..Default::default()
-    }
+    attribute(key, any_value::Value::IntValue(value))
 }
 
 fn hex(bytes: &[u8]) -> String {
