@@ -2,6 +2,7 @@
 //! and errors reported without starting anything, every report turned into events
 //! and every pass stored. Not deciding what runs: that is `prepare.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,16 +10,19 @@ use std::time::Instant;
 use clnrm_exec::{
     Backend, BoxFuture, ResolvedImages, Session, SpanCollector, TestOutcome, TestReport, TestRun,
 };
+use clnrm_expect::ResourceType;
 use clnrm_plan::TestPlan;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
+use crate::otel::self_spans::TraceIds;
 use crate::otel::DefaultBridge;
 use crate::report::{
     ms, Attempt, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
 };
 
+use super::checks::{apply_assertions, apply_should_fail, observed, own_spans, with_trace_context};
 use super::inputs::{PassRecord, ResultStage};
 use super::spans::{judge, Judged};
 use super::{Disposition, RunOptions, Runnable};
@@ -245,7 +249,9 @@ pub async fn execute(
     let _ = events.send(stats.finished(ms(started.elapsed())));
 }
 
-/// One attempt of a test: run on `executor`, its spans judged when every step passed.
+/// One attempt of a test: run on `executor` in a trace of its own (clnrm's own spans and
+/// the services' join it), `should_fail` applied, its spans judged when every step passed,
+/// then its `[assertions]` on what the attempt observed.
 async fn run_once(
     executor: &dyn TestExecutor,
     runnable: &Runnable,
@@ -257,16 +263,37 @@ async fn run_once(
         .as_ref()
         .map(|spans| spans.receiver(Some(bridge.clone())));
     let key = runnable.test.key();
+    let ids = TraceIds::new(&key);
+    let plan = with_trace_context(&runnable.plan, &ids);
     let test = TestToRun {
         identity: &key,
-        plan: &runnable.plan,
+        plan: &plan,
         images: &runnable.images,
         collector: receiver.as_ref().map(|r| r as &dyn SpanCollector),
     };
+    let started_at = std::time::SystemTime::now();
     let (mut report, used) = executor.run_test(test, interrupted).await;
+    apply_should_fail(&mut report, &runnable.checks);
+    if let (true, Some(receiver)) = (runnable.checks.own_spans, &receiver) {
+        let images: BTreeMap<String, String> = runnable
+            .images
+            .iter()
+            .map(|(service, image)| (service.clone(), image.reference.clone()))
+            .collect();
+        receiver.add_own(own_spans(
+            (&runnable.name, &key),
+            ids,
+            started_at,
+            &report,
+            &images,
+            &runnable.checks,
+        ));
+    }
     // Judged only when every step passed: a failed step already decides.
     let judged = match (&runnable.spans, &receiver) {
-        (Some(spans), Some(receiver)) if report.outcome.is_pass() => Some(judge(spans, receiver)),
+        (Some(spans), Some(receiver)) if report.outcome.is_pass() => {
+            Some(judge(spans, receiver, &run_resources(&report, &plan)))
+        }
         _ => None,
     };
     if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
@@ -281,6 +308,18 @@ async fn run_once(
                 .unwrap_or_default(),
             stderr: String::new(),
         });
+    }
+    if !runnable.checks.assertions.is_empty() {
+        let spans = receiver.as_ref().map(|r| r.spans()).unwrap_or_default();
+        let run = observed(
+            &report,
+            &plan,
+            &runnable.checks,
+            used,
+            receiver.is_some(),
+            spans,
+        );
+        apply_assertions(&mut report, &runnable.checks.assertions, &run);
     }
     (report, used, judged)
 }
@@ -317,6 +356,23 @@ fn outcome_parts(
         ),
         TestOutcome::Error { message } => (Status::Error, None, Some(message.clone()), None),
     }
+}
+
+/// What the run had, for `[[expect.resource]]`: its services' containers and the volumes
+/// mounted into them (by host and by container path).
+fn run_resources(report: &TestReport, plan: &TestPlan) -> Vec<(ResourceType, String)> {
+    let mut out: Vec<(ResourceType, String)> = report
+        .services
+        .iter()
+        .map(|s| (ResourceType::Container, s.service.clone()))
+        .collect();
+    for container in &plan.containers {
+        for volume in &container.volumes {
+            out.push((ResourceType::Volume, volume.host_path.clone()));
+            out.push((ResourceType::Volume, volume.container_path.clone()));
+        }
+    }
+    out
 }
 
 fn not_run(runnable: &Runnable, reason: &str) -> Event {

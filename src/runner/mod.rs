@@ -6,8 +6,11 @@
 //! - `prepare.rs`: each test's fate before anything starts (run, cached, error);
 //! - `execute.rs`: running prepared tests and turning reports into events;
 //! - `command.rs`: `clnrm run` as one call: runtime, engine, executor, cancellation;
-//! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9).
+//! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9);
+//! - `checks.rs`: the original clnrm's `should_fail` and `[assertions]`, the trace context
+//!   services get, clnrm's own spans (docs/reference.md §14).
 
+mod checks;
 mod command;
 mod execute;
 mod inputs;
@@ -27,6 +30,7 @@ use crate::pipeline::Checked;
 use crate::project::Project;
 use crate::report::Event;
 
+pub use checks::TestChecks;
 /// The future a [`TestExecutor`] returns, as every engine call does.
 pub use clnrm_exec::BoxFuture;
 pub use command::{run_command, RunCommand, RunCommandError};

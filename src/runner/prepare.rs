@@ -12,6 +12,7 @@ use crate::discover::TestFile;
 use crate::pipeline::Checked;
 use crate::project::Project;
 
+use super::checks::{plan_should_fail, TestChecks};
 use super::inputs::{plan_test, PassRecord, ResultInputs, ResultStage, RESULT_INDEX};
 use super::spans::SpanPlan;
 use super::volumes::volumes_hash;
@@ -30,6 +31,8 @@ pub struct Runnable {
     pub spans: Option<SpanPlan>,
     /// `[meta] retries`: whole-test attempts after a failed one.
     pub retries: u32,
+    /// `should_fail`, `[assertions]`, clnrm's own spans (docs/reference.md §14).
+    pub checks: TestChecks,
 }
 
 /// Time one test spent in the stages before it ran, in milliseconds.
@@ -86,6 +89,7 @@ struct Planned {
     retries: u32,
     /// What of the test's `[meta]` enters its result inputs besides the plan.
     meta_hash: [u8; 32],
+    checks: TestChecks,
 }
 
 /// Why a test stops before its images are resolved: (test, name, message or reason).
@@ -125,6 +129,7 @@ pub async fn prepare(
             spans,
             retries,
             meta_hash,
+            checks,
         } = match item {
             Ok(planned) => planned,
             Err(Unplannable::Error(test, name, message)) => {
@@ -172,6 +177,10 @@ pub async fn prepare(
             plan_hash.update(&spans.hash);
         }
         plan_hash.update(&meta_hash);
+        if !checks.assertions.is_empty() || checks.own_spans {
+            // So does editing an assertion, or what clnrm's own spans carry.
+            plan_hash.update(&bincode::serialize(&checks).expect("checks serialize"));
+        }
         let inputs = ResultInputs {
             plan: *plan_hash.finalize().as_bytes(),
             images: images
@@ -195,6 +204,7 @@ pub async fn prepare(
             stage_ms,
             spans,
             retries,
+            checks,
         });
         undecided.push((out.len(), runnable, previous));
         out.push(None);
@@ -266,23 +276,28 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
     .as_bytes();
     let spans = match SpanPlan::of(
         &valid.config,
-        crate::otel::spans_file(memo.dir(), &item.test.key()),
+        crate::otel::spans_file(&project.root, &item.test.key()),
     ) {
         Ok(spans) => spans,
         Err(message) => return Err(Unplannable::Error(Box::new(item.test), name, message)),
     };
     if !valid.config.unevaluated_expectations.is_empty() {
+        // Only an unknown `[expect.*]` kind gets here (a typo, validated with a warning):
+        // it must not pass unjudged.
         let message = format!(
-            "{} not evaluated by this version",
-            valid.config.unevaluated_expectations.join(", ")
+            "{}: unknown expectation kind, so it cannot be judged (the kinds: {})",
+            valid.config.unevaluated_expectations.join(", "),
+            clnrm_expect::KINDS.join(", ")
         );
         return Err(Unplannable::Error(Box::new(item.test), name, message));
     }
     let plan_started = std::time::Instant::now();
-    let plan = match plan_test(memo, project, &item.test, &valid) {
+    let mut plan = match plan_test(memo, project, &item.test, &valid) {
         Ok(plan) => plan,
         Err(message) => return Err(Unplannable::Error(Box::new(item.test), name, message)),
     };
+    let checks = TestChecks::of(&valid.config);
+    plan_should_fail(&mut plan, &checks);
     let stage_ms = StageTimes {
         render_ms: valid.render_ms,
         parse_ms: valid.parse_ms,
@@ -298,6 +313,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             spans,
             retries: valid.config.retries,
             meta_hash,
+            checks,
         }),
         Err(err) => Err(Unplannable::Error(
             Box::new(item.test),

@@ -33,7 +33,7 @@ const STEP: &[&str] = &[
     "expected_output_regex_not",
     "should_fail",
 ];
-const STEP_IGNORED: &[&str] = &["expected_output_regex_not", "should_fail"];
+const STEP_IGNORED: &[&str] = &["expected_output_regex_not"];
 
 /// Every table of a test file whose keys are fixed. Tables of free-form keys (`[vars]`,
 /// `[matrix]`, `env`, `[expect.*]`, `[otel_validation]`, `otel.resources`/`headers`) are not
@@ -59,7 +59,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "assertions",
             "template",
         ],
-        ignored: &["assertions", "template"],
+        ignored: &["template"],
     },
     TableKeys {
         table: "meta",
@@ -106,7 +106,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "wait_for_span",
             "wait_for_span_timeout_secs",
         ],
-        ignored: &["username", "password", "strict"],
+        ignored: &[],
     },
     TableKeys {
         table: "service.*.build",

@@ -12,7 +12,9 @@
 //! - `type` on a service is clnrm 0.4's spelling of `plugin`. It decides the plugin only when
 //!   `plugin` is absent; when both are there, a `type` other than `generic_container` that
 //!   disagrees with `plugin` is reported as ignored. `testcontainers` is a synonym of
-//!   `generic_container`; every other plugin (`surrealdb`, `alpine`, ...) is an error.
+//!   `generic_container`; `alpine` (image `alpine:latest`, idle) and `surrealdb` (the
+//!   original's image and start command; `username`/`password`/`strict` mapped to it) are
+//!   services with the original's defaults; every other plugin is an error.
 //! - Known keys this version does not act on are *ignored with a warning* that `--strict` does
 //!   not escalate (they are not unknown): `[assertions]`, `[template]`,
 //!   `[test.metadata] timeout`, step `expected_output_regex_not` and `should_fail`, scenario
@@ -163,6 +165,9 @@ pub struct ServiceConfig {
     pub ports: Vec<u16>,
     pub volumes: Vec<VolumeConfig>,
     pub health_check: Option<HealthCheck>,
+    /// What the service's plugin tells about it (the original's service metadata: the
+    /// surrealdb plugin's `host`, `port`, `username`, ...); empty for a generic container.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What a test asks of the spans its services emit (docs/reference.md §9). `Default` = nothing: no
@@ -178,6 +183,8 @@ pub struct OtelConfig {
     pub flush_timeout_ms: Option<u64>,
     /// Service name → the span its first step waits for (`wait_for_span`).
     pub wait_for_span: BTreeMap<String, SpanWait>,
+    /// `[otel.resources]`: the resource attributes of clnrm's own spans for this test.
+    pub resources: BTreeMap<String, String>,
 }
 
 impl OtelConfig {
@@ -223,6 +230,7 @@ impl ServiceConfig {
             ports: Vec::new(),
             volumes: Vec::new(),
             health_check: None,
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -249,6 +257,8 @@ pub struct StepConfig {
     pub env: BTreeMap<String, String>,
     pub timeout_ms: Option<u64>,
     pub continue_on_failure: bool,
+    /// `should_fail = true`: any non-zero exit passes, exit 0 fails.
+    pub should_fail: bool,
     /// Key path of this step in the file (`steps[2]`, `scenario[0].steps[1]`), for messages.
     pub key_path: String,
 }
@@ -268,6 +278,7 @@ impl StepConfig {
             env: BTreeMap::new(),
             timeout_ms: None,
             continue_on_failure: false,
+            should_fail: false,
             key_path: key_path.into(),
         }
     }
@@ -326,6 +337,8 @@ pub struct TestConfig {
     pub retries: u32,
     /// `[meta] skip_if` / `skip_reason`: when the engine skips the test.
     pub skip_if: Option<SkipIf>,
+    /// `[assertions]`, judged on what the run observed.
+    pub assertions: clnrm_expect::Assertions,
 }
 
 /// `skip_if = { env = "VAR" }`: the test is skipped when `VAR` is set and non-empty in
@@ -361,6 +374,7 @@ impl TestConfig {
             otel: OtelConfig::default(),
             retries: 0,
             skip_if: None,
+            assertions: clnrm_expect::Assertions::default(),
         }
     }
 }

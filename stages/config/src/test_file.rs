@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml_edit::{ImDocument, TableLike};
 
 use crate::determinism::parse_determinism;
-use crate::expect::{parse_expect, warn_local_collector};
+use crate::expect::{judged_table, parse_expect, parse_otel_validation, warn_local_collector};
 use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
-use crate::walk::{fields, join, kind, value_span, Ctx, Field, Span};
+use crate::walk::{did_you_mean, fields, join, kind, value_span, Ctx, Field, Span};
 use crate::{
     Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, SkipIf, TestConfig,
 };
@@ -77,6 +77,10 @@ struct Builder {
     freeze_clock: Option<String>,
     unevaluated: BTreeSet<String>,
     otel: OtelConfig,
+    otel_validation: Option<toml_edit::Item>,
+    assertions: clnrm_expect::Assertions,
+    /// Where `service_should_start` was written, to name an undeclared service there.
+    service_should_start_at: Option<(String, Span)>,
 }
 
 impl Builder {
@@ -141,13 +145,9 @@ impl Builder {
             }
             "otel" => {
                 self.otel.declared = true;
-                self.otel.flush_timeout_ms = parse_otel(ctx, f);
+                parse_otel(ctx, f, &mut self.otel);
             }
-            "otel_validation" => {
-                if ctx.table(f).is_some() {
-                    self.unevaluated.insert("otel_validation".to_string());
-                }
-            }
+            "otel_validation" => self.otel_validation = parse_otel_validation(ctx, f),
             "expect" => {
                 let (expect, unevaluated) = parse_expect(ctx, f);
                 self.otel.expect = expect;
@@ -185,12 +185,7 @@ impl Builder {
                     *slot = positive(ctx, &g);
                 }
             }
-            "assertions" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                "[assertions] is a clnrm 0.4 key that this version does not evaluate; \
-                 it is ignored (use expected_exit_code / expected_output_regex on steps)",
-            ),
+            "assertions" => self.parse_assertions(ctx, f),
             "template" => ctx.note_ignored(
                 &f.path,
                 &f.span,
@@ -198,6 +193,52 @@ impl Builder {
                  cleanroom.toml [vars] or --var",
             ),
             _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("")),
+        }
+    }
+
+    /// `[assertions]`: every key the original's files use; any other is an error.
+    fn parse_assertions(&mut self, ctx: &mut Ctx, f: &Field) {
+        let Some(t) = ctx.table(f) else { return };
+        let a = &mut self.assertions;
+        for g in fields(t, &f.path) {
+            match g.key {
+                "container_should_have_executed_commands" => {
+                    a.container_should_have_executed_commands = ctx.unsigned(&g)
+                }
+                "execution_should_be_hermetic" => a.execution_should_be_hermetic = ctx.boolean(&g),
+                "all_steps_should_succeed" => a.all_steps_should_succeed = ctx.boolean(&g),
+                "all_scenarios_should_pass" => a.all_scenarios_should_pass = ctx.boolean(&g),
+                "otel_environment_configured" => a.otel_environment_configured = ctx.boolean(&g),
+                "temporal_ordering_should_be_valid" => {
+                    a.temporal_ordering_should_be_valid = ctx.boolean(&g)
+                }
+                "should_fail" => a.should_fail = ctx.boolean(&g),
+                "service_should_start" => {
+                    a.service_should_start = match g.item.as_str() {
+                        Some(one) => vec![one.to_string()],
+                        None => ctx.string_array(&g).unwrap_or_default(),
+                    };
+                    self.service_should_start_at = Some((g.path.clone(), value_span(&g)));
+                }
+                "service_metadata_should_contain" => {
+                    a.service_metadata_should_contain = ctx.string_array(&g).unwrap_or_default()
+                }
+                _ => {
+                    let hint = match did_you_mean(g.key, clnrm_expect::ASSERTION_KEYS) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!(
+                            "the assertions are: {}",
+                            clnrm_expect::ASSERTION_KEYS.join(", ")
+                        ),
+                    };
+                    ctx.error_hint(
+                        &g.path,
+                        &g.span,
+                        format!("unknown assertion `{}`", g.key),
+                        hint,
+                    );
+                }
+            }
         }
     }
 
@@ -264,10 +305,27 @@ impl Builder {
             seed,
             freeze_clock,
             unevaluated,
-            otel,
+            mut otel,
+            otel_validation,
+            assertions,
+            service_should_start_at,
         } = self;
         let mut retries = 0;
         let mut skip_if = None;
+        if let Some((at, span)) = &service_should_start_at {
+            for name in &assertions.service_should_start {
+                if !declared.contains_key(name) {
+                    let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+                    ctx.error_hint(
+                        at,
+                        span,
+                        format!("service `{name}` is not declared by the test"),
+                        format!("declared: {}", names.join(", ")),
+                    );
+                }
+            }
+        }
+        otel.expect = judged_table(otel.expect.take(), otel_validation);
         let (name, version, description) = match meta {
             None => {
                 ctx.error_hint(
@@ -328,6 +386,7 @@ impl Builder {
             otel,
             retries,
             skip_if,
+            assertions,
         }
     }
 }
@@ -428,13 +487,12 @@ fn parse_skip_if(ctx: &mut Ctx, f: &Field) -> Option<SkipIf> {
     })
 }
 
-/// Checks `[otel]`; returns its `flush_timeout`.
-fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
-    let t = ctx.table(f)?;
-    let mut flush_timeout_ms = None;
+/// Checks `[otel]`; keeps its `flush_timeout` and `resources`.
+fn parse_otel(ctx: &mut Ctx, f: &Field, otel: &mut OtelConfig) {
+    let Some(t) = ctx.table(f) else { return };
     for g in fields(t, &f.path) {
         match g.key {
-            "flush_timeout" => flush_timeout_ms = ctx.duration(&g),
+            "flush_timeout" => otel.flush_timeout_ms = ctx.duration(&g),
             "endpoint" => {
                 if let Some(endpoint) = ctx.string(&g) {
                     warn_local_collector(ctx, &g, &endpoint);
@@ -461,7 +519,8 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
                     }
                 }
             }
-            "resources" | "headers" => {
+            "resources" => otel.resources = ctx.string_map(&g).unwrap_or_default(),
+            "headers" => {
                 ctx.string_map(&g);
             }
             "propagators" => {
@@ -477,7 +536,6 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
             _ => ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("otel")),
         }
     }
-    flush_timeout_ms
 }
 fn positive(ctx: &mut Ctx, f: &Field) -> Option<u64> {
     match ctx.unsigned(f)? {

@@ -65,9 +65,8 @@ pub(super) struct TestFile {
     /// Resource limits applied to every service container.
     #[schemars(example = serde_json::json!({"cpu_millicores": 500, "memory_mb": 256}))]
     limits: Option<Limits>,
-    /// clnrm 0.4's assertions; ignored with a warning (use the steps' `expected_*` keys).
-    #[deprecated]
-    #[schemars(example = serde_json::json!({}))]
+    /// clnrm 0.4's assertions, judged on what the run observed (docs/reference.md §14).
+    #[schemars(example = serde_json::json!({"all_steps_should_succeed": true}))]
     assertions: Option<Value>,
     /// A legacy key; ignored with a warning (template variables come from cleanroom.toml
     /// `[vars]` or `--var`).
@@ -150,19 +149,31 @@ struct LegacyMeta {
     timeout: Option<String>,
 }
 
-/// A container: from an `image`, or built from a `build` context (exactly one of the two).
+/// A container: from an `image`, or built from a `build` context (at most one of the two;
+/// one of them unless the plugin, `alpine` or `surrealdb`, brings its own image).
 #[derive(JsonSchema)]
 #[schemars(
     deny_unknown_fields,
     extend(
-        "oneOf" = [{"required": ["image"]}, {"required": ["build"]}],
+        "not" = {"required": ["image", "build"]},
+        "anyOf" = [
+            {"required": ["image"]},
+            {"required": ["build"]},
+            {"required": ["plugin"], "properties": {"plugin": {"enum": ["alpine", "surrealdb"]}}},
+            {
+                "required": ["type"],
+                "not": {"required": ["plugin"]},
+                "properties": {"type": {"enum": ["alpine", "surrealdb"]}}
+            }
+        ],
         "if" = {"not": {"required": ["plugin"]}},
-        "then" = {"properties": {"type": {"enum": ["generic_container", "testcontainers"]}}}
+        "then" = {"properties": {"type": {"enum": ["generic_container", "testcontainers", "alpine", "surrealdb"]}}}
     )
 )]
 struct Service {
-    /// The service kind: a container from an image (`testcontainers` is a synonym).
-    #[schemars(extend("enum" = ["generic_container", "testcontainers"]), example = &"generic_container")]
+    /// The service kind: a container from an image (`testcontainers` is a synonym), or the
+    /// original clnrm's `alpine` (alpine:latest, idle) and `surrealdb` plugins.
+    #[schemars(extend("enum" = ["generic_container", "testcontainers", "alpine", "surrealdb"]), example = &"generic_container")]
     plugin: Option<String>,
     /// clnrm 0.4's spelling of `plugin`; it decides only when `plugin` is absent.
     #[schemars(example = &"generic_container")]
@@ -189,16 +200,13 @@ struct Service {
     /// A readiness probe run in the container before any step.
     #[schemars(example = serde_json::json!({"cmd": ["wget", "-q", "-O-", "http://localhost:8080/"], "interval": "200ms", "timeout": "10s", "retries": 50}))]
     health_check: Option<HealthCheck>,
-    /// Configured clnrm's surrealdb plugin; ignored with a warning (pass settings through `env`).
-    #[deprecated]
+    /// The surrealdb plugin's username (default "root").
     #[schemars(example = &"root")]
     username: Option<Value>,
-    /// Configured clnrm's surrealdb plugin; ignored with a warning (pass settings through `env`).
-    #[deprecated]
+    /// The surrealdb plugin's password (default "root").
     #[schemars(example = &"root")]
     password: Option<Value>,
-    /// Configured clnrm's surrealdb plugin; ignored with a warning.
-    #[deprecated]
+    /// The surrealdb plugin's strict mode (default false).
     #[schemars(example = &true)]
     strict: Option<Value>,
     /// The span whose arrival makes the service ready: its first step waits for it.
@@ -342,10 +350,9 @@ struct Step {
     #[deprecated]
     #[schemars(example = &"error")]
     expected_output_regex_not: Option<Value>,
-    /// A clnrm 0.4 key; ignored with a warning (set `expected_exit_code`).
-    #[deprecated]
+    /// clnrm 0.4: any non-zero exit passes, exit 0 fails.
     #[schemars(example = &true)]
-    should_fail: Option<Value>,
+    should_fail: Option<bool>,
 }
 
 /// A v1.0 scenario: its `run` step, then its `steps`. `service`, `env`, `workdir` and the
