@@ -93,7 +93,9 @@ if answers; then
   echo "a Podman service already answers at $SOCKET; the leg uses it as it is"
 else
   mkdir -p "$(dirname "$SOCKET")"
-  podman system service --time=0 "unix://$SOCKET" >"$STATE/service.log" 2>&1 &
+  # Started in its own folder: conmon 2.1.6 writes its `oom` marker into the working
+  # directory it inherits, which would otherwise be the checkout.
+  (cd "$STATE" && exec podman system service --time=0 "unix://$SOCKET") >"$STATE/service.log" 2>&1 &
   service_pid=$!
   for _ in $(seq 1 100); do answers && break; sleep 0.1; done
   answers || { cat "$STATE/service.log" >&2; cannot_run "podman system service does not answer at $SOCKET"; }
