@@ -72,6 +72,24 @@ pub fn read_matrix(
     file: &str,
     source: &str,
 ) -> Result<Option<Vec<MatrixInstance>>, Vec<Diagnostic>> {
+    read_masked(file, source).map_err(|mut diags| {
+        // Positions are the file's, but the masked text blanked the lines outside
+        // [matrix]: a syntax error running into the next table must show that line.
+        for d in &mut diags {
+            if let (Some((line, _)), Some(shown)) = (d.line_col, d.line_text.as_mut()) {
+                let real = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+                *shown = real
+                    .trim_end_matches('\r')
+                    .chars()
+                    .take(crate::diag::MAX_LINE_TEXT)
+                    .collect();
+            }
+        }
+        diags
+    })
+}
+
+fn read_masked(file: &str, source: &str) -> Result<Option<Vec<MatrixInstance>>, Vec<Diagnostic>> {
     let Some(masked) = matrix_lines(source) else {
         return Ok(None);
     };
