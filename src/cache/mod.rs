@@ -36,6 +36,7 @@ mod open;
 pub mod remote;
 mod stats;
 mod store;
+mod util;
 
 use std::fmt;
 use std::time::Duration;
