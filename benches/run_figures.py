@@ -3,7 +3,7 @@
 
     cargo build --release && python3 benches/run_figures.py [--only SECTION] [path/to/clnrm]
 
-SECTION is one of steps, services, cached, jobs (default: all of them).
+SECTION is one of steps, services, cached, jobs, shared_cache (default: all of them).
 
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
 Each figure is the median of several runs; a busy machine moves them, so read
@@ -186,10 +186,57 @@ def figures_jobs(rows):
     rows.append(("-j1 / default -j (ratio)", serial / parallel))
 
 
+def figures_shared_cache(rows):
+    # 5. Two `run --force`s of 8-test projects on one cache directory, started
+    # together, against one of them alone on the same directory: 5 rounds, which of
+    # the two goes first alternating. A run holds the store only while it reads or
+    # writes it, so neither waits for the other's containers.
+    def eight(who):
+        return project({f"t{i}.clnrm.toml": test(f"{who}{i}", [service("box")], [("box", ["true"])])
+                        for i in range(8)})
+    cache = tempfile.mkdtemp(prefix="clnrm-bench-shared-")
+    roots = [eight("a"), eight("b")]
+    env = dict(os.environ, CLNRM_CACHE_DIR=cache, NO_COLOR="1")
+
+    def timed(processes):
+        started = time.perf_counter()
+        children = [(root, subprocess.Popen([CLNRM, "run", "--format", "json", "--force"], cwd=root,
+                                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True)) for root in processes]
+        walls = []
+        for root, child in children:
+            out, err = child.communicate()
+            walls.append((time.perf_counter() - started) * 1000)
+            if child.returncode != 0 or "warning:" in err:
+                sys.exit(f"clnrm run in {root} failed or warned:\n{out}\n{err}")
+        return walls
+
+    timed(roots)  # a warm-up: images and the spare network are there, as in any later run
+    alone, together = [], []
+
+    def one():
+        alone.append(timed(roots[:1])[0])
+
+    def two():
+        together.extend(timed(roots))
+
+    for i in range(5):
+        for measure in ((one, two) if i % 2 == 0 else (two, one)):
+            measure()
+    rows.append(("8-test run --force alone on the cache dir: wall", median(alone)))
+    rows.append(("8-test run --force, two at once on one cache dir: wall of each", median(together)))
+    rows.append(("two at once / alone (ratio of medians)", median(together) / median(alone)))
+    rows.append(("two at once / alone (slowest of the 10 against the median alone, ratio)",
+                 max(together) / median(alone)))
+    print("walls alone (ms): " + ", ".join(f"{w:.0f}" for w in alone) + "; two at once (ms): "
+          + ", ".join(f"{w:.0f}" for w in together), file=sys.stderr)
+
+
 def main():
     rows = []
     sections = {"steps": figures_steps, "services": figures_services,
-                "cached": figures_cached, "jobs": figures_jobs}
+                "cached": figures_cached, "jobs": figures_jobs,
+                "shared_cache": figures_shared_cache}
     if ONLY is not None and ONLY not in sections:
         sys.exit(f"--only takes one of {', '.join(sections)}, not {ONLY}")
     for name, figures in sections.items():
