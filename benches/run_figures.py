@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 IMAGE = "clnrm-fixture/busybox:latest"
@@ -188,31 +189,45 @@ def figures_jobs(rows):
 
 def figures_shared_cache(rows):
     # 5. Two `run --force`s of 8-test projects on one cache directory, started
-    # together, against one of them alone on the same directory: 5 rounds, which of
-    # the two goes first alternating. A run holds the store only while it reads or
-    # writes it, so neither waits for the other's containers.
+    # together, against one of them alone on the same directory, and against the two
+    # at once each on a cache directory of its own (what the machine's cores and
+    # engine allow two runs at once, with no sharing): 5 rounds, the order rotating.
+    # A run holds the store only while it reads or writes it, so neither waits for
+    # the other's containers.
     def eight(who):
         return project({f"t{i}.clnrm.toml": test(f"{who}{i}", [service("box")], [("box", ["true"])])
                         for i in range(8)})
     cache = tempfile.mkdtemp(prefix="clnrm-bench-shared-")
     roots = [eight("a"), eight("b")]
-    env = dict(os.environ, CLNRM_CACHE_DIR=cache, NO_COLOR="1")
+    own = [tempfile.mkdtemp(prefix="clnrm-bench-own-") for _ in roots]
 
-    def timed(processes):
-        started = time.perf_counter()
-        children = [(root, subprocess.Popen([CLNRM, "run", "--format", "json", "--force"], cwd=root,
-                                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            text=True)) for root in processes]
-        walls = []
-        for root, child in children:
+    def timed(processes, caches=None):
+        # Each run's wall ends when that run exits, read by a thread of its own.
+        results = [None] * len(processes)
+
+        def wait(i, root, child, started):
             out, err = child.communicate()
-            walls.append((time.perf_counter() - started) * 1000)
-            if child.returncode != 0 or "warning:" in err:
+            results[i] = ((time.perf_counter() - started) * 1000, child.returncode, out, err, root)
+
+        waiters = []
+        for i, root in enumerate(processes):
+            env = dict(os.environ, CLNRM_CACHE_DIR=(caches or [cache] * 2)[i], NO_COLOR="1")
+            started = time.perf_counter()
+            child = subprocess.Popen([CLNRM, "run", "--format", "json", "--force"], cwd=root,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+            waiters.append(threading.Thread(target=wait, args=(i, root, child, started)))
+            waiters[-1].start()
+        for waiter in waiters:
+            waiter.join()
+        for wall, code, out, err, root in results:
+            if code != 0 or "warning:" in err:
                 sys.exit(f"clnrm run in {root} failed or warned:\n{out}\n{err}")
-        return walls
+        return [wall for wall, *_ in results]
 
     timed(roots)  # a warm-up: images and the spare network are there, as in any later run
-    alone, together = [], []
+    timed(roots, own)
+    alone, together, apart = [], [], []
 
     def one():
         alone.append(timed(roots[:1])[0])
@@ -220,16 +235,25 @@ def figures_shared_cache(rows):
     def two():
         together.extend(timed(roots))
 
+    def two_apart():
+        apart.extend(timed(roots, own))
+
+    order = [one, two, two_apart]
     for i in range(5):
-        for measure in ((one, two) if i % 2 == 0 else (two, one)):
+        for measure in order[i % 3:] + order[:i % 3]:
             measure()
     rows.append(("8-test run --force alone on the cache dir: wall", median(alone)))
     rows.append(("8-test run --force, two at once on one cache dir: wall of each", median(together)))
     rows.append(("two at once / alone (ratio of medians)", median(together) / median(alone)))
     rows.append(("two at once / alone (slowest of the 10 against the median alone, ratio)",
                  max(together) / median(alone)))
+    rows.append(("8-test run --force, two at once, each on its own cache dir: wall of each",
+                 median(apart)))
+    rows.append(("two at once on one cache dir / on two (ratio of medians)",
+                 median(together) / median(apart)))
     print("walls alone (ms): " + ", ".join(f"{w:.0f}" for w in alone) + "; two at once (ms): "
-          + ", ".join(f"{w:.0f}" for w in together), file=sys.stderr)
+          + ", ".join(f"{w:.0f}" for w in together) + "; two at once, own caches (ms): "
+          + ", ".join(f"{w:.0f}" for w in apart), file=sys.stderr)
 
 
 def main():
