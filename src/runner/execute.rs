@@ -149,6 +149,11 @@ pub async fn execute(
         let _ = events.send(event);
     }
 
+    // Containers hold no store: other runs on this cache directory read and write it
+    // meanwhile, and this run's results are written in one batch when it ends.
+    if !to_run.is_empty() {
+        super::prepare::off_the_runtime(|| memo.release());
+    }
     let stop_scheduling = Arc::new(AtomicBool::new(
         options.fail_fast && stats.errors + stats.failed > 0,
     ));
