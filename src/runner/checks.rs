@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::otel::self_spans::{self, SelfRun, TraceIds};
 use crate::otel::TestReceiver;
 
-use super::execute::ContainerUse;
+use super::container_use::ContainerUse;
 
 /// What a test asks of its run besides its steps' own checks and its span expectations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

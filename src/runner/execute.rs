@@ -12,7 +12,6 @@ use clnrm_exec::{
 };
 use clnrm_expect::ResourceType;
 use clnrm_plan::TestPlan;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
@@ -23,17 +22,10 @@ use crate::report::{
 };
 
 use super::checks::{apply_assertions, apply_should_fail, observed, own_spans, with_trace_context};
+use super::container_use::ContainerUse;
 use super::inputs::{PassRecord, ResultStage};
 use super::spans::{judge, Judged};
 use super::{Disposition, RunOptions, Runnable};
-
-/// Containers a test used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerUse {
-    pub reused: usize,
-    pub started: usize,
-    pub removed: usize,
-}
 
 /// One test for a [`TestExecutor`]: its plan and images, and with `collector` the
 /// receiver of its spans.

@@ -12,6 +12,7 @@
 
 mod checks;
 mod command;
+mod container_use;
 mod execute;
 mod inputs;
 mod last_run;
@@ -34,7 +35,8 @@ pub use checks::TestChecks;
 /// The future a [`TestExecutor`] returns, as every engine call does.
 pub use clnrm_exec::BoxFuture;
 pub use command::{run_command, RunCommand, RunCommandError};
-pub use execute::{execute, ContainerUse, FreshContainers, TestExecutor, TestToRun};
+pub use container_use::ContainerUse;
+pub use execute::{execute, FreshContainers, TestExecutor, TestToRun};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
 pub use last_run::{LastRun, LAST_RUN_FILE};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
