@@ -162,20 +162,20 @@ async fn steps_through_the_runner_give_what_exec_gives() {
 
 async fn steps_through_the_runner_give_what_exec_gives_in(warm: &Warm) {
     for (code, script) in [(0, "exit 0"), (1, "exit 1"), (137, "kill -9 $$")] {
-        let out = same_both_ways(&warm, &shell(script)).await;
+        let out = same_both_ways(warm, &shell(script)).await;
         assert_eq!(out.exit_code, Some(code), "{script}");
     }
-    let out = same_both_ways(&warm, &shell("echo o1; echo e1 >&2; echo o2; echo e2 >&2")).await;
+    let out = same_both_ways(warm, &shell("echo o1; echo e1 >&2; echo o2; echo e2 >&2")).await;
     assert_eq!(
         (out.stdout.as_str(), out.stderr.as_str()),
         ("o1\no2\n", "e1\ne2\n")
     );
-    let out = same_both_ways(&warm, &shell("printf 'no newline'; printf 'err' >&2")).await;
+    let out = same_both_ways(warm, &shell("printf 'no newline'; printf 'err' >&2")).await;
     assert_eq!(
         (out.stdout.as_str(), out.stderr.as_str()),
         ("no newline", "err")
     );
-    let out = same_both_ways(&warm, &shell(r"printf 'a\000b\377\376c'")).await;
+    let out = same_both_ways(warm, &shell(r"printf 'a\000b\377\376c'")).await;
     assert_eq!(out.stdout, "a\0b\u{fffd}\u{fffd}c");
 
     // Arguments reach the command exactly, whatever a shell would make of them.
@@ -193,7 +193,7 @@ async fn steps_through_the_runner_give_what_exec_gives_in(warm: &Warm) {
     ];
     let mut argv = vec!["printf", "[%s]"];
     argv.extend(tricky);
-    let out = same_both_ways(&warm, &request(&argv)).await;
+    let out = same_both_ways(warm, &request(&argv)).await;
     let expected: String = tricky.iter().map(|a| format!("[{a}]")).collect();
     assert_eq!(out.stdout, expected);
 
@@ -207,7 +207,7 @@ async fn steps_through_the_runner_give_what_exec_gives_in(warm: &Warm) {
         ("PATH".into(), "/bin:/usr/bin".into()),
     ]);
     env_and_dir.workdir = Some("/tmp".into());
-    let out = same_both_ways(&warm, &env_and_dir).await;
+    let out = same_both_ways(warm, &env_and_dir).await;
     assert!(
         out.stdout.contains("GREETING=hello 'you' $USER\n"),
         "{}",
@@ -218,9 +218,9 @@ async fn steps_through_the_runner_give_what_exec_gives_in(warm: &Warm) {
     // A PATH of the step's own that leads nowhere hides nothing the runner needs.
     let mut lost = request(&["/bin/sh", "-c", "echo $PATH; env | sort"]);
     lost.env = BTreeMap::from([("PATH".into(), "/nowhere".into())]);
-    let out = same_both_ways(&warm, &lost).await;
+    let out = same_both_ways(warm, &lost).await;
     assert!(out.stdout.starts_with("/nowhere\n"), "{}", out.stdout);
-    let out = same_both_ways(&warm, &shell("env | sort; pwd")).await;
+    let out = same_both_ways(warm, &shell("env | sort; pwd")).await;
     assert!(out.stdout.ends_with("\n/\n"), "{}", out.stdout);
 }
 
@@ -233,13 +233,13 @@ async fn big_outputs_arrive_whole_and_are_cut_at_the_same_place() {
 
 async fn big_outputs_arrive_whole_and_are_cut_at_the_same_place_in(warm: &Warm) {
     let out = same_both_ways(
-        &warm,
+        warm,
         &shell("yes 0123456789abcdef | head -c 3000000; yes err | head -c 2000000 >&2"),
     )
     .await;
     assert_eq!((out.stdout.len(), out.stderr.len()), (3_000_000, 2_000_000));
     assert!(!out.truncated);
-    let out = same_both_ways(&warm, &shell("yes 0123456789abcdef | head -c 9000000")).await;
+    let out = same_both_ways(warm, &shell("yes 0123456789abcdef | head -c 9000000")).await;
     assert_eq!(out.stdout.len(), 8 * 1024 * 1024);
     assert!(out.truncated);
 }
@@ -255,7 +255,7 @@ async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on_in(warm: 
     let mut slow = shell("echo before; sleep 976 & sleep 975");
     slow.timeout = Duration::from_millis(800);
     let t = Instant::now();
-    let (mut runner, mut exec) = both_ways(&warm, &slow).await;
+    let (mut runner, mut exec) = both_ways(warm, &slow).await;
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
     assert!(
         runner.phases.wait < Duration::from_millis(2500),
@@ -268,7 +268,7 @@ async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on_in(warm: 
     assert_eq!(runner.stdout, "before\n");
     assert!(runner.killed_container.is_none());
     // Nothing of either step is left running, and the runner still answers.
-    assert_eq!(running(&warm, "sleep 97[56]").await, "0\n");
+    assert_eq!(running(warm, "sleep 97[56]").await, "0\n");
 }
 
 #[tokio::test]
@@ -283,19 +283,19 @@ async fn children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its
     warm: &Warm,
 ) {
     // A child holding the step's output: its late line is the step's.
-    let out = same_both_ways(&warm, &shell("(sleep 0.3; echo late) & echo now")).await;
+    let out = same_both_ways(warm, &shell("(sleep 0.3; echo late) & echo now")).await;
     assert_eq!(out.stdout, "now\nlate\n");
     // A child that let go of it outlives the step, which ends at once.
     let detached = shell("sleep 30 >/dev/null 2>&1 & echo started");
     let t = Instant::now();
-    let out = same_both_ways(&warm, &detached).await;
+    let out = same_both_ways(warm, &detached).await;
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!((out.exit_code, out.stdout.as_str()), (Some(0), "started\n"));
-    let out = same_both_ways(&warm, &shell("echo still here")).await;
+    let out = same_both_ways(warm, &shell("echo still here")).await;
     assert_eq!(out.stdout, "still here\n");
     // The runner's watchdogs (`sleep 20.000` for these steps' 20 s timeout)
     // end with their steps.
-    assert_eq!(running(&warm, "sleep 20.000").await, "0\n");
+    assert_eq!(running(warm, "sleep 20.000").await, "0\n");
 }
 
 #[tokio::test]
