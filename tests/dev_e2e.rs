@@ -7,7 +7,8 @@ mod remote_servers;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clnrm_test_support::{EngineProxy, ENGINE_SOCKET};
@@ -16,6 +17,8 @@ use serde_json::Value;
 
 // The default: wide enough that a burst of saves on a busy CI machine stays one batch.
 const DEBOUNCE_MS: &str = "300";
+/// `--debounce-ms` when not given.
+const DEFAULT_DEBOUNCE_MS: f64 = 300.0;
 
 struct Dev {
     child: Child,
@@ -40,15 +43,8 @@ impl Dev {
     }
 
     fn spawn(project: &TestProject, args: &[&str], env: &[(&str, &str)]) -> Dev {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
-            .current_dir(project.root())
-            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .args(["dev", "--format", "json"])
-            .args(args)
+        let mut child = Dev::command(project, args, env)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("start clnrm dev");
         let stdout = child.stdout.take().unwrap();
@@ -63,6 +59,54 @@ impl Dev {
             }
         });
         Dev { child, runs }
+    }
+
+    /// `clnrm dev --format json > REL` with default trigger settings, the output file
+    /// inside the project, as a user redirecting it there would.
+    fn spawn_into(project: &TestProject, rel: &str) -> Dev {
+        let out = project.path(rel);
+        let child = Dev::command(project, &[], &[])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .expect("start clnrm dev");
+        let (tx, runs) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Follows the file as clnrm appends to it, one complete line at a time.
+            let mut reader = BufReader::new(std::fs::File::open(out).unwrap());
+            let mut line = String::new();
+            loop {
+                match reader.read_line(&mut line) {
+                    Ok(_) if line.ends_with('\n') => {
+                        if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                            if tx.send((Instant::now(), value)).is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                    Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => return,
+                }
+            }
+        });
+        Dev { child, runs }
+    }
+
+    fn command(
+        project: &TestProject,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"));
+        command
+            .current_dir(project.root())
+            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .args(["dev", "--format", "json"])
+            .args(args)
+            .stderr(Stdio::inherit());
+        command
     }
 
     /// The next run's object (the first run, or one after a change).
@@ -710,6 +754,125 @@ fn ten_saves_30_ms_apart_always_end_on_the_result_of_the_last_save() {
         assert!(runs <= 10, "round {round}: {runs} runs for 10 saves");
         last_run = run_number(last);
     }
+}
+
+/// Processes that keep every core busy while they live (killed on drop).
+struct BusyCores(Vec<Child>);
+
+impl BusyCores {
+    fn start() -> BusyCores {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        BusyCores(
+            (0..cores)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The save number in a result of a `printing(&format!("save{n}-complete"))` test.
+fn save_shown(run: &Value) -> Option<u32> {
+    let output = step_output(run);
+    let start = output.find("save")? + 4;
+    let end = output.find("-complete")?;
+    output.get(start..end)?.parse().ok()
+}
+
+#[test]
+fn a_hundred_in_place_saves_on_busy_cores_only_ever_show_complete_saves() {
+    if !docker_ready() {
+        return;
+    }
+    let project = printing_project();
+    let dev = Dev::start_plain(&project);
+    let first_run = run_number(&dev.next_run());
+    let _busy = BusyCores::start();
+    // In place: each save truncates the file, then writes it; a read in between sees
+    // an empty or partial file.
+    for save in 0..100 {
+        project.write("say.clnrm.toml", &printing(&format!("save{save}-complete")));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let shown = dev.runs_until_quiet(Duration::from_secs(5));
+    assert!(!shown.is_empty(), "a result after the saves");
+    for run in &shown {
+        assert_eq!(
+            run.get("problems"),
+            None,
+            "a half-written read shown: {run}"
+        );
+        assert!(
+            save_shown(run).is_some_and(|save| save < 100),
+            "a result of a complete save: {run}"
+        );
+    }
+    let last = shown.last().unwrap();
+    assert_eq!(save_shown(last), Some(99), "the last save's result: {last}");
+    let runs = run_number(last) - first_run;
+    assert!(runs <= 100, "{runs} runs for 100 saves");
+}
+
+#[test]
+fn churn_in_the_project_and_its_own_redirected_output_never_delay_or_start_a_run() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("say.clnrm.toml", &plain("say", "start"));
+    let dev = Dev::spawn_into(&project, "out.json");
+    dev.next_run();
+    // A log no test reads, rewritten every 50 ms.
+    let churning = Arc::new(AtomicBool::new(true));
+    let churn = {
+        let churning = churning.clone();
+        let log = project.path("notes.log");
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while churning.load(Ordering::Relaxed) {
+                std::fs::write(&log, format!("line {n}\n")).unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    dev.expect_quiet(Duration::from_millis(1500));
+    for save in 0..5 {
+        project.write("say.clnrm.toml", &plain("say", &format!("save{save}")));
+        let run = dev.next_run();
+        assert_eq!(ran(&run), ["say.clnrm.toml"], "{run}");
+        assert_eq!(
+            run["changed"],
+            serde_json::json!(["say.clnrm.toml"]),
+            "{run}"
+        );
+        assert_eq!(status_of(&run, "say.clnrm.toml"), "pass", "{run}");
+        // Had the churn joined the save's batch, it would have held it open for at
+        // least the debounce window; a completed save alone waits the settle window.
+        let debounce = run["timings_ms"]["debounce"].as_f64().unwrap();
+        assert!(
+            debounce < DEFAULT_DEBOUNCE_MS,
+            "save {save} waited {debounce} ms: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    dev.expect_quiet(Duration::from_millis(1500));
+    churning.store(false, Ordering::Relaxed);
+    churn.join().unwrap();
 }
 
 #[test]

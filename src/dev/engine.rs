@@ -18,34 +18,13 @@ use crossbeam_channel::Receiver;
 use tokio::sync::watch;
 
 use super::interrupt::wait_for_interrupt;
-use super::{CacheLocation, DevEvent, DevSession};
+use super::options::DevOptions;
+use super::{DevEvent, DevSession};
 use crate::pool::{project_key, Pool, PoolOptions};
-use crate::project::{Overrides, Project};
 use crate::watch::{default_max_wait, ChangeBatch, WatchError, WatchOptions, Watcher};
 
 /// How often idle containers are looked for when nothing is saved.
 const IDLE_CHECK_EVERY: Duration = Duration::from_secs(60);
-
-/// Everything a dev session needs, decided by the caller (flags, project file).
-#[derive(Debug, Clone)]
-pub struct DevOptions {
-    pub project: Project,
-    pub overrides: Overrides,
-    /// The paths given on the command line (empty: the whole project).
-    pub paths: Vec<PathBuf>,
-    pub cwd: PathBuf,
-    pub cache: CacheLocation,
-    /// Tests run side by side.
-    pub jobs: usize,
-    pub debounce: Duration,
-    /// The settle window after one completed save (`--settle-ms`); `None` leaves
-    /// every change to the debounce.
-    pub settle: Option<Duration>,
-    /// The total each run is held against in the panel (`--budget-ms`).
-    pub budget: Duration,
-    /// Leave the pooled containers up for the next session (`--keep`).
-    pub keep: bool,
-}
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,12 +135,17 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
                 Wake::WatcherStopped => break Err(DevError::WatcherStopped),
             },
         };
+        let run_started = Instant::now();
         let run = match &work {
             Work::First => runtime.block_on(session.first_run(cancel_rx.clone())),
             Work::Changes(batch) => runtime.block_on(session.on_change(batch, cancel_rx.clone())),
         };
         // Inputs are watched before the run is shown: an edit made on seeing it is seen.
         watch_inputs(&watcher, &session, &mut inputs_watched);
+        // From now on only what the tests read can start or delay a run.
+        if let Err(err) = watcher.set_dependencies(session.dependencies().clone(), run_started) {
+            tracing::debug!(error = %err, "dependencies not handed to the watcher");
+        }
         if *cancel_rx.borrow() {
             reader(DevEvent::Run(Box::new(run)));
             break Ok(());
@@ -242,12 +226,19 @@ enum Newer {
 /// Looks at the changes released while the last run ran and at the save still
 /// settling in the watcher. If they touch the run's tests, waits for the settling
 /// save's batch (it is due within the cap) and hands all of it back.
+///
+/// First the watcher catches up with every event raised so far: a save that was
+/// rewriting a file while the run read it (an empty or truncated read) has raised
+/// its first event by then, so such a read is never shown as a result.
 fn newer_changes(
     watcher: &Watcher,
     session: &DevSession,
     stop: &Receiver<()>,
     patience: Duration,
 ) -> Newer {
+    if !watcher.catch_up() {
+        tracing::debug!("the watcher did not catch up; judging by the events seen so far");
+    }
     let mut released = drain_batches(watcher.batches());
     let settling = watcher.pending_paths();
     let released_touch = released

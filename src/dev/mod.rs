@@ -4,6 +4,7 @@
 
 mod engine;
 mod interrupt;
+mod options;
 mod resources;
 mod session;
 
@@ -16,8 +17,9 @@ use serde::Serialize;
 use crate::report::TestFinished;
 use crate::runner::ContainerUse;
 
-pub use engine::{connect_warm_pool, run, DevError, DevOptions, SessionEnd, WarmPool};
+pub use engine::{connect_warm_pool, run, DevError, SessionEnd, WarmPool};
 pub use interrupt::wait_for_interrupt;
+pub use options::DevOptions;
 pub use resources::{ResourceSample, RunResources};
 pub use session::DevSession;
 

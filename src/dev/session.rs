@@ -10,7 +10,7 @@ use std::time::Instant;
 use clnrm_exec::Backend;
 use tokio::sync::{mpsc, watch};
 
-use super::engine::DevOptions;
+use super::options::DevOptions;
 use super::{Budget, DevRun, DevTimings, HitsMisses, ResourceSample, RunResources, DEV_RUN_EVENT};
 use crate::cache::remote::UPLOAD_DRAIN_TIMEOUT;
 use crate::cache::Memo;
@@ -87,6 +87,11 @@ impl DevSession {
         for test in std::mem::take(&mut self.last_run_tests) {
             self.last_inputs.remove(&test);
         }
+    }
+
+    /// What each known test's last render and plan read.
+    pub fn dependencies(&self) -> &DependencyIndex {
+        &self.index
     }
 
     pub fn test_count(&self) -> usize {
