@@ -17,6 +17,9 @@ use serde_json::Value;
 
 // The default: wide enough that a burst of saves on a busy CI machine stays one batch.
 const DEBOUNCE_MS: &str = "300";
+/// A project whose tests keep their containers between runs (today's warm reuse,
+/// state included): what the tests of reuse itself set.
+const REUSE: &str = "[dev]\nisolation = \"reuse\"\n";
 /// `--debounce-ms` when not given.
 const DEFAULT_DEBOUNCE_MS: f64 = 300.0;
 
@@ -344,7 +347,7 @@ fn a_service_container_is_reused_until_its_spec_changes() {
         return;
     }
     let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    project.write("cleanroom.toml", REUSE);
     let two_services = |echo: &str, env: &str| {
         format!(
             "[meta]\nname = \"reuse\"\nversion = \"1\"\n\n[service.box]\nimage = \"{IMAGE}\"\nenv = {{ MODE = \"{env}\" }}\n\n[service.side]\nimage = \"{IMAGE}\"\n\n[[steps]]\nname = \"say\"\nservice = \"box\"\ncommand = [\"echo\", \"{echo}\"]\n\n[[steps]]\nname = \"side\"\nservice = \"side\"\ncommand = [\"true\"]\n"
@@ -381,6 +384,7 @@ fn sigint_removes_the_pool_and_sigkill_leaves_it_for_the_next_session() {
         return;
     }
     let project = project();
+    project.write("cleanroom.toml", REUSE);
     // SIGKILL: containers stay up, and the next clnrm dev reuses them.
     let mut dev = Dev::start(&project, &[]);
     dev.next_run();
@@ -509,7 +513,7 @@ fn the_human_display_shows_results_and_the_timing_panel() {
         return;
     }
     let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    project.write("cleanroom.toml", REUSE);
     project.write("a.clnrm.toml", &plain("a", "one"));
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
         .current_dir(project.root())

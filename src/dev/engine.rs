@@ -20,7 +20,8 @@ use tokio::sync::watch;
 use super::interrupt::wait_for_interrupt;
 use super::options::DevOptions;
 use super::{DevEvent, DevSession};
-use crate::pool::{project_key, Pool, PoolOptions};
+use crate::pool::{project_key, Isolation, Pool, PoolOptions};
+use crate::project::Project;
 use crate::watch::{default_max_wait, ChangeBatch, WatchError, WatchOptions, Watcher};
 
 /// How often idle containers are looked for when nothing is saved.
@@ -60,15 +61,15 @@ pub struct WarmPool {
 /// Connects to the Docker engine, removes containers that dead clnrm processes left
 /// behind, and adopts the warm containers an earlier session of this project kept.
 /// Failing to look for leftovers is logged, not fatal.
-pub async fn connect_warm_pool(root: &Path) -> Result<WarmPool, ExecError> {
+pub async fn connect_warm_pool(root: &Path, options: PoolOptions) -> Result<WarmPool, ExecError> {
     let backend: Arc<dyn Backend> = Arc::new(clnrm_exec::DockerBackend::connect().await?);
-    let pool = Arc::new(Pool::new(
+    let pool = Pool::shared(
         backend.clone(),
         clnrm_exec::Session::current(),
         root.to_path_buf(),
         project_key(root),
-        PoolOptions::default(),
-    ));
+        options,
+    );
     if let Err(err) = clnrm_exec::reap_orphans(backend.as_ref()).await {
         tracing::warn!("could not look for leftover containers: {err}");
     }
@@ -89,7 +90,8 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
         .build()
         .map_err(DevError::Runtime)?;
     let root = options.project.root.clone();
-    let WarmPool { backend, pool } = runtime.block_on(connect_warm_pool(&root))?;
+    let WarmPool { backend, pool } =
+        runtime.block_on(connect_warm_pool(&root, dev_pool_options(&options.project)))?;
 
     // Ctrl-C / SIGTERM: cancels a run in progress and ends the session.
     let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -187,6 +189,24 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
     outcome?;
     reader(DevEvent::Ended(end));
     Ok(end)
+}
+
+/// The pool `clnrm dev` runs on: fresh spares made in the background (unless
+/// `[dev] isolation = "reuse"`), within `[dev] max_spare_sets` and `max_spare_memory_mb`.
+pub fn dev_pool_options(project: &Project) -> PoolOptions {
+    let config = &project.config;
+    let defaults = PoolOptions::default();
+    PoolOptions {
+        isolation: Isolation::of_project(config),
+        spares: true,
+        max_spare_sets: config
+            .dev_max_spare_sets
+            .map_or(defaults.max_spare_sets, |n| n as usize),
+        max_spare_memory: config
+            .dev_max_spare_memory_mb
+            .map_or(defaults.max_spare_memory, |mb| mb * 1024 * 1024),
+        ..defaults
+    }
 }
 
 /// A run to do.

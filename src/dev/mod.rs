@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::pool::{RunIsolation, SpareSummary};
 use crate::report::TestFinished;
 use crate::runner::ContainerUse;
 
@@ -104,6 +105,11 @@ pub struct DevRun {
     pub timings_ms: DevTimings,
     pub cache: BTreeMap<&'static str, HitsMisses>,
     pub containers: ContainerUse,
+    /// How each test that ran on containers got them (docs/reference.md §12): fresh
+    /// (a ready spare, or how long it waited for one) or reused.
+    pub isolation: BTreeMap<String, RunIsolation>,
+    /// The spare sets held after the run, and their memory.
+    pub spares: SpareSummary,
     /// The clnrm process's resident memory and CPU use during the run.
     pub resources: RunResources,
     /// `timings_ms.total` against `--budget-ms`.

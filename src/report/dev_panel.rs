@@ -88,6 +88,9 @@ impl DevPanel {
             ));
         }
         finish_clock(&mut run, report_started);
+        for isolation in isolation_lines(&run) {
+            line(&isolation);
+        }
         line(&timing_panel(&run));
         line(&cache_panel(&run));
         line(&resources_panel(&run));
@@ -169,6 +172,36 @@ fn timing_panel(run: &DevRun) -> String {
         "   detect {:.1} · debounce {:.1} · render {:.1} · parse {:.1} · plan {:.1} · containers {:.1} ({} reused, {} started) · execute {:.1}{spans} · report {:.1} · total {:.1} ms",
         t.detect, t.debounce, t.render, t.parse, t.plan, t.containers, c.reused, c.started, t.execute, t.report, t.total
     )
+}
+
+/// How each test got its containers (`fresh (spare ready)`, `fresh (waited 840 ms
+/// for a spare)`, `reused`), then the spare sets held: `spares 3 ready · 412 MB`.
+fn isolation_lines(run: &DevRun) -> Vec<String> {
+    let mut lines: Vec<String> = match run.isolation.len() {
+        0 => Vec::new(),
+        1 => run
+            .isolation
+            .values()
+            .map(|got| format!("   containers: {}", got.label()))
+            .collect(),
+        _ => run
+            .isolation
+            .iter()
+            .map(|(test, got)| format!("   {test}: {}", got.label()))
+            .collect(),
+    };
+    let spares = &run.spares;
+    if spares.ready + spares.preparing > 0 {
+        let mut text = format!("   spares {} ready", spares.ready);
+        if spares.preparing > 0 {
+            text.push_str(&format!(" · {} preparing", spares.preparing));
+        }
+        if let Some(mb) = spares.memory_mb {
+            text.push_str(&format!(" · {mb:.0} MB"));
+        }
+        lines.push(text);
+    }
+    lines
 }
 
 fn cache_panel(run: &DevRun) -> String {
@@ -257,6 +290,8 @@ mod tests {
                 started: 1,
                 removed: 0,
             },
+            isolation: BTreeMap::new(),
+            spares: Default::default(),
             resources: RunResources {
                 rss_mb: 23.44,
                 cpu_ms: 12.06,

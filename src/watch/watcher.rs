@@ -150,6 +150,8 @@ impl Watcher {
                     dropped: BTreeMap::new(),
                     fence: thread_fence,
                     fence_seen: 0,
+                    unfinished: BTreeSet::new(),
+                    closes_reported: cfg!(any(target_os = "linux", target_os = "android")),
                 };
                 event_loop.run(raw_rx, commands_rx, out_tx);
             })
@@ -174,8 +176,9 @@ impl Watcher {
         &self.batches
     }
 
-    /// The paths of changes seen but not yet released as a batch: a save still
-    /// settling. A run's results are stale if these touch its tests.
+    /// The paths of changes seen but not yet released as a batch (a save still
+    /// settling), and of files changed but not yet closed after writing (a save in
+    /// progress). A run's results are stale if these touch its tests.
     pub fn pending_paths(&self) -> BTreeSet<String> {
         self.pending
             .lock()
@@ -319,6 +322,12 @@ struct EventLoop {
     fence: Option<Arc<Fence>>,
     /// The highest fence marker seen, passed on once the events before it are in.
     fence_seen: u64,
+    /// Relevant files changed and not yet closed after writing: a save in progress
+    /// (published with the pending paths).
+    unfinished: BTreeSet<String>,
+    /// Whether this platform's watcher reports closes after writing (inotify does):
+    /// only then is a change without one a write still in progress.
+    closes_reported: bool,
 }
 
 impl EventLoop {
@@ -392,6 +401,7 @@ impl EventLoop {
     /// Hands one event of a watched, not ignored path to the trigger, or drops it
     /// when no test depends on the path.
     fn offer(&mut self, rel: String, signal: Signal, arrival: Arrival) {
+        self.track_write(&rel, signal);
         let relevant = match &self.dependencies {
             Some(index) => is_relevant(&rel, index),
             None => true,
@@ -400,16 +410,33 @@ impl EventLoop {
             self.debouncer.push_signal_arrival(rel, signal, arrival);
             return;
         }
+        self.unfinished.remove(&rel);
         if self.dropped.len() >= DROPPED_MEMORY && !self.dropped.contains_key(&rel) {
             self.dropped.clear();
         }
         self.dropped.insert(rel, (signal, arrival));
     }
 
+    /// Notes whether a writer may still be writing `rel`: changed (created,
+    /// truncated, written) and not yet closed after writing or renamed into place.
+    /// Only where the watcher reports closes, and only for files that exist.
+    fn track_write(&mut self, rel: &str, signal: Signal) {
+        match signal {
+            Signal::Changed if self.closes_reported && self.tree.root.join(rel).is_file() => {
+                self.unfinished.insert(rel.to_string());
+            }
+            _ => {
+                self.unfinished.remove(rel);
+            }
+        }
+    }
+
     fn publish_pending(&self) {
         if let Ok(mut shared) = self.pending.lock() {
             shared.clear();
             shared.extend(self.debouncer.pending_paths().map(str::to_owned));
+            // A batch the cap released while its file was half written is not done.
+            shared.extend(self.unfinished.iter().cloned());
         }
     }
 
@@ -491,7 +518,9 @@ impl EventLoop {
             }
             for file in found {
                 if self.tree.in_scope(&file) {
-                    self.offer(file, Signal::Changed, arrival(Duration::ZERO));
+                    self.offer(file.clone(), Signal::Changed, arrival(Duration::ZERO));
+                    // Written before its folder was watched: no close of it is to come.
+                    self.unfinished.remove(&file);
                 }
             }
         }
