@@ -18,8 +18,7 @@ use crossbeam_channel::Receiver;
 use tokio::sync::watch;
 
 use super::interrupt::wait_for_interrupt;
-use super::options::DevOptions;
-use super::{DevEvent, DevSession};
+use super::{DevEvent, DevOptions, DevSession};
 use crate::pool::{project_key, Isolation, Pool, PoolOptions};
 use crate::project::Project;
 use crate::watch::{default_max_wait, ChangeBatch, WatchError, WatchOptions, Watcher};

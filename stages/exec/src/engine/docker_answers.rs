@@ -93,27 +93,6 @@ pub(crate) fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DockerBackend;
-
-    #[tokio::test]
-    async fn an_unreachable_engine_is_a_clear_error_naming_where_it_looked() {
-        let e = DockerBackend::connect_to("unix:///nonexistent/clnrm-test.sock")
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ExecError::EngineUnreachable { .. }), "{e:?}");
-        let text = e.to_string();
-        assert!(
-            text.starts_with(
-                "cannot reach the Docker engine at unix:///nonexistent/clnrm-test.sock: "
-            ),
-            "{text}"
-        );
-        assert!(text.contains("DOCKER_HOST"), "{text}");
-        let e = DockerBackend::connect_to("tcp://127.0.0.1:1")
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("tcp://127.0.0.1:1"), "{e}");
-    }
 
     #[test]
     fn only_a_socket_or_pipe_is_taken_to_share_our_files() {
