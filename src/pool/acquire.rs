@@ -19,8 +19,8 @@ use clnrm_plan::{ContainerSpec, TestPlan};
 
 use super::spare::FreshRun;
 use super::{
-    lock, ms, Isolation, Pool, PoolUse, Pooled, PooledTest, RunIsolation, LABEL_COLLECTOR,
-    LABEL_SPARE,
+    interrupted, lock, ms, Isolation, Pool, PoolUse, Pooled, PooledTest, RunIsolation,
+    LABEL_COLLECTOR, LABEL_SPARE,
 };
 
 /// What a per-service task of [`Pool::acquire`] came back with.
@@ -393,11 +393,6 @@ impl Pool {
     }
 }
 
-pub(super) fn interrupted() -> TestOutcome {
-    TestOutcome::Error {
-        message: "interrupted".into(),
-    }
-}
 
 /// What a container of a test collecting spans is created with.
 struct SpanAdditions {

@@ -249,6 +249,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The outcome of a run cut short by Ctrl-C or SIGTERM.
+fn interrupted() -> clnrm_exec::TestOutcome {
+    clnrm_exec::TestOutcome::Error {
+        message: "interrupted".into(),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -30,9 +30,8 @@ use clnrm_plan::TestPlan;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::acquire::interrupted;
 use super::evict::add_reaped;
-use super::{lock, ms, Pool, PoolUse, PooledTest, RunIsolation};
+use super::{interrupted, lock, ms, Pool, PoolUse, PooledTest, RunIsolation};
 
 /// One fresh run's test: what its set is made from.
 #[derive(Clone, Copy)]
