@@ -51,7 +51,10 @@ fn explains_the_death(text: &str) {
         text.contains("FATAL") && text.contains("could not create lock file"),
         "shows PostgreSQL's own last lines: {text}"
     );
-    assert!(!text.contains("is not running"), "no bare engine error: {text}");
+    assert!(
+        !text.contains("is not running"),
+        "no bare engine error: {text}"
+    );
 }
 
 #[test]
@@ -67,7 +70,11 @@ fn a_postgres_that_exits_while_its_health_check_waits_is_explained_in_every_outp
 
     let human = project.clnrm(&["run", "--force"]);
     human.expect_code(1);
-    assert!(human.stdout().contains("ERROR die.clnrm.toml"), "{}", human.all());
+    assert!(
+        human.stdout().contains("ERROR die.clnrm.toml"),
+        "{}",
+        human.all()
+    );
     explains_the_death(&human.stdout());
 
     let junit = project.path("junit.xml");
