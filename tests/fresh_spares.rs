@@ -207,11 +207,14 @@ fn a_postgres_test_saved_ten_times_passes_ten_times_on_fresh_spares() {
         assert_eq!(isolation["isolation"], "fresh", "save {save}: {run}");
         assert_eq!(isolation["spare_ready"], true, "save {save}: {run}");
         assert_eq!(isolation["waited_ms"], 0, "save {save}: {run}");
-        assert_eq!(
-            run["spares"]["ready"].as_u64().unwrap() + run["spares"]["preparing"].as_u64().unwrap(),
-            1,
-            "{run}"
-        );
+        let spares = &run["spares"];
+        let held = spares["ready"].as_u64().unwrap() + spares["preparing"].as_u64().unwrap();
+        assert_eq!(held, 1, "{run}");
+        if save > 1 {
+            // A PostgreSQL at rest: some MB, as `docker stats` says.
+            let mb = spares["memory_mb"].as_f64().unwrap_or(0.0);
+            assert!(mb > 2.0 && mb < 500.0, "the spare's memory: {run}");
+        }
     }
     assert_eq!(dev.signal(libc::SIGINT), Some(0));
     assert_eq!(
@@ -291,6 +294,38 @@ fn saves_faster_than_a_start_wait_for_the_spare_and_never_run_on_used_containers
     assert!(
         waited > 0,
         "saves right after a run wait for the spare being made"
+    );
+}
+
+#[test]
+fn spares_stay_within_max_spare_sets_least_recently_run_first() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "[dev]\nmax_spare_sets = 1\n");
+    project.write("a.clnrm.toml", &leaves_a_file_and_a_process(0));
+    project.write("b.clnrm.toml", &leaves_a_file_and_a_process(0));
+    let dev = Dev::start(&project);
+    let first = dev.next_run();
+    let held = |run: &Value| {
+        run["spares"]["ready"].as_u64().unwrap() + run["spares"]["preparing"].as_u64().unwrap()
+    };
+    assert_eq!(held(&first), 1, "two tests ran, one spare kept: {first}");
+    std::thread::sleep(Duration::from_secs(1));
+    project.write("a.clnrm.toml", &leaves_a_file_and_a_process(1));
+    let run = dev.next_run();
+    assert_eq!(result_of(&run, "a.clnrm.toml").0, "pass", "{run}");
+    assert_eq!(held(&run), 1, "{run}");
+    // The spare kept is a's, the test just run: b's next run waits for a start.
+    std::thread::sleep(Duration::from_secs(2));
+    project.write("b.clnrm.toml", &leaves_a_file_and_a_process(2));
+    let run = dev.next_run();
+    let (status, isolation) = result_of(&run, "b.clnrm.toml");
+    assert_eq!(status, "pass", "{run}");
+    assert_eq!(
+        isolation["spare_ready"], false,
+        "b's spare was evicted: {run}"
     );
 }
 

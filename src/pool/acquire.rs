@@ -393,7 +393,6 @@ impl Pool {
     }
 }
 
-
 /// What a container of a test collecting spans is created with.
 struct SpanAdditions {
     env: BTreeMap<String, String>,

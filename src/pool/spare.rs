@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,12 +59,26 @@ struct Spare {
     key: String,
     task: SetTask,
     last_used: Instant,
+    /// What its containers use of memory, measured once it is ready; until then
+    /// the test's previous set's figure ([`NOT_MEASURED`] when none is known).
+    memory: Arc<AtomicU64>,
+}
+
+/// A spare's memory before anything was measured.
+const NOT_MEASURED: u64 = u64::MAX;
+
+impl Spare {
+    fn memory(&self) -> Option<u64> {
+        Some(self.memory.load(Ordering::Relaxed)).filter(|m| *m != NOT_MEASURED)
+    }
 }
 
 /// The spare sets by test, and the background removals not yet awaited.
 #[derive(Default)]
 pub(super) struct Spares {
     sets: Mutex<HashMap<String, Spare>>,
+    /// What each test's last leased set was measured to use: the estimate for its next.
+    measured: Mutex<HashMap<String, u64>>,
     retiring: Mutex<Vec<JoinHandle<Reaped>>>,
 }
 
@@ -74,7 +89,8 @@ pub struct SpareSummary {
     pub ready: usize,
     /// Sets being made (the used set removed, the next one starting).
     pub preparing: usize,
-    /// What the ready sets' containers use together, when the engine says.
+    /// What the sets' containers use together (a set being made counts with its
+    /// test's last figure), when the engine says.
     pub memory_mb: Option<f64>,
 }
 
@@ -184,13 +200,17 @@ impl Pool {
     ) -> Option<Result<(FreshSet, bool), ExecError>> {
         let key = spare_key(run.plan, run.images);
         let taken = lock(&self.spares.sets).remove(run.identity);
+        if let Some(memory) = taken.as_ref().and_then(Spare::memory) {
+            lock(&self.spares.measured).insert(run.identity.to_string(), memory);
+        }
         let (mut task, made_earlier) = match taken {
             Some(spare) if spare.key == key => (spare.task, true),
             stale => {
                 if let Some(stale) = stale {
                     self.retire(stale.task);
                 }
-                (self.spawn_set(run, None), false)
+                let unmeasured = Arc::new(AtomicU64::new(NOT_MEASURED));
+                (self.spawn_set(run, None, unmeasured), false)
             }
         };
         let mut ready = task.is_finished();
@@ -278,9 +298,14 @@ impl Pool {
         error.map(Err)
     }
 
-    /// A background task that removes `used` (if any) and then makes the test's
-    /// next set.
-    fn spawn_set(&self, run: FreshRun<'_>, used: Option<PooledTest>) -> SetTask {
+    /// A background task that removes `used` (if any), then makes the test's next
+    /// set and writes what its containers use of memory into `memory`.
+    fn spawn_set(
+        &self,
+        run: FreshRun<'_>,
+        used: Option<PooledTest>,
+        memory: Arc<AtomicU64>,
+    ) -> SetTask {
         let pool = self.me.upgrade();
         let identity = run.identity.to_string();
         let plan = run.plan.clone();
@@ -303,19 +328,31 @@ impl Pool {
                 collector: None,
             };
             let mut never = std::pin::pin!(std::future::pending::<()>());
-            pool.start_set(run, &mut never)
+            let set = pool
+                .start_set(run, &mut never)
                 .await
-                .unwrap_or_else(|| Err(ExecError::Engine("a spare set was cut short".into())))
+                .unwrap_or_else(|| Err(ExecError::Engine("a spare set was cut short".into())));
+            if let Ok(set) = &set {
+                if let Some(used) = pool.memory_of(&set.test).await {
+                    memory.store(used, Ordering::Relaxed);
+                }
+            }
+            set
         })
     }
 
     /// Makes the test's next spare (removing `used` first) and keeps the spare sets
     /// within `max_spare_sets`, retiring the least recently run test's first.
     fn prepare_next(&self, run: FreshRun<'_>, used: Option<PooledTest>) {
+        // Until the new set is measured, it is taken to use what the last one did.
+        let memory = Arc::new(AtomicU64::new(
+            self.last_spare_memory(run.identity).unwrap_or(NOT_MEASURED),
+        ));
         let spare = Spare {
             key: spare_key(run.plan, run.images),
-            task: self.spawn_set(run, used),
+            task: self.spawn_set(run, used, memory.clone()),
             last_used: Instant::now(),
+            memory,
         };
         let evicted = {
             let mut sets = lock(&self.spares.sets);
@@ -323,7 +360,10 @@ impl Pool {
                 self.retire(old.task);
             }
             let mut evicted = Vec::new();
-            while sets.len() > self.options.max_spare_sets.max(1) {
+            let over_memory = |sets: &HashMap<String, Spare>| {
+                sets.values().filter_map(Spare::memory).sum::<u64>() > self.options.max_spare_memory
+            };
+            while sets.len() > self.options.max_spare_sets.max(1) || over_memory(&sets) {
                 let Some(oldest) = sets
                     .iter()
                     .filter(|(identity, _)| identity.as_str() != run.identity)
@@ -375,15 +415,33 @@ impl Pool {
         all
     }
 
-    /// How many spare sets are ready and how many are being made.
+    /// How many spare sets are ready, how many are being made, and what they use of
+    /// memory.
     pub fn spare_summary(&self) -> SpareSummary {
         let sets = lock(&self.spares.sets);
-        let ready = sets.values().filter(|s| s.task.is_finished()).count();
+        let ready: Vec<&Spare> = sets.values().filter(|s| s.task.is_finished()).collect();
+        // A set being made counts with its test's last figure: it will use that soon.
+        let memory: Vec<u64> = sets.values().filter_map(Spare::memory).collect();
         SpareSummary {
-            ready,
-            preparing: sets.len() - ready,
-            memory_mb: None,
+            ready: ready.len(),
+            preparing: sets.len() - ready.len(),
+            memory_mb: (!memory.is_empty())
+                .then(|| memory.iter().sum::<u64>() as f64 / (1024.0 * 1024.0)),
         }
+    }
+
+    /// What the test's last leased set was measured to use, if anything.
+    fn last_spare_memory(&self, identity: &str) -> Option<u64> {
+        lock(&self.spares.measured).get(identity).copied()
+    }
+
+    /// What a set's containers use of memory together, when the engine says for each.
+    async fn memory_of(&self, test: &PooledTest) -> Option<u64> {
+        let mut total = 0;
+        for p in test.services.values() {
+            total += self.backend.container_memory(&p.id).await?;
+        }
+        Some(total)
     }
 }
 
