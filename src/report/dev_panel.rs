@@ -319,6 +319,58 @@ mod tests {
     }
 
     #[test]
+    fn each_run_says_fresh_or_reused_and_the_spares_held() {
+        use crate::pool::{RunIsolation, SpareSummary};
+        let mut run = run_with_two_reused_one_started();
+        assert!(
+            isolation_lines(&run).is_empty(),
+            "nothing ran on containers"
+        );
+        run.isolation.insert(
+            "a.clnrm.toml".into(),
+            RunIsolation::Fresh {
+                spare_ready: true,
+                waited_ms: 0,
+            },
+        );
+        run.spares = SpareSummary {
+            ready: 3,
+            preparing: 0,
+            memory_mb: Some(412.3),
+        };
+        assert_eq!(
+            isolation_lines(&run),
+            [
+                "   containers: fresh (spare ready)",
+                "   spares 3 ready · 412 MB"
+            ]
+        );
+        run.isolation.insert(
+            "b.clnrm.toml".into(),
+            RunIsolation::Fresh {
+                spare_ready: false,
+                waited_ms: 840,
+            },
+        );
+        run.isolation
+            .insert("c.clnrm.toml".into(), RunIsolation::Reused);
+        run.spares = SpareSummary {
+            ready: 1,
+            preparing: 2,
+            memory_mb: None,
+        };
+        assert_eq!(
+            isolation_lines(&run),
+            [
+                "   a.clnrm.toml: fresh (spare ready)",
+                "   b.clnrm.toml: fresh (waited 840 ms for a spare)",
+                "   c.clnrm.toml: reused",
+                "   spares 1 ready · 2 preparing"
+            ]
+        );
+    }
+
+    #[test]
     fn the_span_wait_is_its_own_figure_when_a_test_collected_spans() {
         let mut run = run_with_two_reused_one_started();
         assert!(!timing_panel(&run).contains("spans"));
