@@ -215,6 +215,11 @@ pub async fn health_check(
     ready_from(backend, id, spec, status).await
 }
 
+/// How often, and how long apart, a container whose health check could not run
+/// is looked at to see whether it is stopping (a second in all).
+const STOPPING_CHECKS: u32 = 20;
+const STOPPING_CHECK_EVERY: Duration = Duration::from_millis(50);
+
 /// [`health_check`] from a status just learned.
 async fn ready_from(
     backend: &dyn Backend,
@@ -252,14 +257,23 @@ async fn ready_from(
             Ok(out) => out,
             // The engine refuses an exec into a container that has stopped: say how the
             // service ended (its code, its last lines), not "Container … is not running".
+            // It may be stopping right now (the exec was killed with it): give it a
+            // moment to say how it ended.
             Err(e) => {
-                let status = backend.container_status(id).await?;
-                if !status.running {
-                    return Err(not_ready(
-                        exited(backend, id, status, spec.limits.memory_bytes).await,
-                    ));
+                for _ in 0..STOPPING_CHECKS {
+                    let status = backend.container_status(id).await?;
+                    if !status.running {
+                        return Err(not_ready(
+                            exited(backend, id, status, spec.limits.memory_bytes).await,
+                        ));
+                    }
+                    tokio::time::sleep(STOPPING_CHECK_EVERY).await;
                 }
-                return Err(e);
+                return Err(not_ready(format!(
+                    "still running, but its health check `{}` could not run: {e}{}",
+                    argv.join(" "),
+                    its_output(backend, id).await
+                )));
             }
         };
         if out.exit_code == Some(0) && !out.timed_out {
