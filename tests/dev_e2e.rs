@@ -7,7 +7,8 @@ mod remote_servers;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clnrm_test_support::{EngineProxy, ENGINE_SOCKET};
@@ -16,6 +17,15 @@ use serde_json::Value;
 
 // The default: wide enough that a burst of saves on a busy CI machine stays one batch.
 const DEBOUNCE_MS: &str = "300";
+/// A project whose tests keep their containers between runs (today's warm reuse,
+/// state included): what the tests of reuse itself set.
+const REUSE: &str = "[dev]\nisolation = \"reuse\"\n";
+/// How long a burst of saves may go without a result before it counts as answered:
+/// each run of it waits for the spare set being made after the last (a container
+/// start and health check, seconds on a loaded machine).
+const SPARE_PATIENCE: Duration = Duration::from_secs(5);
+/// `--debounce-ms` when not given.
+const DEFAULT_DEBOUNCE_MS: f64 = 300.0;
 
 struct Dev {
     child: Child,
@@ -40,15 +50,8 @@ impl Dev {
     }
 
     fn spawn(project: &TestProject, args: &[&str], env: &[(&str, &str)]) -> Dev {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
-            .current_dir(project.root())
-            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .args(["dev", "--format", "json"])
-            .args(args)
+        let mut child = Dev::command(project, args, env)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("start clnrm dev");
         let stdout = child.stdout.take().unwrap();
@@ -63,6 +66,54 @@ impl Dev {
             }
         });
         Dev { child, runs }
+    }
+
+    /// `clnrm dev --format json > REL` with default trigger settings, the output file
+    /// inside the project, as a user redirecting it there would.
+    fn spawn_into(project: &TestProject, rel: &str) -> Dev {
+        let out = project.path(rel);
+        let child = Dev::command(project, &[], &[])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .expect("start clnrm dev");
+        let (tx, runs) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Follows the file as clnrm appends to it, one complete line at a time.
+            let mut reader = BufReader::new(std::fs::File::open(out).unwrap());
+            let mut line = String::new();
+            loop {
+                match reader.read_line(&mut line) {
+                    Ok(_) if line.ends_with('\n') => {
+                        if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                            if tx.send((Instant::now(), value)).is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                    Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => return,
+                }
+            }
+        });
+        Dev { child, runs }
+    }
+
+    fn command(
+        project: &TestProject,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"));
+        command
+            .current_dir(project.root())
+            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .args(["dev", "--format", "json"])
+            .args(args)
+            .stderr(Stdio::inherit());
+        command
     }
 
     /// The next run's object (the first run, or one after a change).
@@ -287,7 +338,7 @@ fn editor_saves_and_bursts_run_once() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let shown = dev.runs_until_quiet(Duration::from_millis(1000));
+    let shown = dev.runs_until_quiet(SPARE_PATIENCE);
     assert!(!shown.is_empty(), "the burst was seen");
     for run in &shown {
         assert_eq!(ran(run), ["plain_a.clnrm.toml"], "{run}");
@@ -300,7 +351,7 @@ fn a_service_container_is_reused_until_its_spec_changes() {
         return;
     }
     let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    project.write("cleanroom.toml", REUSE);
     let two_services = |echo: &str, env: &str| {
         format!(
             "[meta]\nname = \"reuse\"\nversion = \"1\"\n\n[service.box]\nimage = \"{IMAGE}\"\nenv = {{ MODE = \"{env}\" }}\n\n[service.side]\nimage = \"{IMAGE}\"\n\n[[steps]]\nname = \"say\"\nservice = \"box\"\ncommand = [\"echo\", \"{echo}\"]\n\n[[steps]]\nname = \"side\"\nservice = \"side\"\ncommand = [\"true\"]\n"
@@ -337,6 +388,7 @@ fn sigint_removes_the_pool_and_sigkill_leaves_it_for_the_next_session() {
         return;
     }
     let project = project();
+    project.write("cleanroom.toml", REUSE);
     // SIGKILL: containers stay up, and the next clnrm dev reuses them.
     let mut dev = Dev::start(&project, &[]);
     dev.next_run();
@@ -465,7 +517,7 @@ fn the_human_display_shows_results_and_the_timing_panel() {
         return;
     }
     let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    project.write("cleanroom.toml", REUSE);
     project.write("a.clnrm.toml", &plain("a", "one"));
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
         .current_dir(project.root())
@@ -679,7 +731,7 @@ fn ten_saves_30_ms_apart_always_end_on_the_result_of_the_last_save() {
             saved_at.push(Instant::now());
             std::thread::sleep(Duration::from_millis(30));
         }
-        let timed = dev.timed_runs_until_quiet(Duration::from_millis(1500));
+        let timed = dev.timed_runs_until_quiet(SPARE_PATIENCE);
         // No result shown is for content replaced well before it arrived (100 ms is
         // ample for the replacing save's event to reach clnrm).
         for (arrived, run) in &timed {
@@ -712,6 +764,125 @@ fn ten_saves_30_ms_apart_always_end_on_the_result_of_the_last_save() {
     }
 }
 
+/// Processes that keep every core busy while they live (killed on drop).
+struct BusyCores(Vec<Child>);
+
+impl BusyCores {
+    fn start() -> BusyCores {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        BusyCores(
+            (0..cores)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The save number in a result of a `printing(&format!("save{n}-complete"))` test.
+fn save_shown(run: &Value) -> Option<u32> {
+    let output = step_output(run);
+    let start = output.find("save")? + 4;
+    let end = output.find("-complete")?;
+    output.get(start..end)?.parse().ok()
+}
+
+#[test]
+fn a_hundred_in_place_saves_on_busy_cores_only_ever_show_complete_saves() {
+    if !docker_ready() {
+        return;
+    }
+    let project = printing_project();
+    let dev = Dev::start_plain(&project);
+    let first_run = run_number(&dev.next_run());
+    let _busy = BusyCores::start();
+    // In place: each save truncates the file, then writes it; a read in between sees
+    // an empty or partial file.
+    for save in 0..100 {
+        project.write("say.clnrm.toml", &printing(&format!("save{save}-complete")));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let shown = dev.runs_until_quiet(Duration::from_secs(5));
+    assert!(!shown.is_empty(), "a result after the saves");
+    for run in &shown {
+        assert_eq!(
+            run.get("problems"),
+            None,
+            "a half-written read shown: {run}"
+        );
+        assert!(
+            save_shown(run).is_some_and(|save| save < 100),
+            "a result of a complete save: {run}"
+        );
+    }
+    let last = shown.last().unwrap();
+    assert_eq!(save_shown(last), Some(99), "the last save's result: {last}");
+    let runs = run_number(last) - first_run;
+    assert!(runs <= 100, "{runs} runs for 100 saves");
+}
+
+#[test]
+fn churn_in_the_project_and_its_own_redirected_output_never_delay_or_start_a_run() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write("say.clnrm.toml", &plain("say", "start"));
+    let dev = Dev::spawn_into(&project, "out.json");
+    dev.next_run();
+    // A log no test reads, rewritten every 50 ms.
+    let churning = Arc::new(AtomicBool::new(true));
+    let churn = {
+        let churning = churning.clone();
+        let log = project.path("notes.log");
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while churning.load(Ordering::Relaxed) {
+                std::fs::write(&log, format!("line {n}\n")).unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    dev.expect_quiet(Duration::from_millis(1500));
+    for save in 0..5 {
+        project.write("say.clnrm.toml", &plain("say", &format!("save{save}")));
+        let run = dev.next_run();
+        assert_eq!(ran(&run), ["say.clnrm.toml"], "{run}");
+        assert_eq!(
+            run["changed"],
+            serde_json::json!(["say.clnrm.toml"]),
+            "{run}"
+        );
+        assert_eq!(status_of(&run, "say.clnrm.toml"), "pass", "{run}");
+        // Had the churn joined the save's batch, it would have held it open for at
+        // least the debounce window; a completed save alone waits the settle window.
+        let debounce = run["timings_ms"]["debounce"].as_f64().unwrap();
+        assert!(
+            debounce < DEFAULT_DEBOUNCE_MS,
+            "save {save} waited {debounce} ms: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    dev.expect_quiet(Duration::from_millis(1500));
+    churning.store(false, Ordering::Relaxed);
+    churn.join().unwrap();
+}
+
 #[test]
 fn a_formatter_rewriting_right_after_the_save_is_what_the_last_result_shows() {
     if !docker_ready() {
@@ -724,7 +895,7 @@ fn a_formatter_rewriting_right_after_the_save_is_what_the_last_result_shows() {
         project.write("say.clnrm.toml", &printing("as-typed"));
         std::thread::sleep(Duration::from_millis(wait_ms));
         project.write("say.clnrm.toml", &printing(&format!("formatted-{wait_ms}")));
-        let shown = dev.runs_until_quiet(Duration::from_millis(1500));
+        let shown = dev.runs_until_quiet(SPARE_PATIENCE);
         let last = shown.last().expect("a result after the save");
         assert!(
             step_output(last).contains(&format!("formatted-{wait_ms}")),

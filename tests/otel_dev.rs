@@ -13,6 +13,9 @@ use std::time::Duration;
 use common::{docker_ready, json_events, managed_containers, TestProject, IMAGE};
 use serde_json::Value;
 
+/// These tests are about warm containers: their projects keep them (`isolation = "reuse"`).
+const REUSE: &str = "[dev]\nisolation = \"reuse\"\n";
+
 /// A test whose service stays up, and whose step posts a `checkout` span (OTLP/JSON with
 /// busybox wget) to the collector the service was given; then `expectation`.
 fn warm_test(expectation: &str) -> String {
@@ -48,6 +51,7 @@ fn run_reuse_judges_spans_on_the_same_warm_container_twice() {
         return;
     }
     let project = TestProject::new();
+    project.write("cleanroom.toml", REUSE);
     project.write("tests/warm.clnrm.toml", &warm_test(HOLDS));
     let run = project.clnrm(&["run", "--reuse", "--format", "json"]);
     let event = finished(&run.stdout());
@@ -85,7 +89,7 @@ fn dev_reruns_a_test_when_its_expectation_is_edited_and_shows_the_span_wait() {
         return;
     }
     let project = TestProject::new();
-    project.write("cleanroom.toml", "");
+    project.write("cleanroom.toml", REUSE);
     project.write("warm.clnrm.toml", &warm_test(HOLDS));
     let mut dev = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
         .current_dir(project.root())
@@ -144,6 +148,7 @@ fn a_warm_test_whose_services_announced_readiness_once_is_not_held_again() {
         return;
     }
     let project = TestProject::new();
+    project.write("cleanroom.toml", REUSE);
     // `server` announces itself with a span once, as it starts; `client`'s first step
     // waits for that span (at most 3 s).
     let export = r#"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"00000000000000b1\",\"name\":\"server.ready\",\"kind\":1,\"startTimeUnixNano\":\"1000\",\"endTimeUnixNano\":\"2000\"}]}]}]}"#;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clnrm::pool::{Pool, PoolOptions, PoolUse};
+use clnrm::pool::{Isolation, Pool, PoolOptions, PoolUse, RunIsolation};
 use clnrm_config::StepConfig;
 use clnrm_exec::{
     reap_orphans, reap_pool_orphans, resolve_images, Backend, DockerBackend, ManagedKind,
@@ -69,13 +69,18 @@ fn key(test: &str) -> (String, Cleanup) {
     (k.clone(), Cleanup(k))
 }
 
+/// A pool whose tests reuse their containers (`isolation = "reuse"`): what these
+/// tests are about. Fresh runs are `tests/fresh_*.rs`'.
 fn pool(backend: &DockerBackend, session: Session, key: &str, options: PoolOptions) -> Pool {
     Pool::new(
         Arc::new(backend.clone()),
         session,
         here().to_path_buf(),
         key.to_string(),
-        options,
+        PoolOptions {
+            isolation: Isolation::Reuse,
+            ..options
+        },
     )
 }
 
@@ -118,6 +123,7 @@ fn used(reused: usize, started: usize, removed: usize) -> PoolUse {
         reused,
         started,
         removed,
+        isolation: Some(RunIsolation::Reused),
     }
 }
 

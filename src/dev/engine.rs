@@ -19,7 +19,8 @@ use tokio::sync::watch;
 
 use super::interrupt::wait_for_interrupt;
 use super::{DevEvent, DevOptions, DevSession};
-use crate::pool::{project_key, Pool, PoolOptions};
+use crate::pool::{project_key, Isolation, Pool, PoolOptions};
+use crate::project::Project;
 use crate::watch::{default_max_wait, ChangeBatch, WatchError, WatchOptions, Watcher};
 
 /// How often idle containers are looked for when nothing is saved.
@@ -59,15 +60,15 @@ pub struct WarmPool {
 /// Connects to the Docker engine, removes containers that dead clnrm processes left
 /// behind, and adopts the warm containers an earlier session of this project kept.
 /// Failing to look for leftovers is logged, not fatal.
-pub async fn connect_warm_pool(root: &Path) -> Result<WarmPool, ExecError> {
+pub async fn connect_warm_pool(root: &Path, options: PoolOptions) -> Result<WarmPool, ExecError> {
     let backend: Arc<dyn Backend> = Arc::new(clnrm_exec::DockerBackend::connect().await?);
-    let pool = Arc::new(Pool::new(
+    let pool = Pool::shared(
         backend.clone(),
         clnrm_exec::Session::current(),
         root.to_path_buf(),
         project_key(root),
-        PoolOptions::default(),
-    ));
+        options,
+    );
     if let Err(err) = clnrm_exec::reap_orphans(backend.as_ref()).await {
         tracing::warn!("could not look for leftover containers: {err}");
     }
@@ -88,7 +89,8 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
         .build()
         .map_err(DevError::Runtime)?;
     let root = options.project.root.clone();
-    let WarmPool { backend, pool } = runtime.block_on(connect_warm_pool(&root))?;
+    let WarmPool { backend, pool } =
+        runtime.block_on(connect_warm_pool(&root, dev_pool_options(&options.project)))?;
 
     // Ctrl-C / SIGTERM: cancels a run in progress and ends the session.
     let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -134,12 +136,17 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
                 Wake::WatcherStopped => break Err(DevError::WatcherStopped),
             },
         };
+        let run_started = Instant::now();
         let run = match &work {
             Work::First => runtime.block_on(session.first_run(cancel_rx.clone())),
             Work::Changes(batch) => runtime.block_on(session.on_change(batch, cancel_rx.clone())),
         };
         // Inputs are watched before the run is shown: an edit made on seeing it is seen.
         watch_inputs(&watcher, &session, &mut inputs_watched);
+        // From now on only what the tests read can start or delay a run.
+        if let Err(err) = watcher.set_dependencies(session.dependencies().clone(), run_started) {
+            tracing::debug!(error = %err, "dependencies not handed to the watcher");
+        }
         if *cancel_rx.borrow() {
             reader(DevEvent::Run(Box::new(run)));
             break Ok(());
@@ -183,6 +190,24 @@ pub fn run(options: DevOptions, reader: &mut dyn FnMut(DevEvent)) -> Result<Sess
     Ok(end)
 }
 
+/// The pool `clnrm dev` runs on: fresh spares made in the background (unless
+/// `[dev] isolation = "reuse"`), within `[dev] max_spare_sets` and `max_spare_memory_mb`.
+pub fn dev_pool_options(project: &Project) -> PoolOptions {
+    let config = &project.config;
+    let defaults = PoolOptions::default();
+    PoolOptions {
+        isolation: Isolation::of_project(config),
+        spares: true,
+        max_spare_sets: config
+            .dev_max_spare_sets
+            .map_or(defaults.max_spare_sets, |n| n as usize),
+        max_spare_memory: config
+            .dev_max_spare_memory_mb
+            .map_or(defaults.max_spare_memory, |mb| mb * 1024 * 1024),
+        ..defaults
+    }
+}
+
 /// A run to do.
 #[derive(Debug)]
 enum Work {
@@ -220,12 +245,19 @@ enum Newer {
 /// Looks at the changes released while the last run ran and at the save still
 /// settling in the watcher. If they touch the run's tests, waits for the settling
 /// save's batch (it is due within the cap) and hands all of it back.
+///
+/// First the watcher catches up with every event raised so far: a save that was
+/// rewriting a file while the run read it (an empty or truncated read) has raised
+/// its first event by then, so such a read is never shown as a result.
 fn newer_changes(
     watcher: &Watcher,
     session: &DevSession,
     stop: &Receiver<()>,
     patience: Duration,
 ) -> Newer {
+    if !watcher.catch_up() {
+        tracing::debug!("the watcher did not catch up; judging by the events seen so far");
+    }
     let mut released = drain_batches(watcher.batches());
     let settling = watcher.pending_paths();
     let released_touch = released

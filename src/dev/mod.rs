@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::pool::{RunIsolation, SpareSummary};
 use crate::project::{Overrides, Project};
 use crate::report::TestFinished;
 use crate::runner::ContainerUse;
@@ -103,6 +104,11 @@ pub struct DevRun {
     pub timings_ms: DevTimings,
     pub cache: BTreeMap<&'static str, HitsMisses>,
     pub containers: ContainerUse,
+    /// How each test that ran on containers got them (docs/reference.md §12): fresh
+    /// (a ready spare, or how long it waited for one) or reused.
+    pub isolation: BTreeMap<String, RunIsolation>,
+    /// The spare sets held after the run, and their memory.
+    pub spares: SpareSummary,
     /// The clnrm process's resident memory and CPU use during the run.
     pub resources: RunResources,
     /// `timings_ms.total` against `--budget-ms`.

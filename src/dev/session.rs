@@ -89,6 +89,11 @@ impl DevSession {
         }
     }
 
+    /// What each known test's last render and plan read.
+    pub fn dependencies(&self) -> &DependencyIndex {
+        &self.index
+    }
+
     pub fn test_count(&self) -> usize {
         self.tests.len()
     }
@@ -380,6 +385,7 @@ impl DevSession {
         .await;
         let mut results: Vec<TestFinished> = Vec::new();
         let mut containers = ContainerUse::default();
+        let mut isolation = BTreeMap::new();
         let (mut containers_ms, mut execute_ms, mut spans_ms) = (0.0, 0.0, 0.0);
         let (mut result_hits, mut result_misses) = (0, 0);
         while let Ok(event) = events_rx.try_recv() {
@@ -393,6 +399,9 @@ impl DevSession {
             }
             // The run's totals carry the timings; a dev result stays as docs/reference.md §8 shows it.
             if let Some(t) = finished.timings.take() {
+                if let Some(got) = self.pool.last_isolation(&finished.test) {
+                    isolation.insert(finished.test.clone(), got);
+                }
                 containers_ms += t.containers_ms;
                 execute_ms += t.execute_ms;
                 spans_ms += t.spans_ms;
@@ -470,6 +479,8 @@ impl DevSession {
                 ),
             ]),
             containers,
+            isolation,
+            spares: self.pool.spare_summary(),
             resources: RunResources::default(),
             budget: Budget {
                 budget_ms: self.options.budget.as_secs_f64() * 1000.0,

@@ -17,7 +17,11 @@ use clnrm_exec::{
 };
 use clnrm_plan::{ContainerSpec, TestPlan};
 
-use super::{lock, ms, Pool, PoolUse, Pooled, PooledTest, LABEL_COLLECTOR};
+use super::spare::FreshRun;
+use super::{
+    interrupted, lock, ms, Isolation, Pool, PoolUse, Pooled, PooledTest, RunIsolation,
+    LABEL_COLLECTOR, LABEL_SPARE,
+};
 
 /// What a per-service task of [`Pool::acquire`] came back with.
 struct ServiceProvision {
@@ -90,6 +94,21 @@ impl Pool {
                 return (report, used);
             }
         };
+        if self.isolation_of(plan) == Isolation::Fresh {
+            let run = FreshRun {
+                identity,
+                plan,
+                images,
+                collector,
+            };
+            self.run_fresh(run, &mut cancel, &mut report, &mut used)
+                .await;
+            report.timings.total_ms = ms(started.elapsed());
+            self.note_isolation(identity, used.isolation);
+            return (report, used);
+        }
+        used.isolation = Some(RunIsolation::Reused);
+        self.note_isolation(identity, used.isolation);
 
         // Check the test's containers out of the idle set.
         let mut test = {
@@ -113,23 +132,8 @@ impl Pool {
                 }
             }
             Some(Ok(containers)) => {
-                let (outcome, steps, execute_ms) = run_steps(
-                    self.backend.as_ref(),
-                    plan,
-                    &containers,
-                    collector,
-                    &mut cancel,
-                )
-                .await;
-                report.outcome = outcome;
-                report.steps = steps;
-                report.timings.execute_ms = execute_ms;
-                if let (Some(collector), TestOutcome::Pass) = (collector, &report.outcome) {
-                    tokio::select! {
-                        () = collector.after_steps() => {}
-                        () = &mut cancel => report.outcome = interrupted(),
-                    }
-                }
+                self.steps_on(plan, &containers, collector, &mut cancel, &mut report)
+                    .await;
             }
         }
         if let Some(collector) = collector {
@@ -168,10 +172,39 @@ impl Pool {
         (report, used)
     }
 
+    /// Runs the plan's steps in `containers` (service → container ID), then waits
+    /// for the spans of a passing test.
+    pub(super) async fn steps_on(
+        &self,
+        plan: &TestPlan,
+        containers: &BTreeMap<String, String>,
+        collector: Option<&dyn SpanCollector>,
+        cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+        report: &mut TestReport,
+    ) {
+        let (outcome, steps, execute_ms) = run_steps(
+            self.backend.as_ref(),
+            plan,
+            containers,
+            collector,
+            cancel.as_mut(),
+        )
+        .await;
+        report.outcome = outcome;
+        report.steps = steps;
+        report.timings.execute_ms = execute_ms;
+        if let (Some(collector), TestOutcome::Pass) = (collector, &report.outcome) {
+            tokio::select! {
+                () = collector.after_steps() => {}
+                () = cancel.as_mut() => report.outcome = interrupted(),
+            }
+        }
+    }
+
     /// Brings the plan's containers up from `test`, recording as it goes (so a
     /// cancelled acquisition leaves `test` and `pending` accurate).
     #[allow(clippy::too_many_arguments)]
-    async fn acquire(
+    pub(super) async fn acquire(
         &self,
         identity: &str,
         plan: &TestPlan,
@@ -215,6 +248,9 @@ impl Pool {
             if want_network {
                 let mut labels = self.pool_labels();
                 labels.insert(LABEL_TEST.into(), identity.to_string());
+                if test.spare {
+                    labels.insert(LABEL_SPARE.into(), "true".into());
+                }
                 create_test_network(self.backend.as_ref(), &self.session, identity, &labels)
                     .await
                     .map(Some)
@@ -267,6 +303,9 @@ impl Pool {
             let mut labels = self.pool_labels();
             labels.insert(LABEL_TEST.into(), identity.to_string());
             labels.insert(LABEL_IMAGE.into(), image.id.clone());
+            if test.spare {
+                labels.insert(LABEL_SPARE.into(), "true".into());
+            }
             if let Some(n) = &network {
                 labels.insert(LABEL_NETWORK.into(), n.clone());
             }
@@ -324,9 +363,10 @@ impl Pool {
                 }
             }
         }
-        lock(&self.state)
-            .busy
-            .insert(identity.to_string(), test.services.len());
+        // A run's containers count as busy; a spare being made is no run's.
+        if let Some(held) = lock(&self.state).busy.get_mut(identity) {
+            *held = test.services.len();
+        }
         report.services.sort_by(|a, b| a.service.cmp(&b.service));
         if let (Some(collector), None, 0) = (collector, &first_error, used.started) {
             collector.already_ready();
@@ -337,17 +377,19 @@ impl Pool {
         }
     }
 
+    fn note_isolation(&self, identity: &str, isolation: Option<RunIsolation>) {
+        let mut last = lock(&self.last_isolation);
+        match isolation {
+            Some(isolation) => last.insert(identity.to_string(), isolation),
+            None => last.remove(identity),
+        };
+    }
+
     fn pool_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (LABEL_POOL.to_string(), self.key.clone()),
             (LABEL_CREATED.to_string(), unix_now().to_string()),
         ])
-    }
-}
-
-fn interrupted() -> TestOutcome {
-    TestOutcome::Error {
-        message: "interrupted".into(),
     }
 }
 

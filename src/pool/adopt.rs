@@ -10,7 +10,14 @@ use clnrm_exec::{
     LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC, LABEL_TEST,
 };
 
-use super::{lock, Pool, Pooled, PooledTest, LABEL_COLLECTOR};
+use super::{lock, Pool, Pooled, PooledTest, LABEL_COLLECTOR, LABEL_SPARE};
+
+/// Whether the process that made `o` still runs (on this host).
+fn owner_alive(o: &ManagedObject) -> bool {
+    let pid = o.labels.get(LABEL_PID).and_then(|p| p.parse().ok());
+    let start = o.labels.get(LABEL_PID_START).and_then(|s| s.parse().ok());
+    pid.is_some_and(|pid| process_alive(pid, start))
+}
 
 impl Pool {
     /// Adopts the running pool containers of this project left by earlier
@@ -53,6 +60,14 @@ impl Pool {
                     continue;
                 };
                 if state.busy.contains_key(identity) {
+                    continue;
+                }
+                // A spare set of a process that is gone may have been leased: a run may
+                // have left state in it, so it is never taken for a fresh one.
+                if o.labels.contains_key(LABEL_SPARE) {
+                    if !owner_alive(o) || o.labels.get(LABEL_SESSION) == Some(&self.session.id) {
+                        doomed_containers.push(o.id.clone());
+                    }
                     continue;
                 }
                 if !o.running {
@@ -114,10 +129,7 @@ impl Pool {
             .filter(|o| !in_use.contains(&o.id) && Some(&o.id) != lease.as_ref())
             .filter(|o| {
                 // Live processes' leases and networks (a concurrent run) stay.
-                let pid = o.labels.get(LABEL_PID).and_then(|p| p.parse().ok());
-                let start = o.labels.get(LABEL_PID_START).and_then(|s| s.parse().ok());
-                let alive = pid.is_some_and(|pid| process_alive(pid, start));
-                !alive || o.labels.get(LABEL_SESSION) == Some(&self.session.id)
+                !owner_alive(o) || o.labels.get(LABEL_SESSION) == Some(&self.session.id)
             })
             .map(|o| o.id.clone())
             .collect();

@@ -70,11 +70,11 @@ impl Pool {
     /// session created for it, unless `keep` (then they stay for the next
     /// process to adopt). The lease goes either way.
     pub async fn shutdown(&self, keep: bool) -> Reaped {
+        let mut all = self.remove_spares().await;
         let tests: Vec<PooledTest> = {
             let mut state = lock(&self.state);
             state.idle.drain().map(|(_, t)| t).collect()
         };
-        let mut all = Reaped::default();
         if !keep {
             for t in tests {
                 add_reaped(&mut all, self.remove_test(t).await);
@@ -153,7 +153,7 @@ impl Pool {
     }
 }
 
-fn add_reaped(all: &mut Reaped, more: Reaped) {
+pub(super) fn add_reaped(all: &mut Reaped, more: Reaped) {
     all.containers.extend(more.containers);
     all.networks.extend(more.networks);
     all.errors.extend(more.errors);

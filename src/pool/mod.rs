@@ -29,14 +29,66 @@
 mod acquire;
 mod adopt;
 mod evict;
+mod spare;
+
+pub use spare::SpareSummary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use clnrm_exec::{Backend, Session, TestNetwork};
 use serde::{Deserialize, Serialize};
+
+/// How a test's runs get their service containers (docs/reference.md §12).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Every run on containers no run has used: a spare set made in the
+    /// background, or one started for the run. What `clnrm run` gives.
+    #[default]
+    Fresh,
+    /// The test's containers stay up between its runs and keep their state
+    /// (`isolation = "reuse"`).
+    Reuse,
+}
+
+/// How one run got its containers, as every output labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "isolation", rename_all = "lowercase")]
+pub enum RunIsolation {
+    /// Containers no run used before. `waited_ms` is how long the run waited for
+    /// its set: 0 when a spare was ready.
+    Fresh { spare_ready: bool, waited_ms: u64 },
+    /// The test's warm containers, with what earlier runs left in them.
+    Reused,
+}
+
+impl RunIsolation {
+    /// `fresh (spare ready)`, `fresh (waited 840 ms for a spare)`, `reused`.
+    pub fn label(&self) -> String {
+        match self {
+            RunIsolation::Fresh {
+                spare_ready: true, ..
+            } => "fresh (spare ready)".into(),
+            RunIsolation::Fresh { waited_ms, .. } => {
+                format!("fresh (waited {waited_ms} ms for a spare)")
+            }
+            RunIsolation::Reused => "reused".into(),
+        }
+    }
+}
+
+impl Isolation {
+    /// The project's default: `[dev] isolation` of `cleanroom.toml` (fresh when unset).
+    pub fn of_project(config: &clnrm_config::ProjectConfig) -> Isolation {
+        match config.dev_isolation.as_deref() {
+            Some("reuse") => Isolation::Reuse,
+            _ => Isolation::Fresh,
+        }
+    }
+}
 
 /// Limits of a [`Pool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +98,34 @@ pub struct PoolOptions {
     pub max_containers: usize,
     /// [`Pool::evict_idle`] removes the containers of tests not run for this long.
     pub idle_timeout: Duration,
+    /// For tests that do not say (`[meta] isolation`): `[dev] isolation`.
+    pub isolation: Isolation,
+    /// After a fresh run, make the test's next set in the background (`clnrm dev`,
+    /// where the test runs again on the next save). Without, each fresh run starts
+    /// its own set and removes it after (`run --reuse`: one run per test).
+    pub spares: bool,
+    /// At most this many spare sets are kept (`[dev] max_spare_sets`); the least
+    /// recently run test's goes first.
+    pub max_spare_sets: usize,
+    /// Spare sets are evicted (least recently run first) while together they use
+    /// more memory than this (`[dev] max_spare_memory_mb`).
+    pub max_spare_memory: u64,
 }
+
+/// The default count bound: the tests run in the last few saves.
+pub const DEFAULT_MAX_SPARE_SETS: usize = 8;
+/// The default memory bound of the spare sets, in MiB.
+pub const DEFAULT_MAX_SPARE_MEMORY_MB: u64 = 2048;
 
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
             max_containers: 64,
             idle_timeout: Duration::from_secs(15 * 60),
+            isolation: Isolation::Fresh,
+            spares: false,
+            max_spare_sets: DEFAULT_MAX_SPARE_SETS,
+            max_spare_memory: DEFAULT_MAX_SPARE_MEMORY_MB * 1024 * 1024,
         }
     }
 }
@@ -67,6 +140,8 @@ pub struct PoolUse {
     /// Containers removed: replaced, no longer in the plan, dead, or evicted
     /// (least recently used) after the run.
     pub removed: usize,
+    /// Fresh or reused, and how long a fresh run waited for its set.
+    pub isolation: Option<RunIsolation>,
 }
 
 /// The blake3 of a project root path, hex, as the `clnrm.pool` label value.
@@ -97,6 +172,10 @@ struct Pooled {
 /// adopting process knows whether it can reuse it for a test that collects spans.
 const LABEL_COLLECTOR: &str = "clnrm.collector";
 
+/// The label of the containers and network of a spare set: a later process cannot
+/// tell whether a run used them, so it never adopts them (it removes them).
+pub const LABEL_SPARE: &str = "clnrm.spare";
+
 /// The containers (and network) kept for one test.
 #[derive(Debug)]
 struct PooledTest {
@@ -106,6 +185,8 @@ struct PooledTest {
     gateway: Option<std::net::IpAddr>,
     services: BTreeMap<String, Pooled>,
     last_used: Instant,
+    /// A fresh set (labelled [`LABEL_SPARE`]), removed after its one run.
+    spare: bool,
 }
 
 impl PooledTest {
@@ -115,6 +196,7 @@ impl PooledTest {
             gateway: None,
             services: BTreeMap::new(),
             last_used: Instant::now(),
+            spare: false,
         }
     }
 }
@@ -142,6 +224,13 @@ pub struct Pool {
     /// Our lease network (see `reap_pool_orphans`), once we hold containers of
     /// another (dead) process.
     lease: tokio::sync::Mutex<Option<String>>,
+    /// The spare sets, one per test, and the sets being removed.
+    spares: spare::Spares,
+    /// How each test's last run got its containers, for the dev panel.
+    last_isolation: Mutex<HashMap<String, RunIsolation>>,
+    /// The pool itself, for the background tasks that make and remove spare sets;
+    /// empty when it was not made with [`Pool::shared`] (then no spares are made).
+    me: Weak<Pool>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -158,6 +247,13 @@ impl std::fmt::Debug for Pool {
 /// remove), so a panicked holder does not take the pool down with it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The outcome of a run cut short by Ctrl-C or SIGTERM.
+fn interrupted() -> clnrm_exec::TestOutcome {
+    clnrm_exec::TestOutcome::Error {
+        message: "interrupted".into(),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -181,7 +277,35 @@ impl Pool {
             state: Mutex::new(PoolState::default()),
             test_locks: Mutex::new(HashMap::new()),
             lease: tokio::sync::Mutex::new(None),
+            spares: spare::Spares::default(),
+            last_isolation: Mutex::new(HashMap::new()),
+            me: Weak::new(),
         }
+    }
+
+    /// A pool that can make spare sets in the background (`options.spares`).
+    pub fn shared(
+        backend: Arc<dyn Backend>,
+        session: Session,
+        root: PathBuf,
+        project_key: String,
+        options: PoolOptions,
+    ) -> Arc<Pool> {
+        Arc::new_cyclic(|me| Pool {
+            me: me.clone(),
+            ..Pool::new(backend, session, root, project_key, options)
+        })
+    }
+
+    /// How the last run of a test got its containers (fresh or reused).
+    pub fn last_isolation(&self, identity: &str) -> Option<RunIsolation> {
+        lock(&self.last_isolation).get(identity).copied()
+    }
+
+    /// The isolation a test's runs get: its own `[meta] isolation`, else the pool's.
+    fn isolation_of(&self, plan: &clnrm_plan::TestPlan) -> Isolation {
+        let _ = plan;
+        self.options.isolation
     }
 
     /// The project key in the `clnrm.pool` label.

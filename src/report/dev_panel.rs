@@ -88,6 +88,9 @@ impl DevPanel {
             ));
         }
         finish_clock(&mut run, report_started);
+        for isolation in isolation_lines(&run) {
+            line(&isolation);
+        }
         line(&timing_panel(&run));
         line(&cache_panel(&run));
         line(&resources_panel(&run));
@@ -169,6 +172,36 @@ fn timing_panel(run: &DevRun) -> String {
         "   detect {:.1} · debounce {:.1} · render {:.1} · parse {:.1} · plan {:.1} · containers {:.1} ({} reused, {} started) · execute {:.1}{spans} · report {:.1} · total {:.1} ms",
         t.detect, t.debounce, t.render, t.parse, t.plan, t.containers, c.reused, c.started, t.execute, t.report, t.total
     )
+}
+
+/// How each test got its containers (`fresh (spare ready)`, `fresh (waited 840 ms
+/// for a spare)`, `reused`), then the spare sets held: `spares 3 ready · 412 MB`.
+fn isolation_lines(run: &DevRun) -> Vec<String> {
+    let mut lines: Vec<String> = match run.isolation.len() {
+        0 => Vec::new(),
+        1 => run
+            .isolation
+            .values()
+            .map(|got| format!("   containers: {}", got.label()))
+            .collect(),
+        _ => run
+            .isolation
+            .iter()
+            .map(|(test, got)| format!("   {test}: {}", got.label()))
+            .collect(),
+    };
+    let spares = &run.spares;
+    if spares.ready + spares.preparing > 0 {
+        let mut text = format!("   spares {} ready", spares.ready);
+        if spares.preparing > 0 {
+            text.push_str(&format!(" · {} preparing", spares.preparing));
+        }
+        if let Some(mb) = spares.memory_mb {
+            text.push_str(&format!(" · {mb:.0} MB"));
+        }
+        lines.push(text);
+    }
+    lines
 }
 
 fn cache_panel(run: &DevRun) -> String {
@@ -257,6 +290,8 @@ mod tests {
                 started: 1,
                 removed: 0,
             },
+            isolation: BTreeMap::new(),
+            spares: Default::default(),
             resources: RunResources {
                 rss_mb: 23.44,
                 cpu_ms: 12.06,
@@ -281,6 +316,58 @@ mod tests {
         let cache = cache_panel(&run);
         assert!(cache.contains("render 1/4"), "{cache}");
         assert!(cache.contains("container reuse 67 %"), "{cache}");
+    }
+
+    #[test]
+    fn each_run_says_fresh_or_reused_and_the_spares_held() {
+        use crate::pool::{RunIsolation, SpareSummary};
+        let mut run = run_with_two_reused_one_started();
+        assert!(
+            isolation_lines(&run).is_empty(),
+            "nothing ran on containers"
+        );
+        run.isolation.insert(
+            "a.clnrm.toml".into(),
+            RunIsolation::Fresh {
+                spare_ready: true,
+                waited_ms: 0,
+            },
+        );
+        run.spares = SpareSummary {
+            ready: 3,
+            preparing: 0,
+            memory_mb: Some(412.3),
+        };
+        assert_eq!(
+            isolation_lines(&run),
+            [
+                "   containers: fresh (spare ready)",
+                "   spares 3 ready · 412 MB"
+            ]
+        );
+        run.isolation.insert(
+            "b.clnrm.toml".into(),
+            RunIsolation::Fresh {
+                spare_ready: false,
+                waited_ms: 840,
+            },
+        );
+        run.isolation
+            .insert("c.clnrm.toml".into(), RunIsolation::Reused);
+        run.spares = SpareSummary {
+            ready: 1,
+            preparing: 2,
+            memory_mb: None,
+        };
+        assert_eq!(
+            isolation_lines(&run),
+            [
+                "   a.clnrm.toml: fresh (spare ready)",
+                "   b.clnrm.toml: fresh (waited 840 ms for a spare)",
+                "   c.clnrm.toml: reused",
+                "   spares 1 ready · 2 preparing"
+            ]
+        );
     }
 
     #[test]

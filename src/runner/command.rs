@@ -15,7 +15,7 @@ use super::{run, FreshContainers, RunOptions, TestExecutor};
 use crate::cache::Memo;
 use crate::dev::wait_for_interrupt;
 use crate::pipeline::Checked;
-use crate::pool::{project_key, Pool, PoolOptions};
+use crate::pool::{project_key, Isolation, Pool, PoolOptions};
 use crate::project::Project;
 use crate::report::Event;
 
@@ -107,13 +107,11 @@ async fn executor(
         });
     }
     let key = project_key(&root);
-    let pool = Pool::new(
-        backend.clone(),
-        session.clone(),
-        root,
-        key,
-        PoolOptions::default(),
-    );
+    let options = PoolOptions {
+        isolation: Isolation::of_project(&command.project.config),
+        ..PoolOptions::default()
+    };
+    let pool = Pool::new(backend.clone(), session.clone(), root, key, options);
     if let Err(err) = pool.adopt_existing().await {
         tracing::warn!("could not look for warm containers: {err}");
     }

@@ -172,6 +172,14 @@ pub fn affected_tests(changed: &BTreeSet<String>, deps: &DependencyIndex) -> Aff
     affected
 }
 
+/// Whether a change of `path` can concern any test: a test file (known or new), the
+/// project file, an ignore file, or something a known test's render or plan read
+/// (a library, a build context, a volume). The watcher drops events on any other
+/// path before they reach the trigger, so they never delay or start a run.
+pub fn is_relevant(path: &str, deps: &DependencyIndex) -> bool {
+    !affected_tests(&BTreeSet::from([path.to_string()]), deps).is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +317,30 @@ mod tests {
             .contains("tests/b.toml.tera"));
         idx.remove("unknown");
         assert_eq!(idx.len(), 3);
+    }
+
+    #[test]
+    fn only_paths_a_test_depends_on_are_relevant() {
+        let idx = index();
+        for path in [
+            "lib/_macros.tera",
+            "images/web/static/a.css",
+            "images",
+            "new.clnrm.toml",
+            "cleanroom.toml",
+            "sub/.gitignore",
+            "tests",
+        ] {
+            assert!(is_relevant(path, &idx), "{path}");
+        }
+        for path in [
+            "out.json",
+            "notes.txt",
+            "lib/_other.tera",
+            "images/webapp/x",
+        ] {
+            assert!(!is_relevant(path, &idx), "{path}");
+        }
     }
 
     #[test]

@@ -17,14 +17,19 @@
 
 mod affected;
 mod debounce;
+mod error;
+mod fence;
 mod rules;
 mod tree;
 mod watcher;
 
-pub use affected::{affected_tests, is_test_path, Affected, DependencyIndex, PROJECT_FILE};
+pub use affected::{
+    affected_tests, is_relevant, is_test_path, Affected, DependencyIndex, PROJECT_FILE,
+};
 pub use debounce::{
     debounce_warning, default_max_wait, Arrival, ChangeBatch, Debouncer, Signal, Trigger,
     DEFAULT_DEBOUNCE, DEFAULT_SETTLE, MAX_SENSIBLE_DEBOUNCE_MS, MIN_SENSIBLE_DEBOUNCE_MS,
 };
+pub use error::WatchError;
 pub use rules::{is_editor_temp, is_ignore_file, IgnoreRules, IGNORED_DIRS};
-pub use watcher::{WatchError, WatchOptions, Watcher};
+pub use watcher::{WatchOptions, Watcher};

@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::affected::PROJECT_FILE;
+use super::error::WatchError;
 use super::rules::{is_ignore_file, IgnoreRules};
-use super::watcher::WatchError;
 
 /// A path the watcher was asked for, root-relative: a folder (with everything under
 /// it) or one file.
@@ -82,6 +82,17 @@ impl Tree {
             self.watched.insert(dir);
         }
         Ok(())
+    }
+
+    /// Watches a folder outside the project with the same watcher (its events
+    /// share the project's queue and order), e.g. the catch-up fence's.
+    pub(super) fn watch_outside(&mut self, dir: &Path) -> Result<(), WatchError> {
+        self.notify
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| WatchError::Notify {
+                path: dir.to_path_buf(),
+                source,
+            })
     }
 
     /// Watches one more path.

@@ -7,7 +7,7 @@
 //! recursive mode, so that `target/`, `.git/` and gitignored trees cost no
 //! inotify watch and the watched set follows the ignore files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,9 +17,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 
+use super::affected::{is_relevant, DependencyIndex};
 use super::debounce::{
     default_max_wait, Arrival, ChangeBatch, Debouncer, Signal, DEFAULT_DEBOUNCE, DEFAULT_SETTLE,
 };
+use super::error::WatchError;
+use super::fence::Fence;
 use super::rules::{is_ignore_file, IgnoreRules};
 use super::tree::{join, parent, relative, Scope, Tree};
 
@@ -60,34 +63,6 @@ impl WatchOptions {
     }
 }
 
-/// Why the watcher could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum WatchError {
-    /// A path to watch (or the root) does not exist or cannot be read.
-    #[error("cannot watch {}: {source}", path.display())]
-    Path {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A path to watch lies outside the project root.
-    #[error("{} is outside the project root {}", path.display(), root.display())]
-    OutsideRoot { path: PathBuf, root: PathBuf },
-    /// The operating system's watcher refused (e.g. the inotify watch limit).
-    #[error("cannot watch {}: {source}", path.display())]
-    Notify {
-        path: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
-    /// The watcher thread has stopped.
-    #[error("the file watcher has stopped")]
-    Stopped,
-    /// The watcher thread could not be spawned.
-    #[error("cannot start the watcher thread: {0}")]
-    Thread(#[source] std::io::Error),
-}
-
 /// A running file watcher. Batches arrive on [`Watcher::batches`]; dropping
 /// the watcher stops its thread and its notify watches.
 #[derive(Debug)]
@@ -98,7 +73,17 @@ pub struct Watcher {
     pending: Arc<Mutex<BTreeSet<String>>>,
     commands: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
+    /// The barrier through the event queue ([`Watcher::catch_up`]).
+    fence: Option<Arc<Fence>>,
 }
+
+/// How long [`Watcher::catch_up`] waits for the watcher thread: far more than a
+/// busy machine needs to hand over the events already queued.
+const CATCH_UP_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How many dropped paths are remembered for a later dependency record to claim
+/// (see [`Watcher::set_dependencies`]); beyond it they are forgotten.
+const DROPPED_MEMORY: usize = 4096;
 
 impl Watcher {
     /// Starts watching `paths` (relative to `root`, or absolute; empty means
@@ -137,7 +122,14 @@ impl Watcher {
         })?;
 
         let rules = IgnoreRules::new(&root, opts.ignored_dirs.clone());
-        let tree = Tree::watch(root.clone(), scopes, rules, notify)?;
+        let mut tree = Tree::watch(root.clone(), scopes, rules, notify)?;
+        let fence = Fence::create().and_then(|fence| match tree.watch_outside(fence.dir()) {
+            Ok(()) => Some(Arc::new(fence)),
+            Err(err) => {
+                tracing::debug!(error = %err, "watch fence not watched");
+                None
+            }
+        });
 
         let debounce = opts.debounce;
         let settle = opts.settle;
@@ -146,6 +138,7 @@ impl Watcher {
         let pending_shared = Arc::clone(&pending);
         let (out_tx, out_rx) = crossbeam_channel::unbounded();
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded::<Command>();
+        let thread_fence = fence.clone();
         let thread = std::thread::Builder::new()
             .name("clnrm-watch".into())
             .spawn(move || {
@@ -153,6 +146,12 @@ impl Watcher {
                     tree,
                     debouncer: Debouncer::new(debounce, max_wait).with_settle(settle),
                     pending: pending_shared,
+                    dependencies: None,
+                    dropped: BTreeMap::new(),
+                    fence: thread_fence,
+                    fence_seen: 0,
+                    unfinished: BTreeSet::new(),
+                    closes_reported: cfg!(any(target_os = "linux", target_os = "android")),
                 };
                 event_loop.run(raw_rx, commands_rx, out_tx);
             })
@@ -163,6 +162,7 @@ impl Watcher {
             pending,
             commands: Some(commands_tx),
             thread: Some(thread),
+            fence,
         })
     }
 
@@ -176,8 +176,9 @@ impl Watcher {
         &self.batches
     }
 
-    /// The paths of changes seen but not yet released as a batch: a save still
-    /// settling. A run's results are stale if these touch its tests.
+    /// The paths of changes seen but not yet released as a batch (a save still
+    /// settling), and of files changed but not yet closed after writing (a save in
+    /// progress). A run's results are stale if these touch its tests.
     pub fn pending_paths(&self) -> BTreeSet<String> {
         self.pending
             .lock()
@@ -201,13 +202,42 @@ impl Watcher {
 
     fn add_scope(&self, scope: Scope) -> Result<(), WatchError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let stopped = || WatchError::Stopped;
+        self.send(Command::Add(scope, reply_tx))?;
+        reply_rx.recv().map_err(|_| WatchError::Stopped)?
+    }
+
+    /// From now on, lets through only events on paths that can concern a test
+    /// according to `index` (what each test's last render and plan read, see
+    /// [`is_relevant`]); every other event is dropped before the trigger, so churn
+    /// in the project (a log, clnrm's own redirected output) never delays or starts
+    /// a run. Events dropped since `since` on paths `index` now names (a library a
+    /// new import reads) are taken in after all. Until the first call every path counts.
+    pub fn set_dependencies(
+        &self,
+        index: DependencyIndex,
+        since: Instant,
+    ) -> Result<(), WatchError> {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Dependencies(index, since, reply_tx))?;
+        reply_rx.recv().map_err(|_| WatchError::Stopped)
+    }
+
+    /// Waits until every file event raised before this call has gone through the
+    /// trigger: it is in [`Watcher::pending_paths`] or in a released batch. A reader
+    /// that finished reading files calls this to learn whether a save touched them
+    /// meanwhile. Returns false if the watcher could not confirm it in time.
+    pub fn catch_up(&self) -> bool {
+        self.fence
+            .as_ref()
+            .is_some_and(|fence| fence.pass(CATCH_UP_PATIENCE))
+    }
+
+    fn send(&self, command: Command) -> Result<(), WatchError> {
         self.commands
             .as_ref()
-            .ok_or_else(stopped)?
-            .send(Command::Add(scope, reply_tx))
-            .map_err(|_| stopped())?;
-        reply_rx.recv().map_err(|_| stopped())?
+            .ok_or(WatchError::Stopped)?
+            .send(command)
+            .map_err(|_| WatchError::Stopped)
     }
 
     /// Waits up to `timeout` for the next batch.
@@ -229,6 +259,7 @@ impl Drop for Watcher {
 
 enum Command {
     Add(Scope, Sender<Result<(), WatchError>>),
+    Dependencies(DependencyIndex, Instant, Sender<()>),
 }
 
 /// What a path to watch stands for, checked to exist under the root.
@@ -283,6 +314,20 @@ struct EventLoop {
     debouncer: Debouncer,
     /// Shared with [`Watcher::pending_paths`].
     pending: Arc<Mutex<BTreeSet<String>>>,
+    /// What the tests read; `None` (before the first run) lets every path through.
+    dependencies: Option<DependencyIndex>,
+    /// The last dropped event of each path, for [`Watcher::set_dependencies`] to
+    /// take in when a new record names the path.
+    dropped: BTreeMap<String, (Signal, Arrival)>,
+    fence: Option<Arc<Fence>>,
+    /// The highest fence marker seen, passed on once the events before it are in.
+    fence_seen: u64,
+    /// Relevant files changed and not yet closed after writing: a save in progress
+    /// (published with the pending paths).
+    unfinished: BTreeSet<String>,
+    /// Whether this platform's watcher reports closes after writing (inotify does):
+    /// only then is a change without one a write still in progress.
+    closes_reported: bool,
 }
 
 impl EventLoop {
@@ -312,6 +357,11 @@ impl EventLoop {
                     Ok(Command::Add(scope, reply)) => {
                         let _ = reply.send(self.tree.add_scope(scope));
                     }
+                    Ok(Command::Dependencies(index, since, reply)) => {
+                        self.set_dependencies(index, since);
+                        self.publish_pending();
+                        let _ = reply.send(());
+                    }
                     Err(_) => return,
                 },
                 recv(timer) -> _ => {}
@@ -332,6 +382,52 @@ impl EventLoop {
             }
             // Published after the send, so a batch is always visible in one place.
             self.publish_pending();
+            // Every event before the marker is now in a batch or pending.
+            if let Some(fence) = &self.fence {
+                fence.passed_on(self.fence_seen);
+            }
+        }
+    }
+
+    fn set_dependencies(&mut self, index: DependencyIndex, since: Instant) {
+        for (path, (signal, arrival)) in std::mem::take(&mut self.dropped) {
+            if arrival.event_at >= since && is_relevant(&path, &index) {
+                self.debouncer.push_signal_arrival(path, signal, arrival);
+            }
+        }
+        self.dependencies = Some(index);
+    }
+
+    /// Hands one event of a watched, not ignored path to the trigger, or drops it
+    /// when no test depends on the path.
+    fn offer(&mut self, rel: String, signal: Signal, arrival: Arrival) {
+        self.track_write(&rel, signal);
+        let relevant = match &self.dependencies {
+            Some(index) => is_relevant(&rel, index),
+            None => true,
+        };
+        if relevant {
+            self.debouncer.push_signal_arrival(rel, signal, arrival);
+            return;
+        }
+        self.unfinished.remove(&rel);
+        if self.dropped.len() >= DROPPED_MEMORY && !self.dropped.contains_key(&rel) {
+            self.dropped.clear();
+        }
+        self.dropped.insert(rel, (signal, arrival));
+    }
+
+    /// Notes whether a writer may still be writing `rel`: changed (created,
+    /// truncated, written) and not yet closed after writing or renamed into place.
+    /// Only where the watcher reports closes, and only for files that exist.
+    fn track_write(&mut self, rel: &str, signal: Signal) {
+        match signal {
+            Signal::Changed if self.closes_reported && self.tree.root.join(rel).is_file() => {
+                self.unfinished.insert(rel.to_string());
+            }
+            _ => {
+                self.unfinished.remove(rel);
+            }
         }
     }
 
@@ -339,6 +435,8 @@ impl EventLoop {
         if let Ok(mut shared) = self.pending.lock() {
             shared.clear();
             shared.extend(self.debouncer.pending_paths().map(str::to_owned));
+            // A batch the cap released while its file was half written is not done.
+            shared.extend(self.unfinished.iter().cloned());
         }
     }
 
@@ -350,6 +448,12 @@ impl EventLoop {
                 return;
             }
         };
+        if let Some(fence) = &self.fence {
+            if let Some(marker) = event.paths.iter().find_map(|p| fence.marker_of(p)) {
+                self.fence_seen = self.fence_seen.max(marker);
+                return;
+            }
+        }
         let arrival = |detect| Arrival {
             event_at: raw.at,
             detected_at: Instant::now(),
@@ -410,12 +514,13 @@ impl EventLoop {
                 } else {
                     detect_delay(meta.as_ref(), raw.wall)
                 };
-                self.debouncer
-                    .push_signal_arrival(rel, signal, arrival(detect));
+                self.offer(rel, signal, arrival(detect));
             }
             for file in found {
                 if self.tree.in_scope(&file) {
-                    self.debouncer.push_arrival(file, arrival(Duration::ZERO));
+                    self.offer(file.clone(), Signal::Changed, arrival(Duration::ZERO));
+                    // Written before its folder was watched: no close of it is to come.
+                    self.unfinished.remove(&file);
                 }
             }
         }

@@ -396,6 +396,12 @@ pub struct ProjectConfig {
     pub run_jobs: Option<usize>,
     pub run_reuse: bool,
     pub dev_debounce_ms: Option<u64>,
+    /// `[dev] isolation`: `fresh` (the default) or `reuse` (checked when parsed).
+    pub dev_isolation: Option<String>,
+    /// `[dev] max_spare_sets`: how many tests keep a spare set of containers.
+    pub dev_max_spare_sets: Option<u64>,
+    /// `[dev] max_spare_memory_mb`: the memory the spare sets may use together.
+    pub dev_max_spare_memory_mb: Option<u64>,
     pub seed: Option<u64>,
     pub freeze_clock: Option<String>,
 }

@@ -11,7 +11,12 @@ const SECTIONS: &[&str] = &["vars", "defaults", "cache", "run", "dev", "determin
 const DEFAULTS_KEYS: &[&str] = &["image", "step_timeout"];
 const CACHE_KEYS: &[&str] = &["dir", "max_size", "max_age", "remote", "remote_mode"];
 const RUN_KEYS: &[&str] = &["jobs", "reuse"];
-const DEV_KEYS: &[&str] = &["debounce_ms"];
+const DEV_KEYS: &[&str] = &[
+    "debounce_ms",
+    "isolation",
+    "max_spare_sets",
+    "max_spare_memory_mb",
+];
 
 pub(crate) fn parse_project(
     file: &str,
@@ -108,6 +113,22 @@ fn section_key(ctx: &mut Ctx, p: &mut ProjectConfig, section: &str, g: &Field) {
         }
         ("run", "reuse") => p.run_reuse = ctx.boolean(g).unwrap_or(false),
         ("dev", "debounce_ms") => p.dev_debounce_ms = ctx.unsigned(g),
+        ("dev", "isolation") => {
+            let text = ctx.string(g);
+            p.dev_isolation = text.and_then(|text| {
+                let known = ["fresh", "reuse"].contains(&text.as_str());
+                ctx.checked(
+                    g,
+                    if known {
+                        Ok(text)
+                    } else {
+                        Err("expected \"fresh\" or \"reuse\"".to_string())
+                    },
+                )
+            })
+        }
+        ("dev", "max_spare_sets") => p.dev_max_spare_sets = ctx.unsigned(g),
+        ("dev", "max_spare_memory_mb") => p.dev_max_spare_memory_mb = ctx.unsigned(g),
         (section, key) => {
             let known = match section {
                 "defaults" => DEFAULTS_KEYS,

@@ -338,6 +338,12 @@ pub trait Backend: Send + Sync {
         id: &'a str,
         lines: usize,
     ) -> BoxFuture<'a, Result<String, ExecError>>;
+    /// What a running container uses of memory now, in bytes (less the page cache),
+    /// when the engine says; for the dev panel's spare sets.
+    fn container_memory<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<u64>> {
+        let _ = id;
+        Box::pin(async { None })
+    }
     /// Runs a command in a running container; on timeout the command is killed
     /// inside the container (never by a host signal) and the output so far
     /// returned with `timed_out`. When it cannot be ended inside, the container

@@ -24,7 +24,7 @@ use testcontainers::bollard::models::{
 };
 use testcontainers::bollard::query_parameters::{
     CreateContainerOptions, InspectNetworkOptions, ListContainersOptions, ListImagesOptions,
-    ListNetworksOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions,
 };
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
@@ -462,6 +462,29 @@ impl Backend for DockerEngine {
                 text.extend_from_slice(&item.map_err(engine)?.into_bytes());
             }
             Ok(String::from_utf8_lossy(&text).into_owned())
+        }
+        .boxed()
+    }
+
+    fn container_memory<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<u64>> {
+        async move {
+            // One sample, without waiting for a second to compute CPU use (API 1.41+).
+            let options = StatsOptions {
+                stream: false,
+                one_shot: true,
+            };
+            let stats = self.docker.stats(id, Some(options)).next().await?.ok()?;
+            let memory = stats.memory_stats?;
+            let usage = memory.usage?;
+            // As `docker stats` shows it: the page cache (cgroup v2 inactive_file,
+            // v1 cache) can be given back, so it is not the container's.
+            let cache = memory.stats.as_ref().and_then(|s| {
+                s.get("inactive_file")
+                    .or_else(|| s.get("total_inactive_file"))
+                    .or_else(|| s.get("cache"))
+                    .copied()
+            });
+            Some(usage.saturating_sub(cache.unwrap_or(0)))
         }
         .boxed()
     }

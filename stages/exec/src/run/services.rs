@@ -215,6 +215,11 @@ pub async fn health_check(
     ready_from(backend, id, spec, status).await
 }
 
+/// How often, and how long apart, a container whose health check could not run
+/// is looked at to see whether it is stopping (a second in all).
+const STOPPING_CHECKS: u32 = 20;
+const STOPPING_CHECK_EVERY: Duration = Duration::from_millis(50);
+
 /// [`health_check`] from a status just learned.
 async fn ready_from(
     backend: &dyn Backend,
@@ -248,7 +253,29 @@ async fn ready_from(
     };
     let mut last = String::new();
     for attempt in 1..=(*retries).max(1) {
-        let out = backend.exec(id, &request).await?;
+        let out = match backend.exec(id, &request).await {
+            Ok(out) => out,
+            // The engine refuses an exec into a container that has stopped: say how the
+            // service ended (its code, its last lines), not "Container … is not running".
+            // It may be stopping right now (the exec was killed with it): give it a
+            // moment to say how it ended.
+            Err(e) => {
+                for _ in 0..STOPPING_CHECKS {
+                    let status = backend.container_status(id).await?;
+                    if !status.running {
+                        return Err(not_ready(
+                            exited(backend, id, status, spec.limits.memory_bytes).await,
+                        ));
+                    }
+                    tokio::time::sleep(STOPPING_CHECK_EVERY).await;
+                }
+                return Err(not_ready(format!(
+                    "still running, but its health check `{}` could not run: {e}{}",
+                    argv.join(" "),
+                    its_output(backend, id).await
+                )));
+            }
+        };
         if out.exit_code == Some(0) && !out.timed_out {
             return Ok(());
         }
@@ -264,9 +291,10 @@ async fn ready_from(
         }
     }
     Err(not_ready(format!(
-        "health check `{}` did not succeed after {} attempt(s); last: {last}",
+        "still running, health check `{}` did not succeed after {} attempt(s); last: {last}{}",
         argv.join(" "),
-        (*retries).max(1)
+        (*retries).max(1),
+        its_output(backend, id).await
     )))
 }
 
@@ -278,12 +306,7 @@ pub(crate) async fn exited(
     status: crate::ContainerStatus,
     memory_bytes: Option<i64>,
 ) -> String {
-    let logs = backend.container_logs(id, 20).await.unwrap_or_default();
-    let logs = if logs.trim().is_empty() {
-        String::new()
-    } else {
-        format!("; its output:\n{}", logs.trim_end())
-    };
+    let logs = its_output(backend, id).await;
     if status.oom_killed {
         if let Some(limit) = memory_limit_words(memory_bytes) {
             return format!("the container was killed for using more than {limit}{logs}");
@@ -299,6 +322,16 @@ pub(crate) async fn exited(
         .map(|c| format!(" with code {c}"))
         .unwrap_or_default();
     format!("the container exited{code}{oom} before the steps ended{logs}")
+}
+
+/// "; its output:" and the last 20 lines of a container's own output, if it has any.
+async fn its_output(backend: &dyn Backend, id: &str) -> String {
+    let logs = backend.container_logs(id, 20).await.unwrap_or_default();
+    if logs.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its output:\n{}", logs.trim_end())
+    }
 }
 
 /// "its memory limit of 16 MB ([limits] memory_mb = 16)", for a container with one.

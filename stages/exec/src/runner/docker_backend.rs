@@ -218,6 +218,10 @@ impl Backend for DockerBackend {
         self.engine.container_logs(id, lines)
     }
 
+    fn container_memory<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<u64>> {
+        self.engine.container_memory(id)
+    }
+
     fn exec<'a>(
         &'a self,
         container: &'a str,
