@@ -77,24 +77,16 @@ impl Exporter {
         let counts = Arc::new(Counts::default());
         let worker_counts = counts.clone();
         let worker_url = url.clone();
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(POST_TIMEOUT)
-            .timeout(POST_TIMEOUT)
-            .build();
         std::thread::Builder::new()
             .name("clnrm-otlp-export".into())
             .spawn(move || {
                 // Held until every request is posted: its drop tells `finish` we are done.
                 let _drained = drained_tx;
+                let mut poster = Poster::new(&worker_url);
                 for spans in requests {
                     let n = spans.len() as u64;
-                    let body = request(spans).encode_to_vec();
-                    let sent = agent
-                        .post(&worker_url)
-                        .set("content-type", "application/x-protobuf")
-                        .send_bytes(&body);
-                    match sent {
-                        Ok(_) => {
+                    match poster.post(&request(spans).encode_to_vec()) {
+                        Ok(()) => {
                             worker_counts.delivered.fetch_add(n, Ordering::Relaxed);
                         }
                         Err(err) => tracing::debug!("OTLP export to {worker_url}: {err}"),
@@ -175,6 +167,115 @@ fn request(spans: Vec<otlp::Span>) -> ExportTraceServiceRequest {
         kv("service.version", env!("CARGO_PKG_VERSION")),
     ];
     clnrm_request(resource, spans)
+}
+
+/// Posts export requests to one URL. Plain `http://` (the usual local collector) is written
+/// straight on a socket: ureq's agent loads the system's root certificates when it is
+/// built, tens of milliseconds of CPU a run must not pay for a plain-text endpoint; so
+/// only an `https://` endpoint gets one, built on first use.
+enum Poster {
+    Plain {
+        authority: String,
+        path: String,
+    },
+    Tls {
+        url: String,
+        agent: Option<ureq::Agent>,
+    },
+}
+
+impl Poster {
+    fn new(url: &str) -> Poster {
+        match url.strip_prefix("http://") {
+            Some(rest) => {
+                let (authority, path) = match rest.find('/') {
+                    Some(at) => (&rest[..at], &rest[at..]),
+                    None => (rest, "/"),
+                };
+                Poster::Plain {
+                    authority: authority.to_string(),
+                    path: path.to_string(),
+                }
+            }
+            None => Poster::Tls {
+                url: url.to_string(),
+                agent: None,
+            },
+        }
+    }
+
+    fn post(&mut self, body: &[u8]) -> Result<(), String> {
+        match self {
+            Poster::Plain { authority, path } => post_plain(authority, path, body),
+            Poster::Tls { url, agent } => {
+                let agent = agent.get_or_insert_with(|| {
+                    ureq::AgentBuilder::new()
+                        .timeout_connect(POST_TIMEOUT)
+                        .timeout(POST_TIMEOUT)
+                        .build()
+                });
+                agent
+                    .post(url)
+                    .set("content-type", CONTENT_TYPE)
+                    .send_bytes(body)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+const CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// One HTTP/1.1 POST on a fresh connection; a 2xx answer is success.
+fn post_plain(authority: &str, path: &str, body: &[u8]) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let with_port = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let address = with_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{authority}: no address"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&address, POST_TIMEOUT).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(POST_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(POST_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: {CONTENT_TYPE}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .map_err(|e| e.to_string())?;
+    // The status line is all we need: `HTTP/1.1 200 OK`.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.contains(&b'\n') {
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&answer);
+    let code = line.split_whitespace().nth(1).unwrap_or("");
+    if code.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered {:?}",
+            line.lines().next().unwrap_or("nothing")
+        ))
+    }
 }
 
 /// A stage's hits and misses in the memo, and the time spent in it summed over threads.
@@ -487,7 +588,7 @@ mod tests {
     }
 
     /// A one-shot OTLP/HTTP endpoint: answers each request after `delay`, hands back bodies.
-    fn endpoint(delay: Duration) -> (String, Receiver<(String, Vec<u8>)>) {
+    fn endpoint(delay: Duration, status: &'static str) -> (String, Receiver<(String, Vec<u8>)>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = bounded(16);
@@ -517,7 +618,8 @@ mod tests {
                     }
                 };
                 std::thread::sleep(delay);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes());
                 let _ = tx.send((head, body));
             }
         });
@@ -526,7 +628,7 @@ mod tests {
 
     #[test]
     fn a_test_is_posted_as_protobuf_under_the_runs_root() {
-        let (url, bodies) = endpoint(Duration::ZERO);
+        let (url, bodies) = endpoint(Duration::ZERO, "200 OK");
         let exporter = Exporter::start(&format!("{url}/"));
         assert_eq!(exporter.url(), format!("{url}/v1/traces"));
         let test = exporter.test_ids("tests/a.clnrm.toml");
@@ -552,13 +654,14 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_or_slow_endpoint_is_given_up_on_and_counted() {
+    fn a_dead_slow_or_refusing_endpoint_is_given_up_on_and_counted() {
         let dead = {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             format!("http://{}", listener.local_addr().unwrap())
         };
-        let (slow, _bodies) = endpoint(Duration::from_secs(5));
-        for url in [dead, slow] {
+        let (slow, _slow_bodies) = endpoint(Duration::from_secs(5), "200 OK");
+        let (refusing, _refused_bodies) = endpoint(Duration::ZERO, "400 Bad Request");
+        for url in [dead, slow, refusing] {
             let exporter = Exporter::start(&url);
             let ids = exporter.ids;
             let mut trace = RunTrace::new(ids, "clnrm run", at(0));
