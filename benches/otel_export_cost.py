@@ -58,11 +58,14 @@ def spans_received(path):
 
 
 def alternate(root, variants, extra=()):
-    """Median wall ms of each variant (name -> args), alternated so load meets all alike."""
+    """Median wall ms of each variant (name -> args), interleaved so load meets all alike."""
     times = {name: [] for name in variants}
     warnings = {name: 0 for name in variants}
-    for _ in range(RUNS):
-        for name, args in variants.items():
+    order = list(variants.items())
+    for round in range(RUNS):
+        # Reversed every other round: the run after another meets its leftovers (container
+        # removal, page cache) whichever variant it is.
+        for name, args in (order if round % 2 == 0 else order[::-1]):
             took, stderr = run(root, *extra, *args)
             times[name].append(took)
             warnings[name] += "not delivered" in stderr
