@@ -60,6 +60,15 @@ pub struct GlobalArgs {
     /// pull requests), `write`, `readwrite` (default: `[cache] remote_mode`, else readwrite)
     #[arg(long, global = true, value_name = "MODE", value_parser = parse_remote_mode)]
     pub remote_cache_mode: Option<RemoteMode>,
+    /// Send clnrm's own trace of `run` to this OpenTelemetry collector (OTLP/HTTP protobuf,
+    /// POST URL/v1/traces); never slows or fails the run
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub otel_endpoint: Option<String>,
     /// When to use colours (honours NO_COLOR)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -16,7 +16,8 @@ use super::args::{RunArgs, RunFormat};
 use super::output::{self, Printer};
 use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
 use crate::discover::TestFile;
-use crate::pipeline::{Checked, FsWorld, Pipeline, TestProblem};
+use crate::otel::export::{Exporter, RunTrace, StageUse, DRAIN_WAIT};
+use crate::pipeline::{Checked, FsWorld, Pipeline, StageCount, TestProblem};
 use crate::report::{
     github_actions_log, json_line, step_line, template_step_line, Event, GithubAnnotations,
     HtmlReport, HumanReporter, JunitReport, PlannedAction, RunStats, SourceLines, TapReporter,
@@ -32,7 +33,19 @@ pub fn run(
     printer: &Printer,
 ) -> Result<Exit, CliError> {
     let started = Instant::now();
+    // clnrm's own trace (`--otel-endpoint`): the moments below are its stages' edges.
+    let export = global
+        .otel_endpoint
+        .as_deref()
+        .filter(|url| !url.is_empty())
+        .map(|url| Arc::new(Exporter::start(url)));
+    let mut trace = export
+        .as_ref()
+        .map(|e| RunTrace::new(e.ids, "clnrm run", SystemTime::now()));
     let (project, tests) = load(global, &args.paths, cwd, printer)?;
+    if let Some(trace) = &mut trace {
+        trace.discovered(SystemTime::now());
+    }
     let jobs = args
         .jobs
         .or(project.config.run_jobs)
@@ -73,6 +86,18 @@ pub fn run(
     }
     let selected: Vec<String> = tests.iter().map(TestFile::key).collect();
     let checked = pool.install(|| pipeline.check_all(&tests));
+    if let Some(trace) = &mut trace {
+        let used = |count: &StageCount| {
+            let (hits, misses) = count.get();
+            StageUse {
+                hits,
+                misses,
+                busy_ms: count.millis(),
+            }
+        };
+        let (render, parse) = (used(&pipeline.render_count), used(&pipeline.parse_count));
+        trace.checked(SystemTime::now(), render, parse);
+    }
     let validity = DryRunCount::of(&checked);
     let lines = source_lines(&checked);
     let github = (args.format == RunFormat::Github
@@ -88,6 +113,7 @@ pub fn run(
         fail_fast: args.fail_fast,
         force: args.force,
         dry_run: args.dry_run,
+        export: export.clone(),
     };
     let command = RunCommand {
         project: &project,
@@ -115,6 +141,9 @@ pub fn run(
         let mut finished = Vec::new();
         let mut planned_errors = 0;
         while let Some(mut event) = events.recv().await {
+            if let Some(trace) = &mut trace {
+                trace.record(&event, SystemTime::now());
+            }
             lines.fill(&mut event);
             stats.record(&event);
             match &event {
@@ -139,10 +168,10 @@ pub fn run(
                 write_line(&annotation);
             }
         }
-        (stats, junit, html, finished, planned_errors)
+        (stats, junit, html, finished, planned_errors, trace)
     };
-    let (stats, junit, html, finished, planned_errors) =
-        run_command(command, read, stop).map_err(|err| match err {
+    let (stats, junit, html, finished, planned_errors, trace) = run_command(command, read, stop)
+        .map_err(|err| match err {
             RunCommandError::Runtime(err) => CliError::Runtime(err),
             RunCommandError::Engine(err) => CliError::Engine(err),
             RunCommandError::Reader(err) => CliError::Task(err),
@@ -193,6 +222,10 @@ pub fn run(
         ));
     }
     finish_memo(&memo, &project, printer);
+    if let (Some(export), Some(mut trace)) = (export, trace) {
+        export.add(trace.spans(SystemTime::now(), stats.exit_ok()));
+        finish_export(&export, printer);
+    }
     if reader_gone.load(Ordering::SeqCst) {
         return Err(CliError::StdoutClosed);
     }
@@ -201,6 +234,18 @@ pub fn run(
     } else {
         Exit::TestsFailed
     })
+}
+
+/// Waits at most [`DRAIN_WAIT`] for the trace to reach the collector, then says what did not.
+fn finish_export(export: &Exporter, printer: &Printer) {
+    let url = export.url().to_string();
+    if let Some(lost) = export.finish(DRAIN_WAIT) {
+        printer.warn(&format!(
+            "--otel-endpoint: {} of {} spans of this run's trace were not delivered to {url} \
+             (collector unreachable, slow or refusing them); the run's outcome is unaffected",
+            lost.spans, lost.of
+        ));
+    }
 }
 
 /// What `--dry-run` found, counted as `validate` counts.

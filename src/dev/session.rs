@@ -372,6 +372,7 @@ impl DevSession {
             fail_fast: false,
             force: false,
             dry_run: false,
+            export: None,
         };
         runner::execute(
             self.pool.clone(),

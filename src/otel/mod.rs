@@ -12,6 +12,7 @@
 
 mod bridge;
 mod convert;
+pub mod export;
 mod listen;
 pub mod self_spans;
 

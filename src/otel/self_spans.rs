@@ -81,6 +81,14 @@ pub fn export_request(run: &SelfRun) -> ExportTraceServiceRequest {
         resource.retain(|existing| &existing.key != k);
         resource.push(kv(k, v));
     }
+    clnrm_request(resource, b.spans)
+}
+
+/// One export request of clnrm's spans: `resource`, the scope `clnrm` at this version.
+pub(crate) fn clnrm_request(
+    resource: Vec<KeyValue>,
+    spans: Vec<otlp::Span>,
+) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![otlp::ResourceSpans {
             resource: Some(Resource {
@@ -93,7 +101,7 @@ pub fn export_request(run: &SelfRun) -> ExportTraceServiceRequest {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     ..Default::default()
                 }),
-                spans: b.spans,
+                spans,
                 ..Default::default()
             }],
             ..Default::default()
@@ -280,28 +288,52 @@ impl Builder<'_, '_> {
         attributes: Vec<KeyValue>,
         ok: bool,
     ) {
-        self.spans.push(otlp::Span {
-            trace_id: self.run.ids.trace.to_vec(),
-            span_id: id.to_vec(),
-            parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
-            name: name.to_string(),
-            kind: otlp::span::SpanKind::Internal as i32,
-            start_time_unix_nano: window.start,
-            end_time_unix_nano: window.end.max(window.start),
+        let span = internal_span(
+            self.run.ids.trace,
+            (id, parent),
+            name,
+            (window.start, window.end),
             attributes,
-            status: Some(status(ok)),
-            ..Default::default()
-        });
+            ok,
+        );
+        self.spans.push(span);
     }
 
     /// Span ids within the trace: the run's id mixed with a counter, never the run's own.
     fn child_id(&mut self) -> [u8; 8] {
-        let n = self.next_id;
         self.next_id += 1;
-        let mut h = blake3::Hasher::new();
-        h.update(&self.run.ids.run_span);
-        h.update(&n.to_le_bytes());
-        h.finalize().as_bytes()[..8].try_into().expect("8 bytes")
+        numbered_id(&self.run.ids.run_span, self.next_id - 1)
+    }
+}
+
+/// The `n`th span id derived from `seed` (a parent's span id).
+pub(crate) fn numbered_id(seed: &[u8; 8], n: u64) -> [u8; 8] {
+    let mut h = blake3::Hasher::new();
+    h.update(seed);
+    h.update(&n.to_le_bytes());
+    h.finalize().as_bytes()[..8].try_into().expect("8 bytes")
+}
+
+/// An `internal` span of `trace`, `OK` or `ERROR`.
+pub(crate) fn internal_span(
+    trace: [u8; 16],
+    (id, parent): ([u8; 8], Option<[u8; 8]>),
+    name: &str,
+    (start, end): (u64, u64),
+    attributes: Vec<KeyValue>,
+    ok: bool,
+) -> otlp::Span {
+    otlp::Span {
+        trace_id: trace.to_vec(),
+        span_id: id.to_vec(),
+        parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
+        name: name.to_string(),
+        kind: otlp::span::SpanKind::Internal as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end.max(start),
+        attributes,
+        status: Some(status(ok)),
+        ..Default::default()
     }
 }
 
@@ -311,7 +343,7 @@ fn is_error(s: &otlp::Span) -> bool {
         .is_some_and(|st| st.code == otlp::status::StatusCode::Error as i32)
 }
 
-fn status(ok: bool) -> otlp::Status {
+pub(crate) fn status(ok: bool) -> otlp::Status {
     otlp::Status {
         code: if ok {
             otlp::status::StatusCode::Ok
@@ -322,18 +354,18 @@ fn status(ok: bool) -> otlp::Status {
     }
 }
 
-fn attribute(key: &str, value: any_value::Value) -> KeyValue {
+pub(crate) fn attribute(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue { value: Some(value) }),
     }
 }
 
-fn kv(key: &str, value: impl Into<String>) -> KeyValue {
+pub(crate) fn kv(key: &str, value: impl Into<String>) -> KeyValue {
     attribute(key, any_value::Value::StringValue(value.into()))
 }
 
-fn int(key: &str, value: i64) -> KeyValue {
+pub(crate) fn int(key: &str, value: i64) -> KeyValue {
     attribute(key, any_value::Value::IntValue(value))
 }
 

@@ -15,6 +15,7 @@ use clnrm_plan::TestPlan;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
+use crate::otel::export::Exporter;
 use crate::otel::self_spans::TraceIds;
 use crate::otel::DefaultBridge;
 use crate::report::{
@@ -177,6 +178,7 @@ pub async fn execute(
         let stop = stop_scheduling.clone();
         let fail_fast = options.fail_fast;
         let bridge = bridge.clone();
+        let export = options.export.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _ = task_events.send(Event::TestStarted {
@@ -191,8 +193,14 @@ pub async fn execute(
                 let interrupted = Box::pin(async move {
                     let _ = watch.wait_for(|stop| *stop).await;
                 });
-                let (report, used, judged) =
-                    run_once(executor.as_ref(), &runnable, &bridge, interrupted).await;
+                let (report, used, judged) = run_once(
+                    executor.as_ref(),
+                    &runnable,
+                    &bridge,
+                    export.as_deref(),
+                    interrupted,
+                )
+                .await;
                 let last = report.outcome.is_pass()
                     || attempts.len() as u32 >= runnable.retries
                     || *cancel.borrow();
@@ -248,11 +256,13 @@ pub async fn execute(
 
 /// One attempt of a test: run on `executor` in a trace of its own (clnrm's own spans and
 /// the services' join it), `should_fail` applied, its spans judged when every step passed,
-/// then its `[assertions]` on what the attempt observed.
+/// then its `[assertions]` on what the attempt observed. With `export`, the attempt's trace
+/// is the run's and clnrm's own spans of it are queued for the collector.
 async fn run_once(
     executor: &dyn TestExecutor,
     runnable: &Runnable,
     bridge: &Arc<DefaultBridge>,
+    export: Option<&Exporter>,
     interrupted: BoxFuture<'_, ()>,
 ) -> (TestReport, ContainerUse, Option<Judged>) {
     let receiver = runnable
@@ -260,7 +270,10 @@ async fn run_once(
         .as_ref()
         .map(|spans| spans.receiver(Some(bridge.clone())));
     let key = runnable.test.key();
-    let ids = TraceIds::new(&key);
+    let ids = match export {
+        Some(export) => export.test_ids(&key),
+        None => TraceIds::new(&key),
+    };
     let plan = with_trace_context(&runnable.plan, &ids);
     let test = TestToRun {
         identity: &key,
@@ -271,20 +284,24 @@ async fn run_once(
     let started_at = std::time::SystemTime::now();
     let (mut report, used) = executor.run_test(test, interrupted).await;
     apply_should_fail(&mut report, &runnable.checks);
-    if let (true, Some(receiver)) = (runnable.checks.own_spans, &receiver) {
+    let own = |report: &TestReport| {
         let images: BTreeMap<String, String> = runnable
             .images
             .iter()
             .map(|(service, image)| (service.clone(), image.reference.clone()))
             .collect();
-        receiver.add_own(own_spans(
+        own_spans(
             (&runnable.name, &key),
             ids,
             started_at,
-            &report,
+            report,
             &images,
             &runnable.checks,
-        ));
+        )
+    };
+    // Before judging: the expectations may ask for clnrm's own spans.
+    if let (true, Some(receiver)) = (runnable.checks.own_spans, &receiver) {
+        receiver.add_own(own(&report));
     }
     // Judged only when every step passed: a failed step already decides.
     let judged = match (&runnable.spans, &receiver) {
@@ -317,6 +334,10 @@ async fn run_once(
             spans,
         );
         apply_assertions(&mut report, &runnable.checks.assertions, &run);
+    }
+    // After judging, so the exported result is the attempt's final one.
+    if let Some(export) = export {
+        export.add_test(&ids, &own(&report));
     }
     (report, used, judged)
 }

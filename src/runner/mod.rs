@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     pub force: bool,
     pub dry_run: bool,
+    /// Where clnrm's own trace of the run goes (`--otel-endpoint`), if anywhere.
+    pub export: Option<Arc<crate::otel::export::Exporter>>,
 }
 
 /// `clnrm run`: reaps leftovers, prepares, and runs the selected tests on `executor`

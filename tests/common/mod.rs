@@ -70,6 +70,7 @@ pub fn clnrm_process() -> std::process::Command {
         "ENV",
         "OTEL_ENDPOINT",
         "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
         "CLNRM_IMAGE",
         "FREEZE_CLOCK",
         "OTEL_TOKEN",

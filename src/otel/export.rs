@@ -1,0 +1,680 @@
+//! Sending clnrm's own trace of a run to a collector (`--otel-endpoint`, or
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`; docs/reference.md "Exporting clnrm's own trace"): one
+//! trace per run, a root `clnrm run` with a child per stage of the run and each test's own
+//! `clnrm.run` subtree re-parented under it.
+//!
+//! Why a queue and a thread: the run must never wait on a collector. Spans go into a bounded
+//! queue (a full queue drops them) drained by one thread posting OTLP/HTTP protobuf with a
+//! short timeout. At the end the run waits at most [`DRAIN_WAIT`] for the queue to empty,
+//! then leaves what is left undelivered and says how many spans that was.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::trace::v1 as otlp;
+use prost::Message;
+
+use super::lock;
+use super::self_spans::{
+    attribute, clnrm_request, int, internal_span, kv, numbered_id, unix_nanos, TraceIds,
+    SERVICE_NAME,
+};
+use crate::report::{Event, Status};
+
+/// Export requests the queue holds (one per test, plus the run's own); more are dropped.
+pub const QUEUE_REQUESTS: usize = 1024;
+/// How long one POST may take before it counts as not delivered.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the end of a run waits for the queue to drain.
+pub const DRAIN_WAIT: Duration = Duration::from_millis(50);
+
+/// Where an OTLP/HTTP endpoint takes traces: the generic endpoint's `/v1/traces`.
+pub fn traces_url(endpoint: &str) -> String {
+    format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+}
+
+#[derive(Default)]
+struct Counts {
+    queued: AtomicU64,
+    delivered: AtomicU64,
+}
+
+/// The queue and its posting thread, and the ids of the run's trace.
+pub struct Exporter {
+    url: String,
+    /// Taken (closed) by [`Exporter::finish`].
+    queue: Mutex<Option<Sender<Vec<otlp::Span>>>>,
+    /// Disconnected when the posting thread has sent everything it was given.
+    drained: Receiver<()>,
+    counts: Arc<Counts>,
+    /// The run's trace id and the `clnrm run` root's span id.
+    pub ids: TraceIds,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter").field("url", &self.url).finish()
+    }
+}
+
+/// What was not delivered when the run stopped waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undelivered {
+    pub spans: u64,
+    pub of: u64,
+}
+
+impl Exporter {
+    /// Starts the posting thread for `endpoint` (an OTLP/HTTP base URL).
+    pub fn start(endpoint: &str) -> Exporter {
+        let url = traces_url(endpoint);
+        let (queue, requests) = bounded::<Vec<otlp::Span>>(QUEUE_REQUESTS);
+        let (drained_tx, drained) = bounded::<()>(0);
+        let counts = Arc::new(Counts::default());
+        let worker_counts = counts.clone();
+        let worker_url = url.clone();
+        std::thread::Builder::new()
+            .name("clnrm-otlp-export".into())
+            .spawn(move || {
+                // Held until every request is posted: its drop tells `finish` we are done.
+                let _drained = drained_tx;
+                let mut poster = Poster::new(&worker_url);
+                for spans in requests {
+                    let n = spans.len() as u64;
+                    match poster.post(&request(spans).encode_to_vec()) {
+                        Ok(()) => {
+                            worker_counts.delivered.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(err) => tracing::debug!("OTLP export to {worker_url}: {err}"),
+                    }
+                }
+            })
+            .expect("spawn the OTLP export thread");
+        Exporter {
+            url,
+            queue: Mutex::new(Some(queue)),
+            drained,
+            counts,
+            ids: TraceIds::new("clnrm run"),
+        }
+    }
+
+    /// The URL spans are posted to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The ids a test's `clnrm.run` gets: the run's trace, a span id of its own.
+    pub fn test_ids(&self, identity: &str) -> TraceIds {
+        TraceIds {
+            trace: self.ids.trace,
+            run_span: TraceIds::new(identity).run_span,
+        }
+    }
+
+    /// Queues a test's own spans (built with [`Exporter::test_ids`]), its `clnrm.run`
+    /// re-parented under the run's root. Never waits: a full queue drops them.
+    pub fn add_test(&self, test: &TraceIds, request: &ExportTraceServiceRequest) {
+        let mut spans: Vec<otlp::Span> = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.iter().cloned())
+            .collect();
+        for span in &mut spans {
+            if span.span_id == test.run_span && span.parent_span_id.is_empty() {
+                span.parent_span_id = self.ids.run_span.to_vec();
+            }
+        }
+        self.add(spans);
+    }
+
+    /// Queues spans of the run's trace. Never waits: a full queue drops them.
+    pub fn add(&self, spans: Vec<otlp::Span>) {
+        if spans.is_empty() {
+            return;
+        }
+        self.counts
+            .queued
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        // A full or closed queue drops the spans: counted as not delivered.
+        if let Some(queue) = lock(&self.queue).as_ref() {
+            let _ = queue.try_send(spans);
+        }
+    }
+
+    /// Closes the queue and waits at most `wait` for it to drain; `Some` when spans were
+    /// dropped or not (yet) delivered.
+    pub fn finish(&self, wait: Duration) -> Option<Undelivered> {
+        drop(lock(&self.queue).take());
+        // Disconnected (the thread ended) or timed out: either way we stop waiting here.
+        let _ = self.drained.recv_timeout(wait);
+        let of = self.counts.queued.load(Ordering::Relaxed);
+        let spans = of.saturating_sub(self.counts.delivered.load(Ordering::Relaxed));
+        (spans > 0).then_some(Undelivered { spans, of })
+    }
+}
+
+/// The export request for spans of clnrm's run: resource `service.name=clnrm`,
+/// `service.version`.
+fn request(spans: Vec<otlp::Span>) -> ExportTraceServiceRequest {
+    let resource = vec![
+        kv("service.name", SERVICE_NAME),
+        kv("service.version", env!("CARGO_PKG_VERSION")),
+    ];
+    clnrm_request(resource, spans)
+}
+
+/// Posts export requests to one URL. Plain `http://` (the usual local collector) is written
+/// straight on a socket: ureq's agent loads the system's root certificates when it is
+/// built, tens of milliseconds of CPU a run must not pay for a plain-text endpoint; so
+/// only an `https://` endpoint gets one, built on first use.
+enum Poster {
+    Plain {
+        authority: String,
+        path: String,
+    },
+    Tls {
+        url: String,
+        agent: Option<ureq::Agent>,
+    },
+}
+
+impl Poster {
+    fn new(url: &str) -> Poster {
+        match url.strip_prefix("http://") {
+            Some(rest) => {
+                let (authority, path) = match rest.find('/') {
+                    Some(at) => (&rest[..at], &rest[at..]),
+                    None => (rest, "/"),
+                };
+                Poster::Plain {
+                    authority: authority.to_string(),
+                    path: path.to_string(),
+                }
+            }
+            None => Poster::Tls {
+                url: url.to_string(),
+                agent: None,
+            },
+        }
+    }
+
+    fn post(&mut self, body: &[u8]) -> Result<(), String> {
+        match self {
+            Poster::Plain { authority, path } => post_plain(authority, path, body),
+            Poster::Tls { url, agent } => {
+                let agent = agent.get_or_insert_with(|| {
+                    ureq::AgentBuilder::new()
+                        .timeout_connect(POST_TIMEOUT)
+                        .timeout(POST_TIMEOUT)
+                        .build()
+                });
+                agent
+                    .post(url)
+                    .set("content-type", CONTENT_TYPE)
+                    .send_bytes(body)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+const CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// One HTTP/1.1 POST on a fresh connection; a 2xx answer is success.
+fn post_plain(authority: &str, path: &str, body: &[u8]) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let with_port = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let address = with_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{authority}: no address"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&address, POST_TIMEOUT).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(POST_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(POST_TIMEOUT)))
+        .and_then(|()| stream.set_nodelay(true))
+        .map_err(|e| e.to_string())?;
+    // One write: a head and a body in two would meet Nagle and delayed ACK (~40 ms).
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: {CONTENT_TYPE}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).map_err(|e| e.to_string())?;
+    // The status line is all we need: `HTTP/1.1 200 OK`.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.contains(&b'\n') {
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&answer);
+    let code = line.split_whitespace().nth(1).unwrap_or("");
+    if code.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered {:?}",
+            line.lines().next().unwrap_or("nothing")
+        ))
+    }
+}
+
+/// A stage's hits and misses in the memo, and the time spent in it summed over threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageUse {
+    pub hits: usize,
+    pub misses: usize,
+    pub busy_ms: f64,
+}
+
+/// The run's own spans (the root and one per stage), from the moments the CLI saw and the
+/// events the runner emitted. The tests' subtrees come from the runner, not from here.
+pub struct RunTrace {
+    ids: TraceIds,
+    command: String,
+    started: SystemTime,
+    loaded: Option<SystemTime>,
+    checked: Option<(SystemTime, StageUse, StageUse)>,
+    prepared: Option<SystemTime>,
+    /// (test, name, cached, at): every test that reached the result cache.
+    lookups: Vec<(String, String, bool, SystemTime)>,
+    /// Tests with no subtree of their own (cached, errors, skips).
+    unrun: Vec<Unrun>,
+    plan_ms: f64,
+    next_id: u64,
+}
+
+/// A test the runner decided without running it: served from the cache, an error, a skip.
+struct Unrun {
+    test: String,
+    name: String,
+    status: Status,
+    cached: bool,
+    message: Option<String>,
+    at: SystemTime,
+}
+
+impl RunTrace {
+    pub fn new(ids: TraceIds, command: &str, started: SystemTime) -> RunTrace {
+        RunTrace {
+            ids,
+            command: command.to_string(),
+            started,
+            loaded: None,
+            checked: None,
+            prepared: None,
+            lookups: Vec::new(),
+            unrun: Vec::new(),
+            plan_ms: 0.0,
+            next_id: 1,
+        }
+    }
+
+    /// Tests discovered (and the project loaded) at `at`.
+    pub fn discovered(&mut self, at: SystemTime) {
+        self.loaded = Some(at);
+    }
+
+    /// Every test rendered and parsed at `at`, with what each stage did.
+    pub fn checked(&mut self, at: SystemTime, render: StageUse, parse: StageUse) {
+        self.checked = Some((at, render, parse));
+    }
+
+    /// One runner event, seen at `at`.
+    pub fn record(&mut self, event: &Event, at: SystemTime) {
+        match event {
+            // Sent once every test is planned and the result cache asked.
+            Event::RunStarted { .. } => self.prepared = Some(at),
+            Event::TestFinished(test) => match &test.timings {
+                Some(timings) => {
+                    self.plan_ms += timings.plan_ms;
+                    self.lookups
+                        .push((test.test.clone(), test.name.clone(), false, at));
+                }
+                None => {
+                    if test.cached {
+                        self.lookups
+                            .push((test.test.clone(), test.name.clone(), true, at));
+                    }
+                    self.unrun.push(Unrun {
+                        test: test.test.clone(),
+                        name: test.name.clone(),
+                        status: test.status,
+                        cached: test.cached,
+                        message: test.message.clone(),
+                        at,
+                    });
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// The root span (ending at `ended`, an error unless `ok`) and the stage spans.
+    pub fn spans(&mut self, ended: SystemTime, ok: bool) -> Vec<otlp::Span> {
+        let started = unix_nanos(self.started);
+        let ended = unix_nanos(ended).max(started);
+        let loaded = self
+            .loaded
+            .map_or(started, unix_nanos)
+            .clamp(started, ended);
+        let checked = self
+            .checked
+            .as_ref()
+            .map_or(loaded, |(at, ..)| unix_nanos(*at))
+            .clamp(loaded, ended);
+        let prepared = self
+            .prepared
+            .map_or(checked, unix_nanos)
+            .clamp(checked, ended);
+        let root = self.ids.run_span;
+        let mut spans = vec![self.span(
+            root,
+            None,
+            &self.command,
+            (started, ended),
+            vec![kv("clnrm.version", env!("CARGO_PKG_VERSION"))],
+            ok,
+        )];
+        let mut child = |trace: &mut Self, name: &str, window, attrs, ok| {
+            let id = trace.child_id();
+            let span = trace.span(id, Some(root), name, window, attrs, ok);
+            spans.push(span);
+        };
+        child(self, "clnrm.discover", (started, loaded), Vec::new(), true);
+        if let Some((_, render, parse)) = self.checked {
+            for (name, used) in [("clnrm.render", render), ("clnrm.parse", parse)] {
+                let attrs = vec![
+                    int("cache.hits", used.hits as i64),
+                    int("cache.misses", used.misses as i64),
+                    double("clnrm.busy_ms", used.busy_ms),
+                ];
+                child(self, name, (loaded, checked), attrs, true);
+            }
+        }
+        let plan_ms = self.plan_ms;
+        child(
+            self,
+            "clnrm.plan",
+            (checked, prepared),
+            vec![double("clnrm.busy_ms", plan_ms)],
+            true,
+        );
+        // The result cache is asked while preparing.
+        for (test, name, hit, _) in std::mem::take(&mut self.lookups) {
+            let attrs = vec![
+                kv("test.case.name", name),
+                kv("test.suite.name", test),
+                kv("cache.name", "result"),
+                attribute("cache.hit", any_value::Value::BoolValue(hit)),
+            ];
+            child(self, "clnrm.cache.lookup", (checked, prepared), attrs, true);
+        }
+        // A test with no subtree of its own still has its child, where it was decided.
+        for test in std::mem::take(&mut self.unrun) {
+            let at = unix_nanos(test.at).clamp(prepared, ended);
+            let mut attrs = vec![
+                kv("test.case.name", test.name),
+                kv("test.suite.name", test.test),
+                kv("test.case.result.status", result_status(test.status)),
+                attribute("clnrm.cached", any_value::Value::BoolValue(test.cached)),
+            ];
+            if let Some(message) = test.message {
+                attrs.push(kv("clnrm.message", message));
+            }
+            let ok = !matches!(test.status, Status::Fail | Status::Error);
+            child(self, "clnrm.run", (prepared, at), attrs, ok);
+        }
+        spans
+    }
+
+    fn span(
+        &self,
+        id: [u8; 8],
+        parent: Option<[u8; 8]>,
+        name: &str,
+        window: (u64, u64),
+        attributes: Vec<KeyValue>,
+        ok: bool,
+    ) -> otlp::Span {
+        internal_span(self.ids.trace, (id, parent), name, window, attributes, ok)
+    }
+
+    /// Span ids within the run's trace: its root's id mixed with a counter.
+    fn child_id(&mut self) -> [u8; 8] {
+        self.next_id += 1;
+        numbered_id(&self.ids.run_span, self.next_id - 1)
+    }
+}
+
+/// `test.case.result.status`: OpenTelemetry's values (pass, fail, skipped, ...).
+fn result_status(status: Status) -> &'static str {
+    match status {
+        Status::Pass | Status::Flaky => "pass",
+        Status::Fail => "fail",
+        Status::Error => "error",
+        Status::Skip => "skipped",
+    }
+}
+
+fn double(key: &str, value: f64) -> KeyValue {
+    attribute(key, any_value::Value::DoubleValue(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{TestFinished, TestTimings};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
+    }
+
+    fn finished(test: &str, status: Status, cached: bool, ran: bool) -> Event {
+        let mut event =
+            TestFinished::without_steps(test.into(), test.into(), status, cached, 1.0, None);
+        if ran {
+            event.timings = Some(TestTimings {
+                render_ms: 0.0,
+                parse_ms: 0.0,
+                plan_ms: 2.5,
+                containers_ms: 0.0,
+                execute_ms: 0.0,
+                teardown_ms: 0.0,
+                containers_reused: 0,
+                containers_started: 0,
+                containers_removed: 0,
+                spans_ms: 0.0,
+            });
+        }
+        Event::TestFinished(event)
+    }
+
+    #[test]
+    fn the_run_has_one_root_and_a_child_per_stage_and_unrun_test() {
+        let ids = TraceIds::new("run");
+        let mut trace = RunTrace::new(ids, "clnrm run", at(0));
+        trace.discovered(at(5));
+        let render = StageUse {
+            hits: 1,
+            misses: 2,
+            busy_ms: 3.0,
+        };
+        trace.checked(at(10), render, StageUse::default());
+        trace.record(&Event::RunStarted { tests: 3, jobs: 1 }, at(20));
+        trace.record(&finished("a", Status::Pass, true, false), at(21));
+        trace.record(&finished("b", Status::Fail, false, true), at(40));
+        trace.record(&finished("c", Status::Error, false, false), at(22));
+        let spans = trace.spans(at(50), false);
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "clnrm run",
+                "clnrm.discover",
+                "clnrm.render",
+                "clnrm.parse",
+                "clnrm.plan",
+                "clnrm.cache.lookup",
+                "clnrm.cache.lookup",
+                "clnrm.run",
+                "clnrm.run",
+            ]
+        );
+        let root = &spans[0];
+        assert!(root.parent_span_id.is_empty());
+        assert_eq!(root.span_id, ids.run_span);
+        assert_eq!(
+            root.status.as_ref().unwrap().code,
+            2,
+            "an error: the run failed"
+        );
+        for s in &spans[1..] {
+            assert_eq!(s.trace_id, ids.trace);
+            assert_eq!(s.parent_span_id, ids.run_span, "{}", s.name);
+            assert!(s.start_time_unix_nano >= root.start_time_unix_nano);
+            assert!(s.end_time_unix_nano <= root.end_time_unix_nano);
+        }
+        let value = |s: &otlp::Span, key: &str| {
+            s.attributes
+                .iter()
+                .find(|a| a.key == key)
+                .and_then(|a| a.value.clone())
+                .and_then(|v| v.value)
+        };
+        assert_eq!(
+            value(&spans[2], "cache.misses"),
+            Some(any_value::Value::IntValue(2))
+        );
+        assert_eq!(spans[2].start_time_unix_nano, unix_nanos(at(5)));
+        assert_eq!(spans[2].end_time_unix_nano, unix_nanos(at(10)));
+        assert_eq!(
+            value(&spans[4], "clnrm.busy_ms"),
+            Some(any_value::Value::DoubleValue(2.5))
+        );
+        let hits: Vec<_> = spans[5..7].iter().map(|s| value(s, "cache.hit")).collect();
+        assert_eq!(
+            hits,
+            [
+                Some(any_value::Value::BoolValue(true)),
+                Some(any_value::Value::BoolValue(false))
+            ]
+        );
+        assert_eq!(
+            value(&spans[8], "test.case.result.status"),
+            Some(any_value::Value::StringValue("error".into()))
+        );
+    }
+
+    /// A one-shot OTLP/HTTP endpoint: answers each request after `delay`, hands back bodies.
+    fn endpoint(delay: Duration, status: &'static str) -> (String, Receiver<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = bounded(16);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = stream.read(&mut buf).unwrap();
+                    data.extend_from_slice(&buf[..n]);
+                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&data[..end]).to_string();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap();
+                        while data.len() < end + 4 + length {
+                            let n = stream.read(&mut buf).unwrap();
+                            data.extend_from_slice(&buf[..n]);
+                        }
+                        break (head, data[end + 4..end + 4 + length].to_vec());
+                    }
+                };
+                std::thread::sleep(delay);
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes());
+                let _ = tx.send((head, body));
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn a_test_is_posted_as_protobuf_under_the_runs_root() {
+        let (url, bodies) = endpoint(Duration::ZERO, "200 OK");
+        let exporter = Exporter::start(&format!("{url}/"));
+        assert_eq!(exporter.url(), format!("{url}/v1/traces"));
+        let test = exporter.test_ids("tests/a.clnrm.toml");
+        let mut trace = RunTrace::new(test, "x", at(0));
+        let own = request(trace.spans(at(1), true));
+        exporter.add_test(&test, &own);
+        let run = exporter.ids;
+        assert_eq!(exporter.finish(Duration::from_secs(5)), None);
+        let (head, body) = bodies.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(head.starts_with("POST /v1/traces "), "{head}");
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("content-type: application/x-protobuf"));
+        let decoded = ExportTraceServiceRequest::decode(&body[..]).unwrap();
+        let resource = decoded.resource_spans[0].resource.as_ref().unwrap();
+        assert!(resource
+            .attributes
+            .contains(&kv("service.version", env!("CARGO_PKG_VERSION"))));
+        let spans = &decoded.resource_spans[0].scope_spans[0].spans;
+        let test_root = spans.iter().find(|s| s.span_id == test.run_span).unwrap();
+        assert_eq!(test_root.parent_span_id, run.run_span, "re-parented");
+        assert!(spans.iter().all(|s| s.trace_id == run.trace));
+    }
+
+    #[test]
+    fn a_dead_slow_or_refusing_endpoint_is_given_up_on_and_counted() {
+        let dead = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let (slow, _slow_bodies) = endpoint(Duration::from_secs(5), "200 OK");
+        let (refusing, _refused_bodies) = endpoint(Duration::ZERO, "400 Bad Request");
+        for url in [dead, slow, refusing] {
+            let exporter = Exporter::start(&url);
+            let ids = exporter.ids;
+            let mut trace = RunTrace::new(ids, "clnrm run", at(0));
+            let spans = trace.spans(at(1), true);
+            let of = 2 * spans.len() as u64;
+            exporter.add(spans.clone());
+            exporter.add(spans);
+            let started = std::time::Instant::now();
+            let undelivered = exporter.finish(Duration::from_millis(50));
+            // Gave up rather than waiting for the slow collector's 5 s answer.
+            assert!(started.elapsed() < Duration::from_secs(4), "{url}");
+            assert_eq!(undelivered, Some(Undelivered { spans: of, of }), "{url}");
+        }
+    }
+}
