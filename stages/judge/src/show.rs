@@ -31,7 +31,7 @@ fn tail(text: &str, max: usize) -> String {
 }
 
 pub(crate) fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
