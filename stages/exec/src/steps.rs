@@ -415,6 +415,11 @@ mod tests {
             timeout_ms: 1000,
             continue_on_failure: false,
             key_path: "steps[0]".into(),
+            expected_output_regex_not: None,
+            expected_stderr_regex_not: None,
+            expected_json: Vec::new(),
+            captures: Vec::new(),
+            attempts: clnrm_plan::Attempts::Once,
         }
     }
 
