@@ -103,6 +103,9 @@ mod tests {
             timings: None,
             line: Some(6),
             expectations: Vec::new(),
+            outcome: None,
+            attempts: Vec::new(),
+            captures: Vec::new(),
         }
     }
 

@@ -74,6 +74,7 @@ impl HtmlReport {
         tests.sort_by_key(|t| (rank(t), t.test.clone()));
         let RunFinished {
             passed,
+            flaky,
             failed,
             errors,
             cached,
@@ -82,6 +83,11 @@ impl HtmlReport {
             let count = |s: Status| self.tests.iter().filter(|t| t.status == s).count();
             RunFinished {
                 passed: count(Status::Pass),
+                flaky: self
+                    .tests
+                    .iter()
+                    .filter(|t| t.status == Status::Pass && t.outcome.is_some())
+                    .count(),
                 failed: count(Status::Fail),
                 errors: count(Status::Error),
                 cached: self.tests.iter().filter(|t| t.cached).count(),
@@ -89,6 +95,11 @@ impl HtmlReport {
             }
         });
         let verdict = if failed + errors == 0 { "pass" } else { "fail" };
+        let flaky = if flaky > 0 {
+            format!(" <b class=\"n-flaky\">({flaky} flaky)</b>")
+        } else {
+            String::new()
+        };
         let mut page = String::new();
         let _ = write!(
             page,
@@ -96,7 +107,7 @@ impl HtmlReport {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>clnrm: {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
              <header class=\"{verdict}\"><h1>clnrm run <span class=\"where\">{title}</span></h1>\
-             <p class=\"counts\"><b class=\"n-pass\">{passed} passed</b> <b class=\"n-fail\">{failed} failed</b> \
+             <p class=\"counts\"><b class=\"n-pass\">{passed} passed</b>{flaky} <b class=\"n-fail\">{failed} failed</b> \
              <b class=\"n-error\">{errors} errors</b> <b class=\"n-cached\">{cached} cached</b> \
              <span>in {:.2}s</span></p></header>\n<main>\n",
             duration_ms / 1000.0,
@@ -173,6 +184,7 @@ impl HtmlReport {
             );
             write_output(page, failure);
         }
+        write_attempts(page, test);
         if !steps.is_empty() {
             page.push_str(
                 "<table class=\"steps\"><thead><tr><th>step</th><th>service</th><th>outcome</th>\
@@ -341,7 +353,57 @@ fn step_class(status: Status) -> &'static str {
     }
 }
 
+/// The attempts of steps that may run more than once, and the values steps captured.
+fn write_attempts(page: &mut String, test: &TestFinished) {
+    if let Some(note) = test.flaky_note() {
+        let _ = writeln!(page, "<p class=\"flaky\">FLAKY: {}</p>", escape(&note));
+    }
+    if !test.attempts.is_empty() {
+        page.push_str(
+            "<table class=\"attempts\"><thead><tr><th>step</th><th class=\"num\">attempt</th>\
+             <th>outcome</th><th class=\"num\">exit</th><th>why</th><th class=\"num\">time</th>\
+             </tr></thead><tbody>\n",
+        );
+        for a in &test.attempts {
+            let of = a.of.map(|of| format!(" of {of}")).unwrap_or_default();
+            let why = a
+                .failure
+                .as_ref()
+                .map(|f| format!("expected {}; actual {}", f.expected, f.actual))
+                .unwrap_or_default();
+            let _ = writeln!(
+                page,
+                "<tr class=\"{class}\"><td>{}</td><td class=\"num\">{}{of}</td><td>{class}</td>\
+                 <td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.1} ms</td></tr>",
+                escape(&a.step),
+                a.attempt,
+                a.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                escape(&why),
+                a.duration_ms,
+                class = step_class(a.status),
+            );
+        }
+        page.push_str("</tbody></table>\n");
+    }
+    if !test.captures.is_empty() {
+        page.push_str("<table class=\"captures\"><thead><tr><th>capture</th><th>step</th><th>value</th></tr></thead><tbody>\n");
+        for c in &test.captures {
+            let _ = writeln!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                escape(&c.name),
+                escape(&c.step),
+                escape(&c.value)
+            );
+        }
+        page.push_str("</tbody></table>\n");
+    }
+}
+
 fn badge(test: &TestFinished) -> &'static str {
+    if test.outcome.is_some() && test.status == Status::Pass {
+        return "<span class=\"badge pass\">FLAKY</span>";
+    }
     match (test.status, test.cached) {
         (Status::Fail, _) => "<span class=\"badge fail\">FAIL</span>",
         (Status::Error, _) => "<span class=\"badge error\">ERROR</span>",
@@ -460,6 +522,9 @@ mod tests {
             }),
             line: None,
             expectations: Vec::new(),
+            outcome: None,
+            attempts: Vec::new(),
+            captures: Vec::new(),
         }
     }
 

@@ -83,13 +83,15 @@ impl HumanReporter {
         if let Some(bar) = &self.progress {
             bar.inc(1);
         }
+        let flaky = finished.flaky_note();
         let label = match (finished.status, finished.cached) {
+            (Status::Pass, _) if flaky.is_some() => self.paint("FLAKY", WARN),
             (Status::Pass, true) => self.paint("PASS (cached)", PASS),
             (Status::Pass, false) => self.paint("PASS", PASS),
             (Status::Fail, _) => self.paint("FAIL", FAIL),
             (Status::Error, _) => self.paint("ERROR", FAIL),
         };
-        if self.quiet && finished.status == Status::Pass {
+        if self.quiet && finished.status == Status::Pass && flaky.is_none() {
             return;
         }
         let never_started = finished.status == Status::Error && finished.duration_ms == 0.0;
@@ -98,8 +100,12 @@ impl HumanReporter {
         } else {
             format!(" [{:.2}s]", finished.duration_ms / 1000.0)
         };
+        let note = match &flaky {
+            Some(note) if finished.status == Status::Pass => format!(" ({note})"),
+            _ => String::new(),
+        };
         self.print(&format!(
-            "{label} {} ({}){time}",
+            "{label} {} ({}){time}{note}",
             finished.test, finished.name
         ));
         if let Some(step) = &finished.failed_step {

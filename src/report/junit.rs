@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Event, Status, TestFinished};
+use super::{Attempt, Event, Status, TestFinished};
 
 #[derive(Debug, Default)]
 pub struct JunitReport {
@@ -49,6 +49,21 @@ impl JunitReport {
                 non_success
             }
         };
+        let mut case_status = case_status;
+        // nextest's convention: a pass after failed attempts is a success with one
+        // `<flakyFailure>` per failed attempt; a failure keeps its earlier failed attempts
+        // as `<rerunFailure>`s (the last attempt is the failure itself).
+        let failed: Vec<&Attempt> = finished
+            .attempts
+            .iter()
+            .filter(|a| a.status != Status::Pass)
+            .collect();
+        let earlier = match status {
+            Status::Pass => failed.len(),
+            _ if finished.outcome.is_some() => failed.len(),
+            _ => failed.len().saturating_sub(1),
+        };
+        case_status.add_reruns(failed[..earlier].iter().map(|a| rerun(a)));
         let mut case = TestCase::new(finished.name.clone(), case_status);
         case.set_classname(finished.test.clone());
         case.set_time(Duration::from_secs_f64(finished.duration_ms / 1000.0));
@@ -56,6 +71,10 @@ impl JunitReport {
             case.add_property(("cached", "true"));
         }
         self.cases.push(case);
+    }
+
+    pub fn cases(&self) -> usize {
+        self.cases.len()
     }
 
     pub fn to_xml(&self, total: Duration) -> String {
@@ -67,4 +86,24 @@ impl JunitReport {
         report.add_test_suite(suite);
         report.to_string().expect("JUnit serializes")
     }
+}
+
+/// One failed attempt as a JUnit rerun element.
+fn rerun(attempt: &Attempt) -> TestRerun {
+    let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+    let of = attempt.of.map(|of| format!(" of {of}")).unwrap_or_default();
+    rerun.set_message(format!(
+        "step `{}`: attempt {}{of} failed",
+        attempt.step, attempt.attempt
+    ));
+    rerun.set_time(Duration::from_secs_f64(attempt.duration_ms / 1000.0));
+    if let Some(failure) = &attempt.failure {
+        rerun.set_description(format!(
+            "expected: {}\nactual:   {}",
+            failure.expected, failure.actual
+        ));
+        rerun.set_system_out(failure.stdout.clone());
+        rerun.set_system_err(failure.stderr.clone());
+    }
+    rerun
 }

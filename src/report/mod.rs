@@ -69,6 +69,10 @@ fn is_zero(ms: &f64) -> bool {
     *ms == 0.0
 }
 
+fn is_zero_count(n: &usize) -> bool {
+    *n == 0
+}
+
 /// How one test ended: the `test_finished` event, and one entry of a dev run's
 /// `results`. Every reader takes this one struct; field names are docs/reference.md §8's.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -96,6 +100,63 @@ pub struct TestFinished {
     /// One entry per judged span expectation (docs/reference.md §8, §9).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<serde_json::Value>,
+    /// `flaky`: it passed only after a failed attempt of a step with `retries` (with
+    /// `--flaky-result fail` the status is then `fail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Every attempt of the steps that may run more than once (`retries`, `wait_until`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// The values steps captured, by name (`redact = true` ones shown as `[redacted]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<CapturedValue>,
+}
+
+/// What a test's status alone does not say (docs/reference.md §13).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Flaky,
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    pub step: String,
+    /// 1-based.
+    pub attempt: u32,
+    /// The most attempts `retries` allows (`count + 1`); absent for `wait_until`, which is
+    /// bounded by time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<u32>,
+    pub status: Status,
+    pub exit_code: Option<i64>,
+    pub duration_ms: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
+}
+
+/// A value a step captured.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CapturedValue {
+    pub step: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl TestFinished {
+    /// For a flaky test: `passed on attempt 2 of 3` (of its first flaky step).
+    pub fn flaky_note(&self) -> Option<String> {
+        self.outcome?;
+        let flaky = self
+            .attempts
+            .iter()
+            .find(|a| a.attempt > 1 && a.status == Status::Pass && a.of.is_some())?;
+        Some(match flaky.of {
+            Some(of) => format!("passed on attempt {} of {of}", flaky.attempt),
+            None => format!("passed on attempt {}", flaky.attempt),
+        })
+    }
 }
 
 impl TestFinished {
@@ -121,6 +182,9 @@ impl TestFinished {
             timings: None,
             line: None,
             expectations: Vec::new(),
+            outcome: None,
+            attempts: Vec::new(),
+            captures: Vec::new(),
         }
     }
 }
@@ -186,6 +250,9 @@ impl PlannedAction {
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct RunFinished {
     pub passed: usize,
+    /// Of the passed, those that passed only on a retry.
+    #[serde(skip_serializing_if = "is_zero_count")]
+    pub flaky: usize,
     pub failed: usize,
     pub errors: usize,
     pub cached: usize,
@@ -193,10 +260,16 @@ pub struct RunFinished {
 }
 
 impl RunFinished {
-    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §6).
+    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §6), with
+    /// `N passed (N flaky)` when some passed only on a retry.
     pub fn summary_line(&self) -> String {
+        let flaky = if self.flaky > 0 {
+            format!(" ({} flaky)", self.flaky)
+        } else {
+            String::new()
+        };
         format!(
-            "{} passed, {} failed, {} errors, {} cached in {:.2}s",
+            "{} passed{flaky}, {} failed, {} errors, {} cached in {:.2}s",
             self.passed,
             self.failed,
             self.errors,
@@ -214,6 +287,7 @@ impl RunFinished {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunStats {
     pub passed: usize,
+    pub flaky: usize,
     pub failed: usize,
     pub errors: usize,
     pub cached: usize,
@@ -228,7 +302,10 @@ impl RunStats {
 
     pub fn record_test(&mut self, finished: &TestFinished) {
         match finished.status {
-            Status::Pass => self.passed += 1,
+            Status::Pass => {
+                self.passed += 1;
+                self.flaky += usize::from(finished.outcome == Some(Outcome::Flaky));
+            }
             Status::Fail => self.failed += 1,
             Status::Error => self.errors += 1,
         }
@@ -244,6 +321,7 @@ impl RunStats {
     pub fn finished(&self, duration_ms: f64) -> Event {
         Event::RunFinished(RunFinished {
             passed: self.passed,
+            flaky: self.flaky,
             failed: self.failed,
             errors: self.errors,
             cached: self.cached,
@@ -292,6 +370,9 @@ mod tests {
             timings: None,
             expectations: Vec::new(),
             line: None,
+            outcome: None,
+            attempts: Vec::new(),
+            captures: Vec::new(),
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
@@ -321,5 +402,98 @@ mod tests {
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));
         assert!(!stats.exit_ok());
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+
+    fn attempt(n: u32, status: Status) -> Attempt {
+        Attempt {
+            step: "create".into(),
+            attempt: n,
+            of: Some(3),
+            status,
+            exit_code: Some(if status == Status::Pass { 0 } else { 1 }),
+            duration_ms: 2.0,
+            failure: (status != Status::Pass).then(|| StepFailure {
+                expected: "exit code 0".into(),
+                actual: "exit code 1".into(),
+                stdout: format!("try {n}"),
+                stderr: String::new(),
+            }),
+        }
+    }
+
+    /// A test whose step `create` failed twice, then passed.
+    fn flaky() -> TestFinished {
+        let mut t = TestFinished::without_steps(
+            "tests/f.clnrm.toml".into(),
+            "f".into(),
+            Status::Pass,
+            false,
+            9.0,
+            None,
+        );
+        t.outcome = Some(Outcome::Flaky);
+        t.attempts = vec![
+            attempt(1, Status::Fail),
+            attempt(2, Status::Fail),
+            attempt(3, Status::Pass),
+        ];
+        t
+    }
+
+    #[test]
+    fn a_flaky_pass_is_counted_and_shown_in_every_format() {
+        let t = flaky();
+        assert_eq!(t.flaky_note().as_deref(), Some("passed on attempt 3 of 3"));
+        let json: serde_json::Value =
+            serde_json::from_str(&json_line(&Event::TestFinished(t.clone()))).unwrap();
+        assert_eq!(json["status"], "pass");
+        assert_eq!(json["outcome"], "flaky");
+        assert_eq!(json["attempts"].as_array().unwrap().len(), 3);
+        assert_eq!(json["attempts"][0]["actual"], "exit code 1");
+
+        let mut stats = RunStats::default();
+        stats.record_test(&t);
+        let Event::RunFinished(run) = stats.finished(1000.0) else {
+            unreachable!()
+        };
+        assert_eq!(
+            run.summary_line(),
+            "1 passed (1 flaky), 0 failed, 0 errors, 0 cached in 1.00s"
+        );
+
+        let mut tap = TapReporter::default();
+        let lines = tap.record(&Event::TestFinished(t.clone()));
+        assert_eq!(lines[0], "ok 1 - tests/f.clnrm.toml (f)");
+        assert!(
+            lines.contains(&"  outcome: \"flaky\"".to_string()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("  attempts: [{")),
+            "{lines:#?}"
+        );
+
+        let mut junit = JunitReport::default();
+        junit.record_test(&t);
+        let mut all_failed = t.clone();
+        all_failed.status = Status::Fail;
+        all_failed.outcome = None;
+        all_failed.attempts[2] = attempt(3, Status::Fail);
+        all_failed.name = "g".into();
+        junit.record_test(&all_failed);
+        let xml = junit.to_xml(std::time::Duration::from_secs(1));
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let case = |name: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+                .unwrap()
+        };
+        let count = |node: roxmltree::Node, tag: &str| {
+            node.children().filter(|c| c.has_tag_name(tag)).count()
+        };
+        assert_eq!(count(case("f"), "flakyFailure"), 2);
+        assert_eq!(count(case("f"), "failure"), 0);
+        assert_eq!(count(case("g"), "failure"), 1);
+        assert_eq!(count(case("g"), "rerunFailure"), 2);
     }
 }

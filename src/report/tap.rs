@@ -45,18 +45,35 @@ impl TapReporter {
         if finished.cached {
             text.push_str(" (cached)");
         }
-        if finished.status == Status::Pass {
+        if finished.status == Status::Pass && finished.attempts.is_empty() {
             return vec![format!("ok {} - {text}", self.number)];
         }
-        let mut lines = vec![format!("not ok {} - {text}", self.number)];
-        // YAML diagnostics; every value is JSON (a string or a number), which YAML reads as is.
+        let point = if finished.status == Status::Pass {
+            "ok"
+        } else {
+            "not ok"
+        };
+        let mut lines = vec![format!("{point} {} - {text}", self.number)];
+        // YAML diagnostics; every value is JSON (a string, a number, an array), which YAML
+        // reads as is.
         let mut fields: Vec<(&str, serde_json::Value)> = vec![(
             "severity",
             match finished.status {
+                Status::Pass => "pass".into(),
                 Status::Fail => "fail".into(),
                 _ => "error".into(),
             },
         )];
+        if finished.outcome.is_some() {
+            fields.push(("outcome", "flaky".into()));
+        }
+        if let Some(note) = finished.flaky_note() {
+            fields.push(("message", note.into()));
+        }
+        if !finished.attempts.is_empty() {
+            let attempts = serde_json::to_value(&finished.attempts).expect("attempts serialize");
+            fields.push(("attempts", attempts));
+        }
         if let Some(step) = &finished.failed_step {
             fields.push(("message", format!("step `{step}` failed").into()));
             fields.push(("step", step.as_str().into()));

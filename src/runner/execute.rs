@@ -304,6 +304,9 @@ fn finish(
         }),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
+        outcome: None,
+        attempts: Vec::new(),
+        captures: Vec::new(),
     })
 }
 
