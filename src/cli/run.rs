@@ -55,6 +55,7 @@ pub fn run(
         fail_fast: args.fail_fast,
         force: args.force,
         dry_run: args.dry_run,
+        flaky_fails: args.flaky_result == crate::cli::args::FlakyResult::Fail,
     };
     let command = RunCommand {
         project: &project,

@@ -367,6 +367,7 @@ impl DevSession {
             fail_fast: false,
             force: false,
             dry_run: false,
+            flaky_fails: false,
         };
         runner::execute(
             self.pool.clone(),

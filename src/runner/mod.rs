@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     pub force: bool,
     pub dry_run: bool,
+    /// `--flaky-result fail`: a pass after a failed attempt is a failure.
+    pub flaky_fails: bool,
 }
 
 /// `clnrm run`: reaps leftovers, prepares, and runs the selected tests on `executor`
