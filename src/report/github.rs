@@ -106,6 +106,7 @@ mod tests {
             outcome: None,
             attempts: Vec::new(),
             captures: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 

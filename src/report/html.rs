@@ -525,6 +525,7 @@ mod tests {
             outcome: None,
             attempts: Vec::new(),
             captures: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 

@@ -126,6 +126,14 @@ impl HumanReporter {
         if let Some(message) = &finished.message {
             self.print(&format!("    {message}"));
         }
+        for out in &finished.teardown {
+            self.print(&format!("    --- teardown `{}` (last lines)", out.step));
+            for text in [&out.stdout, &out.stderr] {
+                for line in tail(text, 10).lines() {
+                    self.print(&format!("    {line}"));
+                }
+            }
+        }
     }
 }
 

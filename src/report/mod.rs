@@ -110,6 +110,18 @@ pub struct TestFinished {
     /// The values steps captured, by name (`redact = true` ones shown as `[redacted]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub captures: Vec<CapturedValue>,
+    /// What the `[[teardown]]` steps printed, for a test that did not pass (they dump
+    /// the logs that say why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teardown: Vec<StepOutput>,
+}
+
+/// The output of one step, as shown.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StepOutput {
+    pub step: String,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// What a test's status alone does not say (docs/reference.md §13).
@@ -185,6 +197,7 @@ impl TestFinished {
             outcome: None,
             attempts: Vec::new(),
             captures: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 }
@@ -373,6 +386,7 @@ mod tests {
             outcome: None,
             attempts: Vec::new(),
             captures: Vec::new(),
+            teardown: Vec::new(),
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");

@@ -307,6 +307,7 @@ fn finish(
         outcome: None,
         attempts: Vec::new(),
         captures: Vec::new(),
+        teardown: Vec::new(),
     })
 }
 
