@@ -5,6 +5,7 @@ pub mod cache;
 pub mod cli;
 pub mod dev;
 pub mod discover;
+pub mod doctor;
 pub mod otel;
 pub mod pipeline;
 pub mod pool;

@@ -44,10 +44,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use build_images::{build_image_name, BUILD_IMAGE_STAGE};
+// For `clnrm doctor`, which looks at a cache directory without opening it.
 pub use gc::{ClearReport, GcOptions, GcReport};
+pub(crate) use lock::is_unlocked;
 pub use memo::Memo;
-pub use remote::{Remote, RemoteMode, RemoteOptions, RemoteStats};
+pub use remote::{Remote, RemoteMode, RemoteOptions, RemoteProbeFailure, RemoteStats};
 pub use stats::{CacheStats, StageStats};
+pub(crate) use store::disk_bytes;
 
 /// Bump when the meaning of keys or the layout of stored values changes in a
 /// way stage versions do not cover; every existing entry then misses.

@@ -98,6 +98,16 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per command to a folder
     Man(ManArgs),
+    /// Check this machine: the engine, images, networks, exec, the OTLP receiver's
+    /// address, the cache and the remote cache; exit 1 when something is broken
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format: `json` prints one object (checks with name, status, detail, fix)
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

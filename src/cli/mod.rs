@@ -8,6 +8,7 @@ mod args;
 mod cache;
 mod completions;
 mod dev;
+mod doctor;
 mod error;
 mod fmt;
 mod graph;
@@ -111,6 +112,7 @@ fn try_main(cli: Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Fmt(args) => fmt::run(&args, &cwd, printer),
         Command::Completions(args) => completions::completions(args.shell),
         Command::Man(args) => completions::man(&args),
+        Command::Doctor(args) => doctor::run(&cli.global, &args, &cwd, printer),
     }
 }
 

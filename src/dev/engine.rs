@@ -18,34 +18,12 @@ use crossbeam_channel::Receiver;
 use tokio::sync::watch;
 
 use super::interrupt::wait_for_interrupt;
-use super::{CacheLocation, DevEvent, DevSession};
+use super::{DevEvent, DevOptions, DevSession};
 use crate::pool::{project_key, Pool, PoolOptions};
-use crate::project::{Overrides, Project};
 use crate::watch::{default_max_wait, ChangeBatch, WatchError, WatchOptions, Watcher};
 
 /// How often idle containers are looked for when nothing is saved.
 const IDLE_CHECK_EVERY: Duration = Duration::from_secs(60);
-
-/// Everything a dev session needs, decided by the caller (flags, project file).
-#[derive(Debug, Clone)]
-pub struct DevOptions {
-    pub project: Project,
-    pub overrides: Overrides,
-    /// The paths given on the command line (empty: the whole project).
-    pub paths: Vec<PathBuf>,
-    pub cwd: PathBuf,
-    pub cache: CacheLocation,
-    /// Tests run side by side.
-    pub jobs: usize,
-    pub debounce: Duration,
-    /// The settle window after one completed save (`--settle-ms`); `None` leaves
-    /// every change to the debounce.
-    pub settle: Option<Duration>,
-    /// The total each run is held against in the panel (`--budget-ms`).
-    pub budget: Duration,
-    /// Leave the pooled containers up for the next session (`--keep`).
-    pub keep: bool,
-}
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,14 +9,15 @@ mod session;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::project::{Overrides, Project};
 use crate::report::TestFinished;
 use crate::runner::ContainerUse;
 
-pub use engine::{connect_warm_pool, run, DevError, DevOptions, SessionEnd, WarmPool};
+pub use engine::{connect_warm_pool, run, DevError, SessionEnd, WarmPool};
 pub use interrupt::wait_for_interrupt;
 pub use resources::{ResourceSample, RunResources};
 pub use session::DevSession;
@@ -121,6 +122,27 @@ pub struct DevRun {
     /// `resources` once the results are printed.
     #[serde(skip)]
     pub resources_start: Option<ResourceSample>,
+}
+
+/// Everything a dev session needs, decided by the caller (flags, project file).
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub project: Project,
+    pub overrides: Overrides,
+    /// The paths given on the command line (empty: the whole project).
+    pub paths: Vec<PathBuf>,
+    pub cwd: PathBuf,
+    pub cache: CacheLocation,
+    /// Tests run side by side.
+    pub jobs: usize,
+    pub debounce: Duration,
+    /// The settle window after one completed save (`--settle-ms`); `None` leaves
+    /// every change to the debounce.
+    pub settle: Option<Duration>,
+    /// The total each run is held against in the panel (`--budget-ms`).
+    pub budget: Duration,
+    /// Leave the pooled containers up for the next session (`--keep`).
+    pub keep: bool,
 }
 
 /// A cache directory and how to open it.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use clnrm_exec::Backend;
 use tokio::sync::{mpsc, watch};
 
-use super::engine::DevOptions;
+use super::DevOptions;
 use super::{Budget, DevRun, DevTimings, HitsMisses, ResourceSample, RunResources, DEV_RUN_EVENT};
 use crate::cache::remote::UPLOAD_DRAIN_TIMEOUT;
 use crate::cache::Memo;

@@ -21,10 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clnrm_exec::{Backend, ServiceAdditions, SpanCollector};
+use clnrm_exec::{Backend, BoxFuture, ServiceAdditions, SpanCollector};
 use clnrm_expect::{Span, SpanPattern};
 
-use crate::runner::BoxFuture;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{watch, Notify};
 

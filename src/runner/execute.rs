@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clnrm_exec::{
-    Backend, ResolvedImages, Session, SpanCollector, TestOutcome, TestReport, TestRun,
+    Backend, BoxFuture, ResolvedImages, Session, SpanCollector, TestOutcome, TestReport, TestRun,
 };
 use clnrm_plan::TestPlan;
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,6 @@ pub struct ContainerUse {
     pub started: usize,
     pub removed: usize,
 }
-
-/// A future the executor may hold across awaits.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// One test for a [`TestExecutor`]: its plan and images, and with `collector` the
 /// receiver of its spans.

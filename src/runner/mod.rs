@@ -26,8 +26,10 @@ use crate::pipeline::Checked;
 use crate::project::Project;
 use crate::report::Event;
 
+/// The future a [`TestExecutor`] returns, as every engine call does.
+pub use clnrm_exec::BoxFuture;
 pub use command::{run_command, RunCommand, RunCommandError};
-pub use execute::{execute, BoxFuture, ContainerUse, FreshContainers, TestExecutor, TestToRun};
+pub use execute::{execute, ContainerUse, FreshContainers, TestExecutor, TestToRun};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
 pub use spans::{judge, Judged, SpanPlan};

@@ -313,6 +313,14 @@ pub struct RemoteStats {
     pub figures: RemoteFigures,
 }
 
+/// Why [`Remote::probe`] got no cache's answer; `reason` never holds credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteProbeFailure {
+    pub reason: String,
+    /// 401 or 403: the server refused the credentials (or their absence).
+    pub credentials_refused: bool,
+}
+
 /// What the upload threads and the fetching threads share.
 pub(crate) struct Shared {
     pub(crate) http: HttpClient,
@@ -431,6 +439,18 @@ impl Remote {
             stages: self.stages.clone(),
             asked: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// One cheap request (`GET` of a key nobody stores), for `clnrm doctor`: `Ok` when
+    /// the server answers as a cache does (a hit or a miss), else why not.
+    pub fn probe(&self) -> Result<(), RemoteProbeFailure> {
+        match self.shared.http.get(&"0".repeat(64)) {
+            Ok(_) => Ok(()),
+            Err(failure) => Err(RemoteProbeFailure {
+                credentials_refused: matches!(failure, Failure::Unauthorized(_)),
+                reason: failure.to_string(),
+            }),
+        }
     }
 
     /// The URL without credentials.

@@ -22,19 +22,9 @@
 //! This crate does not print (diagnostics go to `tracing`) and does not know
 //! about the cache.
 
-mod container_facts;
-mod context;
-mod create_start;
-mod docker;
-mod docker_answers;
-mod docker_exec;
-mod docker_image;
-mod outcome;
-mod services;
-mod session;
-mod step_runner;
-mod steps;
-mod test_run;
+mod engine;
+mod run;
+mod runner;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -42,30 +32,35 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clnrm_plan::{ContainerSpec, ImageSource};
-use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
-pub use context::{build_context, BuildContext, DockerIgnore};
-pub use docker::DockerBackend;
-pub use outcome::{
-    Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult, StepStatus, TestOutcome,
-    TestReport,
+pub use engine::context::{build_context, BuildContext, DockerIgnore};
+pub use engine::engine_socket::{
+    discover_engine, engine_label, engine_location, EngineChoice, EngineLocation,
 };
-pub use services::{
-    create_test_network, health_check, object_name, start_service, ServiceToStart,
-    StartedContainer, TestNetwork,
-};
-pub use session::{
+pub use engine::session::{
     host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, unix_now, Reaped,
     Session, LABEL_CREATED, LABEL_HOST, LABEL_IMAGE, LABEL_MANAGED, LABEL_NETWORK, LABEL_PID,
     LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE, LABEL_SESSION,
     LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST,
 };
-pub use steps::{check_plan, run_steps};
-pub use test_run::{
-    resolve_images, run_test, run_test_collecting, run_test_until, ResolvedImages, TestRun,
+/// The future every [`Backend`] and [`SpanCollector`] method returns.
+pub use futures_util::future::BoxFuture;
+pub use run::outcome::{
+    Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult, StepStatus, TestOutcome,
+    TestReport,
 };
+pub use run::services::{
+    create_test_network, health_check, object_name, start_service, ServiceToStart,
+    StartedContainer, TestNetwork,
+};
+pub use run::steps::{check_plan, run_steps};
+pub use run::test_run::{resolve_images, run_test, run_test_collecting, run_test_until};
+pub use run::test_set::{ResolvedImages, TestRun};
+pub use runner::docker_backend::DockerBackend;
+/// The Engine API client, for what [`Backend`] does not cover (`clnrm doctor`'s probes).
+pub use testcontainers::bollard;
 
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
@@ -74,7 +69,10 @@ pub const STAGE_VERSION: u32 = 1;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExecError {
     /// The engine did not answer.
-    #[error("cannot reach the Docker engine at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere)")]
+    #[error(
+        "cannot reach {} at {endpoint}: {reason} (set DOCKER_HOST to point elsewhere; `clnrm doctor` says what is wrong)",
+        engine::engine_socket::engine_label(.endpoint)
+    )]
     EngineUnreachable { endpoint: String, reason: String },
     /// An image is neither local nor pullable.
     #[error("image `{reference}` is not available locally and could not be pulled: {reason}")]

@@ -12,7 +12,7 @@ use tera::Tera;
 use crate::error::RenderError;
 use crate::fns;
 use crate::pre::{self, Lib, MacroSig, Prepared, Ref, RefKind, Resolved};
-use crate::tera_errors::tera_error;
+use crate::tera_errors::{tera_error, UnitTexts};
 use crate::{FileDep, World};
 
 /// Name under which the built-in library is found, and its canonical id.
@@ -29,6 +29,16 @@ pub(crate) struct Unit {
     pub(crate) src: String,
     sigs: Vec<MacroSig>,
     pub(crate) prepared: Prepared,
+}
+
+impl Unit {
+    /// What Tera's errors are mapped back to the user's text with.
+    pub(crate) fn texts(&self) -> UnitTexts<'_> {
+        UnitTexts {
+            src: &self.src,
+            prepared: &self.prepared,
+        }
+    }
 }
 
 /// The built-in library, preprocessed once, and a Tera instance holding it with all
@@ -66,7 +76,9 @@ pub(crate) fn base() -> Result<&'static Base, RenderError> {
         let plain = tera.clone();
         tera.add_raw_template(BUILTIN_ID, &builtin.prepared.mapped.text)
             .map_err(|e| {
-                tera_error(&e, BUILTIN_ID, &|id| (id == BUILTIN_ID).then_some(&builtin))
+                tera_error(&e, BUILTIN_ID, &|id| {
+                    (id == BUILTIN_ID).then(|| builtin.texts())
+                })
             })?;
         Ok(Base {
             builtin,

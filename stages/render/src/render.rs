@@ -49,7 +49,7 @@ pub fn render(req: &RenderRequest, world: &dyn World) -> Result<Rendered, Render
         .iter()
         .map(|(id, unit)| (id.as_str(), unit.prepared.mapped.text.as_str()))
         .collect();
-    let lookup = |id: &str| driver.unit(id);
+    let lookup = |id: &str| driver.unit(id).map(|unit| unit.texts());
     match catch_unwind(AssertUnwindSafe(|| tera.add_raw_templates(templates))) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(tera_error(&e, &top_id, &lookup)),

@@ -3,12 +3,19 @@
 //! failed function or filter call is found in the file that was rendering. Not the
 //! error type itself (see `error.rs`).
 
-use crate::driver::Unit;
 use crate::error::RenderError;
+use crate::pre::Prepared;
 use crate::scan::{self, ItemKind, Tok, TokKind};
 
+/// A loaded file as the user wrote it and as it was given to Tera.
+#[derive(Clone, Copy)]
+pub(crate) struct UnitTexts<'u> {
+    pub(crate) src: &'u str,
+    pub(crate) prepared: &'u Prepared,
+}
+
 /// Finds a loaded file (or the built-in library) by canonical id.
-pub(crate) type UnitLookup<'u> = dyn Fn(&str) -> Option<&'u Unit> + 'u;
+pub(crate) type UnitLookup<'u> = dyn Fn(&str) -> Option<UnitTexts<'u>> + 'u;
 
 /// `e`, raised while rendering `top_id`, as a [`RenderError`] in the user's file.
 pub(crate) fn tera_error<'u>(
@@ -71,7 +78,7 @@ fn quoted(message: &str, prefix: &str) -> Option<String> {
 
 /// The user's text of file `id` (empty when it is not loaded).
 fn source_of<'u>(lookup: &UnitLookup<'u>, id: &str) -> &'u str {
-    lookup(id).map_or("", |unit| unit.src.as_str())
+    lookup(id).map_or("", |unit| unit.src)
 }
 
 /// Where `find` finds something in the user's text of file `id`.
@@ -80,7 +87,7 @@ fn locate(
     id: &str,
     find: impl Fn(&str) -> Option<usize>,
 ) -> Option<usize> {
-    lookup(id).and_then(|unit| find(&unit.src))
+    lookup(id).and_then(|unit| find(unit.src))
 }
 
 /// A parse error of file `id`: pest's ` --> line:col` in the preprocessed text,
@@ -109,7 +116,7 @@ fn syntax_error(id: &str, pest: &str, lookup: &UnitLookup<'_>) -> RenderError {
         }
         _ => None,
     };
-    let src = unit.map_or("", |unit| unit.src.as_str());
+    let src = unit.map_or("", |unit| unit.src);
     RenderError::at(
         id,
         src,

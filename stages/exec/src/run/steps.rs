@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use clnrm_plan::{PlannedStep, TestPlan};
 use regex::{Regex, RegexBuilder};
 
-use crate::services::{exited, memory_limit_words};
-use crate::test_run::{lock, ms, Progress};
+use super::progress::{lock, ms, Progress};
+use super::services::{exited, memory_limit_words, tail_chars};
 use crate::{
     Backend, ExecOutput, ExecRequest, Mismatch, SpanCollector, StepFailure, StepResult, StepStatus,
     TestOutcome,
@@ -264,20 +264,6 @@ fn log_step_phases(step: &PlannedStep, duration_ms: f64, phases: &crate::ExecPha
     );
 }
 
-pub(crate) fn describe_exit(out: &ExecOutput) -> String {
-    let mut s = match (out.timed_out, out.exit_code) {
-        (true, _) => "timed out".to_string(),
-        (false, Some(c)) => format!("exit code {c}"),
-        (false, None) => "no exit code".to_string(),
-    };
-    let err = out.stderr.trim();
-    if !err.is_empty() {
-        s.push_str(": ");
-        s.push_str(&tail_chars(err, 300));
-    }
-    s
-}
-
 /// The container's status after a step; after a SIGKILL (which is what every
 /// process gets when the container's main process dies) the engine may not
 /// have recorded the container's end yet, so it is asked again briefly.
@@ -388,16 +374,6 @@ pub(crate) fn tail(text: &str) -> String {
     tail_chars(&lines[start..].join("\n"), 4096)
 }
 
-fn tail_chars(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &text[start..])
-}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,11 +9,12 @@ use futures_util::StreamExt;
 use testcontainers::bollard;
 use testcontainers::bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
 
-use crate::context::build_context;
-use crate::docker::{engine, error_text, is_not_found, DockerBackend};
+use super::context::build_context;
+use super::docker::DockerEngine;
+use super::docker_answers::{engine, error_text, is_not_found};
 use crate::{ExecError, ImageOrigin, ResolvedImage};
 
-impl DockerBackend {
+impl DockerEngine {
     async fn image_id(&self, reference: &str) -> Result<Option<String>, ExecError> {
         match self.docker().inspect_image(reference).await {
             Ok(image) => Ok(Some(image.id.unwrap_or_default())),

@@ -30,29 +30,22 @@
 
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use testcontainers::bollard::container::LogOutput;
-use testcontainers::bollard::errors::Error as BollardError;
-use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use crate::docker::DockerBackend;
-use crate::docker_exec::{
+use crate::engine::docker::DockerEngine;
+use crate::engine::docker_exec::{
     capture, container_variable_not_a_shell_name, exec_failed_with, is_shell_name, original_value,
-    quote, CAPTURE_LIMIT, SHELL_SET_VARIABLES,
+    quote, AttachedInput, AttachedOutput, CAPTURE_LIMIT, SHELL_SET_VARIABLES,
 };
-use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
+use crate::{ExecOutput, ExecPhases, ExecRequest};
 
 /// How long the runner may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long past a step's timeout its frame may take (the kill inside, the
 /// output files sent) before the runner is given up.
 const FRAME_GRACE: Duration = Duration::from_secs(5);
-/// `CLNRM_STEP_RUNNER=off` keeps every step on exec.
-pub(crate) const SWITCH: &str = "CLNRM_STEP_RUNNER";
-
-type Output = std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
-type Input = std::pin::Pin<Box<dyn AsyncWrite + Send>>;
 
 /// A container's runner, as far as this backend knows it.
 #[derive(Default)]
@@ -66,22 +59,22 @@ pub(crate) enum RunnerState {
 }
 
 pub(crate) struct Runner {
-    output: Output,
-    input: Input,
+    output: AttachedOutput,
+    input: AttachedInput,
     /// How the step text calls `setsid`.
     setsid: String,
     /// Stdout bytes read past the last frame.
     pending: Vec<u8>,
     /// A step was sent and its frame not read to the end (its caller was
     /// cancelled): the next frame on the stream is not the next step's.
-    in_flight: bool,
+    pub(crate) in_flight: bool,
 }
 
 /// Why a runner failed, and whether the step had been sent to it (then it
 /// may have run, and must not run again by exec).
 pub(crate) struct Failed {
-    why: String,
-    sent: bool,
+    pub(crate) why: String,
+    pub(crate) sent: bool,
 }
 
 impl From<String> for Failed {
@@ -90,81 +83,9 @@ impl From<String> for Failed {
     }
 }
 
-impl DockerBackend {
-    /// This backend with every command on exec, as with `CLNRM_STEP_RUNNER=off`
-    /// (it shares what the original learned of containers).
-    pub fn without_step_runner(&self) -> DockerBackend {
-        let mut exec_only = self.clone();
-        exec_only.step_runner = false;
-        exec_only
-    }
-
-    /// A command through the container's step runner, when it is a pooled
-    /// container whose runner can run it; `None`: it goes through exec.
-    pub(crate) async fn through_runner(
-        &self,
-        container: &str,
-        request: &ExecRequest,
-    ) -> Option<Result<ExecOutput, ExecError>> {
-        if !self.step_runner || !fits(request) {
-            return None;
-        }
-        let env = self.container_env(container).await.ok()?;
-        let slot = self.runner_of(container)?;
-        // Busy with another command at the same time: that one goes by exec.
-        let mut state = slot.try_lock().ok()?;
-        if matches!(&*state, RunnerState::Live(r) if r.in_flight) {
-            tracing::info!(
-                container,
-                "a step was abandoned mid-way in the step runner: starting a new runner"
-            );
-            *state = RunnerState::Untried;
-        }
-        if matches!(*state, RunnerState::Untried) {
-            let marker = self.status_marker();
-            *state = match Runner::start(&self.docker, container, &env, marker).await {
-                Ok(runner) => RunnerState::Live(Box::new(runner)),
-                Err(why) => {
-                    tracing::info!(container, "steps run by exec, not a step runner: {why}");
-                    RunnerState::Off
-                }
-            };
-        }
-        let RunnerState::Live(runner) = &mut *state else {
-            return None;
-        };
-        match runner.run(request, &env, self.status_marker()).await {
-            Ok(Ran::Output(output)) => Some(Ok(output)),
-            Ok(Ran::UseExec(why)) => {
-                tracing::info!(container, argv = ?request.argv, "this step runs by exec: {why}");
-                None
-            }
-            Err(failed) => {
-                tracing::info!(
-                    container,
-                    "the step runner failed ({}): this container's steps run by exec from now on",
-                    failed.why
-                );
-                *state = RunnerState::Off;
-                failed.sent.then(|| {
-                    Err(ExecError::Engine(format!(
-                        "the step runner in container {container} failed during the step: {}",
-                        failed.why
-                    )))
-                })
-            }
-        }
-    }
-}
-
 /// Whether the runner can run this step exactly as exec would.
 pub(crate) fn fits(request: &ExecRequest) -> bool {
     !request.argv.is_empty() && request.env.keys().all(|k| is_shell_name(k))
-}
-
-/// Whether the user left the runner on.
-pub(crate) fn switched_on() -> bool {
-    std::env::var(SWITCH).map_or(true, |v| v != "off" && v != "0")
 }
 
 /// What a step sent to the runner came back as.
@@ -180,7 +101,7 @@ impl Runner {
     /// tools the step text uses, fractional `sleep`, a directory for the FIFOs.
     /// `Err`: why not.
     pub(crate) async fn start(
-        docker: &testcontainers::bollard::Docker,
+        engine: &DockerEngine,
         container: &str,
         container_env: &[String],
         marker: &str,
@@ -190,26 +111,7 @@ impl Runner {
                 "the container's variable `{bad}` is not a shell name"
             ));
         }
-        let created = docker
-            .create_exec(
-                container,
-                CreateExecOptions::<String> {
-                    cmd: Some(vec!["sh".into()]),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let started = docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let StartExecResults::Attached { output, input } = started else {
-            return Err("the runner's exec started detached".into());
-        };
+        let (output, input) = engine.attach_shell(container).await?;
         let mut runner = Runner {
             output,
             input,

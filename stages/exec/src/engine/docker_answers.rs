@@ -15,12 +15,9 @@ pub(crate) fn engine_shares_our_files(endpoint: &str) -> bool {
     endpoint.starts_with("unix://") || endpoint.starts_with("npipe://") || endpoint.starts_with('/')
 }
 
-/// Where the engine is looked for: `DOCKER_HOST`, else the default socket.
+/// Where the engine is looked for: `DOCKER_HOST`, else Docker's or Podman's socket (`engine_socket`).
 pub fn docker_endpoint() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+    super::engine_socket::engine_location().endpoint
 }
 
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -93,27 +90,6 @@ pub(crate) fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DockerBackend;
-
-    #[tokio::test]
-    async fn an_unreachable_engine_is_a_clear_error_naming_where_it_looked() {
-        let e = DockerBackend::connect_to("unix:///nonexistent/clnrm-test.sock")
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ExecError::EngineUnreachable { .. }), "{e:?}");
-        let text = e.to_string();
-        assert!(
-            text.starts_with(
-                "cannot reach the Docker engine at unix:///nonexistent/clnrm-test.sock: "
-            ),
-            "{text}"
-        );
-        assert!(text.contains("DOCKER_HOST"), "{text}");
-        let e = DockerBackend::connect_to("tcp://127.0.0.1:1")
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("tcp://127.0.0.1:1"), "{e}");
-    }
 
     #[test]
     fn only_a_socket_or_pipe_is_taken_to_share_our_files() {

@@ -35,7 +35,8 @@ use testcontainers::bollard::container::LogOutput;
 use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
 use testcontainers::bollard::query_parameters::KillContainerOptions;
 
-use crate::docker::{engine, DockerBackend};
+use super::docker::DockerEngine;
+use super::docker_answers::engine;
 use crate::{ExecError, ExecOutput, ExecPhases, ExecRequest};
 
 /// Output kept per stream and exec; the rest is dropped (and flagged).
@@ -72,19 +73,16 @@ struct Streamed {
     ended: bool,
 }
 
-impl DockerBackend {
-    /// [`Backend::exec`](crate::Backend::exec) on this engine.
+impl DockerEngine {
+    /// [`Backend::exec`](crate::Backend::exec) on this engine, by an exec of its own.
     pub(crate) async fn exec_in_container(
         &self,
         container: &str,
         request: &ExecRequest,
     ) -> Result<ExecOutput, ExecError> {
-        if let Some(output) = self.through_runner(container, request).await {
-            return output;
-        }
         // What a wrapped attempt cost when the command then runs unwrapped.
         let mut wrapper_phases = ExecPhases::default();
-        let wrap_with_env = match self.has_shell(container) {
+        let wrap_with_env = match self.containers.has_shell(container) {
             Some(false) => None,
             _ => {
                 let env = self.container_env(container).await?;
@@ -106,7 +104,7 @@ impl DockerBackend {
             let streamed = self.stream(container, &wrapped, request, true).await?;
             match streamed.pid {
                 Some(pid) => {
-                    self.remember_shell(container, true);
+                    self.containers.remember_shell(container, true);
                     let output = self.finish_wrapped(container, streamed, pid).await?;
                     if !exec_of_command_failed(request, &output) {
                         return Ok(output);
@@ -126,7 +124,7 @@ impl DockerBackend {
                         )));
                     }
                     // No `sh` in the image: run the command as it is.
-                    self.remember_shell(container, false);
+                    self.containers.remember_shell(container, false);
                 }
                 None => {
                     // Timed out, and the wrapper said nothing even in the grace:
@@ -148,7 +146,7 @@ impl DockerBackend {
         }
         // Run as it is: either there is no `sh`, or the command was not found
         // (which should not take long enough to time out).
-        let why = if self.has_shell(container) == Some(false) {
+        let why = if self.containers.has_shell(container) == Some(false) {
             NO_SHELL
         } else {
             NO_PID
@@ -390,6 +388,49 @@ impl DockerBackend {
     }
 }
 
+/// The output of a process started with its standard streams attached.
+pub(crate) type AttachedOutput = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<Item = Result<LogOutput, testcontainers::bollard::errors::Error>>
+            + Send,
+    >,
+>;
+/// The standard input of a process started with its standard streams attached.
+pub(crate) type AttachedInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+impl DockerEngine {
+    /// Starts `sh` in `container` by an exec with stdin, stdout and stderr
+    /// attached, for a caller that talks to it over the streams. `Err`: why not.
+    pub(crate) async fn attach_shell(
+        &self,
+        container: &str,
+    ) -> Result<(AttachedOutput, AttachedInput), String> {
+        let created = self
+            .docker()
+            .create_exec(
+                container,
+                CreateExecOptions::<String> {
+                    cmd: Some(vec!["sh".into()]),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = self
+            .docker()
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err("the shell's exec started detached".into());
+        };
+        Ok((output, input))
+    }
+}
+
 /// `sh -c <script> sh <argv...>`: report the PID, restore what the shell
 /// changed in the environment, run the command with the wrapper's own stderr
 /// kept aside on fd 3 (the command sees only 0, 1 and 2; the shell's own
@@ -532,20 +573,6 @@ fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>)
         killed_container: killed,
         phases: streamed.phases,
     }
-}
-
-/// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
-pub(crate) fn new_status_marker() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let local = 0u8;
-    let mut h = blake3::Hasher::new();
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
-    format!("clnrm-status-{}", &h.finalize().to_hex()[..16])
 }
 
 #[cfg(test)]

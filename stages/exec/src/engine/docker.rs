@@ -1,11 +1,12 @@
-//! [`DockerBackend`]: the [`Backend`] on a Docker engine, through bollard (as
+//! [`DockerEngine`]: the [`Backend`] on a Docker engine, through bollard (as
 //! re-exported by testcontainers, so both agree on one version): connecting,
 //! containers, networks, listing and removal. Images are in `docker_image`, running
-//! commands in `docker_exec`, the engine's answers and errors in our words in
-//! `docker_answers`.
+//! commands in `docker_exec`, what is learned of a container in `container_facts`, the
+//! engine's answers and errors in our words in `docker_answers`. A command reaches the
+//! engine here by an exec of its own; the step runner is a layer above (`runner`).
 //!
 //! bollard asks for a newer API than the 20.10 engines here speak (1.41);
-//! [`DockerBackend::connect`] negotiates the version down before anything else.
+//! [`DockerEngine::connect_to`] negotiates the version down before anything else.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -18,8 +19,8 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use testcontainers::bollard;
 use testcontainers::bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
     CreateContainerOptions, InspectNetworkOptions, ListContainersOptions, ListImagesOptions,
@@ -28,12 +29,12 @@ use testcontainers::bollard::query_parameters::{
 use testcontainers::bollard::Docker;
 use tokio::sync::Mutex;
 
-use crate::container_facts::ContainerFacts;
-pub(crate) use crate::docker_answers::{
-    docker_endpoint, engine, engine_shares_our_files, error_text, is_not_found,
+use super::container_facts::KnownContainers;
+use super::docker_answers::{
+    engine, engine_shares_our_files, error_text, is_not_found, label_filter, network_object,
+    status_of,
 };
-use crate::docker_answers::{label_filter, network_object, status_of};
-use crate::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
+use super::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
     ExecOutput, ExecRequest, ManagedKind, ManagedObject, ResolvedImage,
@@ -43,40 +44,31 @@ use crate::{
 /// exits at once on SIGTERM (a shell as PID 1 ignores signals it does not trap).
 pub const IDLE_COMMAND: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done";
 
-/// A [`Backend`] on the Docker Engine API.
+/// A [`Backend`] on the Docker Engine API, every command by an exec.
 #[derive(Clone)]
-pub struct DockerBackend {
-    pub(crate) docker: Docker,
+pub(crate) struct DockerEngine {
+    docker: Docker,
     endpoint: String,
     /// One build at a time per context hash within this process.
     pub(crate) builds: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     /// What exec needs to know of a container, learned once.
-    pub(crate) containers: Arc<std::sync::Mutex<HashMap<String, ContainerFacts>>>,
-    /// Starts the command wrapper's status line: random per backend, so no
+    pub(crate) containers: Arc<KnownContainers>,
+    /// Starts the command wrapper's status line: random per engine, so no
     /// command's output can pass for it.
     status_marker: Arc<str>,
-    /// Steps in pooled containers may go through a step runner (`step_runner`).
-    pub(crate) step_runner: bool,
 }
 
-impl std::fmt::Debug for DockerBackend {
+impl std::fmt::Debug for DockerEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerBackend")
+        f.debug_struct("DockerEngine")
             .field("endpoint", &self.endpoint)
             .finish()
     }
 }
 
-impl DockerBackend {
-    /// Connects to the engine named by `DOCKER_HOST` (default
-    /// `unix:///var/run/docker.sock`) and agrees on an API version. Fails with
-    /// [`ExecError::EngineUnreachable`], naming where it looked.
-    pub async fn connect() -> Result<DockerBackend, ExecError> {
-        Self::connect_to(&docker_endpoint()).await
-    }
-
+impl DockerEngine {
     /// Connects to the engine at `endpoint` (`unix:///...`, `tcp://...`, `http://...`).
-    pub async fn connect_to(endpoint: &str) -> Result<DockerBackend, ExecError> {
+    pub(crate) async fn connect_to(endpoint: &str) -> Result<DockerEngine, ExecError> {
         let endpoint = endpoint.to_string();
         let unreachable = |reason: String| ExecError::EngineUnreachable {
             endpoint: endpoint.clone(),
@@ -88,28 +80,50 @@ impl DockerBackend {
             .await
             .map_err(|_| unreachable("no answer within 10s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(DockerBackend {
+        Ok(DockerEngine {
             docker,
             endpoint,
             builds: Arc::default(),
             containers: Arc::default(),
-            status_marker: crate::docker_exec::new_status_marker().into(),
-            step_runner: crate::step_runner::switched_on(),
+            status_marker: new_status_marker().into(),
         })
     }
 
     /// The bollard client, for what the trait does not cover.
-    pub fn docker(&self) -> &Docker {
+    pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
 
-    pub fn endpoint(&self) -> &str {
+    pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// The first word of the command wrapper's status line.
     pub(crate) fn status_marker(&self) -> &str {
         &self.status_marker
+    }
+
+    /// Inspects the container and keeps what it says.
+    pub(crate) async fn inspect_and_learn(
+        &self,
+        container: &str,
+    ) -> Result<ContainerInspectResponse, ExecError> {
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(engine)?;
+        self.containers.learn(container, &info);
+        Ok(info)
+    }
+
+    /// The container's environment (image and service `env`), inspected once.
+    pub(crate) async fn container_env(&self, container: &str) -> Result<Vec<String>, ExecError> {
+        if let Some(env) = self.containers.env(container) {
+            return Ok(env);
+        }
+        self.inspect_and_learn(container).await?;
+        Ok(self.containers.env(container).unwrap_or_default())
     }
 }
 
@@ -153,7 +167,7 @@ async fn create_or_undo(
     })
 }
 
-impl DockerBackend {
+impl DockerEngine {
     async fn networks_labelled(
         &self,
         filter: HashMap<String, Vec<String>>,
@@ -167,7 +181,7 @@ impl DockerBackend {
     }
 }
 
-impl Backend for DockerBackend {
+impl Backend for DockerEngine {
     fn ping(&self) -> BoxFuture<'_, Result<EngineInfo, ExecError>> {
         async move {
             let unreachable = |reason: String| ExecError::EngineUnreachable {
@@ -462,7 +476,7 @@ impl Backend for DockerBackend {
 
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
         async move {
-            self.facts().remove(id);
+            self.containers.forget(id);
             let options = RemoveContainerOptions {
                 force: true,
                 v: true,
@@ -597,9 +611,44 @@ fn first_address(subnet: &str) -> Option<IpAddr> {
     )))
 }
 
+/// `clnrm-status-<16 hex digits>`, from the time, this process and an address.
+pub(crate) fn new_status_marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let local = 0u8;
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
+    format!("clnrm-status-{}", &h.finalize().to_hex()[..16])
+}
+
 #[cfg(test)]
-mod first_address_tests {
-    use super::first_address;
+mod tests {
+    use super::{first_address, DockerEngine};
+    use crate::ExecError;
+
+    #[tokio::test]
+    async fn an_unreachable_engine_is_a_clear_error_naming_where_it_looked() {
+        let e = DockerEngine::connect_to("unix:///nonexistent/clnrm-test.sock")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ExecError::EngineUnreachable { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "cannot reach the Docker engine at unix:///nonexistent/clnrm-test.sock: "
+            ),
+            "{text}"
+        );
+        assert!(text.contains("DOCKER_HOST"), "{text}");
+        let e = DockerEngine::connect_to("tcp://127.0.0.1:1")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("tcp://127.0.0.1:1"), "{e}");
+    }
 
     #[test]
     fn the_gateway_of_a_subnet_listing_none_is_its_first_address() {

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use clnrm_plan::{ContainerSpec, PlannedHealthCheck};
 use serde::{Deserialize, Serialize};
 
-use crate::session::{LABEL_SERVICE, LABEL_SPEC, LABEL_TEST};
-use crate::steps::describe_exit;
-use crate::test_run::ms;
-use crate::{Backend, ContainerRequest, ExecError, ExecRequest, ResolvedImage, Session};
+use super::progress::ms;
+use crate::engine::session::{LABEL_SERVICE, LABEL_SPEC, LABEL_TEST};
+use crate::{
+    Backend, ContainerRequest, ExecError, ExecOutput, ExecRequest, ResolvedImage, Session,
+};
 
 /// A service container that was created, started and found ready.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -327,6 +328,30 @@ pub(crate) fn unique_suffix() -> String {
     NEXT.fetch_add(1, Ordering::Relaxed).to_string()
 }
 
+pub(crate) fn describe_exit(out: &ExecOutput) -> String {
+    let mut s = match (out.timed_out, out.exit_code) {
+        (true, _) => "timed out".to_string(),
+        (false, Some(c)) => format!("exit code {c}"),
+        (false, None) => "no exit code".to_string(),
+    };
+    let err = out.stderr.trim();
+    if !err.is_empty() {
+        s.push_str(": ");
+        s.push_str(&tail_chars(err, 300));
+    }
+    s
+}
+
+pub(crate) fn tail_chars(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
 #[cfg(test)]
 mod tests {
     use super::{memory_limit_words, sanitize};

@@ -1,0 +1,259 @@
+//! [`DockerBackend`]: the [`Backend`] a test runs on. Every engine call goes
+//! to the engine layer ([`DockerEngine`]); a command in a pooled container
+//! goes first to the container's step runner (`step_runner`), and by exec
+//! when the runner cannot run it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use clnrm_plan::ImageSource;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use testcontainers::bollard::Docker;
+
+use super::step_runner::{fits, Ran, Runner, RunnerState};
+use crate::engine::docker::DockerEngine;
+use crate::engine::docker_answers::docker_endpoint;
+use crate::{
+    Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
+    ExecOutput, ExecRequest, ManagedObject, ResolvedImage,
+};
+
+/// `CLNRM_STEP_RUNNER=off` keeps every step on exec.
+const SWITCH: &str = "CLNRM_STEP_RUNNER";
+
+type RunnerSlot = Arc<tokio::sync::Mutex<RunnerState>>;
+
+/// A [`Backend`] on the Docker Engine API.
+#[derive(Clone)]
+pub struct DockerBackend {
+    engine: DockerEngine,
+    /// Steps in pooled containers may go through a step runner (`step_runner`).
+    step_runner: bool,
+    /// The step runner of each pooled container, by container ID; forgotten
+    /// when the container is removed, so a new container gets a new runner.
+    runners: Arc<std::sync::Mutex<HashMap<String, RunnerSlot>>>,
+}
+
+impl std::fmt::Debug for DockerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBackend")
+            .field("endpoint", &self.engine.endpoint())
+            .finish()
+    }
+}
+
+impl DockerBackend {
+    /// Connects to the engine named by `DOCKER_HOST` (default
+    /// `unix:///var/run/docker.sock`) and agrees on an API version. Fails with
+    /// [`ExecError::EngineUnreachable`], naming where it looked.
+    pub async fn connect() -> Result<DockerBackend, ExecError> {
+        Self::connect_to(&docker_endpoint()).await
+    }
+
+    /// Connects to the engine at `endpoint` (`unix:///...`, `tcp://...`, `http://...`).
+    pub async fn connect_to(endpoint: &str) -> Result<DockerBackend, ExecError> {
+        Ok(DockerBackend {
+            engine: DockerEngine::connect_to(endpoint).await?,
+            step_runner: switched_on(),
+            runners: Arc::default(),
+        })
+    }
+
+    /// The bollard client, for what the trait does not cover.
+    pub fn docker(&self) -> &Docker {
+        self.engine.docker()
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.engine.endpoint()
+    }
+
+    /// This backend with every command on exec, as with `CLNRM_STEP_RUNNER=off`
+    /// (it shares what the original learned of containers).
+    pub fn without_step_runner(&self) -> DockerBackend {
+        let mut exec_only = self.clone();
+        exec_only.step_runner = false;
+        exec_only
+    }
+
+    /// The step runner of a pooled container; `None` for any other.
+    fn runner_of(&self, container: &str) -> Option<RunnerSlot> {
+        if !self.engine.containers.pooled(container) {
+            return None;
+        }
+        let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        Some(runners.entry(container.to_string()).or_default().clone())
+    }
+
+    /// Runs a command: through the container's step runner when it can, by exec otherwise.
+    async fn exec_in_container(
+        &self,
+        container: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, ExecError> {
+        if let Some(output) = self.through_runner(container, request).await {
+            return output;
+        }
+        self.engine.exec_in_container(container, request).await
+    }
+
+    /// A command through the container's step runner, when it is a pooled
+    /// container whose runner can run it; `None`: it goes through exec.
+    async fn through_runner(
+        &self,
+        container: &str,
+        request: &ExecRequest,
+    ) -> Option<Result<ExecOutput, ExecError>> {
+        if !self.step_runner || !fits(request) {
+            return None;
+        }
+        let env = self.engine.container_env(container).await.ok()?;
+        let slot = self.runner_of(container)?;
+        // Busy with another command at the same time: that one goes by exec.
+        let mut state = slot.try_lock().ok()?;
+        if matches!(&*state, RunnerState::Live(r) if r.in_flight) {
+            tracing::info!(
+                container,
+                "a step was abandoned mid-way in the step runner: starting a new runner"
+            );
+            *state = RunnerState::Untried;
+        }
+        if matches!(*state, RunnerState::Untried) {
+            let marker = self.engine.status_marker();
+            *state = match Runner::start(&self.engine, container, &env, marker).await {
+                Ok(runner) => RunnerState::Live(Box::new(runner)),
+                Err(why) => {
+                    tracing::info!(container, "steps run by exec, not a step runner: {why}");
+                    RunnerState::Off
+                }
+            };
+        }
+        let RunnerState::Live(runner) = &mut *state else {
+            return None;
+        };
+        match runner.run(request, &env, self.engine.status_marker()).await {
+            Ok(Ran::Output(output)) => Some(Ok(output)),
+            Ok(Ran::UseExec(why)) => {
+                tracing::info!(container, argv = ?request.argv, "this step runs by exec: {why}");
+                None
+            }
+            Err(failed) => {
+                tracing::info!(
+                    container,
+                    "the step runner failed ({}): this container's steps run by exec from now on",
+                    failed.why
+                );
+                *state = RunnerState::Off;
+                failed.sent.then(|| {
+                    Err(ExecError::Engine(format!(
+                        "the step runner in container {container} failed during the step: {}",
+                        failed.why
+                    )))
+                })
+            }
+        }
+    }
+}
+
+/// Whether the user left the runner on.
+fn switched_on() -> bool {
+    std::env::var(SWITCH).map_or(true, |v| v != "off" && v != "0")
+}
+
+/// Every call but a command's goes straight to the engine.
+impl Backend for DockerBackend {
+    fn ping(&self) -> BoxFuture<'_, Result<EngineInfo, ExecError>> {
+        self.engine.ping()
+    }
+
+    fn ensure_image<'a>(
+        &'a self,
+        image: &'a ImageSource,
+        root: &'a Path,
+    ) -> BoxFuture<'a, Result<ResolvedImage, ExecError>> {
+        self.engine.ensure_image(image, root)
+    }
+
+    fn create_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        self.engine.create_network(name, labels)
+    }
+
+    fn network_gateway<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, ExecError>> {
+        self.engine.network_gateway(id)
+    }
+
+    fn create_container<'a>(
+        &'a self,
+        request: &'a ContainerRequest<'a>,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        self.engine.create_container(request)
+    }
+
+    fn start_container<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerStarted, ExecError>> {
+        self.engine.start_container(id)
+    }
+
+    fn container_status<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerStatus, ExecError>> {
+        self.engine.container_status(id)
+    }
+
+    fn container_logs<'a>(
+        &'a self,
+        id: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        self.engine.container_logs(id, lines)
+    }
+
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
+        self.exec_in_container(container, request).boxed()
+    }
+
+    fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
+        async move {
+            self.runners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            self.engine.remove_container(id).await
+        }
+        .boxed()
+    }
+
+    fn remove_network<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
+        self.engine.remove_network(id)
+    }
+
+    fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        self.engine.list_managed()
+    }
+
+    fn list_spare_networks(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        self.engine.list_spare_networks()
+    }
+
+    fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
+        self.engine.remove_image(reference)
+    }
+
+    fn list_build_images(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, ExecError>> {
+        self.engine.list_build_images()
+    }
+}
