@@ -104,7 +104,10 @@ fn output_that_is_not_json_fails_showing_where_parsing_stopped() {
     let run = p.clnrm(&["run"]);
     run.expect_code(1);
     let out = run.stdout();
-    assert!(out.contains("expected: stdout to be JSON"), "{out}");
+    assert!(
+        out.contains("expected: expected_json: stdout to be JSON"),
+        "{out}"
+    );
     assert!(
         out.contains(
             "actual:   stdout is not JSON: expected value at line 2 column 9: `  \"ok\": yes`"

@@ -90,7 +90,7 @@ fn ctrl_c_during_a_step_runs_teardown_and_leaves_no_container() {
             std::fs::read_to_string(p.path(&format!("tests/{name}.clnrm.toml"))).unwrap()
         ),
     );
-    let mut child = clnrm_process()
+    let child = clnrm_process()
         .current_dir(p.root())
         .args(["run"])
         .stdout(Stdio::piped())

@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::cache::{Memo, Stage};
 use crate::otel::DefaultBridge;
 use crate::report::{
-    ms, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
+    ms, Event, Outcome, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
 };
 
+use super::attempts;
 use super::inputs::{PassRecord, ResultStage};
 use super::spans::{judge, Judged};
 use super::{Disposition, RunOptions, Runnable};
@@ -99,6 +100,7 @@ pub async fn execute(
         tests: dispositions.len(),
         jobs: options.jobs,
     });
+    let flaky_fails = options.flaky_fails;
     let mut stats = crate::report::RunStats::default();
     let mut to_run = Vec::new();
     for disposition in dispositions {
@@ -219,7 +221,7 @@ pub async fn execute(
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
             if let Ok((runnable, report, used, judged)) = done {
-                let event = finish(memo, &runnable, &report, used, judged);
+                let event = finish(memo, &runnable, &report, used, judged, flaky_fails);
                 stats.record(&event);
                 let _ = events.send(event);
             }
@@ -227,7 +229,7 @@ pub async fn execute(
     }
     while let Some(done) = tasks.join_next().await {
         if let Ok((runnable, report, used, judged)) = done {
-            let event = finish(memo, &runnable, &report, used, judged);
+            let event = finish(memo, &runnable, &report, used, judged, flaky_fails);
             stats.record(&event);
             let _ = events.send(event);
         }
@@ -253,10 +255,26 @@ fn finish(
     report: &TestReport,
     used: ContainerUse,
     judged: Option<Judged>,
+    flaky_fails: bool,
 ) -> Event {
     let judged = judged.unwrap_or_default();
     let duration_ms = report.timings.total_ms;
+    let flaky = report
+        .outcome
+        .is_pass()
+        .then(|| attempts::flaky_step(report))
+        .flatten();
     let (status, message, failed_step, failure) = match &report.outcome {
+        // A flaky pass is never stored: the next run runs it again.
+        TestOutcome::Pass if flaky.is_some() => match &flaky {
+            Some(f) if flaky_fails => (
+                Status::Fail,
+                None,
+                Some(f.0.clone()),
+                Some(attempts::flaky_failure(report, f)),
+            ),
+            _ => (Status::Pass, None, None, None),
+        },
         TestOutcome::Pass => {
             memo.put_value(
                 ResultStage::NAME,
@@ -301,10 +319,14 @@ fn finish(
         }),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
-        outcome: None,
-        attempts: Vec::new(),
-        captures: Vec::new(),
-        teardown: Vec::new(),
+        outcome: flaky.map(|_| Outcome::Flaky),
+        attempts: attempts::attempts(report),
+        captures: attempts::captures(report),
+        teardown: if status == Status::Pass {
+            Vec::new()
+        } else {
+            attempts::teardown_output(&runnable.plan, report)
+        },
     })
 }
 

@@ -8,6 +8,7 @@
 //! - `command.rs`: `clnrm run` as one call: runtime, engine, executor, cancellation;
 //! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9).
 
+mod attempts;
 mod command;
 mod execute;
 mod inputs;
