@@ -564,4 +564,48 @@ mod tests {
         );
         assert!(!page.contains("http"), "nothing is fetched");
     }
+
+    #[test]
+    fn a_flaky_test_shows_its_badge_its_attempts_and_its_captures() {
+        let mut t = finished("retried", Status::Pass);
+        t.outcome = Some(crate::report::Outcome::Flaky);
+        for (n, status) in [(1, Status::Fail), (2, Status::Pass)] {
+            t.attempts.push(crate::report::Attempt {
+                step: "call".into(),
+                attempt: n,
+                of: Some(3),
+                status,
+                exit_code: Some(if n == 1 { 1 } else { 0 }),
+                duration_ms: 4.0,
+                failure: (n == 1).then(|| crate::report::StepFailure {
+                    expected: "exit code 0".into(),
+                    actual: "exit code 1".into(),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                }),
+            });
+        }
+        t.captures.push(crate::report::CapturedValue {
+            step: "call".into(),
+            name: "id".into(),
+            value: "item <1>".into(),
+        });
+        let mut report = HtmlReport::default();
+        report.record(&Event::TestFinished(t));
+        let page = report.to_html("p");
+        assert!(
+            page.contains("<span class=\"badge pass\">FLAKY</span>"),
+            "{page}"
+        );
+        assert!(page.contains("FLAKY: passed on attempt 2 of 3"), "{page}");
+        assert!(
+            page.contains("<td class=\"num\">1 of 3</td><td>fail</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("expected exit code 0; actual exit code 1"),
+            "{page}"
+        );
+        assert!(page.contains("<code>item &lt;1&gt;</code>"), "{page}");
+    }
 }
