@@ -6,8 +6,9 @@ callgrind, compared with the committed baseline (README "Performance gate").
     python3 benches/callgrind_gate.py --update   # rewrite the baseline
     python3 benches/callgrind_gate.py --runs 3   # also show how much counts vary
 
-Builds benches/callgrind_hotpaths.rs with `cargo bench --no-run` (release with
-debug symbols), runs each hot path under `valgrind --tool=callgrind`, counting
+Builds benches/callgrind_hotpaths.rs with `cargo bench --no-run` (the bench
+profile: release with line tables and symbols, which the shipped release profile
+strips; see Cargo.toml), runs each hot path under `valgrind --tool=callgrind`, counting
 only inside `clnrm_gate_measured` (no process start, setup or warm-up), and
 prints a table: benchmark, baseline, new count and ratio, per iteration. A count
 more than 10 % above its baseline fails the gate. Instruction counts, not time:

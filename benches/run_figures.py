@@ -3,7 +3,7 @@
 
     cargo build --release && python3 benches/run_figures.py [--only SECTION] [path/to/clnrm]
 
-SECTION is one of steps, services, cached, jobs (default: all of them).
+SECTION is one of steps, services, cached, jobs, shared_cache (default: all of them).
 
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
 Each figure is the median of several runs; a busy machine moves them, so read
@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 IMAGE = "clnrm-fixture/busybox:latest"
@@ -186,10 +187,80 @@ def figures_jobs(rows):
     rows.append(("-j1 / default -j (ratio)", serial / parallel))
 
 
+def figures_shared_cache(rows):
+    # 5. Two `run --force`s of 8-test projects on one cache directory, started
+    # together, against one of them alone on the same directory, and against the two
+    # at once each on a cache directory of its own (what the machine's cores and
+    # engine allow two runs at once, with no sharing): 5 rounds, the order rotating.
+    # A run holds the store only while it reads or writes it, so neither waits for
+    # the other's containers.
+    def eight(who):
+        return project({f"t{i}.clnrm.toml": test(f"{who}{i}", [service("box")], [("box", ["true"])])
+                        for i in range(8)})
+    cache = tempfile.mkdtemp(prefix="clnrm-bench-shared-")
+    roots = [eight("a"), eight("b")]
+    own = [tempfile.mkdtemp(prefix="clnrm-bench-own-") for _ in roots]
+
+    def timed(processes, caches=None):
+        # Each run's wall ends when that run exits, read by a thread of its own.
+        results = [None] * len(processes)
+
+        def wait(i, root, child, started):
+            out, err = child.communicate()
+            results[i] = ((time.perf_counter() - started) * 1000, child.returncode, out, err, root)
+
+        waiters = []
+        for i, root in enumerate(processes):
+            env = dict(os.environ, CLNRM_CACHE_DIR=(caches or [cache] * 2)[i], NO_COLOR="1")
+            started = time.perf_counter()
+            child = subprocess.Popen([CLNRM, "run", "--format", "json", "--force"], cwd=root,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+            waiters.append(threading.Thread(target=wait, args=(i, root, child, started)))
+            waiters[-1].start()
+        for waiter in waiters:
+            waiter.join()
+        for wall, code, out, err, root in results:
+            if code != 0 or "warning:" in err:
+                sys.exit(f"clnrm run in {root} failed or warned:\n{out}\n{err}")
+        return [wall for wall, *_ in results]
+
+    timed(roots)  # a warm-up: images and the spare network are there, as in any later run
+    timed(roots, own)
+    alone, together, apart = [], [], []
+
+    def one():
+        alone.append(timed(roots[:1])[0])
+
+    def two():
+        together.extend(timed(roots))
+
+    def two_apart():
+        apart.extend(timed(roots, own))
+
+    order = [one, two, two_apart]
+    for i in range(5):
+        for measure in order[i % 3:] + order[:i % 3]:
+            measure()
+    rows.append(("8-test run --force alone on the cache dir: wall", median(alone)))
+    rows.append(("8-test run --force, two at once on one cache dir: wall of each", median(together)))
+    rows.append(("two at once / alone (ratio of medians)", median(together) / median(alone)))
+    rows.append(("two at once / alone (slowest of the 10 against the median alone, ratio)",
+                 max(together) / median(alone)))
+    rows.append(("8-test run --force, two at once, each on its own cache dir: wall of each",
+                 median(apart)))
+    rows.append(("two at once on one cache dir / on two (ratio of medians)",
+                 median(together) / median(apart)))
+    print("walls alone (ms): " + ", ".join(f"{w:.0f}" for w in alone) + "; two at once (ms): "
+          + ", ".join(f"{w:.0f}" for w in together) + "; two at once, own caches (ms): "
+          + ", ".join(f"{w:.0f}" for w in apart), file=sys.stderr)
+
+
 def main():
     rows = []
     sections = {"steps": figures_steps, "services": figures_services,
-                "cached": figures_cached, "jobs": figures_jobs}
+                "cached": figures_cached, "jobs": figures_jobs,
+                "shared_cache": figures_shared_cache}
     if ONLY is not None and ONLY not in sections:
         sys.exit(f"--only takes one of {', '.join(sections)}, not {ONLY}")
     for name, figures in sections.items():

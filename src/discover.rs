@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clnrm_config::MatrixInstance;
 use ignore::WalkBuilder;
 
 /// What kind of file a path names, by its name alone.
@@ -45,13 +46,43 @@ impl FileKind {
     }
 }
 
-/// A test found on disk.
+/// A test found on disk: a file, or one combination of a file's `[matrix]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TestFile {
-    /// Root-relative path with `/` separators: the test's identity.
+    /// Root-relative path with `/` separators: the file's identity.
     pub identity: String,
     pub path: PathBuf,
     pub is_template: bool,
+    /// The `[matrix]` combination this test is (set by [`crate::pipeline::Pipeline::expand`]).
+    pub instance: Option<MatrixInstance>,
+}
+
+impl TestFile {
+    /// The test's identity: the file's, plus `[k=v,...]` for a matrix combination. It keys
+    /// the result cache's index, `--shard`, `--failed`, `dev` and every report.
+    pub fn key(&self) -> String {
+        match &self.instance {
+            Some(instance) => format!("{}{}", self.identity, instance.label()),
+            None => self.identity.clone(),
+        }
+    }
+
+    /// One combination of this file's `[matrix]`.
+    pub fn with_instance(&self, instance: MatrixInstance) -> TestFile {
+        TestFile {
+            instance: Some(instance),
+            ..self.clone()
+        }
+    }
+}
+
+/// The file of a test identity ([`TestFile::key`]): the identity without its matrix label.
+/// A matrix needs a template, so a label follows `.tera`.
+pub fn file_of(key: &str) -> &str {
+    match key.find(".tera[") {
+        Some(at) if key.ends_with(']') => &key[..at + ".tera".len()],
+        _ => key,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +205,7 @@ fn test_file(root: &Path, path: PathBuf, kind: FileKind) -> TestFile {
         identity: identity(root, &path),
         is_template: kind == FileKind::TemplateTest,
         path,
+        instance: None,
     }
 }
 
@@ -212,5 +244,21 @@ mod tests {
             PathBuf::from("/a/c/d")
         );
         assert_eq!(identity(Path::new("/a"), Path::new("/a/c/d")), "c/d");
+    }
+
+    #[test]
+    fn a_matrix_label_joins_the_identity_and_leaves_the_file() {
+        let file = test_file(
+            Path::new("/r"),
+            PathBuf::from("/r/t/m.clnrm.toml.tera"),
+            FileKind::TemplateTest,
+        );
+        let instance = MatrixInstance {
+            values: vec![("os".into(), "a/b".into()), ("ver".into(), "1".into())],
+        };
+        let key = file.with_instance(instance).key();
+        assert_eq!(key, "t/m.clnrm.toml.tera[os=a/b,ver=1]");
+        assert_eq!(file_of(&key), "t/m.clnrm.toml.tera");
+        assert_eq!(file_of("t/x[1].clnrm.toml"), "t/x[1].clnrm.toml");
     }
 }

@@ -153,9 +153,35 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Validates every test in parallel, keeping their order.
+    /// Each file with a `[matrix]` becomes one test per combination, in the matrix's order
+    /// (already expanded tests pass through). A file whose matrix is invalid stays one test,
+    /// which [`Pipeline::check_one`] then reports invalid.
+    pub fn expand(&self, tests: &[TestFile]) -> Vec<TestFile> {
+        let expanded: Vec<Vec<TestFile>> = tests
+            .par_iter()
+            .map(|test| {
+                if test.instance.is_some() || !test.is_template {
+                    return vec![test.clone()];
+                }
+                let source = self
+                    .world
+                    .read_file(&test.path)
+                    .and_then(|bytes| String::from_utf8(bytes).ok());
+                match source.map(|text| clnrm_config::read_matrix(&test.identity, &text)) {
+                    Some(Ok(Some(instances))) => instances
+                        .into_iter()
+                        .map(|instance| test.with_instance(instance))
+                        .collect(),
+                    _ => vec![test.clone()],
+                }
+            })
+            .collect();
+        expanded.into_iter().flatten().collect()
+    }
+
+    /// Validates every test in parallel (each `[matrix]` expanded), keeping their order.
     pub fn check_all(&self, tests: &[TestFile]) -> Vec<Checked> {
-        tests
+        self.expand(tests)
             .par_iter()
             .map(|test| Checked {
                 test: test.clone(),
@@ -176,6 +202,18 @@ impl<'a> Pipeline<'a> {
                 err.utf8_error().valid_up_to()
             ))
         })?;
+        if test.instance.is_none() {
+            // A matrix that did not expand: invalid, or in a file that is never rendered.
+            match clnrm_config::read_matrix(&test.identity, &source) {
+                Err(diagnostics) => return Err(TestProblem::Invalid(diagnostics)),
+                Ok(Some(_)) if !test.is_template => {
+                    return Err(TestProblem::Invalid(vec![matrix_needs_a_template(
+                        test, &source,
+                    )]))
+                }
+                Ok(_) => {}
+            }
+        }
         let mut render_ms = 0.0;
         let (toml, record) = if test.is_template {
             let render_started = Instant::now();
@@ -222,8 +260,14 @@ impl<'a> Pipeline<'a> {
         if !missing.is_empty() {
             return Err(TestProblem::Invalid(missing));
         }
+        let mut config = parsed.config;
+        if let Some(instance) = &test.instance {
+            // The name enters the plan, so each combination has a result of its own even when
+            // the template renders the same text for two of them.
+            config.name.push_str(&instance.label());
+        }
         Ok(ValidTest {
-            config: parsed.config,
+            config,
             warnings: parsed.warnings,
             toml: input.text,
             record,
@@ -236,11 +280,16 @@ impl<'a> Pipeline<'a> {
     /// the manifest of what its last render read; if every one of those still hashes
     /// the same, the output stored under (inputs, manifest) is served.
     fn render(&self, test: &TestFile, source: String) -> Result<Rendered, TestProblem> {
+        let mut vars = self.project.vars.clone();
+        // A combination's values win over `--var` and `[vars]`: they are what its name says.
+        if let Some(instance) = &test.instance {
+            vars.extend(instance.values.iter().cloned());
+        }
         let request = RenderRequest {
             root: self.project.root.clone(),
             template_path: test.path.clone(),
             source,
-            vars: self.project.vars.clone(),
+            vars,
             seed: self.project.seed,
             freeze_clock: self.project.freeze_clock.clone(),
         };
@@ -340,6 +389,27 @@ fn output_key(own_inputs: &[u8], manifest: &RenderRecord) -> Key {
     let mut input = own_inputs.to_vec();
     input.extend(bincode::serialize(manifest).expect("manifest serializes"));
     Key::of::<RenderStage>(&input)
+}
+
+/// A `[matrix]` in a plain test file: its values would reach nothing, since the file is
+/// never rendered, and its combinations would be the same test.
+fn matrix_needs_a_template(test: &TestFile, source: &str) -> Diagnostic {
+    let line = source
+        .lines()
+        .position(|line| line.trim_start().starts_with("[matrix"))
+        .map(|index| index + 1);
+    Diagnostic {
+        severity: Severity::Error,
+        file: test.identity.clone(),
+        key_path: Some("matrix".to_string()),
+        line_col: line.map(|line| (line, 1)),
+        line_text: line
+            .and_then(|line| source.lines().nth(line - 1))
+            .map(str::to_string),
+        message: "[matrix] values are template variables, but this file is not a template"
+            .to_string(),
+        hint: Some("name it `.clnrm.toml.tera` and use the values as `{{ name }}`".to_string()),
+    }
 }
 
 /// docs/reference.md §4: volume host paths exist (relative to the test file's folder).

@@ -41,6 +41,7 @@ fn plan_of(root: &Path, memo: &Memo) -> (Project, TestPlan) {
         identity: VOLUME_TEST.to_string(),
         path: root.join(VOLUME_TEST),
         is_template: false,
+        instance: None,
     };
     let valid = Pipeline::new(&project, &FsWorld, memo)
         .check_one(&test)

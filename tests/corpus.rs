@@ -24,25 +24,19 @@ const TABLE: &[(&str, i32, &str)] = &[
     ("tests/rosetta-stone/temporal-ordering-rosetta.clnrm.toml", 0, "(rosetta_temporal_ordering)"),
     ("tests/self-test/inner-test.clnrm.toml", 0, "(inner_simple_test)"),
     ("examples/otel-validation/basic-otel-validation.clnrm.toml", 0, "(basic_otel_validation)"),
-    (
-        "crates/clnrm-core/examples/simple-echo.clnrm.toml",
-        1,
-        "simple-echo.clnrm.toml:19:10: services.framework_test.plugin: plugin `alpine` is not supported",
-    ),
+    ("crates/clnrm-core/examples/simple-echo.clnrm.toml", 0, "(framework_toml_self_test)"),
+    ("tests/surrealdb/basic-connection.clnrm.toml", 0, "(surrealdb_basic_connection)"),
+    // Four steps that do not say which of its two services runs them.
     (
         "examples/multi-service-demo.clnrm.toml",
         1,
-        "multi-service-demo.clnrm.toml:15:10: services.database.plugin: plugin `surrealdb` is not supported",
+        "multi-service-demo.clnrm.toml:30:1: steps[0].service: the test has several services (app_server, database); say which one runs this step",
     ),
+    // Its volumes' host folders must exist, as its comments say; here they do not.
     (
         "examples/volume-mount-demo.clnrm.toml",
         1,
-        "volume-mount-demo.clnrm.toml:13:10: services.data_processor.plugin: plugin `alpine` is not supported",
-    ),
-    (
-        "tests/surrealdb/basic-connection.clnrm.toml",
-        1,
-        "basic-connection.clnrm.toml:15:8: services.surrealdb.type: plugin `surrealdb` is not supported",
+        "volume-mount-demo.clnrm.toml: service.data_processor.volumes[0].host_path: volume host path `/tmp/clnrm-test-data` does not exist",
     ),
     // Not TOML at all (SOURCE.md says so): the exact line and column.
     (
@@ -153,27 +147,145 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Every corpus test that validates either runs, with the fixture image given through
-/// `--var image=...` where the file is templated, or is an `error` that says why (an
-/// image no registry can supply here, span expectations this version cannot evaluate),
-/// or fails a span expectation (busybox emits no spans): never a panic, never a pass or a
-/// failure it did not earn.
+/// How each corpus test that validates ends when run, with the `alpine` images tagged onto
+/// the local busybox (no registry here has them): (path, status, what decides it) — for a
+/// pass the test's name, for a failure the check that failed (`failed_step`), for an
+/// error the message's key part.
+const RUN_TABLE: &[(&str, &str, &str)] = &[
+    ("tests/basic.clnrm.toml", "pass", "basic_test"),
+    (
+        "tests/determinism_docker_test.clnrm.toml",
+        "error",
+        "service `test_container`: the container exited with code 0 before the steps ended",
+    ),
+    (
+        "tests/fake_green/missing_edges.clnrm.toml",
+        "pass",
+        "fake_missing_edges",
+    ),
+    // It expects `clnrm.step.<name>`; the original's step spans are `clnrm.step:<name>`.
+    (
+        "tests/integration/prd_otel_workflow.clnrm.toml",
+        "fail",
+        r#"expect.graph.must_include[0] ["clnrm.scenario.verify_hermetic_execution", "clnrm.step.check_isolation"]"#,
+    ),
+    // No [otel]: clnrm.run would have to come from a clnrm inside the container, and an
+    // echo emits none.
+    (
+        "tests/red_team/attack_a_echo.clnrm.toml",
+        "fail",
+        r#"expect.span[0] "clnrm.run""#,
+    ),
+    (
+        "tests/red_team/legitimate_self_test.clnrm.toml",
+        "error",
+        "image `clnrm:test` is not available locally and could not be pulled",
+    ),
+    (
+        "tests/rosetta-stone/temporal-ordering-rosetta.clnrm.toml",
+        "error",
+        "image `postgres:16-alpine` is not available locally and could not be pulled",
+    ),
+    (
+        "tests/self-test/inner-test.clnrm.toml",
+        "pass",
+        "inner_simple_test",
+    ),
+    (
+        "examples/otel-validation/basic-otel-validation.clnrm.toml",
+        "pass",
+        "basic_otel_validation",
+    ),
+    // `.` does not match the newlines between its three echo lines.
+    (
+        "crates/clnrm-core/examples/simple-echo.clnrm.toml",
+        "fail",
+        "test_command_chaining",
+    ),
+    (
+        "tests/surrealdb/basic-connection.clnrm.toml",
+        "error",
+        "image `surrealdb/surrealdb:v2.2` is not available locally and could not be pulled",
+    ),
+    (
+        "examples/templates/generators_full_surface.clnrm.toml.tera",
+        "pass",
+        "clnrm_gen_full",
+    ),
+    (
+        "tests/examples/advanced_macros_demo.clnrm.toml.tera",
+        "error",
+        "image `nginx:alpine` is not available locally and could not be pulled",
+    ),
+    // Its clnrm.run must carry `template.test = "true"`, which clnrm does not set.
+    (
+        "tests/integration/prd_template_rendering.clnrm.toml.tera",
+        "fail",
+        r#"expect.span[0] "clnrm.run""#,
+    ),
+];
+
+/// Tags the local busybox fixture as the `alpine` images the corpus names (and clnrm's
+/// default image), where the engine has none of its own.
+fn alpine_is_busybox() {
+    for tag in ["alpine:latest", "alpine:3.20"] {
+        let present = std::process::Command::new("docker")
+            .args(["image", "inspect", tag])
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !present {
+            let tagged = std::process::Command::new("docker")
+                .args(["tag", common::IMAGE, tag])
+                .status()
+                .expect("docker runs");
+            assert!(tagged.success(), "docker tag {} {tag}", common::IMAGE);
+        }
+    }
+}
+
+/// Copies the corpus into `to`: a run writes spans into each project's `.clnrm/`, and the
+/// corpus itself stays as it is.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for rel in walk(from) {
+        let target = to.join(&rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&rel), target).unwrap();
+    }
+}
+
+/// Every corpus test that validates runs to its outcome in [`RUN_TABLE`]: a pass, a
+/// failure naming one of its own checks, or an error naming an image no registry here can
+/// supply (or the file's own service that exits). Never "not evaluated", never a panic.
 #[test]
-fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
-    let Some(corpus) = corpus_dir("every_valid_corpus_test_runs_or_reports_a_clear_error") else {
+fn every_valid_corpus_test_runs_to_its_checked_outcome() {
+    let Some(corpus) = corpus_dir("every_valid_corpus_test_runs_to_its_checked_outcome") else {
         return;
     };
     if !common::docker_ready() {
         return;
     }
+    let mut valid: Vec<&str> = TABLE
+        .iter()
+        .filter(|(_, code, _)| *code == 0)
+        .map(|(path, _, _)| *path)
+        .collect();
+    valid.sort();
+    let mut listed: Vec<&str> = RUN_TABLE.iter().map(|(path, _, _)| *path).collect();
+    listed.sort();
+    assert_eq!(
+        valid, listed,
+        "the run table lists exactly the valid corpus tests"
+    );
+    alpine_is_busybox();
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&corpus, copy.path());
     let outside = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for (path, _, _) in TABLE.iter().filter(|(_, code, _)| *code == 0) {
+    for (path, status, decided_by) in RUN_TABLE {
         let run = Run(clnrm_command()
             .current_dir(outside.path())
-            // The spans directory goes beside the cache: keep both inside the temp dir.
-            .env("CLNRM_CACHE_DIR", cache.path().join("cache"))
+            .env("CLNRM_CACHE_DIR", cache.path())
             .env("HOME", "/home/clnrm")
             .args([
                 "run",
@@ -182,7 +294,7 @@ fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
                 "--var",
                 &format!("image={}", common::IMAGE),
             ])
-            .arg(corpus.join(path))
+            .arg(copy.path().join(path))
             .output()
             .unwrap());
         let events = common::json_events(&run.stdout());
@@ -190,28 +302,27 @@ fn every_valid_corpus_test_runs_or_reports_a_clear_error() {
             .iter()
             .filter(|e| e["event"] == "test_finished")
             .collect();
-        let clear = finished.len() == 1
-            && match finished[0]["status"].as_str() {
-                Some("pass") => run.code() == 0,
-                Some("error") => {
-                    let message = finished[0]["message"].as_str().unwrap_or_default();
-                    run.code() == 1
-                        && (message.contains("not evaluated by this version")
-                            || message.contains("could not be pulled"))
-                }
-                Some("fail") => {
-                    run.code() == 1
-                        && finished[0]["failed_step"]
-                            .as_str()
-                            .is_some_and(|step| step.starts_with("expect."))
-                        && finished[0]["expectations"]
-                            .as_array()
-                            .is_some_and(|verdicts| !verdicts.is_empty())
-                }
-                _ => false,
-            };
-        if !clear || run.all().contains("panicked") {
-            failures.push(format!("{path}: exit {}\n{}", run.code(), run.all()));
+        let text = run.all();
+        let ok = finished.len() == 1 && {
+            let e = finished[0];
+            let what = match *status {
+                "pass" => e["name"].as_str(),
+                "fail" => e["failed_step"].as_str(),
+                _ => e["message"].as_str(),
+            }
+            .unwrap_or_default();
+            e["status"] == *status
+                && what.contains(decided_by)
+                && run.code() == if *status == "pass" { 0 } else { 1 }
+        };
+        let vague = ["not evaluated", "not supported", "ignored"]
+            .iter()
+            .any(|word| finished.iter().any(|e| e.to_string().contains(word)));
+        if !ok || vague || text.contains("panicked") {
+            failures.push(format!(
+                "{path}: exit {}, want {status} {decided_by:?}\n{text}",
+                run.code()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

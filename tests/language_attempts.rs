@@ -1,4 +1,4 @@
-//! `retries` and `wait_until` (docs/reference.md §14) as a user meets them: a step that
+//! `retries` and `wait_until` (docs/reference.md §15) as a user meets them: a step that
 //! fails twice then passes is FLAKY in every report and never cached; a step polled until
 //! it passes is a plain pass showing its attempts.
 
@@ -65,10 +65,10 @@ fn a_step_failing_twice_then_passing_is_flaky_in_every_report_and_never_cached()
     let json = p.clnrm(&["run", "--format", "json", "--junit", "junit.xml"]);
     json.expect_code(0);
     let t = finished(&json);
-    assert_eq!(t["status"], "pass");
+    assert_eq!(t["status"], "flaky");
     assert_eq!(t["cached"], false, "a flaky pass is never cached");
-    assert_eq!(t["outcome"], "flaky");
-    let attempts = t["attempts"].as_array().unwrap();
+    assert!(t.get("outcome").is_none(), "flaky is the status: {t}");
+    let attempts = t["step_attempts"].as_array().unwrap();
     let statuses: Vec<&str> = attempts
         .iter()
         .map(|a| a["status"].as_str().unwrap())
@@ -112,7 +112,7 @@ fn a_step_failing_twice_then_passing_is_flaky_in_every_report_and_never_cached()
     let tap = p.clnrm(&["run", "--format", "tap"]);
     tap.expect_code(0);
     assert!(
-        tap.stdout().contains("  outcome: \"flaky\""),
+        tap.stdout().contains("  severity: \"flaky\""),
         "{}",
         tap.stdout()
     );
@@ -136,8 +136,7 @@ fn retries_that_all_fail_are_a_failure_with_each_earlier_attempt_as_a_rerun() {
     run.expect_code(1);
     let t = finished(&run);
     assert_eq!(t["status"], "fail");
-    assert!(t.get("outcome").is_none());
-    assert_eq!(t["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(t["step_attempts"].as_array().unwrap().len(), 3);
     let xml = std::fs::read_to_string(p.path("junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let case = doc
@@ -178,8 +177,7 @@ fn a_step_polled_until_its_fifth_attempt_is_a_plain_pass_showing_five_attempts()
     json.expect_code(0);
     let t = finished(&json);
     assert_eq!(t["status"], "pass");
-    assert!(t.get("outcome").is_none(), "polling is never flaky: {t}");
-    let attempts = t["attempts"].as_array().unwrap();
+    let attempts = t["step_attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 5, "{t}");
     assert!(attempts[..4].iter().all(|a| a["status"] == "fail"));
     assert!(attempts[0].get("of").is_none());

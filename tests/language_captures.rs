@@ -1,4 +1,4 @@
-//! Captures (docs/reference.md §14): a value one step prints reaches later steps' argv,
+//! Captures (docs/reference.md §15): a value one step prints reaches later steps' argv,
 //! env and expectations whole, however many spaces and quotes it has; a capture that finds
 //! nothing fails its step by name; a reference to a later capture fails `validate`.
 

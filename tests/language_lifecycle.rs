@@ -1,4 +1,4 @@
-//! `[[setup]]`, `[[teardown]]` and the whole-test `timeout` (docs/reference.md §14): a
+//! `[[setup]]`, `[[teardown]]` and the whole-test `timeout` (docs/reference.md §15): a
 //! test that runs out of time ends its running step inside the container, runs its
 //! teardown and fails naming that step, leaving no container behind; Ctrl-C does the same.
 

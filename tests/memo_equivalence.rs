@@ -116,6 +116,7 @@ proptest! {
                 identity: format!("tests/t{i}.clnrm.toml.tera"),
                 path: root.join(format!("tests/t{i}.clnrm.toml.tera")),
                 is_template: true,
+            instance: None,
             })
             .collect();
         for (i, (libs, env)) in specs.iter().enumerate() {

@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::envelope;
-use super::memo::{data_tree, lastuse_tree, now_secs, persisted_counters, Memo, LAST_GC_KEY};
+use super::memo::{data_tree, lastuse_tree, persisted_counters, Memo, LAST_GC_KEY};
 use super::stats::Counters;
 use super::store::{self, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
+use super::util::now_secs;
 use super::{CacheError, BUILD_IMAGE_STAGE};
 
 /// What `clnrm cache gc` was asked to do.
@@ -95,6 +96,7 @@ impl Memo {
     /// the memo has no directory (busy or unusable) or the rewrite fails, in
     /// which case the old database stays in place, untouched.
     pub fn gc(&self, opts: &GcOptions) -> Result<GcReport, CacheError> {
+        self.reattach();
         if !self.is_persistent() {
             return Err(CacheError::NotPersistent(self.dir.display().to_string()));
         }
@@ -247,6 +249,7 @@ impl Memo {
     /// Empties the cache, or one stage of it. Statistics counters are kept
     /// (as `ccache -C` keeps them).
     pub fn clear(&self, stage: Option<&str>) -> Result<ClearReport, CacheError> {
+        self.reattach();
         let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
         self.flush_into(&store);
         let (stages, entries) = self.collect_entries(&store).map_err(|e| self.io_error(e))?;

@@ -1,7 +1,10 @@
-//! The cache directory's lock: one clnrm process owns a cache directory at a
-//! time. sled takes its own exclusive lock on its data file, but ours is taken
-//! first, on a file that never moves, so that swapping in a compacted database
-//! (see `store.rs`) happens entirely under it.
+//! The cache directory's lock: one clnrm process has a cache directory's store
+//! open at a time. sled takes its own exclusive lock on its data file, but ours is
+//! taken first, on a file that never moves, so that swapping in a compacted
+//! database (see `store.rs`) happens entirely under it. A run holds it only while
+//! it reads or writes the store (milliseconds), never while containers run, so a
+//! waiter retries often: from 1 ms, doubling to a cap of 16 ms, each pause jittered
+//! so that two waiters do not retry in step and the first to see it free takes it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,8 +12,11 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How often a waiting process retries the lock.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The first pause of a waiting process before it retries the lock.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+/// The longest pause between retries: a holder releases within milliseconds, so a
+/// waiter that paused longer would sleep through most of the gaps between holders.
+const MAX_PAUSE: Duration = Duration::from_millis(16);
 
 /// An exclusive `flock` on `<dir>/lock`, released when dropped (the file is
 /// closed). `flock` locks belong to the open file description, so a second
@@ -31,10 +37,13 @@ pub(crate) enum LockError {
 }
 
 impl DirLock {
-    /// Takes the lock, polling until `timeout` has passed.
+    /// Takes the lock, retrying with backoff until `timeout` has passed (one try
+    /// with a zero timeout).
     pub(crate) fn acquire(dir: &Path, timeout: Duration) -> Result<DirLock, LockError> {
         let path = dir.join("lock");
         let deadline = Instant::now() + timeout;
+        let mut pause = FIRST_PAUSE;
+        let mut tries: u32 = 0;
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -59,13 +68,30 @@ impl DirLock {
             if now >= deadline {
                 return Err(LockError::Busy);
             }
-            thread::sleep(POLL_INTERVAL.min(deadline - now));
+            tries = tries.wrapping_add(1);
+            thread::sleep(jittered(pause, tries).min(deadline - now));
+            pause = (pause * 2).min(MAX_PAUSE);
         }
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `pause` stretched by up to half of itself, differently in each process and try.
+fn jittered(pause: Duration, tries: u32) -> Duration {
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut seed = [0u8; 12];
+    seed[..4].copy_from_slice(&std::process::id().to_le_bytes());
+    seed[4..8].copy_from_slice(&tries.to_le_bytes());
+    seed[8..].copy_from_slice(&clock.to_le_bytes());
+    let hash = blake3::hash(&seed);
+    let spread = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+    let half = pause.as_micros() as u64 / 2 + 1;
+    pause + Duration::from_micros(spread % half)
 }
 
 /// Whether nobody holds an exclusive `flock` on `file` now: takes it and lets go

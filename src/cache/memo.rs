@@ -1,12 +1,18 @@
 //! [`Memo`]: lookups, writes, and the batched bookkeeping. Opening a directory
 //! whatever state it is in is `open.rs`; gc and clear are `gc.rs`.
+//!
+//! Several processes share one cache directory by taking turns: a memo holds the
+//! store (and the directory's lock) only while it reads or writes it. A run reads
+//! what it needs before its containers start, then [`Memo::release`]s the store;
+//! what it writes after that waits in memory until [`Memo::flush`] (or drop) opens
+//! the store again and writes it in one short batch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -17,26 +23,12 @@ use super::open::open_store;
 use super::remote::{Remote, UPLOAD_DRAIN_TIMEOUT};
 use super::stats::{rfc3339, CacheStats, Counters, PendingCounters, StageStats};
 use super::store::{self, Store, DATA_PREFIX, LASTUSE_PREFIX, META_TREE, STATS_TREE};
+use super::util::{now_secs, one_line};
 use super::{Key, Lookup, MemoOptions, MissReason, Stage};
 
 pub(crate) const LAST_GC_KEY: &[u8] = b"last_gc";
 /// `[1]` while a process that changed the store has it open; `[0]` after a clean close.
 pub(crate) const DIRTY_KEY: &[u8] = b"dirty";
-
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Warnings are single lines, whatever sled's error text looks like.
-pub(crate) fn one_line(s: impl std::fmt::Display) -> String {
-    s.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// What is known about one stage in this process and not yet persisted.
 #[derive(Default)]
@@ -51,8 +43,14 @@ pub(crate) struct StageState {
 pub struct Memo {
     pub(crate) dir: PathBuf,
     pub(crate) no_read: bool,
-    /// Replaced wholesale when gc swaps in a compacted database.
+    /// How long opening the store waits for another process that holds it.
+    lock_timeout: Duration,
+    /// Replaced wholesale when gc swaps in a compacted database. While the memo is
+    /// released, an in-memory store of the entries written since.
     pub(crate) store: RwLock<Store>,
+    /// Whether the store was let go ([`Memo::release`]) and `store` holds the writes
+    /// that wait for the next [`Memo::flush`]. Changed only under `store`'s write lock.
+    released: AtomicBool,
     pub(crate) stages: RwLock<HashMap<String, Arc<StageState>>>,
     flush_lock: Mutex<()>,
     warnings: Mutex<Vec<String>>,
@@ -60,8 +58,9 @@ pub struct Memo {
     dirty: AtomicBool,
     /// The remote tier behind the local store (docs/reference.md §10), if any: `remote/tier.rs`.
     pub(crate) remote: Option<Remote>,
-    /// Declared last so it is released only after the store is closed.
-    pub(crate) lock: Option<DirLock>,
+    /// Declared last so it is released only after the store is closed. Taken
+    /// after `store`'s lock, never before.
+    pub(crate) lock: Mutex<Option<DirLock>>,
 }
 
 impl Memo {
@@ -70,19 +69,21 @@ impl Memo {
     /// one-line warnings (no `warning:` prefix) for the caller to show.
     pub fn open(dir: &Path, opts: MemoOptions) -> (Memo, Vec<String>) {
         let mut warnings = Vec::new();
-        let (store, lock) = open_store(dir, &opts, &mut warnings);
+        let (store, lock) = open_store(dir, opts.lock_timeout, &mut warnings);
         let memo = Memo {
             dir: dir.to_path_buf(),
             no_read: opts.no_read,
+            lock_timeout: opts.lock_timeout,
             store: RwLock::new(store),
+            released: AtomicBool::new(false),
             stages: RwLock::new(HashMap::new()),
             flush_lock: Mutex::new(()),
             warnings: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
             remote: None,
-            lock,
+            lock: Mutex::new(lock),
         };
-        memo.recover_sizes_after_crash();
+        memo.recover_sizes_after_crash(&memo.read_store());
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -94,13 +95,15 @@ impl Memo {
         Memo {
             dir: PathBuf::new(),
             no_read: opts.no_read,
+            lock_timeout: opts.lock_timeout,
             store: RwLock::new(Store::memory()),
+            released: AtomicBool::new(false),
             stages: RwLock::new(HashMap::new()),
             flush_lock: Mutex::new(()),
             warnings: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
             remote: None,
-            lock: None,
+            lock: Mutex::new(None),
         }
     }
 
@@ -111,7 +114,118 @@ impl Memo {
 
     /// Whether entries outlive this process (false when degraded to memory).
     pub fn is_persistent(&self) -> bool {
-        self.lock.is_some() && self.read_store().is_persistent()
+        let store = self.read_store();
+        self.released.load(RELAXED) || (store.is_persistent() && self.holds_lock())
+    }
+
+    fn holds_lock(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Lets other processes have the cache directory: persists everything so far,
+    /// closes the store and drops the lock. Later writes wait in memory for
+    /// [`Memo::flush`] (or drop); a later lookup opens the store again. A run calls
+    /// this before its containers start, so that runs sharing the directory run side
+    /// by side. Does nothing for a memo without its directory.
+    pub fn release(&self) {
+        let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
+        if self.released.load(RELAXED) || !store.is_persistent() || !self.holds_lock() {
+            return;
+        }
+        self.flush_into(&store);
+        // Counts are persisted: the store is closed cleanly.
+        if self.dirty.swap(false, RELAXED) && store.insert(META_TREE, DIRTY_KEY, vec![0]).is_ok() {
+            let _ = store.flush();
+        }
+        // Closing sled returns once its file is free; the lock goes after it.
+        *store = Store::memory();
+        *self.lock.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.released.store(true, RELAXED);
+        tracing::debug!(dir = %self.dir.display(), "cache store released");
+    }
+
+    /// After [`Memo::release`]: opens the store again (waiting for another process
+    /// that holds it, up to the lock timeout) and writes what waited in memory. When
+    /// the directory stays busy that long, the memo goes on in memory with a warning.
+    pub(crate) fn reattach(&self) {
+        if !self.released.load(RELAXED) {
+            return;
+        }
+        let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
+        if !self.released.swap(false, RELAXED) {
+            return;
+        }
+        let mut warnings = Vec::new();
+        let (disk, lock) = open_store(&self.dir, self.lock_timeout, &mut warnings);
+        for warning in warnings {
+            self.warn(warning);
+        }
+        // Without the directory the writes stay where they are, in memory.
+        let Some(lock) = lock else { return };
+        let waiting = std::mem::replace(&mut *store, disk);
+        *self.lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+        tracing::debug!(dir = %self.dir.display(), "cache store opened again");
+        self.recover_sizes_after_crash(&store);
+        self.write_waiting(&store, &waiting);
+    }
+
+    /// Writes the entries of `waiting` (written while released) into `store`. They
+    /// were counted as new when written; one that was on disk already is not.
+    fn write_waiting(&self, store: &Store, waiting: &Store) {
+        let trees = waiting.tree_names();
+        if trees.is_empty() {
+            return;
+        }
+        self.mark_dirty(store);
+        for tree in trees {
+            let mut entries = Vec::new();
+            if let Err(e) = waiting.scan(&tree, |k, v| entries.push((k.to_vec(), v.to_vec()))) {
+                self.warn_io("write", &e);
+                continue;
+            }
+            let state = tree
+                .strip_prefix(DATA_PREFIX)
+                .map(|stage| self.stage_state(stage));
+            for (key, value) in entries {
+                let new_len = value.len();
+                let not_counted = match store.insert(&tree, &key, value) {
+                    Ok(None) => continue,
+                    Ok(Some(old_len)) => old_len,
+                    Err(e) => {
+                        self.warn_io("write", &e);
+                        new_len
+                    }
+                };
+                if let Some(state) = &state {
+                    state.counters.entries.fetch_sub(1, RELAXED);
+                    let bytes = (key.len() + not_counted) as i64;
+                    state.counters.bytes.fetch_sub(bytes, RELAXED);
+                }
+            }
+        }
+    }
+
+    /// Whether anything waits to be written: entries, counters, last-use stamps.
+    fn has_unwritten(&self, store: &Store) -> bool {
+        let stages = self.stages.read().unwrap_or_else(|e| e.into_inner());
+        let remote_figures = self.remote.as_ref().is_some_and(|remote| {
+            let pending = remote.counters().take();
+            remote.counters().restore(&pending);
+            !pending.is_zero()
+        });
+        !store.tree_names().is_empty()
+            || remote_figures
+            || stages.values().any(|state| {
+                !state.counters.peek().is_zero()
+                    || !state
+                        .touched
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty()
+            })
     }
 
     /// The key of `input` for stage `S`.
@@ -234,7 +348,16 @@ impl Memo {
 
     /// Persists counters and last-use stamps and makes every write durable.
     /// Called on drop; call it earlier to bound what a crash can lose.
+    /// A released memo opens the store for this and lets it go again.
     pub fn flush(&self) {
+        if self.released.load(RELAXED) {
+            if !self.has_unwritten(&self.read_store()) {
+                return;
+            }
+            self.reattach();
+            self.release();
+            return;
+        }
         let store = self.read_store();
         self.flush_into(&store);
     }
@@ -242,6 +365,7 @@ impl Memo {
     /// Current statistics: persisted counters plus this process's unflushed
     /// ones; entries and bytes counted from the store.
     pub fn stats(&self) -> CacheStats {
+        self.reattach();
         let store = self.read_store();
         let mut counters = persisted_counters(&store);
         for (name, state) in self.stages.read().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -270,8 +394,9 @@ impl Memo {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The directory's size, also while released (`store` then holds no files).
     pub(crate) fn disk_bytes_of(&self, store: &Store) -> u64 {
-        if store.is_persistent() {
+        if store.is_persistent() || self.released.load(RELAXED) {
             store::disk_bytes(&self.dir)
         } else {
             0
@@ -291,8 +416,7 @@ impl Memo {
 
     /// A process that died holding the store may have written entries whose
     /// counts it never persisted: count them again.
-    fn recover_sizes_after_crash(&self) {
-        let store = self.read_store();
+    fn recover_sizes_after_crash(&self, store: &Store) {
         if !store.is_persistent() {
             return;
         }
@@ -301,8 +425,8 @@ impl Memo {
             return;
         }
         tracing::debug!("previous process did not close the cache; recounting entries");
-        let result = count_sizes(&store)
-            .and_then(|sizes| set_sizes(&store, &sizes))
+        let result = count_sizes(store)
+            .and_then(|sizes| set_sizes(store, &sizes))
             .and_then(|()| store.insert(META_TREE, DIRTY_KEY, vec![0]).map(|_| ()));
         if let Err(e) = result {
             self.warn_io("recount", &e);
@@ -352,6 +476,7 @@ impl Memo {
         if self.no_read {
             return Err(MissReason::NoCache);
         }
+        self.reattach();
         let tree = data_tree(stage);
         let store = self.read_store();
         let bytes = match store.get(&tree, key.as_bytes()) {
@@ -492,6 +617,12 @@ impl Memo {
 impl Drop for Memo {
     fn drop(&mut self) {
         self.finish_remote(UPLOAD_DRAIN_TIMEOUT);
+        if self.released.load(RELAXED) {
+            if !self.has_unwritten(&self.read_store()) {
+                return;
+            }
+            self.reattach();
+        }
         let store = self.read_store();
         self.flush_into(&store);
         // Nothing runs concurrently any more, so the persisted entry and byte

@@ -14,6 +14,10 @@
 //! - [`Memo::open`] never fails. A damaged database is moved aside, a busy one
 //!   (another clnrm holds it) is waited for and then done without; either way
 //!   the caller gets one warning line and a memo that works.
+//! - Processes share a directory by taking turns, each holding the store only
+//!   while it reads or writes it: [`Memo::release`] lets it go (a run does before
+//!   its containers start) and keeps later writes in memory until [`Memo::flush`]
+//!   or drop writes them in one batch.
 //! - Counters and last-use stamps are kept in memory and written at
 //!   [`Memo::flush`] (and on drop), so the bookkeeping costs a run nothing.
 //! - [`Memo::gc`] evicts least recently used entries and rewrites the store so
@@ -36,6 +40,7 @@ mod open;
 pub mod remote;
 mod stats;
 mod store;
+mod util;
 
 use std::fmt;
 use std::time::Duration;

@@ -6,16 +6,18 @@
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 use super::lock::{DirLock, LockError};
-use super::memo::{now_secs, one_line};
 use super::store::{self, Current, Store};
-use super::MemoOptions;
+use super::util::{now_secs, one_line};
 
-/// Opens the directory's database, whatever it takes; see [`Memo::open`].
+/// Opens the directory's database, whatever it takes, waiting up to `lock_timeout`
+/// for another process that holds it; see [`super::Memo::open`]. Without a lock
+/// the store is in memory.
 pub(crate) fn open_store(
     dir: &Path,
-    opts: &MemoOptions,
+    lock_timeout: Duration,
     warnings: &mut Vec<String>,
 ) -> (Store, Option<DirLock>) {
     let shown = dir.display();
@@ -43,12 +45,12 @@ pub(crate) fn open_store(
         ));
     }
 
-    let lock = match DirLock::acquire(dir, opts.lock_timeout) {
+    let lock = match DirLock::acquire(dir, lock_timeout) {
         Ok(lock) => lock,
         Err(LockError::Busy) => {
             warnings.push(format!(
                 "cache directory {shown} is in use by another clnrm process (waited {:.1}s); continuing without the persistent cache",
-                opts.lock_timeout.as_secs_f64()
+                lock_timeout.as_secs_f64()
             ));
             return (Store::memory(), None);
         }

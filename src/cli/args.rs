@@ -217,9 +217,14 @@ pub struct RunArgs {
     /// Also write a self-contained HTML report (with a timing waterfall) to FILE
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Show what would run, what is cached and why; run nothing
+    /// Show what would run, what is cached and why; run nothing. Exits 1 when a test is
+    /// invalid or cannot run
     #[arg(long)]
     pub dry_run: bool,
+    /// Run only what failed, errored or did not run in the previous run of these paths,
+    /// plus tests new since (recorded in the project's .clnrm/last-run.json)
+    #[arg(long)]
+    pub failed: bool,
     /// Reuse warm service containers between runs (also `[run] reuse = true`); faster,
     /// less hermetic: state a test left in its containers is there next time
     #[arg(long)]

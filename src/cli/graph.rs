@@ -24,7 +24,7 @@ pub fn run(
     let mut graph = DependencyGraph::default();
     let mut invalid = 0;
     for item in &checked {
-        let identity = &item.test.identity;
+        let identity = &item.test.key();
         match &item.outcome {
             Ok(valid) => {
                 // The same records `dev` keeps: what the render read, and the plan.

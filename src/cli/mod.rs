@@ -175,7 +175,7 @@ fn validate(
             Ok(test) => {
                 valid += 1;
                 warnings += test.warnings.len();
-                printer.validated(&item.test.identity, Some(&test.config.name));
+                printer.validated(&item.test.key(), Some(&test.config.name));
                 for warning in &test.warnings {
                     printer.diagnostic(warning);
                 }
@@ -185,7 +185,7 @@ fn validate(
                 if let crate::pipeline::TestProblem::Invalid(diagnostics) = problem {
                     warnings += diagnostics.iter().filter(|d| !d.is_error()).count();
                 }
-                printer.invalid(&item.test.identity, problem);
+                printer.invalid(&item.test.key(), problem);
             }
         }
     }
@@ -224,11 +224,39 @@ fn render(
         write_stdout(&source)?;
         return Ok(Exit::Ok);
     }
+    // A matrix template renders as one combination: the first that agrees with every
+    // `--var` given (`--var os=debian`), after a comment naming it, so the output stays
+    // one TOML document.
+    let instance = match clnrm_config::read_matrix(&test.identity, &source) {
+        Ok(Some(instances)) => {
+            let chosen = instances.iter().find(|instance| {
+                instance.values.iter().all(|(key, value)| {
+                    global
+                        .vars
+                        .iter()
+                        .all(|(given, wanted)| given != key || wanted == value)
+                })
+            });
+            Some(chosen.unwrap_or(&instances[0]).clone())
+        }
+        Ok(None) => None,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                printer.diagnostic(diagnostic);
+            }
+            return Ok(Exit::TestsFailed);
+        }
+    };
+    let mut vars = project.vars.clone();
+    if let Some(instance) = &instance {
+        vars.extend(instance.values.iter().cloned());
+        write_stdout(&format!("# {}{}\n", test.identity, instance.label()))?;
+    }
     let request = clnrm_render::RenderRequest {
         root: project.root.clone(),
         template_path: test.path.clone(),
         source,
-        vars: project.vars.clone(),
+        vars,
         seed: project.seed,
         freeze_clock: project.freeze_clock.clone(),
     };

@@ -15,12 +15,15 @@ use tokio::sync::mpsc;
 use super::args::{RunArgs, RunFormat};
 use super::output::{self, Printer};
 use super::{finish_memo, load, open_memo, thread_pool, CliError, Exit, GlobalArgs};
+use crate::discover::TestFile;
 use crate::pipeline::{Checked, FsWorld, Pipeline, TestProblem};
 use crate::report::{
     github_actions_log, json_line, step_line, template_step_line, Event, GithubAnnotations,
-    HtmlReport, HumanReporter, JunitReport, RunStats, SourceLines, TapReporter,
+    HtmlReport, HumanReporter, JunitReport, PlannedAction, RunStats, SourceLines, TapReporter,
 };
-use crate::runner::{self, run_command, RunCommand, RunCommandError, RunOptions};
+use crate::runner::{
+    self, run_command, LastRun, RunCommand, RunCommandError, RunOptions, LAST_RUN_FILE,
+};
 
 pub fn run(
     global: &GlobalArgs,
@@ -29,10 +32,7 @@ pub fn run(
     printer: &Printer,
 ) -> Result<Exit, CliError> {
     let started = Instant::now();
-    let (project, mut tests) = load(global, &args.paths, cwd, printer)?;
-    if let Some(shard) = args.shard {
-        tests.retain(|test| runner::in_shard(&test.identity, shard));
-    }
+    let (project, tests) = load(global, &args.paths, cwd, printer)?;
     let jobs = args
         .jobs
         .or(project.config.run_jobs)
@@ -40,7 +40,40 @@ pub fn run(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let memo = open_memo(global, &project, printer)?;
     let pipeline = Pipeline::new(&project, &FsWorld, &memo);
-    let checked = thread_pool(None)?.install(|| pipeline.check_all(&tests));
+    let pool = thread_pool(None)?;
+    // Matrix combinations are tests of their own: sharded and picked by `--failed` one by one.
+    let mut tests = pool.install(|| pipeline.expand(&tests));
+    if let Some(shard) = args.shard {
+        tests.retain(|test| runner::in_shard(&test.key(), shard));
+    }
+    let last_run = match LastRun::load(&project.root) {
+        Ok(last_run) => last_run,
+        Err(message) => {
+            printer.warn(&format!(
+                "previous run unreadable, taken as none: {message}"
+            ));
+            None
+        }
+    };
+    if args.failed {
+        match &last_run {
+            Some(last_run) => tests.retain(|test| last_run.wants(&test.key())),
+            None => printer.warn(&format!(
+                "--failed: no previous run recorded ({LAST_RUN_FILE}), so every test is new"
+            )),
+        }
+        if tests.is_empty() {
+            printer.summary(
+                "--failed: nothing to run (no test failed, errored or was left unrun in the \
+                 previous run, and none is new)",
+            );
+            finish_memo(&memo, &project, printer);
+            return Ok(Exit::Ok);
+        }
+    }
+    let selected: Vec<String> = tests.iter().map(TestFile::key).collect();
+    let checked = pool.install(|| pipeline.check_all(&tests));
+    let validity = DryRunCount::of(&checked);
     let lines = source_lines(&checked);
     let github = (args.format == RunFormat::Github
         || (args.format == RunFormat::Human
@@ -80,9 +113,18 @@ pub fn run(
         let mut junit = JunitReport::default();
         let mut html = HtmlReport::default();
         let mut tap = TapReporter::default();
+        let mut finished = Vec::new();
+        let mut planned_errors = 0;
         while let Some(mut event) = events.recv().await {
             lines.fill(&mut event);
             stats.record(&event);
+            match &event {
+                Event::TestFinished(test) => finished.push((test.test.clone(), test.status)),
+                Event::TestPlanned(planned) if planned.action == PlannedAction::Error => {
+                    planned_errors += 1
+                }
+                _ => {}
+            }
             if junit_wanted {
                 junit.record(&event);
             }
@@ -98,13 +140,14 @@ pub fn run(
                 write_line(&annotation);
             }
         }
-        (stats, junit, html)
+        (stats, junit, html, finished, planned_errors)
     };
-    let (stats, junit, html) = run_command(command, read, stop).map_err(|err| match err {
-        RunCommandError::Runtime(err) => CliError::Runtime(err),
-        RunCommandError::Engine(err) => CliError::Engine(err),
-        RunCommandError::Reader(err) => CliError::Task(err),
-    })?;
+    let (stats, junit, html, finished, planned_errors) =
+        run_command(command, read, stop).map_err(|err| match err {
+            RunCommandError::Runtime(err) => CliError::Runtime(err),
+            RunCommandError::Engine(err) => CliError::Engine(err),
+            RunCommandError::Reader(err) => CliError::Task(err),
+        })?;
     if let Some(path) = &args.junit {
         std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
             CliError::Write {
@@ -124,6 +167,32 @@ pub fn run(
             source,
         })?;
     }
+    if args.dry_run {
+        // The same kind of last line as `validate`, and its exit code: an invalid test
+        // (or one that cannot run) is not hidden by a dry run.
+        let summary = validity.summary(started, planned_errors);
+        match format {
+            RunFormat::Json => write_line(&summary.json()),
+            RunFormat::Tap => write_line(&format!("# {}", summary.line())),
+            RunFormat::Human | RunFormat::Github => printer.summary(&summary.line()),
+        }
+        finish_memo(&memo, &project, printer);
+        if reader_gone.load(Ordering::SeqCst) {
+            return Err(CliError::StdoutClosed);
+        }
+        return Ok(if summary.invalid + summary.cannot_run == 0 {
+            Exit::Ok
+        } else {
+            Exit::TestsFailed
+        });
+    }
+    let mut record = last_run.unwrap_or_default();
+    record.record(&selected, &finished);
+    if let Err(err) = record.save(&project.root) {
+        printer.warn(&format!(
+            "could not record this run for --failed ({LAST_RUN_FILE}): {err}"
+        ));
+    }
     finish_memo(&memo, &project, printer);
     if reader_gone.load(Ordering::SeqCst) {
         return Err(CliError::StdoutClosed);
@@ -135,13 +204,93 @@ pub fn run(
     })
 }
 
+/// What `--dry-run` found, counted as `validate` counts.
+struct DryRunCount {
+    valid: usize,
+    invalid: usize,
+    warnings: usize,
+}
+
+impl DryRunCount {
+    fn of(checked: &[Checked]) -> DryRunCount {
+        let mut count = DryRunCount {
+            valid: 0,
+            invalid: 0,
+            warnings: 0,
+        };
+        for item in checked {
+            match &item.outcome {
+                Ok(valid) => {
+                    count.valid += 1;
+                    count.warnings += valid.warnings.len();
+                }
+                Err(problem) => {
+                    count.invalid += 1;
+                    if let TestProblem::Invalid(diagnostics) = problem {
+                        count.warnings += diagnostics.iter().filter(|d| !d.is_error()).count();
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// `planned_errors` counts every test planned as an error; the invalid ones are among them.
+    fn summary(&self, started: Instant, planned_errors: usize) -> DryRunSummary {
+        DryRunSummary {
+            valid: self.valid,
+            invalid: self.invalid,
+            warnings: self.warnings,
+            cannot_run: planned_errors.saturating_sub(self.invalid),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+struct DryRunSummary {
+    valid: usize,
+    invalid: usize,
+    warnings: usize,
+    /// Valid tests that still cannot run (an image that cannot be had, a planning error).
+    cannot_run: usize,
+    seconds: f64,
+}
+
+impl DryRunSummary {
+    /// `N valid, N invalid, N warnings in 1.23s`, as `validate` ends, with the valid tests
+    /// that cannot run when there are any.
+    fn line(&self) -> String {
+        let cannot_run = if self.cannot_run > 0 {
+            format!(", {} cannot run", self.cannot_run)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} valid, {} invalid, {} warnings{cannot_run} in {:.2}s",
+            self.valid, self.invalid, self.warnings, self.seconds
+        )
+    }
+
+    fn json(&self) -> String {
+        serde_json::json!({
+            "event": "dry_run_finished",
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "warnings": self.warnings,
+            "cannot_run": self.cannot_run,
+            "duration_ms": (self.seconds * 1000.0 * 10.0).round() / 10.0,
+        })
+        .to_string()
+    }
+}
+
 /// Where each step and each invalid test's first error is in its file, for the
 /// `line` of events. A template's steps are found in the template itself (the
 /// rendered text's lines mean nothing in the file a user opens).
 fn source_lines(checked: &[Checked]) -> SourceLines {
     let mut lines = SourceLines::default();
     for item in checked {
-        let identity = &item.test.identity;
+        let identity = &item.test.key();
         match &item.outcome {
             Ok(valid) => {
                 let template = if item.test.is_template {

@@ -350,13 +350,13 @@ impl DevSession {
             .filter(|d| {
                 first_time
                     || d.inputs().is_none()
-                    || self.last_inputs.get(&d.test().identity) != d.inputs()
+                    || self.last_inputs.get(&d.test().key()) != d.inputs()
             })
             .collect();
         let plan_ms = ms(plan_started.elapsed());
         let inputs: HashMap<String, ResultInputs> = dispositions
             .iter()
-            .filter_map(|d| Some((d.test().identity.clone(), d.inputs()?.clone())))
+            .filter_map(|d| Some((d.test().key(), d.inputs()?.clone())))
             .collect();
 
         // Execute on warm containers.

@@ -13,6 +13,7 @@
 mod bridge;
 mod convert;
 mod listen;
+pub mod self_spans;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -229,6 +230,11 @@ impl TestReceiver {
         ])
     }
 
+    /// Adds spans clnrm made itself (its own spans, docs/reference.md §14), as if exported.
+    pub fn add_own(&self, export: ExportTraceServiceRequest) {
+        self.received.add(export);
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         self.received
@@ -379,12 +385,12 @@ impl SpanCollector for TestReceiver {
     }
 }
 
-/// `spans/<test>.jsonl` beside the cache directory (`.clnrm/cache` → `.clnrm/spans`), the
-/// test's identity with `/` turned into `__`: never inside the tests' own folders.
-pub fn spans_file(cache_dir: &Path, identity: &str) -> PathBuf {
-    cache_dir
-        .parent()
-        .unwrap_or(cache_dir)
+/// The project's `.clnrm/spans/<test>.jsonl`, the test's identity with `/` turned into `__`:
+/// never inside the tests' own folders, and never in the cache directory (which CI jobs may
+/// share), wherever `--cache-dir` points.
+pub fn spans_file(project_root: &Path, identity: &str) -> PathBuf {
+    project_root
+        .join(".clnrm")
         .join("spans")
         .join(format!("{}.jsonl", identity.replace('/', "__")))
 }

@@ -24,7 +24,9 @@ impl GithubAnnotations {
     /// The annotation `event` calls for, if any.
     pub fn record(&self, event: &Event) -> Option<String> {
         match event {
-            Event::TestFinished(finished) if finished.status != Status::Pass => {
+            Event::TestFinished(finished)
+                if matches!(finished.status, Status::Fail | Status::Error) =>
+            {
                 Some(self.annotation(finished))
             }
             _ => None,
@@ -34,7 +36,11 @@ impl GithubAnnotations {
     fn annotation(&self, finished: &TestFinished) -> String {
         let mut properties = format!(
             "file={}",
-            escape_property(&format!("{}{}", self.root_prefix, finished.test))
+            escape_property(&format!(
+                "{}{}",
+                self.root_prefix,
+                crate::discover::file_of(&finished.test)
+            ))
         );
         if let Some(line) = finished.line {
             properties.push_str(&format!(",line={line}"));
@@ -103,8 +109,9 @@ mod tests {
             timings: None,
             line: Some(6),
             expectations: Vec::new(),
-            outcome: None,
             attempts: Vec::new(),
+            max_attempts: None,
+            step_attempts: Vec::new(),
             captures: Vec::new(),
             teardown: Vec::new(),
         }
@@ -140,6 +147,32 @@ mod tests {
             annotations.record(&Event::TestFinished(invalid)).unwrap(),
             "::error file=tests/mismatch.clnrm.toml,title=clnrm%3A mismatch could not run::unknown key"
         );
+    }
+
+    #[test]
+    fn a_matrix_combination_is_annotated_on_its_file_and_skips_and_flaky_passes_are_not() {
+        let annotations = GithubAnnotations::new("");
+        let mut combination = failed();
+        combination.test = "tests/api.clnrm.toml.tera[os=a,ver=1]".into();
+        combination.name = "api[os=a,ver=1]".into();
+        let line = annotations
+            .record(&Event::TestFinished(combination.clone()))
+            .unwrap();
+        assert!(
+            line.starts_with("::error file=tests/api.clnrm.toml.tera,line=6,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("title=clnrm%3A api[os=a%2Cver=1] failed"),
+            "{line}"
+        );
+        for status in [Status::Skip, Status::Flaky] {
+            combination.status = status;
+            assert_eq!(
+                annotations.record(&Event::TestFinished(combination.clone())),
+                None
+            );
+        }
     }
 
     #[test]

@@ -74,32 +74,25 @@ impl HtmlReport {
         tests.sort_by_key(|t| (rank(t), t.test.clone()));
         let RunFinished {
             passed,
-            flaky,
             failed,
             errors,
             cached,
+            skipped,
+            flaky,
             duration_ms,
         } = self.summary.unwrap_or_else(|| {
             let count = |s: Status| self.tests.iter().filter(|t| t.status == s).count();
             RunFinished {
-                passed: count(Status::Pass),
-                flaky: self
-                    .tests
-                    .iter()
-                    .filter(|t| t.status == Status::Pass && t.outcome.is_some())
-                    .count(),
+                passed: count(Status::Pass) + count(Status::Flaky),
                 failed: count(Status::Fail),
                 errors: count(Status::Error),
                 cached: self.tests.iter().filter(|t| t.cached).count(),
+                skipped: count(Status::Skip),
+                flaky: count(Status::Flaky),
                 duration_ms: self.tests.iter().map(|t| t.duration_ms).sum(),
             }
         });
         let verdict = if failed + errors == 0 { "pass" } else { "fail" };
-        let flaky = if flaky > 0 {
-            format!(" <b class=\"n-flaky\">({flaky} flaky)</b>")
-        } else {
-            String::new()
-        };
         let mut page = String::new();
         let _ = write!(
             page,
@@ -107,10 +100,11 @@ impl HtmlReport {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>clnrm: {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
              <header class=\"{verdict}\"><h1>clnrm run <span class=\"where\">{title}</span></h1>\
-             <p class=\"counts\"><b class=\"n-pass\">{passed} passed</b>{flaky} <b class=\"n-fail\">{failed} failed</b> \
+             <p class=\"counts\"><b class=\"n-pass\">{passed} passed</b> <b class=\"n-fail\">{failed} failed</b> \
              <b class=\"n-error\">{errors} errors</b> <b class=\"n-cached\">{cached} cached</b> \
-             <span>in {:.2}s</span></p></header>\n<main>\n",
+             {extra}<span>in {:.2}s</span></p></header>\n<main>\n",
             duration_ms / 1000.0,
+            extra = extra_counts(flaky, skipped),
             title = escape(title),
         );
         page.push_str(
@@ -170,6 +164,7 @@ impl HtmlReport {
         if let Some(message) = &test.message {
             let _ = writeln!(page, "<pre class=\"message\">{}</pre>", escape(message));
         }
+        write_attempts(page, test);
         if let (Some(step), Some(failure)) = (&test.failed_step, &test.failure) {
             let _ = write!(
                 page,
@@ -184,7 +179,7 @@ impl HtmlReport {
             );
             write_output(page, failure);
         }
-        write_attempts(page, test);
+        write_step_attempts(page, test);
         if !steps.is_empty() {
             page.push_str(
                 "<table class=\"steps\"><thead><tr><th>step</th><th>service</th><th>outcome</th>\
@@ -331,17 +326,17 @@ fn rank(test: &TestFinished) -> u8 {
     match (test.status, test.cached) {
         (Status::Fail, _) => 0,
         (Status::Error, _) => 1,
-        (Status::Pass, false) => 2,
-        (Status::Pass, true) => 3,
+        (Status::Flaky, _) => 2,
+        (Status::Pass, false) => 3,
+        (Status::Pass, true) => 4,
+        (Status::Skip, _) => 5,
     }
 }
 
 fn status_class(test: &TestFinished) -> &'static str {
     match (test.status, test.cached) {
-        (Status::Fail, _) => "fail",
-        (Status::Error, _) => "error",
-        (Status::Pass, false) => "pass",
         (Status::Pass, true) => "pass cached",
+        (status, _) => step_class(status),
     }
 }
 
@@ -350,21 +345,23 @@ fn step_class(status: Status) -> &'static str {
         Status::Pass => "pass",
         Status::Fail => "fail",
         Status::Error => "error",
+        Status::Skip => "skip",
+        Status::Flaky => "flaky",
     }
 }
 
 /// The attempts of steps that may run more than once, and the values steps captured.
-fn write_attempts(page: &mut String, test: &TestFinished) {
+fn write_step_attempts(page: &mut String, test: &TestFinished) {
     if let Some(note) = test.flaky_note() {
         let _ = writeln!(page, "<p class=\"flaky\">FLAKY: {}</p>", escape(&note));
     }
-    if !test.attempts.is_empty() {
+    if !test.step_attempts.is_empty() {
         page.push_str(
             "<table class=\"attempts\"><thead><tr><th>step</th><th class=\"num\">attempt</th>\
              <th>outcome</th><th class=\"num\">exit</th><th>why</th><th class=\"num\">time</th>\
              </tr></thead><tbody>\n",
         );
-        for a in &test.attempts {
+        for a in &test.step_attempts {
             let of = a.of.map(|of| format!(" of {of}")).unwrap_or_default();
             let why = a
                 .failure
@@ -401,15 +398,59 @@ fn write_attempts(page: &mut String, test: &TestFinished) {
 }
 
 fn badge(test: &TestFinished) -> &'static str {
-    if test.outcome.is_some() && test.status == Status::Pass {
-        return "<span class=\"badge pass\">FLAKY</span>";
-    }
     match (test.status, test.cached) {
         (Status::Fail, _) => "<span class=\"badge fail\">FAIL</span>",
         (Status::Error, _) => "<span class=\"badge error\">ERROR</span>",
         (Status::Pass, false) => "<span class=\"badge pass\">PASS</span>",
         (Status::Pass, true) => "<span class=\"badge pass\">PASS (cached)</span>",
+        (Status::Skip, _) => "<span class=\"badge skip\">SKIP</span>",
+        (Status::Flaky, _) => "<span class=\"badge flaky\">FLAKY</span>",
     }
+}
+
+/// `1 flaky`, `2 skipped` in the header, when there are any.
+fn extra_counts(flaky: usize, skipped: usize) -> String {
+    let mut out = String::new();
+    if flaky > 0 {
+        let _ = write!(out, "<b class=\"n-flaky\">{flaky} flaky</b> ");
+    }
+    if skipped > 0 {
+        let _ = write!(out, "<b class=\"n-skip\">{skipped} skipped</b> ");
+    }
+    out
+}
+
+/// A test run more than once: each attempt, how it ended and why.
+fn write_attempts(page: &mut String, test: &TestFinished) {
+    if test.attempts.is_empty() {
+        return;
+    }
+    let note = test.attempts_note().unwrap_or_default();
+    let _ = writeln!(
+        page,
+        "<table class=\"attempts\"><caption>attempts {}</caption><tbody>",
+        escape(&note)
+    );
+    for attempt in &test.attempts {
+        let why = match (&attempt.failed_step, &attempt.failure, &attempt.message) {
+            (Some(step), Some(failure), _) => format!(
+                "step `{step}`: {}",
+                failure.actual.lines().next().unwrap_or("")
+            ),
+            (_, _, Some(message)) => message.lines().next().unwrap_or("").to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            page,
+            "<tr class=\"{class}\"><td>attempt {}</td><td>{class}</td><td>{}</td>\
+             <td class=\"num\">{:.1} ms</td></tr>",
+            attempt.attempt,
+            escape(&why),
+            attempt.duration_ms,
+            class = step_class(attempt.status),
+        );
+    }
+    page.push_str("</tbody></table>\n");
 }
 
 fn location(test: &str, line: Option<usize>) -> String {
@@ -475,6 +516,7 @@ tr.fail td:first-child,tr.error td:first-child{font-weight:700}
 tr.fail{background:#ffebe9}tr.error{background:#fff1e5}
 .badge{display:inline-block;min-width:52px;padding:0 6px;border-radius:10px;color:#fff;font-size:12px;text-align:center}
 .badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}.badge.error{background:var(--error)}
+.badge.skip{background:#888}.badge.flaky{background:#b58900}
 section.detail{margin:12px 0;background:#fff;border:1px solid var(--line);border-left:4px solid var(--pass);padding:6px 12px}
 section.fail{border-left-color:var(--fail)}section.error{border-left-color:var(--error)}
 summary{cursor:pointer}
@@ -522,8 +564,9 @@ mod tests {
             }),
             line: None,
             expectations: Vec::new(),
-            outcome: None,
             attempts: Vec::new(),
+            max_attempts: None,
+            step_attempts: Vec::new(),
             captures: Vec::new(),
             teardown: Vec::new(),
         }
@@ -567,10 +610,9 @@ mod tests {
 
     #[test]
     fn a_flaky_test_shows_its_badge_its_attempts_and_its_captures() {
-        let mut t = finished("retried", Status::Pass);
-        t.outcome = Some(crate::report::Outcome::Flaky);
+        let mut t = finished("retried", Status::Flaky);
         for (n, status) in [(1, Status::Fail), (2, Status::Pass)] {
-            t.attempts.push(crate::report::Attempt {
+            t.step_attempts.push(crate::report::StepAttempt {
                 step: "call".into(),
                 attempt: n,
                 of: Some(3),
@@ -594,7 +636,7 @@ mod tests {
         report.record(&Event::TestFinished(t));
         let page = report.to_html("p");
         assert!(
-            page.contains("<span class=\"badge pass\">FLAKY</span>"),
+            page.contains("<span class=\"badge flaky\">FLAKY</span>"),
             "{page}"
         );
         assert!(page.contains("FLAKY: passed on attempt 2 of 3"), "{page}");

@@ -67,6 +67,7 @@ impl HumanReporter {
                     PlannedAction::Run => self.paint("would run", WARN),
                     PlannedAction::Cached => self.paint("cached   ", PASS),
                     PlannedAction::Error => self.paint("error    ", FAIL),
+                    PlannedAction::Skip => self.paint("skip     ", WARN),
                 };
                 let TestPlanned {
                     test, name, reason, ..
@@ -85,13 +86,22 @@ impl HumanReporter {
         }
         let flaky = finished.flaky_note();
         let label = match (finished.status, finished.cached) {
-            (Status::Pass, _) if flaky.is_some() => self.paint("FLAKY", WARN),
             (Status::Pass, true) => self.paint("PASS (cached)", PASS),
             (Status::Pass, false) => self.paint("PASS", PASS),
             (Status::Fail, _) => self.paint("FAIL", FAIL),
             (Status::Error, _) => self.paint("ERROR", FAIL),
+            (Status::Skip, _) => self.paint("SKIP", WARN),
+            (Status::Flaky, _) => self.paint("FLAKY", WARN),
         };
-        if self.quiet && finished.status == Status::Pass && flaky.is_none() {
+        if self.quiet && matches!(finished.status, Status::Pass | Status::Skip) {
+            return;
+        }
+        if finished.status == Status::Skip {
+            let reason = finished.message.as_deref().unwrap_or("skipped");
+            self.print(&format!(
+                "{label} {} ({}): {reason}",
+                finished.test, finished.name
+            ));
             return;
         }
         let never_started = finished.status == Status::Error && finished.duration_ms == 0.0;
@@ -100,14 +110,31 @@ impl HumanReporter {
         } else {
             format!(" [{:.2}s]", finished.duration_ms / 1000.0)
         };
+        // A step retry's note: `(passed on attempt 2 of 3)`.
         let note = match &flaky {
-            Some(note) if finished.status == Status::Pass => format!(" ({note})"),
+            Some(note) if finished.status == Status::Flaky => format!(" ({note})"),
             _ => String::new(),
         };
+        let attempts = finished
+            .attempts_note()
+            .map(|note| format!(" {note}"))
+            .unwrap_or_default();
         self.print(&format!(
-            "{label} {} ({}){time}{note}",
+            "{label} {} ({}){time}{note}{attempts}",
             finished.test, finished.name
         ));
+        for attempt in finished
+            .attempts
+            .iter()
+            .filter(|a| a.status != Status::Pass)
+        {
+            let why = match (&attempt.failed_step, &attempt.message) {
+                (Some(step), _) => format!("step `{step}` failed"),
+                (None, Some(message)) => message.lines().next().unwrap_or("").to_string(),
+                (None, None) => "failed".to_string(),
+            };
+            self.print(&format!("    attempt {}: {why}", attempt.attempt));
+        }
         if let Some(step) = &finished.failed_step {
             self.print(&format!("    step `{step}` failed"));
         }

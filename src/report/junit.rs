@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Attempt, Event, Status, TestFinished};
+use super::{Attempt, Event, Status, StepAttempt, TestFinished};
 
 #[derive(Debug, Default)]
 pub struct JunitReport {
@@ -21,8 +21,15 @@ impl JunitReport {
 
     pub fn record_test(&mut self, finished: &TestFinished) {
         let status = finished.status;
-        let case_status = match status {
-            Status::Pass => TestCaseStatus::success(),
+        let mut case_status = match status {
+            Status::Pass | Status::Flaky => TestCaseStatus::success(),
+            Status::Skip => {
+                let mut skipped = TestCaseStatus::skipped();
+                if let Some(reason) = &finished.message {
+                    skipped.set_message(reason.clone());
+                }
+                skipped
+            }
             Status::Fail | Status::Error => {
                 let kind = if status == Status::Fail {
                     NonSuccessKind::Failure
@@ -49,21 +56,24 @@ impl JunitReport {
                 non_success
             }
         };
-        let mut case_status = case_status;
-        // nextest's convention: a pass after failed attempts is a success with one
-        // `<flakyFailure>` per failed attempt; a failure keeps its earlier failed attempts
-        // as `<rerunFailure>`s (the last attempt is the failure itself).
-        let failed: Vec<&Attempt> = finished
-            .attempts
+        // nextest's convention: each failed attempt before a pass is a `<flakyFailure>`,
+        // before a final failure a `<rerunFailure>`; the final attempt is the case itself.
+        // Step attempts (`retries`, `wait_until`) come first: they are of the last
+        // whole-test attempt's steps.
+        let failed_steps: Vec<&StepAttempt> = finished
+            .step_attempts
             .iter()
             .filter(|a| a.status != Status::Pass)
             .collect();
-        let earlier = match status {
-            Status::Pass => failed.len(),
-            _ if finished.outcome.is_some() => failed.len(),
-            _ => failed.len().saturating_sub(1),
+        let earlier_steps = match status {
+            Status::Pass | Status::Flaky => failed_steps.len(),
+            // `--flaky-result fail`: every failed attempt came before the pass.
+            _ if finished.flaky_step_attempt().is_some() => failed_steps.len(),
+            _ => failed_steps.len().saturating_sub(1),
         };
-        case_status.add_reruns(failed[..earlier].iter().map(|a| rerun(a)));
+        case_status.add_reruns(failed_steps[..earlier_steps].iter().map(|a| step_rerun(a)));
+        let earlier = finished.attempts.split_last().map_or(&[][..], |(_, e)| e);
+        case_status.add_reruns(earlier.iter().map(rerun));
         let mut case = TestCase::new(finished.name.clone(), case_status);
         case.set_classname(finished.test.clone());
         case.set_time(Duration::from_secs_f64(finished.duration_ms / 1000.0));
@@ -88,8 +98,8 @@ impl JunitReport {
     }
 }
 
-/// One failed attempt as a JUnit rerun element.
-fn rerun(attempt: &Attempt) -> TestRerun {
+/// One failed step attempt as a JUnit rerun element.
+fn step_rerun(attempt: &StepAttempt) -> TestRerun {
     let mut rerun = TestRerun::new(NonSuccessKind::Failure);
     let of = attempt.of.map(|of| format!(" of {of}")).unwrap_or_default();
     rerun.set_message(format!(
@@ -104,6 +114,30 @@ fn rerun(attempt: &Attempt) -> TestRerun {
         ));
         rerun.set_system_out(failure.stdout.clone());
         rerun.set_system_err(failure.stderr.clone());
+    }
+    rerun
+}
+
+/// One failed whole-test attempt as a JUnit rerun element.
+fn rerun(attempt: &Attempt) -> TestRerun {
+    let kind = if attempt.status == Status::Error {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    };
+    let mut rerun = TestRerun::new(kind);
+    let message = match (&attempt.failed_step, &attempt.message) {
+        (Some(step), _) => format!("attempt {}: step `{step}` failed", attempt.attempt),
+        (None, Some(message)) => format!("attempt {}: {message}", attempt.attempt),
+        (None, None) => format!("attempt {} failed", attempt.attempt),
+    };
+    rerun.set_message(message);
+    rerun.set_time(Duration::from_secs_f64(attempt.duration_ms / 1000.0));
+    if let Some(failure) = &attempt.failure {
+        rerun.set_description(format!(
+            "expected: {}\nactual:   {}",
+            failure.expected, failure.actual
+        ));
     }
     rerun
 }

@@ -28,6 +28,11 @@ pub use lines::{step_line, template_step_line, SourceLines};
 pub use style::{Palette, BOLD, CLEAR_SCREEN, FAIL, PASS, SUMMARY_FAILED, SUMMARY_OK, WARN};
 pub use tap::TapReporter;
 
+/// How a skipped test's reason reads when its file gives none.
+pub fn default_skip_reason(env: &str) -> String {
+    format!("${env} is set")
+}
+
 /// How a test or step ended (docs/reference.md §5).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +40,25 @@ pub enum Status {
     Pass,
     Fail,
     Error,
+    /// Not run: its `skip_if` held (`message` says why). Never a failure.
+    Skip,
+    /// Passed after a failed attempt (`attempts` lists them). Counted as passed, never cached.
+    Flaky,
+}
+
+/// One attempt of a test run more than once (`[meta] retries`), each on fresh containers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    /// 1-based.
+    pub attempt: u32,
+    pub status: Status,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
 }
 
 /// Why a step failed: what was expected, what happened, and the tail of the output.
@@ -69,10 +93,6 @@ fn is_zero(ms: &f64) -> bool {
     *ms == 0.0
 }
 
-fn is_zero_count(n: &usize) -> bool {
-    *n == 0
-}
-
 /// How one test ended: the `test_finished` event, and one entry of a dev run's
 /// `results`. Every reader takes this one struct; field names are docs/reference.md §8's.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -82,7 +102,7 @@ pub struct TestFinished {
     pub status: Status,
     pub cached: bool,
     pub duration_ms: f64,
-    /// For `error`: what prevented the run.
+    /// For `error`: what prevented the run; for `skip`: why it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// For `fail`: the first failing step.
@@ -100,13 +120,16 @@ pub struct TestFinished {
     /// One entry per judged span expectation (docs/reference.md §8, §9).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<serde_json::Value>,
-    /// `flaky`: it passed only after a failed attempt of a step with `retries` (with
-    /// `--flaky-result fail` the status is then `fail`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
-    /// Every attempt of the steps that may run more than once (`retries`, `wait_until`).
+    /// Every attempt, when the test had whole-test retries and needed more than one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// How many attempts it was allowed (`[meta] retries` + 1), when `attempts` is there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Every attempt of the steps that may run more than once (`retries`, `wait_until`),
+    /// when one ran more than once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub step_attempts: Vec<StepAttempt>,
     /// The values steps captured, by name (`redact = true` ones shown as `[redacted]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub captures: Vec<CapturedValue>,
@@ -124,16 +147,9 @@ pub struct StepOutput {
     pub stderr: String,
 }
 
-/// What a test's status alone does not say (docs/reference.md §13).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Flaky,
-}
-
 /// One attempt of a step.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Attempt {
+pub struct StepAttempt {
     pub step: String,
     /// 1-based.
     pub attempt: u32,
@@ -157,13 +173,17 @@ pub struct CapturedValue {
 }
 
 impl TestFinished {
-    /// For a flaky test: `passed on attempt 2 of 3` (of its first flaky step).
-    pub fn flaky_note(&self) -> Option<String> {
-        self.outcome?;
-        let flaky = self
-            .attempts
+    /// The attempt of a step with `retries` that passed after a failed one (the first such
+    /// step's): what makes a test flaky on a step retry.
+    pub fn flaky_step_attempt(&self) -> Option<&StepAttempt> {
+        self.step_attempts
             .iter()
-            .find(|a| a.attempt > 1 && a.status == Status::Pass && a.of.is_some())?;
+            .find(|a| a.attempt > 1 && a.status == Status::Pass && a.of.is_some())
+    }
+
+    /// For a test flaky on a step retry: `passed on attempt 2 of 3` (of its first flaky step).
+    pub fn flaky_note(&self) -> Option<String> {
+        let flaky = self.flaky_step_attempt()?;
         Some(match flaky.of {
             Some(of) => format!("passed on attempt {} of {of}", flaky.attempt),
             None => format!("passed on attempt {}", flaky.attempt),
@@ -194,17 +214,33 @@ impl TestFinished {
             timings: None,
             line: None,
             expectations: Vec::new(),
-            outcome: None,
             attempts: Vec::new(),
+            max_attempts: None,
+            step_attempts: Vec::new(),
             captures: Vec::new(),
             teardown: Vec::new(),
         }
+    }
+
+    /// `(passed on attempt 2 of 3)` for a flaky pass, `(failed 3 attempts)` after retries.
+    pub fn attempts_note(&self) -> Option<String> {
+        let last = self.attempts.last()?;
+        let max = self.max_attempts.unwrap_or(last.attempt);
+        Some(match self.status {
+            Status::Flaky | Status::Pass => {
+                format!("(passed on attempt {} of {max})", last.attempt)
+            }
+            _ => format!("(failed {} attempts)", self.attempts.len()),
+        })
     }
 }
 
 /// Everything a run reports, in order. Field names are the stable ones of docs/reference.md §8.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// `TestFinished` is the big one, and most events are one: boxing it would cost an
+// allocation per test and a `Box::new` at every site that builds one, for no saving.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     RunStarted {
         tests: usize,
@@ -247,6 +283,7 @@ pub enum PlannedAction {
     Run,
     Cached,
     Error,
+    Skip,
 }
 
 impl PlannedAction {
@@ -255,6 +292,7 @@ impl PlannedAction {
             PlannedAction::Run => "run",
             PlannedAction::Cached => "cached",
             PlannedAction::Error => "error",
+            PlannedAction::Skip => "skip",
         }
     }
 }
@@ -263,26 +301,32 @@ impl PlannedAction {
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct RunFinished {
     pub passed: usize,
-    /// Of the passed, those that passed only on a retry.
-    #[serde(skip_serializing_if = "is_zero_count")]
-    pub flaky: usize,
     pub failed: usize,
     pub errors: usize,
     pub cached: usize,
+    /// Tests whose `skip_if` held.
+    pub skipped: usize,
+    /// Passes after a failed attempt (also counted in `passed`).
+    pub flaky: usize,
     pub duration_ms: f64,
 }
 
 impl RunFinished {
-    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §6), with
-    /// `N passed (N flaky)` when some passed only on a retry.
+    /// `N passed, N failed, N errors, N cached in 1.23s` (docs/reference.md §8), with
+    /// `N passed (N flaky)` and `N skipped` when there are any.
     pub fn summary_line(&self) -> String {
         let flaky = if self.flaky > 0 {
             format!(" ({} flaky)", self.flaky)
         } else {
             String::new()
         };
+        let skipped = if self.skipped > 0 {
+            format!(", {} skipped", self.skipped)
+        } else {
+            String::new()
+        };
         format!(
-            "{} passed{flaky}, {} failed, {} errors, {} cached in {:.2}s",
+            "{} passed{flaky}, {} failed, {} errors{skipped}, {} cached in {:.2}s",
             self.passed,
             self.failed,
             self.errors,
@@ -300,10 +344,11 @@ impl RunFinished {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunStats {
     pub passed: usize,
-    pub flaky: usize,
     pub failed: usize,
     pub errors: usize,
     pub cached: usize,
+    pub skipped: usize,
+    pub flaky: usize,
 }
 
 impl RunStats {
@@ -315,12 +360,14 @@ impl RunStats {
 
     pub fn record_test(&mut self, finished: &TestFinished) {
         match finished.status {
-            Status::Pass => {
-                self.passed += 1;
-                self.flaky += usize::from(finished.outcome == Some(Outcome::Flaky));
-            }
+            Status::Pass => self.passed += 1,
             Status::Fail => self.failed += 1,
             Status::Error => self.errors += 1,
+            Status::Skip => self.skipped += 1,
+            Status::Flaky => {
+                self.passed += 1;
+                self.flaky += 1;
+            }
         }
         if finished.cached {
             self.cached += 1;
@@ -334,10 +381,11 @@ impl RunStats {
     pub fn finished(&self, duration_ms: f64) -> Event {
         Event::RunFinished(RunFinished {
             passed: self.passed,
-            flaky: self.flaky,
             failed: self.failed,
             errors: self.errors,
             cached: self.cached,
+            skipped: self.skipped,
+            flaky: self.flaky,
             duration_ms,
         })
     }
@@ -383,8 +431,9 @@ mod tests {
             timings: None,
             expectations: Vec::new(),
             line: None,
-            outcome: None,
             attempts: Vec::new(),
+            max_attempts: None,
+            step_attempts: Vec::new(),
             captures: Vec::new(),
             teardown: Vec::new(),
         });
@@ -418,8 +467,8 @@ mod tests {
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
     }
 
-    fn attempt(n: u32, status: Status) -> Attempt {
-        Attempt {
+    fn attempt(n: u32, status: Status) -> StepAttempt {
+        StepAttempt {
             step: "create".into(),
             attempt: n,
             of: Some(3),
@@ -440,13 +489,12 @@ mod tests {
         let mut t = TestFinished::without_steps(
             "tests/f.clnrm.toml".into(),
             "f".into(),
-            Status::Pass,
+            Status::Flaky,
             false,
             9.0,
             None,
         );
-        t.outcome = Some(Outcome::Flaky);
-        t.attempts = vec![
+        t.step_attempts = vec![
             attempt(1, Status::Fail),
             attempt(2, Status::Fail),
             attempt(3, Status::Pass),
@@ -460,10 +508,9 @@ mod tests {
         assert_eq!(t.flaky_note().as_deref(), Some("passed on attempt 3 of 3"));
         let json: serde_json::Value =
             serde_json::from_str(&json_line(&Event::TestFinished(t.clone()))).unwrap();
-        assert_eq!(json["status"], "pass");
-        assert_eq!(json["outcome"], "flaky");
-        assert_eq!(json["attempts"].as_array().unwrap().len(), 3);
-        assert_eq!(json["attempts"][0]["actual"], "exit code 1");
+        assert_eq!(json["status"], "flaky");
+        assert_eq!(json["step_attempts"].as_array().unwrap().len(), 3);
+        assert_eq!(json["step_attempts"][0]["actual"], "exit code 1");
 
         let mut stats = RunStats::default();
         stats.record_test(&t);
@@ -479,11 +526,11 @@ mod tests {
         let lines = tap.record(&Event::TestFinished(t.clone()));
         assert_eq!(lines[0], "ok 1 - tests/f.clnrm.toml (f)");
         assert!(
-            lines.contains(&"  outcome: \"flaky\"".to_string()),
+            lines.contains(&"  severity: \"flaky\"".to_string()),
             "{lines:#?}"
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("  attempts: [{")),
+            lines.iter().any(|l| l.starts_with("  step_attempts: [{")),
             "{lines:#?}"
         );
 
@@ -491,8 +538,7 @@ mod tests {
         junit.record_test(&t);
         let mut all_failed = t.clone();
         all_failed.status = Status::Fail;
-        all_failed.outcome = None;
-        all_failed.attempts[2] = attempt(3, Status::Fail);
+        all_failed.step_attempts[2] = attempt(3, Status::Fail);
         all_failed.name = "g".into();
         junit.record_test(&all_failed);
         let xml = junit.to_xml(std::time::Duration::from_secs(1));

@@ -45,10 +45,22 @@ impl TapReporter {
         if finished.cached {
             text.push_str(" (cached)");
         }
-        if finished.status == Status::Pass && finished.attempts.is_empty() {
-            return vec![format!("ok {} - {text}", self.number)];
+        match finished.status {
+            // A pass after polls (`wait_until`) shows its attempts.
+            Status::Pass if finished.step_attempts.is_empty() => {
+                return vec![format!("ok {} - {text}", self.number)]
+            }
+            Status::Skip => {
+                let reason = finished.message.as_deref().unwrap_or("skipped");
+                return vec![format!(
+                    "ok {} - {text} # SKIP {}",
+                    self.number,
+                    escape(reason)
+                )];
+            }
+            _ => {}
         }
-        let point = if finished.status == Status::Pass {
+        let point = if matches!(finished.status, Status::Pass | Status::Flaky) {
             "ok"
         } else {
             "not ok"
@@ -61,18 +73,33 @@ impl TapReporter {
             match finished.status {
                 Status::Pass => "pass".into(),
                 Status::Fail => "fail".into(),
+                Status::Flaky => "flaky".into(),
                 _ => "error".into(),
             },
         )];
-        if finished.outcome.is_some() {
-            fields.push(("outcome", "flaky".into()));
-        }
         if let Some(note) = finished.flaky_note() {
             fields.push(("message", note.into()));
         }
-        if !finished.attempts.is_empty() {
-            let attempts = serde_json::to_value(&finished.attempts).expect("attempts serialize");
-            fields.push(("attempts", attempts));
+        if !finished.step_attempts.is_empty() {
+            let attempts =
+                serde_json::to_value(&finished.step_attempts).expect("attempts serialize");
+            fields.push(("step_attempts", attempts));
+        }
+        if let Some(note) = finished.attempts_note() {
+            fields.push(("attempts", finished.attempts.len().into()));
+            fields.push(("attempts_note", note.into()));
+            let failed: Vec<serde_json::Value> = finished
+                .attempts
+                .iter()
+                .filter(|a| a.status != Status::Pass)
+                .map(|attempt| match (&attempt.failed_step, &attempt.message) {
+                    (Some(step), _) => format!("attempt {}: step `{step}` failed", attempt.attempt),
+                    (None, Some(message)) => format!("attempt {}: {message}", attempt.attempt),
+                    (None, None) => format!("attempt {} failed", attempt.attempt),
+                })
+                .map(serde_json::Value::from)
+                .collect();
+            fields.push(("failed_attempts", failed.into()));
         }
         if let Some(step) = &finished.failed_step {
             fields.push(("message", format!("step `{step}` failed").into()));

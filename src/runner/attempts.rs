@@ -1,11 +1,11 @@
-//! What a test's report says beyond its outcome (docs/reference.md §14): the attempts of
+//! What a test's report says beyond its outcome (docs/reference.md §15): the attempts of
 //! its polled and retried steps, whether it was flaky, the values its steps captured, and
 //! what its teardown printed. Read from the exec stage's report; nothing here runs.
 
 use clnrm_exec::{StepStatus, TestReport};
 use clnrm_plan::TestPlan;
 
-use crate::report::{Attempt, CapturedValue, Status, StepFailure, StepOutput};
+use crate::report::{CapturedValue, Status, StepAttempt, StepFailure, StepOutput};
 
 fn status(s: StepStatus) -> Status {
     match s {
@@ -15,12 +15,12 @@ fn status(s: StepStatus) -> Status {
 }
 
 /// Every attempt of the steps that may run more than once.
-pub(super) fn attempts(report: &TestReport) -> Vec<Attempt> {
+pub(super) fn step_attempts(report: &TestReport) -> Vec<StepAttempt> {
     report
         .steps
         .iter()
         .flat_map(|step| {
-            step.attempts.iter().map(|a| Attempt {
+            step.attempts.iter().map(|a| StepAttempt {
                 step: step.name.clone(),
                 attempt: a.attempt,
                 of: step.attempts_allowed,
@@ -55,10 +55,20 @@ pub(super) fn flaky_failure(
 ) -> StepFailure {
     let output = report.steps.iter().find(|s| &s.name == step);
     StepFailure {
-        expected: "to pass on its first attempt (--flaky-result fail)".to_string(),
-        actual: format!("passed on attempt {attempt} of {of}"),
         stdout: output.map(|s| s.stdout.clone()).unwrap_or_default(),
         stderr: output.map(|s| s.stderr.clone()).unwrap_or_default(),
+        ..flaky_test_failure(*attempt, *of)
+    }
+}
+
+/// The failure `--flaky-result fail` turns a pass on attempt `attempt` of `of` into (a
+/// whole-test retry's; a step's adds the step's output).
+pub(super) fn flaky_test_failure(attempt: u32, of: u32) -> StepFailure {
+    StepFailure {
+        expected: "to pass on its first attempt (--flaky-result fail)".to_string(),
+        actual: format!("passed on attempt {attempt} of {of}"),
+        stdout: String::new(),
+        stderr: String::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! and errors reported without starting anything, every report turned into events
 //! and every pass stored. Not deciding what runs: that is `prepare.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,28 +10,23 @@ use std::time::Instant;
 use clnrm_exec::{
     Backend, BoxFuture, ResolvedImages, Session, SpanCollector, TestOutcome, TestReport, TestRun,
 };
+use clnrm_expect::ResourceType;
 use clnrm_plan::TestPlan;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::{Memo, Stage};
+use crate::otel::self_spans::TraceIds;
 use crate::otel::DefaultBridge;
 use crate::report::{
-    ms, Event, Outcome, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
+    ms, Attempt, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
 };
 
 use super::attempts;
+use super::checks::{apply_assertions, apply_should_fail, observed, own_spans, with_trace_context};
+use super::container_use::ContainerUse;
 use super::inputs::{PassRecord, ResultStage};
 use super::spans::{judge, Judged};
 use super::{Disposition, RunOptions, Runnable};
-
-/// Containers a test used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerUse {
-    pub reused: usize,
-    pub started: usize,
-    pub removed: usize,
-}
 
 /// One test for a [`TestExecutor`]: its plan and images, and with `collector` the
 /// receiver of its spans.
@@ -106,14 +102,14 @@ pub async fn execute(
     for disposition in dispositions {
         let event = match disposition {
             Disposition::Run(runnable, why) => {
-                tracing::info!(test = %runnable.test.identity, stage = "result", "miss: {why}");
+                tracing::info!(test = %runnable.test.key(), stage = "result", "miss: {why}");
                 to_run.push(*runnable);
                 continue;
             }
             Disposition::Cached(runnable, duration_ms) => {
-                tracing::info!(test = %runnable.test.identity, stage = "result", "hit");
+                tracing::info!(test = %runnable.test.key(), stage = "result", "hit");
                 Event::TestFinished(TestFinished::without_steps(
-                    runnable.test.identity,
+                    runnable.test.key(),
                     runnable.name,
                     Status::Pass,
                     true,
@@ -123,7 +119,7 @@ pub async fn execute(
             }
             Disposition::Error(test, name, message) => {
                 Event::TestFinished(TestFinished::without_steps(
-                    test.identity,
+                    test.key(),
                     name,
                     Status::Error,
                     false,
@@ -131,11 +127,27 @@ pub async fn execute(
                     Some(message),
                 ))
             }
+            Disposition::Skip(test, name, reason) => {
+                tracing::info!(test = %test.key(), stage = "result", "skipped: {reason}");
+                Event::TestFinished(TestFinished::without_steps(
+                    test.key(),
+                    name,
+                    Status::Skip,
+                    false,
+                    0.0,
+                    Some(reason),
+                ))
+            }
         };
         stats.record(&event);
         let _ = events.send(event);
     }
 
+    // Containers hold no store: other runs on this cache directory read and write it
+    // meanwhile, and this run's results are written in one batch when it ends.
+    if !to_run.is_empty() {
+        super::prepare::off_the_runtime(|| memo.release());
+    }
     let stop_scheduling = Arc::new(AtomicBool::new(
         options.fail_fast && stats.errors + stats.failed > 0,
     ));
@@ -163,73 +175,88 @@ pub async fn execute(
         }
         let executor = executor.clone();
         let task_events = events.clone();
-        let mut cancel = cancel.clone();
+        let cancel = cancel.clone();
         let stop = stop_scheduling.clone();
         let fail_fast = options.fail_fast;
         let bridge = bridge.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _ = task_events.send(Event::TestStarted {
-                test: runnable.test.identity.clone(),
+                test: runnable.test.key(),
                 name: runnable.name.clone(),
             });
-            let interrupted = Box::pin(async move {
-                let _ = cancel.wait_for(|stop| *stop).await;
-            });
-            let receiver = runnable
-                .spans
-                .as_ref()
-                .map(|spans| spans.receiver(Some(bridge.clone())));
-            let test = TestToRun {
-                identity: &runnable.test.identity,
-                plan: &runnable.plan,
-                images: &runnable.images,
-                collector: receiver.as_ref().map(|r| r as &dyn SpanCollector),
-            };
-            let (mut report, used) = executor.run_test(test, interrupted).await;
-            // Judged only when every step passed: a failed step already decides.
-            let judged = match (&runnable.spans, &receiver) {
-                (Some(spans), Some(receiver)) if report.outcome.is_pass() => {
-                    Some(judge(spans, receiver))
-                }
-                _ => None,
-            };
-            if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
-                report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
-                    step: failed.expectation.clone(),
-                    service: String::new(),
-                    expected: failed.expected.clone(),
-                    actual: failed.actual.clone(),
-                    stdout: judged
-                        .as_ref()
-                        .and_then(|j| j.failure.clone())
-                        .unwrap_or_default(),
-                    stderr: String::new(),
+            // `[meta] retries`: each attempt on the executor's containers for a new run
+            // (fresh ones in `run`); a pass after a failed attempt is flaky.
+            let mut attempts = Vec::new();
+            let (mut report, used, judged) = loop {
+                let mut watch = cancel.clone();
+                let interrupted = Box::pin(async move {
+                    let _ = watch.wait_for(|stop| *stop).await;
                 });
+                let (report, used, judged) =
+                    run_once(executor.as_ref(), &runnable, &bridge, interrupted).await;
+                let last = report.outcome.is_pass()
+                    || attempts.len() as u32 >= runnable.retries
+                    || *cancel.borrow();
+                if last {
+                    break (report, used, judged);
+                }
+                tracing::info!(
+                    test = %runnable.test.key(),
+                    "attempt {} of {} did not pass; retrying on new containers",
+                    attempts.len() + 1,
+                    runnable.retries + 1
+                );
+                attempts.push(attempt_of(attempts.len() as u32 + 1, &report));
+            };
+            if !attempts.is_empty() {
+                attempts.push(attempt_of(attempts.len() as u32 + 1, &report));
             }
-            for event in step_events(&runnable.test.identity, &report) {
+            report.timings.total_ms += attempts
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|a| a.duration_ms)
+                .sum::<f64>();
+            for event in step_events(&runnable.test.key(), &report) {
                 let _ = task_events.send(event);
             }
             if fail_fast && !report.outcome.is_pass() {
                 stop.store(true, Ordering::SeqCst);
             }
             for problem in &report.teardown_errors {
-                tracing::warn!(test = %runnable.test.identity, "cleanup: {problem}");
+                tracing::warn!(test = %runnable.test.key(), "cleanup: {problem}");
             }
-            (runnable, report, used, judged)
+            (runnable, report, used, judged, attempts)
         });
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
-            if let Ok((runnable, report, used, judged)) = done {
-                let event = finish(memo, &runnable, &report, used, judged, flaky_fails);
+            if let Ok((runnable, report, used, judged, attempts)) = done {
+                let event = finish(
+                    memo,
+                    &runnable,
+                    &report,
+                    used,
+                    judged,
+                    attempts,
+                    flaky_fails,
+                );
                 stats.record(&event);
                 let _ = events.send(event);
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok((runnable, report, used, judged)) = done {
-            let event = finish(memo, &runnable, &report, used, judged, flaky_fails);
+        if let Ok((runnable, report, used, judged, attempts)) = done {
+            let event = finish(
+                memo,
+                &runnable,
+                &report,
+                used,
+                judged,
+                attempts,
+                flaky_fails,
+            );
             stats.record(&event);
             let _ = events.send(event);
         }
@@ -237,9 +264,135 @@ pub async fn execute(
     let _ = events.send(stats.finished(ms(started.elapsed())));
 }
 
+/// One attempt of a test: run on `executor` in a trace of its own (clnrm's own spans and
+/// the services' join it), `should_fail` applied, its spans judged when every step passed,
+/// then its `[assertions]` on what the attempt observed.
+async fn run_once(
+    executor: &dyn TestExecutor,
+    runnable: &Runnable,
+    bridge: &Arc<DefaultBridge>,
+    interrupted: BoxFuture<'_, ()>,
+) -> (TestReport, ContainerUse, Option<Judged>) {
+    let receiver = runnable
+        .spans
+        .as_ref()
+        .map(|spans| spans.receiver(Some(bridge.clone())));
+    let key = runnable.test.key();
+    let ids = TraceIds::new(&key);
+    let plan = with_trace_context(&runnable.plan, &ids);
+    let test = TestToRun {
+        identity: &key,
+        plan: &plan,
+        images: &runnable.images,
+        collector: receiver.as_ref().map(|r| r as &dyn SpanCollector),
+    };
+    let started_at = std::time::SystemTime::now();
+    let (mut report, used) = executor.run_test(test, interrupted).await;
+    apply_should_fail(&mut report, &runnable.checks);
+    if let (true, Some(receiver)) = (runnable.checks.own_spans, &receiver) {
+        let images: BTreeMap<String, String> = runnable
+            .images
+            .iter()
+            .map(|(service, image)| (service.clone(), image.reference.clone()))
+            .collect();
+        receiver.add_own(own_spans(
+            (&runnable.name, &key),
+            ids,
+            started_at,
+            &report,
+            &images,
+            &runnable.checks,
+        ));
+    }
+    // Judged only when every step passed: a failed step already decides.
+    let judged = match (&runnable.spans, &receiver) {
+        (Some(spans), Some(receiver)) if report.outcome.is_pass() => {
+            Some(judge(spans, receiver, &run_resources(&report, &plan)))
+        }
+        _ => None,
+    };
+    if let Some(failed) = judged.as_ref().and_then(|j| j.first_failed.as_ref()) {
+        report.outcome = TestOutcome::Fail(clnrm_exec::StepFailure {
+            step: failed.expectation.clone(),
+            service: String::new(),
+            expected: failed.expected.clone(),
+            actual: failed.actual.clone(),
+            stdout: judged
+                .as_ref()
+                .and_then(|j| j.failure.clone())
+                .unwrap_or_default(),
+            stderr: String::new(),
+        });
+    }
+    if !runnable.checks.assertions.is_empty() {
+        let spans = receiver.as_ref().map(|r| r.spans()).unwrap_or_default();
+        let run = observed(
+            &report,
+            &plan,
+            &runnable.checks,
+            used,
+            receiver.is_some(),
+            spans,
+        );
+        apply_assertions(&mut report, &runnable.checks.assertions, &run);
+    }
+    (report, used, judged)
+}
+
+/// How one attempt of a test ended, for the `attempts` of its report.
+fn attempt_of(attempt: u32, report: &TestReport) -> Attempt {
+    let (status, failed_step, message, failure) = outcome_parts(&report.outcome);
+    Attempt {
+        attempt,
+        status,
+        duration_ms: report.timings.total_ms,
+        failed_step,
+        message,
+        failure,
+    }
+}
+
+/// A test outcome as a report status, the failed step, an error's message and the failure.
+fn outcome_parts(
+    outcome: &TestOutcome,
+) -> (Status, Option<String>, Option<String>, Option<StepFailure>) {
+    match outcome {
+        TestOutcome::Pass => (Status::Pass, None, None, None),
+        TestOutcome::Fail(failure) => (
+            Status::Fail,
+            Some(failure.step.clone()),
+            None,
+            Some(StepFailure {
+                expected: failure.expected.clone(),
+                actual: failure.actual.clone(),
+                stdout: failure.stdout.clone(),
+                stderr: failure.stderr.clone(),
+            }),
+        ),
+        TestOutcome::Error { message } => (Status::Error, None, Some(message.clone()), None),
+    }
+}
+
+/// What the run had, for `[[expect.resource]]`: its services' containers and the volumes
+/// mounted into them (by host and by container path).
+fn run_resources(report: &TestReport, plan: &TestPlan) -> Vec<(ResourceType, String)> {
+    let mut out: Vec<(ResourceType, String)> = report
+        .services
+        .iter()
+        .map(|s| (ResourceType::Container, s.service.clone()))
+        .collect();
+    for container in &plan.containers {
+        for volume in &container.volumes {
+            out.push((ResourceType::Volume, volume.host_path.clone()));
+            out.push((ResourceType::Volume, volume.container_path.clone()));
+        }
+    }
+    out
+}
+
 fn not_run(runnable: &Runnable, reason: &str) -> Event {
     Event::TestFinished(TestFinished::without_steps(
-        runnable.test.identity.clone(),
+        runnable.test.key(),
         runnable.name.clone(),
         Status::Error,
         false,
@@ -248,56 +401,59 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
     ))
 }
 
-/// Stores a pass, and turns a report into its `test_finished` event.
+/// Stores a pass (never a flaky one), and turns a report into its `test_finished` event.
+/// `attempts` is every whole-test attempt when there was more than one; `flaky_fails`
+/// (`--flaky-result fail`) makes a flaky pass a failure.
 fn finish(
     memo: &Memo,
     runnable: &Runnable,
     report: &TestReport,
     used: ContainerUse,
     judged: Option<Judged>,
+    attempts: Vec<Attempt>,
     flaky_fails: bool,
 ) -> Event {
     let judged = judged.unwrap_or_default();
     let duration_ms = report.timings.total_ms;
-    let flaky = report
+    // A step with `retries` that passed after a failed attempt.
+    let flaky_step = report
         .outcome
         .is_pass()
         .then(|| attempts::flaky_step(report))
         .flatten();
-    let (status, message, failed_step, failure) = match &report.outcome {
-        // A flaky pass is never stored: the next run runs it again.
-        TestOutcome::Pass if flaky.is_some() => match &flaky {
-            Some(f) if flaky_fails => (
-                Status::Fail,
-                None,
-                Some(f.0.clone()),
-                Some(attempts::flaky_failure(report, f)),
-            ),
-            _ => (Status::Pass, None, None, None),
-        },
-        TestOutcome::Pass => {
+    let (mut status, mut failed_step, message, mut failure) = outcome_parts(&report.outcome);
+    if status == Status::Pass {
+        if attempts.is_empty() && flaky_step.is_none() {
             memo.put_value(
                 ResultStage::NAME,
                 &runnable.inputs.key(),
                 &PassRecord { duration_ms },
             );
-            (Status::Pass, None, None, None)
+        } else {
+            // A pass after a failed attempt, of the whole test or of a step, is flaky:
+            // reported so, and run again next time.
+            status = Status::Flaky;
         }
-        TestOutcome::Fail(failure) => (
-            Status::Fail,
-            None,
-            Some(failure.step.clone()),
-            Some(StepFailure {
-                expected: failure.expected.clone(),
-                actual: failure.actual.clone(),
-                stdout: failure.stdout.clone(),
-                stderr: failure.stderr.clone(),
-            }),
-        ),
-        TestOutcome::Error { message } => (Status::Error, Some(message.clone()), None, None),
-    };
+    }
+    if status == Status::Flaky && flaky_fails {
+        // `--flaky-result fail`: the flaky pass is a failure, naming where it was flaky.
+        status = Status::Fail;
+        (failed_step, failure) = match &flaky_step {
+            Some(step) => (
+                Some(step.0.clone()),
+                Some(attempts::flaky_failure(report, step)),
+            ),
+            None => (
+                attempts.iter().rev().find_map(|a| a.failed_step.clone()),
+                Some(attempts::flaky_test_failure(
+                    attempts.len() as u32,
+                    runnable.retries + 1,
+                )),
+            ),
+        };
+    }
     Event::TestFinished(TestFinished {
-        test: runnable.test.identity.clone(),
+        test: runnable.test.key(),
         name: runnable.name.clone(),
         status,
         cached: false,
@@ -319,10 +475,11 @@ fn finish(
         }),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
-        outcome: flaky.map(|_| Outcome::Flaky),
-        attempts: attempts::attempts(report),
+        max_attempts: (!attempts.is_empty()).then_some(runnable.retries + 1),
+        attempts,
+        step_attempts: attempts::step_attempts(report),
         captures: attempts::captures(report),
-        teardown: if status == Status::Pass {
+        teardown: if matches!(status, Status::Pass | Status::Flaky) {
             Vec::new()
         } else {
             attempts::teardown_output(&runnable.plan, report)
@@ -372,9 +529,10 @@ pub(super) fn dry_run_event(disposition: &Disposition) -> Event {
         Disposition::Error(test, name, message) => {
             (test, name, PlannedAction::Error, message.clone())
         }
+        Disposition::Skip(test, name, reason) => (test, name, PlannedAction::Skip, reason.clone()),
     };
     Event::TestPlanned(TestPlanned {
-        test: test.identity.clone(),
+        test: test.key(),
         name: name.clone(),
         action,
         reason,

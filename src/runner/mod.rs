@@ -6,12 +6,17 @@
 //! - `prepare.rs`: each test's fate before anything starts (run, cached, error);
 //! - `execute.rs`: running prepared tests and turning reports into events;
 //! - `command.rs`: `clnrm run` as one call: runtime, engine, executor, cancellation;
-//! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9).
+//! - `spans.rs`: span collection settings and expectation verdicts (docs/reference.md §9);
+//! - `checks.rs`: the original clnrm's `should_fail` and `[assertions]`, the trace context
+//!   services get, clnrm's own spans (docs/reference.md §14).
 
 mod attempts;
+mod checks;
 mod command;
+mod container_use;
 mod execute;
 mod inputs;
+mod last_run;
 mod prepare;
 mod spans;
 mod volumes;
@@ -27,11 +32,14 @@ use crate::pipeline::Checked;
 use crate::project::Project;
 use crate::report::Event;
 
+pub use checks::TestChecks;
 /// The future a [`TestExecutor`] returns, as every engine call does.
 pub use clnrm_exec::BoxFuture;
 pub use command::{run_command, RunCommand, RunCommandError};
-pub use execute::{execute, ContainerUse, FreshContainers, TestExecutor, TestToRun};
+pub use container_use::ContainerUse;
+pub use execute::{execute, FreshContainers, TestExecutor, TestToRun};
 pub use inputs::{plan_test, PassRecord, ResultInputs};
+pub use last_run::{LastRun, LAST_RUN_FILE};
 pub use prepare::{prepare, Disposition, Runnable, StageTimes};
 pub use spans::{judge, Judged, SpanPlan};
 pub use volumes::{volumes_hash, VolumeError, RACY_SECS, VOLUME_FILE_STAGE};

@@ -12,6 +12,7 @@ use crate::discover::TestFile;
 use crate::pipeline::Checked;
 use crate::project::Project;
 
+use super::checks::{plan_should_fail, TestChecks};
 use super::inputs::{plan_test, PassRecord, ResultInputs, ResultStage, RESULT_INDEX};
 use super::spans::SpanPlan;
 use super::volumes::volumes_hash;
@@ -28,6 +29,10 @@ pub struct Runnable {
     pub stage_ms: StageTimes,
     /// Span collection and expectations (docs/reference.md §9), when the test has them.
     pub spans: Option<SpanPlan>,
+    /// `[meta] retries`: whole-test attempts after a failed one.
+    pub retries: u32,
+    /// `should_fail`, `[assertions]`, clnrm's own spans (docs/reference.md §14).
+    pub checks: TestChecks,
 }
 
 /// Time one test spent in the stages before it ran, in milliseconds.
@@ -47,13 +52,17 @@ pub enum Disposition {
     Cached(Box<Runnable>, f64),
     /// Cannot run: (test, name, message).
     Error(TestFile, String, String),
+    /// Not run because its `skip_if` holds: (test, name, reason). Decided before the result
+    /// cache is asked, so a cached pass is never served for a test that is now skipped,
+    /// and a skip is never stored.
+    Skip(TestFile, String, String),
 }
 
 impl Disposition {
     pub fn test(&self) -> &TestFile {
         match self {
             Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) => &runnable.test,
-            Disposition::Error(test, _, _) => test,
+            Disposition::Error(test, _, _) | Disposition::Skip(test, _, _) => test,
         }
     }
 
@@ -63,7 +72,7 @@ impl Disposition {
             Disposition::Run(runnable, _) | Disposition::Cached(runnable, _) => {
                 Some(&runnable.inputs)
             }
-            Disposition::Error(..) => None,
+            Disposition::Error(..) | Disposition::Skip(..) => None,
         }
     }
 }
@@ -77,10 +86,17 @@ struct Planned {
     volumes: [u8; 32],
     stage_ms: StageTimes,
     spans: Option<SpanPlan>,
+    retries: u32,
+    /// What of the test's `[meta]` enters its result inputs besides the plan.
+    meta_hash: [u8; 32],
+    checks: TestChecks,
 }
 
-/// Why a test stops before its images are resolved: (test, name, message).
-struct Unplannable(TestFile, String, String);
+/// Why a test stops before its images are resolved: (test, name, message or reason).
+enum Unplannable {
+    Error(Box<TestFile>, String, String),
+    Skip(Box<TestFile>, String, String),
+}
 
 /// Plans every valid test and hashes its volumes (reading files, off the async
 /// runtime), resolves its images (each distinct image once, recording the build
@@ -111,10 +127,17 @@ pub async fn prepare(
             volumes,
             stage_ms,
             spans,
+            retries,
+            meta_hash,
+            checks,
         } = match item {
             Ok(planned) => planned,
-            Err(Unplannable(test, name, message)) => {
-                out.push(Some(Disposition::Error(test, name, message)));
+            Err(Unplannable::Error(test, name, message)) => {
+                out.push(Some(Disposition::Error(*test, name, message)));
+                continue;
+            }
+            Err(Unplannable::Skip(test, name, reason)) => {
+                out.push(Some(Disposition::Skip(*test, name, reason)));
                 continue;
             }
         };
@@ -153,6 +176,11 @@ pub async fn prepare(
             // Editing an expectation re-runs the test: "the test changed".
             plan_hash.update(&spans.hash);
         }
+        plan_hash.update(&meta_hash);
+        if !checks.assertions.is_empty() || checks.own_spans {
+            // So does editing an assertion, or what clnrm's own spans carry.
+            plan_hash.update(&bincode::serialize(&checks).expect("checks serialize"));
+        }
         let inputs = ResultInputs {
             plan: *plan_hash.finalize().as_bytes(),
             images: images
@@ -164,7 +192,7 @@ pub async fn prepare(
         };
         // The index is this machine's own (what a test's inputs were last time, to
         // say why it runs); it lives in a stage of its own so it is never shared.
-        let index_key = Key::new(RESULT_INDEX, 1, test.identity.as_bytes());
+        let index_key = Key::new(RESULT_INDEX, 1, test.key().as_bytes());
         let previous: Option<ResultInputs> = memo.get_value(RESULT_INDEX, &index_key);
         memo.put_value(RESULT_INDEX, &index_key, &inputs);
         let runnable = Box::new(Runnable {
@@ -175,6 +203,8 @@ pub async fn prepare(
             inputs,
             stage_ms,
             spans,
+            retries,
+            checks,
         });
         undecided.push((out.len(), runnable, previous));
         out.push(None);
@@ -220,29 +250,54 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
         Ok(valid) => valid,
         Err(problem) => {
             let name = display_name(&item.test);
-            return Err(Unplannable(item.test, name, problem.to_string()));
+            return Err(Unplannable::Error(
+                Box::new(item.test),
+                name,
+                problem.to_string(),
+            ));
         }
     };
     let name = valid.config.name.clone();
+    if let Some(skip) = &valid.config.skip_if {
+        // The engine's one look at the environment for this test (docs/reference.md §4).
+        if std::env::var_os(&skip.env).is_some_and(|value| !value.is_empty()) {
+            let reason = skip
+                .reason
+                .clone()
+                .unwrap_or_else(|| crate::report::default_skip_reason(&skip.env));
+            return Err(Unplannable::Skip(Box::new(item.test), name, reason));
+        }
+    }
+    // Retries and the skip condition change what a run means, so they key its result.
+    let meta_hash = *blake3::hash(
+        &bincode::serialize(&(valid.config.retries, &valid.config.skip_if))
+            .expect("meta serializes"),
+    )
+    .as_bytes();
     let spans = match SpanPlan::of(
         &valid.config,
-        crate::otel::spans_file(memo.dir(), &item.test.identity),
+        crate::otel::spans_file(&project.root, &item.test.key()),
     ) {
         Ok(spans) => spans,
-        Err(message) => return Err(Unplannable(item.test, name, message)),
+        Err(message) => return Err(Unplannable::Error(Box::new(item.test), name, message)),
     };
     if !valid.config.unevaluated_expectations.is_empty() {
+        // Only an unknown `[expect.*]` kind gets here (a typo, validated with a warning):
+        // it must not pass unjudged.
         let message = format!(
-            "{} not evaluated by this version",
-            valid.config.unevaluated_expectations.join(", ")
+            "{}: unknown expectation kind, so it cannot be judged (the kinds: {})",
+            valid.config.unevaluated_expectations.join(", "),
+            clnrm_expect::KINDS.join(", ")
         );
-        return Err(Unplannable(item.test, name, message));
+        return Err(Unplannable::Error(Box::new(item.test), name, message));
     }
     let plan_started = std::time::Instant::now();
-    let plan = match plan_test(memo, project, &item.test, &valid) {
+    let mut plan = match plan_test(memo, project, &item.test, &valid) {
         Ok(plan) => plan,
-        Err(message) => return Err(Unplannable(item.test, name, message)),
+        Err(message) => return Err(Unplannable::Error(Box::new(item.test), name, message)),
     };
+    let checks = TestChecks::of(&valid.config);
+    plan_should_fail(&mut plan, &checks);
     let stage_ms = StageTimes {
         render_ms: valid.render_ms,
         parse_ms: valid.parse_ms,
@@ -256,8 +311,15 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
             volumes,
             stage_ms,
             spans,
+            retries: valid.config.retries,
+            meta_hash,
+            checks,
         }),
-        Err(err) => Err(Unplannable(item.test, name, err.to_string())),
+        Err(err) => Err(Unplannable::Error(
+            Box::new(item.test),
+            name,
+            err.to_string(),
+        )),
     }
 }
 
@@ -266,7 +328,7 @@ fn plan_one(memo: &Memo, project: &Project, item: Checked) -> Result<Planned, Un
 /// (`block_in_place`, which unlike `spawn_blocking` may borrow the memo). A
 /// current-thread runtime has no other worker to hand them to, so there the work
 /// runs inline.
-fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+pub(super) fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
@@ -277,9 +339,9 @@ fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
 }
 
 fn display_name(test: &TestFile) -> String {
-    test.identity
-        .rsplit('/')
-        .next()
-        .unwrap_or(&test.identity)
-        .to_string()
+    let file = test.identity.rsplit('/').next().unwrap_or(&test.identity);
+    match &test.instance {
+        Some(instance) => format!("{file}{}", instance.label()),
+        None => file.to_string(),
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clnrm_config::TestConfig;
-use clnrm_expect::{Context, Expectations, SpanPattern, Verdict};
+use clnrm_expect::{Context, Expectations, ResourceType, SpanPattern, Verdict};
 
 use crate::otel::{
     DefaultBridge, FlushWait, ReceiverSettings, TestReceiver, DEFAULT_FLUSH_TIMEOUT,
@@ -50,9 +50,14 @@ impl SpanPlan {
             .collect();
         let hash = *blake3::hash(&bincode::serialize(otel).expect("the otel config serializes"))
             .as_bytes();
+        // clnrm's own spans are added after the run: no need to wait for them.
+        let steps: Vec<String> = config.steps.iter().map(|s| s.name.clone()).collect();
+        let own = super::checks::TestChecks::of(config).own_span_names(&steps);
+        let mut awaited = expectations.awaited_span_names();
+        awaited.retain(|p| !own.iter().any(|name| p.matches(name)));
         Ok(Some(SpanPlan {
             settings: ReceiverSettings {
-                awaited: expectations.awaited_span_names(),
+                awaited,
                 flush_timeout,
                 wait_for_span,
             },
@@ -83,15 +88,20 @@ pub struct Judged {
 }
 
 /// Judges what `receiver` got against `plan`, and writes the spans to the plan's file.
-pub fn judge(plan: &SpanPlan, receiver: &TestReceiver) -> Judged {
+/// `resources` are what the run had (`[[expect.resource]]`).
+pub fn judge(
+    plan: &SpanPlan,
+    receiver: &TestReceiver,
+    resources: &[(ResourceType, String)],
+) -> Judged {
     let spans = receiver.spans();
     let written = receiver.write_jsonl(&plan.spans_file);
     let wait = receiver.flush_wait().unwrap_or_default();
-    let verdicts = clnrm_expect::evaluate(
-        &spans,
-        &plan.expectations,
-        &Context::new(plan.services.iter().cloned()),
+    let context = resources.iter().fold(
+        Context::new(plan.services.iter().cloned()),
+        |context, (kind, name)| context.with_resource(*kind, name.clone()),
     );
+    let verdicts = clnrm_expect::evaluate(&spans, &plan.expectations, &context);
     let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
     let failure = (!failed.is_empty()).then(|| {
         let mut text: Vec<String> = failed.iter().map(|v| v.message()).collect();

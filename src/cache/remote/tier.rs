@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::super::envelope;
-use super::super::memo::{data_tree, now_secs, StageState};
+use super::super::memo::{data_tree, StageState};
 use super::super::store::{Store, META_TREE};
+use super::super::util::{now_secs, one_line};
 use super::super::{Key, Memo};
 use super::{Remote, RemoteFigures, RemoteStats};
 
@@ -39,6 +40,7 @@ impl Memo {
         if self.no_read {
             return;
         }
+        self.reattach();
         let tree = data_tree(stage);
         let missing: Vec<Key> = {
             let store = self.read_store();
@@ -121,7 +123,7 @@ impl Memo {
             remote.counters().restore(&delta);
             self.warn(format!(
                 "remote cache statistics could not be written ({}); results are unaffected",
-                super::super::memo::one_line(e)
+                one_line(e)
             ));
         }
     }
@@ -161,7 +163,7 @@ impl Memo {
             Err(e) => self.warn(format!(
                 "cache write failed in {} ({}); results are unaffected",
                 self.dir.display(),
-                super::super::memo::one_line(e)
+                one_line(e)
             )),
         }
     }

@@ -7,7 +7,7 @@ use std::ops::Range;
 use crate::{Diagnostic, Severity};
 
 /// Longest line text kept in a diagnostic (characters); longer lines are cut.
-const MAX_LINE_TEXT: usize = 1000;
+pub(crate) const MAX_LINE_TEXT: usize = 1000;
 /// Widest excerpt printed under a diagnostic (characters).
 const SHOWN_WIDTH: usize = 120;
 

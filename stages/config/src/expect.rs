@@ -1,7 +1,7 @@
-//! `[expect]` (docs/reference.md §9): the kinds the expect stage judges are checked key by key (with the
-//! expect stage's own list of valid keys, so "did you mean" works) and then deserialised into
-//! its types, so a table that validates is one the runner can evaluate. Kinds it does not
-//! judge are named for the runner's error. Also the warning for an OTLP endpoint at
+//! `[expect]` (docs/reference.md §9) and the original's `[otel_validation]` (§14): checked key
+//! by key (with the expect stage's own list of valid keys, so "did you mean" works) and then
+//! deserialised into its types, so a table that validates is one the runner can evaluate.
+//! Unknown kinds are named for the runner's error. Also the warning for an OTLP endpoint at
 //! `localhost`. Nothing here evaluates an expectation.
 
 use clnrm_expect::KnownKeys;
@@ -9,9 +9,6 @@ use toml_edit::{DocumentMut, Item, TableLike};
 
 use crate::walk::{fields, index, kind, value_span, Ctx, Field};
 use crate::ExpectTable;
-
-/// Kinds the original clnrm's format defines that the expect stage does not judge.
-const UNJUDGED_KINDS: &[&str] = &["temporal", "resource"];
 
 /// Checks `[expect]`. Returns the judged kinds (when there are any and all are valid) and the
 /// key paths of the kinds that cannot be evaluated (`expect.temporal`, unknown kinds).
@@ -24,11 +21,7 @@ pub(crate) fn parse_expect(ctx: &mut Ctx, f: &Field) -> (Option<ExpectTable>, Ve
     let mut valid = true;
     for g in fields(t, &f.path) {
         if !clnrm_expect::KINDS.contains(&g.key) {
-            if !UNJUDGED_KINDS.contains(&g.key) {
-                let mut known = clnrm_expect::KINDS.to_vec();
-                known.extend_from_slice(UNJUDGED_KINDS);
-                ctx.unknown_key(&g.path, g.key, &g.span, &known);
-            }
+            ctx.unknown_key(&g.path, g.key, &g.span, clnrm_expect::KINDS);
             // Recorded even when unknown: a typo must not turn into a silent pass.
             unevaluated.push(g.path.clone());
             continue;
@@ -65,6 +58,45 @@ pub(crate) fn parse_expect(ctx: &mut Ctx, f: &Field) -> (Option<ExpectTable>, Ve
         toml: judged.to_string(),
     });
     (expect, unevaluated)
+}
+
+/// Checks `[otel_validation]`; returns it as a TOML item for the judged table, when valid.
+pub(crate) fn parse_otel_validation(ctx: &mut Ctx, f: &Field) -> Option<Item> {
+    ctx.table(f)?;
+    let errors_before = ctx.error_count();
+    check_keys(ctx, f, &mut vec!["otel_validation"]);
+    let mut one = DocumentMut::new();
+    one.insert("otel_validation", normalized(f.item));
+    match toml_edit::de::from_str::<clnrm_expect::Expectations>(&one.to_string()) {
+        Ok(_) if ctx.error_count() == errors_before => Some(normalized(f.item)),
+        Ok(_) => None,
+        Err(e) => {
+            ctx.error(
+                &f.path,
+                &value_span(f),
+                format!("[otel_validation]: {}", e.message().trim()),
+            );
+            None
+        }
+    }
+}
+
+/// The judged `[expect]` kinds and `[otel_validation]` as one table.
+pub(crate) fn judged_table(
+    expect: Option<ExpectTable>,
+    otel_validation: Option<Item>,
+) -> Option<ExpectTable> {
+    let Some(item) = otel_validation else {
+        return expect;
+    };
+    let mut doc: DocumentMut = match &expect {
+        Some(table) => table.toml.parse().expect("a table this stage wrote parses"),
+        None => DocumentMut::new(),
+    };
+    doc.insert("otel_validation", item);
+    Some(ExpectTable {
+        toml: doc.to_string(),
+    })
 }
 
 /// An item as a standalone document holds it: inline tables stay inline, tables keep their

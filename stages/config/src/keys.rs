@@ -38,7 +38,7 @@ const STEP: &[&str] = &[
     "retries",
     "should_fail",
 ];
-const STEP_IGNORED: &[&str] = &["should_fail"];
+const STEP_IGNORED: &[&str] = &[];
 const WAIT_UNTIL: &[&str] = &["timeout", "interval"];
 const RETRIES: &[&str] = &["count", "delay"];
 const CAPTURE: &[&str] = &["json", "regex", "from", "redact"];
@@ -108,11 +108,24 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "assertions",
             "template",
         ],
-        ignored: &["assertions", "template"],
+        ignored: &["template"],
     },
     TableKeys {
         table: "meta",
-        keys: &["name", "version", "description", "timeout"],
+        keys: &[
+            "name",
+            "version",
+            "description",
+            "timeout",
+            "retries",
+            "skip_if",
+            "skip_reason",
+        ],
+        ignored: &[],
+    },
+    TableKeys {
+        table: "meta.skip_if",
+        keys: &["env"],
         ignored: &[],
     },
     TableKeys {
@@ -149,7 +162,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "wait_for_span",
             "wait_for_span_timeout_secs",
         ],
-        ignored: &["username", "password", "strict"],
+        ignored: &[],
     },
     TableKeys {
         table: "service.*.build",

@@ -12,11 +12,11 @@
 //! - `type` on a service is clnrm 0.4's spelling of `plugin`. It decides the plugin only when
 //!   `plugin` is absent; when both are there, a `type` other than `generic_container` that
 //!   disagrees with `plugin` is reported as ignored. `testcontainers` is a synonym of
-//!   `generic_container`; every other plugin (`surrealdb`, `alpine`, ...) is an error.
+//!   `generic_container`; `alpine` (image `alpine:latest`, idle) and `surrealdb` (the
+//!   original's image and start command; `username`/`password`/`strict` mapped to it) are
+//!   services with the original's defaults; every other plugin is an error.
 //! - Known keys this version does not act on are *ignored with a warning* that `--strict` does
-//!   not escalate (they are not unknown): `[assertions]`, `[template]`,
-//!   step `should_fail`, scenario
-//!   `artifacts`, service `username`/`password`/`strict`/`wait_for_span*`.
+//!   not escalate (they are not unknown): `[template]`, scenario `artifacts`, service `username`/`password`/`strict`/`wait_for_span*`.
 //! - Accepted silently: `description` on meta, steps and scenarios; `version` in
 //!   `[test.metadata]`; `expect_success = true` on scenarios (`false` is an error).
 //! - Any other key is unknown: a warning with "did you mean", an error under `--strict`.
@@ -42,6 +42,7 @@ mod expect;
 mod format;
 pub mod keys;
 mod language;
+mod matrix;
 mod pattern;
 mod project;
 mod schema;
@@ -52,6 +53,7 @@ mod units;
 mod walk;
 
 pub use format::format_test;
+pub use matrix::{read_matrix, MatrixInstance};
 pub use schema::{test_file_schema, toml_as_json, DURATION_PATTERN};
 pub use units::{parse_duration_ms, parse_size_bytes};
 
@@ -164,6 +166,9 @@ pub struct ServiceConfig {
     pub ports: Vec<u16>,
     pub volumes: Vec<VolumeConfig>,
     pub health_check: Option<HealthCheck>,
+    /// What the service's plugin tells about it (the original's service metadata: the
+    /// surrealdb plugin's `host`, `port`, `username`, ...); empty for a generic container.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What a test asks of the spans its services emit (docs/reference.md §9). `Default` = nothing: no
@@ -179,6 +184,8 @@ pub struct OtelConfig {
     pub flush_timeout_ms: Option<u64>,
     /// Service name → the span its first step waits for (`wait_for_span`).
     pub wait_for_span: BTreeMap<String, SpanWait>,
+    /// `[otel.resources]`: the resource attributes of clnrm's own spans for this test.
+    pub resources: BTreeMap<String, String>,
 }
 
 impl OtelConfig {
@@ -224,6 +231,7 @@ impl ServiceConfig {
             ports: Vec::new(),
             volumes: Vec::new(),
             health_check: None,
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -250,6 +258,8 @@ pub struct StepConfig {
     pub env: BTreeMap<String, String>,
     pub timeout_ms: Option<u64>,
     pub continue_on_failure: bool,
+    /// `should_fail = true`: any non-zero exit passes, exit 0 fails.
+    pub should_fail: bool,
     /// Key path of this step in the file (`steps[2]`, `scenario[0].steps[1]`), for messages.
     pub key_path: String,
     /// Regexes stdout / stderr must not match.
@@ -291,6 +301,7 @@ impl StepConfig {
             env: BTreeMap::new(),
             timeout_ms: None,
             continue_on_failure: false,
+            should_fail: false,
             key_path: key_path.into(),
             expected_output_regex_not: None,
             expected_stderr_regex_not: None,
@@ -357,6 +368,21 @@ pub struct TestConfig {
     pub unevaluated_expectations: Vec<String>,
     /// Spans: `[otel]`, the judged `[expect.*]` kinds, `wait_for_span`.
     pub otel: OtelConfig,
+    /// `[meta] retries`: whole-test attempts after a failed one, each on fresh containers.
+    pub retries: u32,
+    /// `[meta] skip_if` / `skip_reason`: when the engine skips the test.
+    pub skip_if: Option<SkipIf>,
+    /// `[assertions]`, judged on what the run observed.
+    pub assertions: clnrm_expect::Assertions,
+}
+
+/// `skip_if = { env = "VAR" }`: the test is skipped when `VAR` is set and non-empty in
+/// clnrm's environment (the engine looks; this stage only reads the key).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkipIf {
+    pub env: String,
+    /// `skip_reason`, shown with the `skip` outcome.
+    pub reason: Option<String>,
 }
 
 impl TestConfig {
@@ -384,6 +410,9 @@ impl TestConfig {
             freeze_clock: None,
             unevaluated_expectations: Vec::new(),
             otel: OtelConfig::default(),
+            retries: 0,
+            skip_if: None,
+            assertions: clnrm_expect::Assertions::default(),
         }
     }
 }

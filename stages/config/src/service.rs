@@ -12,6 +12,74 @@ use crate::{BuildSpec, Command, HealthCheck, ServiceConfig, SpanWait, VolumeConf
 /// Plugins that mean "a container from an image" (`testcontainers` is clnrm's own synonym).
 const GENERIC_PLUGINS: &[&str] = &["generic_container", "testcontainers"];
 
+/// The original clnrm's `alpine` plugin: this image, kept idle.
+pub(crate) const ALPINE_IMAGE: &str = "alpine:latest";
+/// The original's `surrealdb` plugin (testcontainers-modules' SurrealDB): this image, started
+/// with `start`, root/root and every capability allowed, in memory, on port 8000.
+pub(crate) const SURREALDB_IMAGE: &str = "surrealdb/surrealdb:v2.2";
+const SURREALDB_PORT: u16 = 8000;
+
+/// A service's plugin, as `plugin` (or legacy `type`) names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plugin {
+    Generic,
+    Alpine,
+    SurrealDb,
+}
+
+impl Plugin {
+    fn named(name: &str) -> Option<Plugin> {
+        match name {
+            "alpine" => Some(Plugin::Alpine),
+            "surrealdb" => Some(Plugin::SurrealDb),
+            _ if GENERIC_PLUGINS.contains(&name) => Some(Plugin::Generic),
+            _ => None,
+        }
+    }
+}
+
+/// `username`, `password`, `strict`: the surrealdb plugin's settings, where they were written.
+#[derive(Default)]
+struct SurrealSettings {
+    username: Option<String>,
+    password: Option<String>,
+    strict: Option<bool>,
+    written: Vec<(String, Span)>,
+}
+
+impl SurrealSettings {
+    /// The original's defaults (root/root, not strict) mapped to `surreal start`'s flags.
+    fn apply(&self, name: &str, svc: &mut ServiceConfig) {
+        let username = self.username.clone().unwrap_or_else(|| "root".to_string());
+        let password = self.password.clone().unwrap_or_else(|| "root".to_string());
+        if svc.image.is_none() && svc.build.is_none() {
+            svc.image = Some(SURREALDB_IMAGE.to_string());
+        }
+        if svc.args.is_none() {
+            let mut args: Vec<String> = ["start", "--user", &username, "--pass", &password]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            args.push("--allow-all".to_string());
+            if self.strict == Some(true) {
+                args.push("--strict".to_string());
+            }
+            args.push("memory".to_string());
+            svc.args = Some(args);
+        }
+        // What the original's plugin reported about the service it started.
+        for (key, value) in [
+            ("host", name.to_string()),
+            ("port", SURREALDB_PORT.to_string()),
+            ("username", username),
+            ("database_type", "surrealdb".to_string()),
+            ("connection_string", format!("ws://{name}:{SURREALDB_PORT}")),
+        ] {
+            svc.metadata.insert(key.to_string(), value);
+        }
+    }
+}
+
 const HEALTH_DEFAULT_INTERVAL_MS: u64 = 500;
 const HEALTH_DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const HEALTH_DEFAULT_RETRIES: u32 = 60;
@@ -29,6 +97,7 @@ pub(crate) fn parse_service(
     let mut svc = ServiceConfig::new(name);
     let errors_before = ctx.error_count();
     let mut wait_timeout_ms = None;
+    let mut surreal = SurrealSettings::default();
     for f in fields(t, path) {
         match f.key {
             "plugin" => plugin = ctx.string(&f).map(|s| (s, f.path.clone(), value_span(&f))),
@@ -49,15 +118,14 @@ pub(crate) fn parse_service(
             "ports" => svc.ports = parse_ports(ctx, &f),
             "volumes" => svc.volumes = parse_volumes(ctx, &f),
             "health_check" => svc.health_check = parse_health_check(ctx, &f),
-            "username" | "password" | "strict" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                format!(
-                    "`{}` configured clnrm's surrealdb plugin and is ignored; \
-                     pass settings to a generic_container through `env`",
-                    f.key
-                ),
-            ),
+            "username" | "password" | "strict" => {
+                surreal.written.push((f.path.clone(), f.span.clone()));
+                match f.key {
+                    "username" => surreal.username = ctx.string(&f),
+                    "password" => surreal.password = ctx.string(&f),
+                    _ => surreal.strict = ctx.boolean(&f),
+                }
+            }
             "wait_for_span" => {
                 if let Some(span) = ctx.non_blank_string(&f, "span name") {
                     wait.get_or_insert(SpanWait {
@@ -104,42 +172,69 @@ pub(crate) fn parse_service(
         (None, None) => None,
     };
     let mut plugin_ok = true;
+    let mut kind = Plugin::Generic;
     if let Some((value, ppath, pspan)) = effective {
-        if !GENERIC_PLUGINS.contains(&value.as_str()) {
-            plugin_ok = false;
-            let hint = if ppath.ends_with(".type") {
-                format!(
-                    "`type` is read as `plugin` when `plugin` is absent; declare \
-                     plugin = \"generic_container\" and image = \"...\" for service `{name}`"
-                )
-            } else {
-                format!("declare plugin = \"generic_container\" and image = \"...\" for service `{name}`")
-            };
+        match Plugin::named(value) {
+            Some(p) => kind = p,
+            None => {
+                plugin_ok = false;
+                let hint = if ppath.ends_with(".type") {
+                    format!(
+                        "`type` is read as `plugin` when `plugin` is absent; declare \
+                         plugin = \"generic_container\" and image = \"...\" for service `{name}`"
+                    )
+                } else {
+                    format!(
+                        "use generic_container (with an image), alpine or surrealdb for \
+                         service `{name}`"
+                    )
+                };
+                ctx.error_hint(
+                    ppath,
+                    pspan,
+                    format!(
+                        "plugin `{value}` is not supported; the plugins are generic_container, \
+                         alpine and surrealdb"
+                    ),
+                    hint,
+                );
+            }
+        }
+    }
+    if kind != Plugin::SurrealDb {
+        for (key_path, key_span) in &surreal.written {
+            let key = key_path.rsplit('.').next().unwrap_or_default();
             ctx.error_hint(
-                ppath,
-                pspan,
-                format!("plugin `{value}` is not supported; use generic_container with an image"),
-                hint,
+                key_path,
+                key_span,
+                format!("`{key}` is a setting of the surrealdb plugin, not of service `{name}`'s"),
+                "pass settings to a generic_container through `env`, or use plugin = \"surrealdb\"",
             );
         }
     }
+    match kind {
+        Plugin::Alpine if svc.image.is_none() && svc.build.is_none() => {
+            svc.image = Some(ALPINE_IMAGE.to_string());
+        }
+        Plugin::SurrealDb => surreal.apply(name, &mut svc),
+        _ => {}
+    }
     let image_given = t.contains_key("image");
     let build_given = t.contains_key("build");
-    if plugin_ok {
-        match (image_given, build_given) {
-            (false, false) => ctx.error_hint(
-                path,
-                span,
-                format!("service `{name}` has neither `image` nor `build`"),
-                "add image = \"alpine:3.20\" (or build = { context = \"DIR\" })",
-            ),
-            (true, true) => ctx.error(
-                path,
-                span,
-                format!("service `{name}` has both `image` and `build`; give one"),
-            ),
-            _ => {}
-        }
+    if plugin_ok && kind == Plugin::Generic && !image_given && !build_given {
+        ctx.error_hint(
+            path,
+            span,
+            format!("service `{name}` has neither `image` nor `build`"),
+            "add image = \"alpine:3.20\" (or build = { context = \"DIR\" })",
+        );
+    }
+    if image_given && build_given {
+        ctx.error(
+            path,
+            span,
+            format!("service `{name}` has both `image` and `build`; give one"),
+        );
     }
     let errors_after = ctx.error_count();
     (errors_after == errors_before).then_some(svc)

@@ -148,6 +148,9 @@ pub(crate) fn parse_step(
     let mut capture_spans = Vec::new();
     // The first of `wait_until` / `retries`, to say the second cannot join it.
     let mut attempts_key: Option<&str> = None;
+    let mut should_fail: Option<(bool, String, Span)> = None;
+    // The output and exit-code checks written on the step.
+    let mut checks: Vec<&str> = Vec::new();
     for f in fields(t, path) {
         match f.key {
             "command" => note_array_refs(ctx, &f, &mut refs),
@@ -188,9 +191,18 @@ pub(crate) fn parse_step(
                 };
                 broken |= command.is_none();
             }
-            "expected_exit_code" => step.expected_exit_code = exit_code(ctx, &f).unwrap_or(0),
-            "expected_output_regex" => step.expected_output_regex = regex(ctx, &f),
-            "expected_stderr_regex" => step.expected_stderr_regex = regex(ctx, &f),
+            "expected_exit_code" => {
+                checks.push(f.key);
+                step.expected_exit_code = exit_code(ctx, &f).unwrap_or(0)
+            }
+            "expected_output_regex" => {
+                checks.push(f.key);
+                step.expected_output_regex = regex(ctx, &f)
+            }
+            "expected_stderr_regex" => {
+                checks.push(f.key);
+                step.expected_stderr_regex = regex(ctx, &f)
+            }
             "workdir" => step.workdir = ctx.string(&f),
             "env" => step.env.extend(ctx.string_map(&f).unwrap_or_default()),
             "timeout" => step.timeout_ms = ctx.duration(&f),
@@ -199,9 +211,16 @@ pub(crate) fn parse_step(
             "description" => {
                 ctx.string(&f);
             }
-            "expected_output_regex_not" => step.expected_output_regex_not = regex(ctx, &f),
-            "expected_stderr_regex_not" => step.expected_stderr_regex_not = regex(ctx, &f),
+            "expected_output_regex_not" => {
+                checks.push(f.key);
+                step.expected_output_regex_not = regex(ctx, &f)
+            }
+            "expected_stderr_regex_not" => {
+                checks.push(f.key);
+                step.expected_stderr_regex_not = regex(ctx, &f)
+            }
             "expected_json" => {
+                checks.push(f.key);
                 let pattern = format!("{STEP_PATTERN}.expected_json");
                 step.expected_json = language::expected_json(ctx, &f, &pattern, &mut refs);
             }
@@ -232,14 +251,27 @@ pub(crate) fn parse_step(
                 };
                 step.attempts = attempts.unwrap_or(Attempts::Once);
             }
-            "should_fail" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                "`should_fail` is a clnrm 0.4 key and is ignored; set expected_exit_code to the \
-                 exit code the command should return",
-            ),
+            "should_fail" => {
+                if let Some(yes) = ctx.boolean(&f) {
+                    should_fail = Some((yes, f.path.clone(), f.span.clone()));
+                }
+            }
             _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("steps[]")),
         }
+    }
+    if let Some((true, key_path, key_span)) = should_fail {
+        // A failing command is judged by its exit code alone: its other checks would
+        // never be reached.
+        if let Some(other) = checks.first() {
+            ctx.error_hint(
+                &key_path,
+                &key_span,
+                format!("`should_fail = true` cannot be combined with `{other}`"),
+                "should_fail passes on any non-zero exit; to check the output or a \
+                 particular code, drop should_fail and set expected_exit_code",
+            );
+        }
+        step.should_fail = true;
     }
     let name_span = name.as_ref().and_then(|(_, s)| s.clone());
     let base = match name {
@@ -278,6 +310,28 @@ pub(crate) fn parse_step(
         refs,
         capture_spans,
     })
+}
+
+/// `artifacts.collect = ["spans:default"]`: the original's request to keep the scenario's
+/// spans. clnrm keeps every span a test receives in `.clnrm/spans/`, so `spans:*` asks for
+/// what happens anyway; anything else is an error.
+fn parse_artifacts(ctx: &mut Ctx, f: &Field) {
+    let Some(t) = ctx.table(f) else { return };
+    for g in fields(t, &f.path) {
+        if g.key != "collect" {
+            ctx.unknown_key(&g.path, g.key, &g.span, &["collect"]);
+            continue;
+        }
+        for item in ctx.string_array(&g).unwrap_or_default() {
+            if !item.starts_with("spans:") {
+                ctx.value_error_hint(
+                    &g,
+                    format!("artifact {item:?} cannot be collected"),
+                    "clnrm collects spans (\"spans:default\"); they are written to .clnrm/spans/",
+                );
+            }
+        }
+    }
 }
 
 pub(crate) fn parse_scenario(
@@ -348,11 +402,7 @@ pub(crate) fn parse_scenario(
                     );
                 }
             }
-            "artifacts" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                "`artifacts` collects OTEL spans, which this version does not do; it is ignored",
-            ),
+            "artifacts" => parse_artifacts(ctx, f),
             _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("scenario[]")),
         }
     }

@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml_edit::{ImDocument, TableLike};
 
 use crate::determinism::parse_determinism;
-use crate::expect::{parse_expect, warn_local_collector};
+use crate::expect::{judged_table, parse_expect, parse_otel_validation, warn_local_collector};
 use crate::language::check_references;
 use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
-use crate::walk::{fields, join, kind, Ctx, Field, Span};
-use crate::{Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, TestConfig};
+use crate::walk::{did_you_mean, fields, join, kind, value_span, Ctx, Field, Span};
+use crate::{
+    Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, SkipIf, TestConfig,
+};
 
 pub(crate) fn parse_test(input: &ParseInput) -> Result<ParsedTest, Vec<Diagnostic>> {
     let mut ctx = Ctx::new(
@@ -59,6 +61,8 @@ struct Meta {
     version: Option<String>,
     description: Option<String>,
     timeout_ms: Option<u64>,
+    retries: u32,
+    skip_if: Option<SkipIf>,
 }
 
 #[derive(Default)]
@@ -77,6 +81,10 @@ struct Builder {
     freeze_clock: Option<String>,
     unevaluated: BTreeSet<String>,
     otel: OtelConfig,
+    otel_validation: Option<toml_edit::Item>,
+    assertions: clnrm_expect::Assertions,
+    /// Where `service_should_start` was written, to name an undeclared service there.
+    service_should_start_at: Option<(String, Span)>,
 }
 
 impl Builder {
@@ -132,8 +140,10 @@ impl Builder {
             }
             "matrix" => {
                 if let Some(t) = ctx.table(f) {
+                    // The engine expands the matrix from the template's text (matrix.rs);
+                    // here only its shape is checked. `exclude` may be `[[matrix.exclude]]`.
                     for g in fields(t, &f.path) {
-                        if g.item.as_array().is_none() {
+                        if g.key != "exclude" && g.item.as_array().is_none() {
                             ctx.value_error(
                                 &g,
                                 format!("expected an array of values, found {}", kind(g.item)),
@@ -144,13 +154,9 @@ impl Builder {
             }
             "otel" => {
                 self.otel.declared = true;
-                self.otel.flush_timeout_ms = parse_otel(ctx, f);
+                parse_otel(ctx, f, &mut self.otel);
             }
-            "otel_validation" => {
-                if ctx.table(f).is_some() {
-                    self.unevaluated.insert("otel_validation".to_string());
-                }
-            }
+            "otel_validation" => self.otel_validation = parse_otel_validation(ctx, f),
             "expect" => {
                 let (expect, unevaluated) = parse_expect(ctx, f);
                 self.otel.expect = expect;
@@ -188,12 +194,7 @@ impl Builder {
                     *slot = positive(ctx, &g);
                 }
             }
-            "assertions" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                "[assertions] is a clnrm 0.4 key that this version does not evaluate; \
-                 it is ignored (use expected_exit_code / expected_output_regex on steps)",
-            ),
+            "assertions" => self.parse_assertions(ctx, f),
             "template" => ctx.note_ignored(
                 &f.path,
                 &f.span,
@@ -201,6 +202,52 @@ impl Builder {
                  cleanroom.toml [vars] or --var",
             ),
             _ => ctx.unknown_key(&f.path, f.key, &f.span, crate::keys::known("")),
+        }
+    }
+
+    /// `[assertions]`: every key the original's files use; any other is an error.
+    fn parse_assertions(&mut self, ctx: &mut Ctx, f: &Field) {
+        let Some(t) = ctx.table(f) else { return };
+        let a = &mut self.assertions;
+        for g in fields(t, &f.path) {
+            match g.key {
+                "container_should_have_executed_commands" => {
+                    a.container_should_have_executed_commands = ctx.unsigned(&g)
+                }
+                "execution_should_be_hermetic" => a.execution_should_be_hermetic = ctx.boolean(&g),
+                "all_steps_should_succeed" => a.all_steps_should_succeed = ctx.boolean(&g),
+                "all_scenarios_should_pass" => a.all_scenarios_should_pass = ctx.boolean(&g),
+                "otel_environment_configured" => a.otel_environment_configured = ctx.boolean(&g),
+                "temporal_ordering_should_be_valid" => {
+                    a.temporal_ordering_should_be_valid = ctx.boolean(&g)
+                }
+                "should_fail" => a.should_fail = ctx.boolean(&g),
+                "service_should_start" => {
+                    a.service_should_start = match g.item.as_str() {
+                        Some(one) => vec![one.to_string()],
+                        None => ctx.string_array(&g).unwrap_or_default(),
+                    };
+                    self.service_should_start_at = Some((g.path.clone(), value_span(&g)));
+                }
+                "service_metadata_should_contain" => {
+                    a.service_metadata_should_contain = ctx.string_array(&g).unwrap_or_default()
+                }
+                _ => {
+                    let hint = match did_you_mean(g.key, clnrm_expect::ASSERTION_KEYS) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!(
+                            "the assertions are: {}",
+                            clnrm_expect::ASSERTION_KEYS.join(", ")
+                        ),
+                    };
+                    ctx.error_hint(
+                        &g.path,
+                        &g.span,
+                        format!("unknown assertion `{}`", g.key),
+                        hint,
+                    );
+                }
+            }
         }
     }
 
@@ -269,8 +316,27 @@ impl Builder {
             seed,
             freeze_clock,
             unevaluated,
-            otel,
+            mut otel,
+            otel_validation,
+            assertions,
+            service_should_start_at,
         } = self;
+        let mut retries = 0;
+        let mut skip_if = None;
+        if let Some((at, span)) = &service_should_start_at {
+            for name in &assertions.service_should_start {
+                if !declared.contains_key(name) {
+                    let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+                    ctx.error_hint(
+                        at,
+                        span,
+                        format!("service `{name}` is not declared by the test"),
+                        format!("declared: {}", names.join(", ")),
+                    );
+                }
+            }
+        }
+        otel.expect = judged_table(otel.expect.take(), otel_validation);
         let (name, version, description, timeout_ms) = match meta {
             None => {
                 ctx.error_hint(
@@ -301,6 +367,8 @@ impl Builder {
                         "add version = \"1.0\"",
                     );
                 }
+                retries = m.retries;
+                skip_if = m.skip_if;
                 (name, m.version, m.description, m.timeout_ms)
             }
         };
@@ -347,6 +415,9 @@ impl Builder {
             freeze_clock,
             unevaluated_expectations: unevaluated.into_iter().collect(),
             otel,
+            retries,
+            skip_if,
+            assertions,
         }
     }
 }
@@ -357,7 +428,10 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
         version: None,
         description: None,
         timeout_ms: None,
+        retries: 0,
+        skip_if: None,
     };
+    let mut skip_reason = None;
     for f in fields(t, path) {
         match f.key {
             // Present but invalid still counts as a name: the error is already reported.
@@ -373,6 +447,23 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
                 })
             }
             "description" => m.description = ctx.string(&f),
+            "retries" if known.contains(&"retries") => {
+                m.retries = match ctx.unsigned(&f).map(u32::try_from) {
+                    Some(Ok(n)) if n <= MAX_TEST_RETRIES => n,
+                    Some(_) => {
+                        ctx.value_error(
+                            &f,
+                            format!("at most {MAX_TEST_RETRIES} whole-test retries"),
+                        );
+                        0
+                    }
+                    None => 0,
+                }
+            }
+            "skip_if" if known.contains(&"skip_if") => m.skip_if = parse_skip_if(ctx, &f),
+            "skip_reason" if known.contains(&"skip_reason") => {
+                skip_reason = ctx.non_blank_string(&f, "skip reason").map(|r| (r, f.span))
+            }
             "timeout" => {
                 let ms = timeout_duration(ctx, &f);
                 m.timeout_ms = whole_test_timeout(ctx, &f, ms);
@@ -383,6 +474,16 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
             }
             _ => ctx.unknown_key(&f.path, f.key, &f.span, known),
         }
+    }
+    match (&mut m.skip_if, skip_reason) {
+        (Some(skip), Some((reason, _))) => skip.reason = Some(reason),
+        (None, Some((_, span))) => ctx.error_hint(
+            &join(path, "skip_reason"),
+            &span,
+            "`skip_reason` without `skip_if`: the test is never skipped",
+            "add skip_if = { env = \"VAR\" }, or remove skip_reason",
+        ),
+        _ => {}
     }
     m
 }
@@ -407,13 +508,41 @@ fn whole_test_timeout(ctx: &mut Ctx, f: &Field, ms: Option<u64>) -> Option<u64> 
     }
 }
 
-/// Checks `[otel]`; returns its `flush_timeout`.
-fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
+/// Whole-test attempts beyond the first are each a fresh set of containers: a handful is
+/// plenty, and a typo such as `retries = 100` should not keep a run going for an hour.
+const MAX_TEST_RETRIES: u32 = 10;
+
+/// `skip_if = { env = "VAR" }`.
+fn parse_skip_if(ctx: &mut Ctx, f: &Field) -> Option<SkipIf> {
     let t = ctx.table(f)?;
-    let mut flush_timeout_ms = None;
+    let mut env = None;
+    for g in fields(t, &f.path) {
+        if g.key == "env" {
+            env = ctx.non_blank_string(&g, "environment variable name");
+        } else {
+            ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("meta.skip_if"));
+        }
+    }
+    if env.is_none() && fields(t, &f.path).iter().all(|g| g.key != "env") {
+        ctx.error_hint(
+            &f.path,
+            &value_span(f),
+            "`skip_if` names no condition",
+            "write skip_if = { env = \"VAR\" }: skipped when VAR is set and non-empty",
+        );
+    }
+    Some(SkipIf {
+        env: env?,
+        reason: None,
+    })
+}
+
+/// Checks `[otel]`; keeps its `flush_timeout` and `resources`.
+fn parse_otel(ctx: &mut Ctx, f: &Field, otel: &mut OtelConfig) {
+    let Some(t) = ctx.table(f) else { return };
     for g in fields(t, &f.path) {
         match g.key {
-            "flush_timeout" => flush_timeout_ms = ctx.duration(&g),
+            "flush_timeout" => otel.flush_timeout_ms = ctx.duration(&g),
             "endpoint" => {
                 if let Some(endpoint) = ctx.string(&g) {
                     warn_local_collector(ctx, &g, &endpoint);
@@ -440,7 +569,8 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
                     }
                 }
             }
-            "resources" | "headers" => {
+            "resources" => otel.resources = ctx.string_map(&g).unwrap_or_default(),
+            "headers" => {
                 ctx.string_map(&g);
             }
             "propagators" => {
@@ -456,7 +586,6 @@ fn parse_otel(ctx: &mut Ctx, f: &Field) -> Option<u64> {
             _ => ctx.unknown_key(&g.path, g.key, &g.span, crate::keys::known("otel")),
         }
     }
-    flush_timeout_ms
 }
 fn positive(ctx: &mut Ctx, f: &Field) -> Option<u64> {
     match ctx.unsigned(f)? {

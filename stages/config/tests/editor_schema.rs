@@ -126,7 +126,7 @@ fn an_editor_sees_the_mistakes_a_schema_can_see() {
         format!("{HEAD}[service.web]\nimage = \"i\"\nvolumes = [\"data:relative\"]\n{step}"),
         // Both `image` and `build`; a plugin that is not supported.
         format!("{HEAD}[service.web]\nimage = \"i\"\nbuild = \"dir\"\n{step}"),
-        format!("{HEAD}[service.web]\nplugin = \"surrealdb\"\nimage = \"i\"\n{step}"),
+        format!("{HEAD}[service.web]\nplugin = \"redis\"\nimage = \"i\"\n{step}"),
         // A step with both `command` and `run`; a scenario check without its `run`.
         format!("{HEAD}{step}run = \"true\"\n"),
         format!("{HEAD}[[scenario]]\nname = \"a\"\nexpected_exit_code = 1\nsteps = []\n"),

@@ -72,12 +72,61 @@ fn an_unknown_key_inside_an_expectation_gets_did_you_mean() {
 }
 
 #[test]
-fn kinds_the_expect_stage_does_not_judge_are_named() {
+fn the_originals_tables_are_read_for_judging() {
     let p = ok(&format!(
-        "{HEAD}{STEP}[expect.temporal]\nx = 1\n[[expect.span]]\nname = \"a\"\n"
+        "{HEAD}{STEP}[[expect.temporal]]\nbefore = \"a\"\nafter = \"b\"\n\
+         [[expect.resource]]\ntype = \"container\"\nname = \"web\"\nexists = true\n\
+         [[expect.graph]]\nparent = \"a\"\nchild = \"b\"\nrelationship = \"calls\"\n\
+         [otel_validation]\nenabled = true\n[[otel_validation.expected_spans]]\nname = \"a\"\nmin_duration_ms = 5\n"
     ));
-    assert_eq!(p.config.unevaluated_expectations, ["expect.temporal"]);
-    assert!(p.warnings.is_empty());
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert!(p.config.unevaluated_expectations.is_empty());
+    let e = p.config.otel.expect.unwrap().expectations().unwrap();
+    assert_eq!(e.temporal.len(), 1);
+    assert_eq!(e.resource.len(), 1);
+    assert_eq!(e.graph.unwrap().edges.len(), 1);
+    assert_eq!(
+        e.otel_validation.unwrap().expected_spans[0].min_duration_ms,
+        Some(5.0)
+    );
+}
+
+#[test]
+fn an_unknown_kind_is_named_and_a_bad_otel_validation_key_gets_did_you_mean() {
+    let p = ok(&format!(
+        "{HEAD}{STEP}[expect.tempral]\nx = 1\n[[expect.span]]\nname = \"a\"\n\
+         [otel_validation]\n[[otel_validation.expected_spans]]\nname = \"a\"\nmin_duraton_ms = 5\n"
+    ));
+    assert_eq!(p.config.unevaluated_expectations, ["expect.tempral"]);
+    let hints: Vec<(String, Option<String>)> = p
+        .warnings
+        .iter()
+        .map(|w| (key(w).to_string(), w.hint.clone()))
+        .collect();
+    assert_eq!(
+        hints,
+        vec![
+            (
+                "expect.tempral".to_string(),
+                Some("did you mean `temporal`?".to_string())
+            ),
+            (
+                "otel_validation.expected_spans[0].min_duraton_ms".to_string(),
+                Some("did you mean `min_duration_ms`?".to_string())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_wrongly_typed_otel_validation_is_an_error_at_its_line() {
+    let text =
+        format!("{HEAD}{STEP}[otel_validation]\n[[otel_validation.expected_spans]]\nname = 3\n");
+    let errors = parse(&text).unwrap_err();
+    let e = errors.iter().find(|d| d.is_error()).unwrap();
+    assert_eq!(key(e), "otel_validation");
+    assert!(e.message.contains("[otel_validation]"), "{}", e.message);
+    assert!(e.line_col.is_some());
 }
 
 #[test]

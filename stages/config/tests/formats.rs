@@ -253,10 +253,17 @@ fn type_is_a_legacy_spelling_of_plugin() {
     assert_eq!(p.warnings.len(), 1);
     assert_eq!(key(&p.warnings[0]), "services.w.type");
     // `type` alone decides the plugin.
-    let d = error(&format!("{HEAD}[services.db]\ntype = \"surrealdb\"\n[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"));
+    let p = ok(&format!("{HEAD}[services.db]\ntype = \"surrealdb\"\n[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"));
+    assert_eq!(
+        p.config.services["db"].image.as_deref(),
+        Some("surrealdb/surrealdb:v2.2")
+    );
+    let d = error(&format!(
+        "{HEAD}[services.db]\ntype = \"redis\"\n[[steps]]\nname = \"s\"\ncommand = [\"true\"]\n"
+    ));
     assert_eq!(key(&d), "services.db.type");
     assert_eq!(
         d.message,
-        "plugin `surrealdb` is not supported; use generic_container with an image"
+        "plugin `redis` is not supported; the plugins are generic_container, alpine and surrealdb"
     );
 }

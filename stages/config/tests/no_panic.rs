@@ -1,9 +1,12 @@
 //! Arbitrary input never panics the parser: random strings, and random TOML-ish documents
 //! built from the keys the parser knows (so the validation paths are reached, not just the
-//! TOML syntax check).
+//! TOML syntax check), and reading a template's `[matrix]` from its raw text never panics.
 
-use clnrm_config::{parse_project, parse_test, ParseInput};
+use std::collections::BTreeSet;
+
+use clnrm_config::{parse_project, parse_test, read_matrix, Diagnostic, ParseInput};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 fn input(text: String, rendered: bool, strict: bool) -> ParseInput {
     ParseInput {
@@ -125,18 +128,64 @@ proptest! {
                 prop_assert!(!p.config.steps.is_empty());
                 prop_assert!(p.warnings.iter().all(|w| !w.is_error()));
             }
-            Err(diags) => {
-                prop_assert!(diags.iter().any(|d| d.is_error()));
-                for d in &diags {
-                    // Every located diagnostic's line text is the text's line.
-                    if let (Some((line, _)), Some(shown)) = (d.line_col, &d.line_text) {
-                        let actual = text.lines().nth(line - 1).unwrap_or("");
-                        prop_assert_eq!(actual.trim_end_matches('\r'), shown.as_str());
-                    }
-                    let _ = d.to_string();
-                }
-            }
+            Err(diags) => errors_on_their_lines(&text, &diags)?,
         }
         let _ = parse_project("cleanroom.toml", &text, strict);
     }
+
+    /// `[matrix]` is read from a template's raw text, before rendering.
+    #[test]
+    fn reading_a_matrix_never_panics(lines in prop::collection::vec(matrix_line(), 0..20)) {
+        let text = lines.join("\n");
+        match read_matrix("t.clnrm.toml.tera", &text) {
+            Ok(None) => {}
+            Ok(Some(instances)) => {
+                prop_assert!(!instances.is_empty());
+                let labels: BTreeSet<String> = instances.iter().map(|i| i.label()).collect();
+                prop_assert_eq!(labels.len(), instances.len());
+            }
+            Err(diags) => errors_on_their_lines(&text, &diags)?,
+        }
+    }
+}
+
+/// At least one error, and every located diagnostic's line text is the text's line.
+fn errors_on_their_lines(text: &str, diags: &[Diagnostic]) -> Result<(), TestCaseError> {
+    prop_assert!(diags.iter().any(|d| d.is_error()));
+    for d in diags {
+        if let (Some((line, _)), Some(shown)) = (d.line_col, &d.line_text) {
+            let actual = text.lines().nth(line - 1).unwrap_or("");
+            prop_assert_eq!(actual.trim_end_matches('\r'), shown.as_str());
+        }
+        let _ = d.to_string();
+    }
+    Ok(())
+}
+
+fn matrix_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "[matrix]",
+            "[[matrix.exclude]]",
+            "[meta]",
+            "[[steps]]",
+            "exclude = [{ os = \"a\" }]",
+            "exclude = [{ ver = 1, os = \"b\" }, { zz = 1 }]",
+            "exclude = \"a\"",
+            "os = [\"a\", \"b\"]",
+            "os = [\"a\", \"a\"]",
+            "ver = [1, 2, true]",
+            "ver = []",
+            "ver = [1.5]",
+            "os = \"{{ x }}\"",
+            "os = [",
+            "  \"c\",",
+            "]",
+            "  [\"nested\"]",
+            "{% if x %}",
+            "name = \"x\"",
+        ])
+        .prop_map(str::to_string),
+        "[ -~]{0,16}",
+    ]
 }

@@ -164,12 +164,12 @@ fn several_services_require_a_service_on_every_step() {
 #[test]
 fn unsupported_plugins_are_errors_with_a_clear_message() {
     let d = error(&format!(
-        "{HEAD}[service.db]\nplugin = \"surrealdb\"\nusername = \"root\"\n{STEP}"
+        "{HEAD}[service.db]\nplugin = \"redis\"\nimage = \"redis:7\"\n{STEP}"
     ));
     assert_eq!(key(&d), "service.db.plugin");
     assert_eq!(
         d.message,
-        "plugin `surrealdb` is not supported; use generic_container with an image"
+        "plugin `redis` is not supported; the plugins are generic_container, alpine and surrealdb"
     );
     assert_eq!(d.line_col, Some((5, 10)));
 }
@@ -385,7 +385,7 @@ fn unknown_keys_warn_with_did_you_mean() {
 
 #[test]
 fn strict_turns_unknown_keys_into_errors_but_not_legacy_notes() {
-    let text = format!("{HEAD}{STEP}expected_ouput_regex = \"a\"\n[assertions]\nx = 1\n");
+    let text = format!("{HEAD}{STEP}expected_ouput_regex = \"a\"\n[template]\nx = 1\n");
     let mut i = input(&text);
     let p = parse_test(&i).expect("valid without --strict");
     assert_eq!(p.warnings.len(), 2);
@@ -397,10 +397,10 @@ fn strict_turns_unknown_keys_into_errors_but_not_legacy_notes() {
         .collect();
     assert_eq!(errs.len(), 1);
     assert_eq!(key(errs[0]), "steps[0].expected_ouput_regex");
-    // The [assertions] note stays a warning, and comes along with the errors.
+    // The [template] note stays a warning, and comes along with the errors.
     assert!(diags
         .iter()
-        .any(|d| d.severity == Severity::Warning && key(d) == "assertions"));
+        .any(|d| d.severity == Severity::Warning && key(d) == "template"));
     // The schemas agree: `clnrm schema` lets the file pass, `clnrm --strict schema` does not.
     assert_eq!(schema_verdict(&text, false), Some(Ok(())));
     assert!(matches!(schema_verdict(&text, true), Some(Err(_))));
@@ -411,8 +411,8 @@ fn span_expectations_are_kept_and_what_cannot_be_judged_is_recorded() {
     let p = ok(&format!(
         "{HEAD}{STEP}[[expect.span]]\nname = \"clnrm.run\"\n[expect.graph]\nacyclic = true\n[otel_validation]\nenabled = true\n[[otel_validation.expected_spans]]\nname = \"x\"\n"
     ));
-    // The judged kinds go to the expect stage; otel_validation cannot be evaluated.
-    assert_eq!(p.config.unevaluated_expectations, ["otel_validation"]);
+    // The judged kinds and [otel_validation] go to the expect stage.
+    assert!(p.config.unevaluated_expectations.is_empty());
     let expectations = p
         .config
         .otel
@@ -422,6 +422,10 @@ fn span_expectations_are_kept_and_what_cannot_be_judged_is_recorded() {
         .expectations()
         .unwrap();
     assert_eq!(expectations.span.len(), 1);
+    assert_eq!(
+        expectations.otel_validation.unwrap().expected_spans.len(),
+        1
+    );
     assert!(p.warnings.is_empty());
     // An unknown expectation kind is still recorded (never silently dropped), and warned about.
     let p = ok(&format!("{HEAD}{STEP}[expect.spam]\nx = 1\n"));

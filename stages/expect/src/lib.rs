@@ -1,5 +1,6 @@
 //! clnrm's expect stage: judges the spans a test received against its `[expect.*]` tables
-//! (docs/reference.md §9) and returns one verdict per expectation. Pure: plain data in and out, no I/O,
+//! (docs/reference.md §9) and returns one verdict per expectation; and judges the original
+//! clnrm's `[assertions]` on what a run observed ([`judge_assertions`]). Pure: plain data in and out, no I/O,
 //! no clock; receiving spans and converting OTLP into [`Span`] is the engine's job.
 //!
 //! Where docs/reference.md §9 leaves a choice, this stage takes the one that cannot pass a test whose
@@ -26,6 +27,7 @@
 //! assert!(verdicts[0].passed);
 //! ```
 
+mod assertions;
 mod evaluate;
 mod expectations;
 mod fixed_names;
@@ -33,12 +35,17 @@ mod pattern;
 mod span;
 mod verdict;
 
+pub use assertions::{
+    judge_assertions, AssertionVerdict, Assertions, ObservedRun, ObservedService, ObservedStep,
+    ASSERTION_KEYS,
+};
 pub use evaluate::{evaluate, Context, COLLECTOR_HOST};
 pub use expectations::{
     known_keys, AttrPair, AttrsExpectation, CountBound, CountsExpectation, DurationBounds,
-    EventsExpectation, Expectations, ExpectedStatus, ExpectedValue, GraphExpectation,
-    HermeticityExpectation, KindKey, KnownKeys, OrderExpectation, SpanAttrsExpectation,
-    SpanExpectation, StatusExpectation, WindowExpectation, KINDS,
+    EventsExpectation, Expectations, ExpectedSpan, ExpectedStatus, ExpectedTrace, ExpectedValue,
+    GraphEdge, GraphExpectation, HermeticityExpectation, KindKey, KnownKeys, OrderExpectation,
+    OtelValidation, ResourceExpectation, ResourceType, SpanAttrsExpectation, SpanExpectation,
+    StatusExpectation, TemporalConstraint, TemporalExpectation, WindowExpectation, KINDS,
 };
 pub use pattern::SpanPattern;
 pub use span::{

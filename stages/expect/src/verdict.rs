@@ -18,6 +18,9 @@ pub enum ExpectationKind {
     Window,
     Graph,
     Hermeticity,
+    Temporal,
+    Resource,
+    OtelValidation,
 }
 
 impl ExpectationKind {
@@ -30,6 +33,9 @@ impl ExpectationKind {
             ExpectationKind::Window => "window",
             ExpectationKind::Graph => "graph",
             ExpectationKind::Hermeticity => "hermeticity",
+            ExpectationKind::Temporal => "temporal",
+            ExpectationKind::Resource => "resource",
+            ExpectationKind::OtelValidation => "otel_validation",
         }
     }
 }

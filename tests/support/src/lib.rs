@@ -64,7 +64,8 @@ pub fn corpus_dir(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A stand-in for the Docker engine's socket at `path`, forwarding to the real one,
+/// A stand-in for the Docker engine's socket at `path`, forwarding to the real one
+/// ([`engine_socket`]),
 /// that can be switched off (closing every open connection) and on again: what clnrm
 /// sees when the engine goes away mid-run or restarts. Point clnrm at it with
 /// `DOCKER_HOST=unix://PATH`.
@@ -77,6 +78,17 @@ pub struct EngineProxy {
 /// Where the real engine listens.
 pub const ENGINE_SOCKET: &str = "/var/run/docker.sock";
 
+/// The socket of the engine the tests use: `DOCKER_HOST`'s when it names a unix socket
+/// (CI's Podman leg points it at Podman's), else [`ENGINE_SOCKET`]. The proxy forwards
+/// there, so a test that reaches the engine both through the proxy and directly (the
+/// `docker` CLI) sees one engine.
+pub fn engine_socket() -> PathBuf {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(ENGINE_SOCKET))
+}
+
 impl EngineProxy {
     /// Listens at `path` (replacing a stale socket file) until [`EngineProxy::stop`].
     pub fn start(path: &Path) -> EngineProxy {
@@ -87,13 +99,14 @@ impl EngineProxy {
             .expect("non-blocking proxy socket");
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let upstream_socket = engine_socket();
         let thread = std::thread::spawn(move || {
             let mut open: Vec<UnixStream> = Vec::new();
             while !stopping.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
-                        let Ok(upstream) = UnixStream::connect(ENGINE_SOCKET) else {
+                        let Ok(upstream) = UnixStream::connect(&upstream_socket) else {
                             continue;
                         };
                         let (Ok(c1), Ok(c2), Ok(u1), Ok(u2)) = (

@@ -27,8 +27,10 @@ pub(super) struct TestFile {
     /// Template variables, for authoring; only their shape is checked.
     #[schemars(example = serde_json::json!({"image": "alpine:3.20"}))]
     vars: Option<Map<String, Value>>,
-    /// Values a test is repeated with, by variable: each an array.
-    #[schemars(example = serde_json::json!({"image": ["alpine:3.19", "alpine:3.20"]}))]
+    /// Values a test is repeated with, by variable: each an array of strings, integers or
+    /// booleans; `exclude` lists combinations left out. One test per combination, named
+    /// `name[k=v,...]`; plain TOML even in a template (it is read before rendering).
+    #[schemars(example = serde_json::json!({"image": ["alpine:3.19", "alpine:3.20"], "exclude": [{"image": "alpine:3.19"}]}))]
     matrix: Option<BTreeMap<String, Vec<Value>>>,
     /// Containers the steps run in, by name (v1.0 spelling; a name is a container host name).
     #[schemars(extend("propertyNames" = {"pattern": SERVICE_NAME_PATTERN}), example = example_services())]
@@ -70,9 +72,8 @@ pub(super) struct TestFile {
     /// Resource limits applied to every service container.
     #[schemars(example = serde_json::json!({"cpu_millicores": 500, "memory_mb": 256}))]
     limits: Option<Limits>,
-    /// clnrm 0.4's assertions; ignored with a warning (use the steps' `expected_*` keys).
-    #[deprecated]
-    #[schemars(example = serde_json::json!({}))]
+    /// clnrm 0.4's assertions, judged on what the run observed (docs/reference.md §14).
+    #[schemars(example = serde_json::json!({"all_steps_should_succeed": true}))]
     assertions: Option<Value>,
     /// A legacy key; ignored with a warning (template variables come from cleanroom.toml
     /// `[vars]` or `--var`).
@@ -110,6 +111,24 @@ struct Meta {
     /// fails naming that step.
     #[schemars(regex(pattern = DURATION_PATTERN), example = &"2m")]
     timeout: Option<String>,
+    /// Whole-test retries, each on fresh containers; a pass after a failed attempt is flaky.
+    #[schemars(range(max = 10), example = &1)]
+    retries: Option<u32>,
+    /// Skips the test when the environment variable is set and non-empty.
+    #[schemars(example = serde_json::json!({"env": "NO_DOCKER_BUILDS"}))]
+    skip_if: Option<SkipIf>,
+    /// Why the test is skipped, shown with the `skip` outcome (needs `skip_if`).
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"needs local builds")]
+    skip_reason: Option<String>,
+}
+
+/// `skip_if`: the condition under which a test is skipped.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct SkipIf {
+    /// An environment variable of clnrm's: skipped when it is set and non-empty.
+    #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"NO_DOCKER_BUILDS")]
+    env: String,
 }
 
 /// `[test]`, the legacy header's parent table.
@@ -150,19 +169,31 @@ enum LegacyTimeout {
     Seconds(u64),
 }
 
-/// A container: from an `image`, or built from a `build` context (exactly one of the two).
+/// A container: from an `image`, or built from a `build` context (at most one of the two;
+/// one of them unless the plugin, `alpine` or `surrealdb`, brings its own image).
 #[derive(JsonSchema)]
 #[schemars(
     deny_unknown_fields,
     extend(
-        "oneOf" = [{"required": ["image"]}, {"required": ["build"]}],
+        "not" = {"required": ["image", "build"]},
+        "anyOf" = [
+            {"required": ["image"]},
+            {"required": ["build"]},
+            {"required": ["plugin"], "properties": {"plugin": {"enum": ["alpine", "surrealdb"]}}},
+            {
+                "required": ["type"],
+                "not": {"required": ["plugin"]},
+                "properties": {"type": {"enum": ["alpine", "surrealdb"]}}
+            }
+        ],
         "if" = {"not": {"required": ["plugin"]}},
-        "then" = {"properties": {"type": {"enum": ["generic_container", "testcontainers"]}}}
+        "then" = {"properties": {"type": {"enum": ["generic_container", "testcontainers", "alpine", "surrealdb"]}}}
     )
 )]
 struct Service {
-    /// The service kind: a container from an image (`testcontainers` is a synonym).
-    #[schemars(extend("enum" = ["generic_container", "testcontainers"]), example = &"generic_container")]
+    /// The service kind: a container from an image (`testcontainers` is a synonym), or the
+    /// original clnrm's `alpine` (alpine:latest, idle) and `surrealdb` plugins.
+    #[schemars(extend("enum" = ["generic_container", "testcontainers", "alpine", "surrealdb"]), example = &"generic_container")]
     plugin: Option<String>,
     /// clnrm 0.4's spelling of `plugin`; it decides only when `plugin` is absent.
     #[schemars(example = &"generic_container")]
@@ -189,16 +220,13 @@ struct Service {
     /// A readiness probe run in the container before any step.
     #[schemars(example = serde_json::json!({"cmd": ["wget", "-q", "-O-", "http://localhost:8080/"], "interval": "200ms", "timeout": "10s", "retries": 50}))]
     health_check: Option<HealthCheck>,
-    /// Configured clnrm's surrealdb plugin; ignored with a warning (pass settings through `env`).
-    #[deprecated]
+    /// The surrealdb plugin's username (default "root").
     #[schemars(example = &"root")]
     username: Option<Value>,
-    /// Configured clnrm's surrealdb plugin; ignored with a warning (pass settings through `env`).
-    #[deprecated]
+    /// The surrealdb plugin's password (default "root").
     #[schemars(example = &"root")]
     password: Option<Value>,
-    /// Configured clnrm's surrealdb plugin; ignored with a warning.
-    #[deprecated]
+    /// The surrealdb plugin's strict mode (default false).
     #[schemars(example = &true)]
     strict: Option<Value>,
     /// The span whose arrival makes the service ready: its first step waits for it.
@@ -363,10 +391,9 @@ struct Step {
     /// is flaky.
     #[schemars(example = serde_json::json!({"count": 2, "delay": "500ms"}))]
     retries: Option<Retries>,
-    /// A clnrm 0.4 key; ignored with a warning (set `expected_exit_code`).
-    #[deprecated]
+    /// clnrm 0.4: any non-zero exit passes, exit 0 fails.
     #[schemars(example = &true)]
-    should_fail: Option<Value>,
+    should_fail: Option<bool>,
 }
 
 /// An `expected_json` entry: a `path` and exactly one check.

@@ -7,6 +7,7 @@ mod counts;
 mod graph;
 mod hermeticity;
 mod index;
+mod legacy;
 mod order;
 mod span;
 mod status;
@@ -14,7 +15,7 @@ mod window;
 
 use std::collections::BTreeSet;
 
-use crate::expectations::Expectations;
+use crate::expectations::{Expectations, ResourceType};
 use crate::span::Span;
 use crate::verdict::{ExpectationKind, SpanSummary, Verdict};
 use index::Index;
@@ -25,13 +26,23 @@ pub struct Context {
     /// The test's service names: the peers `no_external_services` allows (besides
     /// `otel-collector`, always allowed, and loopback, which is the caller itself).
     pub service_names: BTreeSet<String>,
+    /// What the run had, for `[[expect.resource]]`: containers (by service name), its
+    /// network, volumes (by host and container path).
+    pub resources: BTreeSet<(ResourceType, String)>,
 }
 
 impl Context {
     pub fn new<S: Into<String>>(service_names: impl IntoIterator<Item = S>) -> Self {
         Context {
             service_names: service_names.into_iter().map(Into::into).collect(),
+            resources: BTreeSet::new(),
         }
+    }
+
+    /// The same context, knowing the run had a `kind` resource named `name`.
+    pub fn with_resource(mut self, kind: ResourceType, name: impl Into<String>) -> Self {
+        self.resources.insert((kind, name.into()));
+        self
     }
 }
 
@@ -42,9 +53,13 @@ pub const COLLECTOR_HOST: &str = "otel-collector";
 const CLOSEST: usize = 3;
 
 /// Judges `spans` against every expectation, in the order of docs/reference.md §9's list: span, order,
-/// status, counts, window, graph, hermeticity.
+/// status, counts, window, graph, hermeticity; then the original's temporal, resource and
+/// `[otel_validation]` tables.
 pub fn evaluate(spans: &[Span], expectations: &Expectations, context: &Context) -> Vec<Verdict> {
-    let index = Index::new(spans);
+    evaluate_with(&Index::new(spans), expectations, context)
+}
+
+fn evaluate_with(index: &Index, expectations: &Expectations, context: &Context) -> Vec<Verdict> {
     let mut out = Vec::new();
     for (i, e) in expectations.span.iter().enumerate() {
         out.push(index.span(i, e));
@@ -63,9 +78,21 @@ pub fn evaluate(spans: &[Span], expectations: &Expectations, context: &Context) 
     }
     if let Some(graph) = &expectations.graph {
         index.graph(graph, &mut out);
+        for (i, edge) in graph.edges.iter().enumerate() {
+            out.push(index.graph_edge(i, edge));
+        }
     }
     if let Some(h) = &expectations.hermeticity {
         index.hermeticity(h, context, &mut out);
+    }
+    for (i, t) in expectations.temporal.iter().enumerate() {
+        out.push(index.temporal(i, t));
+    }
+    for (i, r) in expectations.resource.iter().enumerate() {
+        out.push(legacy::resource(i, r, context));
+    }
+    if let Some(v) = &expectations.otel_validation {
+        index.otel_validation(v, context, &mut out);
     }
     out
 }

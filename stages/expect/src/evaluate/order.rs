@@ -21,7 +21,13 @@ impl Index<'_> {
 
     /// `precede`: some A ends no later than some B starts. Otherwise (`must_follow`): some A
     /// starts no earlier than some B ends. Comparing the extremes decides "some ... some".
-    fn order_pair(&self, j: usize, a: &SpanPattern, b: &SpanPattern, precede: bool) -> Judgement {
+    pub(super) fn order_pair(
+        &self,
+        j: usize,
+        a: &SpanPattern,
+        b: &SpanPattern,
+        precede: bool,
+    ) -> Judgement {
         let (field, expected) = if precede {
             (
                 "must_precede",

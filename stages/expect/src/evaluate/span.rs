@@ -88,7 +88,7 @@ impl Index<'_> {
     }
 
     /// The constraints span `i` misses (all of them, or just the first when `all` is false).
-    fn span_misses(&self, e: &SpanExpectation, i: usize, all: bool) -> Vec<String> {
+    pub(super) fn span_misses(&self, e: &SpanExpectation, i: usize, all: bool) -> Vec<String> {
         let s = &self.spans[i];
         let mut misses = Vec::new();
         macro_rules! miss {

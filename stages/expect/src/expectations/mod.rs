@@ -3,6 +3,7 @@
 //! serde ignores them, and the config stage reports them using [`known_keys`] (in `keys`).
 
 mod keys;
+mod legacy;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +16,10 @@ use crate::pattern::SpanPattern;
 use crate::span::{SpanKind, StatusCode};
 pub use keys::{known_keys, KnownKeys, KINDS};
 use keys::{KIND_NAMES, WINDOW_KEYS};
+pub use legacy::{
+    ExpectedSpan, ExpectedTrace, GraphEdge, OtelValidation, ResourceExpectation, ResourceType,
+    TemporalConstraint, TemporalExpectation,
+};
 
 /// Everything a test's `[expect]` table asks of the spans it receives.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -32,10 +37,18 @@ pub struct Expectations {
     /// `[[expect.window]]`, or `[expect.window]` keyed by outer span name
     #[serde(deserialize_with = "windows")]
     pub window: Vec<WindowExpectation>,
-    /// `[expect.graph]`
+    /// `[expect.graph]`, or the original macros' `[[expect.graph]]` edges
+    #[serde(deserialize_with = "legacy::graph")]
     pub graph: Option<GraphExpectation>,
     /// `[expect.hermeticity]`
     pub hermeticity: Option<HermeticityExpectation>,
+    /// `[[expect.temporal]]`
+    pub temporal: Vec<TemporalExpectation>,
+    /// `[[expect.resource]]`
+    pub resource: Vec<ResourceExpectation>,
+    /// The test's `[otel_validation]` table (not a kind under `[expect]`: the config stage
+    /// puts it here).
+    pub otel_validation: Option<OtelValidation>,
 }
 
 /// `[[expect.span]]`: holds when at least one received span meets every constraint (or, with
@@ -62,7 +75,7 @@ pub struct SpanExpectation {
     pub exists: bool,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -423,6 +436,9 @@ pub struct GraphExpectation {
     pub must_not_cross: Vec<[SpanPattern; 2]>,
     /// No span is its own ancestor.
     pub acyclic: bool,
+    /// `[[expect.graph]]` entries: `parent` → `child` edges, the child with `attrs.all`.
+    #[serde(skip)]
+    pub edges: Vec<GraphEdge>,
 }
 
 /// `[expect.hermeticity]`.
@@ -523,6 +539,17 @@ impl Expectations {
                 add(parent);
                 add(child);
             }
+            for edge in &graph.edges {
+                add(&edge.parent);
+                add(&edge.child);
+            }
+        }
+        for t in &self.temporal {
+            add(&t.before);
+            add(&t.after);
+        }
+        if let Some(v) = self.otel_validation.as_ref().filter(|v| v.enabled) {
+            v.awaited(&mut add);
         }
         out
     }
