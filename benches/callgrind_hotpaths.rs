@@ -27,8 +27,8 @@ use clnrm_render::RenderRequest;
 /// repeats it, and what it is.
 mod common;
 use common::{
-    complex_template, open_memo, rendered, simple_template, test_toml, MapWorld, RenderStage,
-    Rendered, MACROS,
+    complex_template, judge_all, judge_workload, open_memo, rendered, simple_template, test_toml,
+    MapWorld, RenderStage, Rendered, MACROS,
 };
 
 struct HotPath {
@@ -67,6 +67,11 @@ const HOT_PATHS: &[HotPath] = &[
         name: "memo_hit",
         iterations: 200,
         what: "Memo::get_or_run hit (1 KiB output) in a 2,000-entry on-disk store",
+    },
+    HotPath {
+        name: "judge_1000_steps",
+        iterations: 1,
+        what: "judge 1,000 steps with 5 JSON paths each over 10 KB outputs",
     },
     HotPath {
         name: "affected_1000_tests",
@@ -130,10 +135,21 @@ fn run(path: &HotPath) {
         "plan" => plan_work(),
         "memo_hit" => memo_hit_work(),
         "affected_1000_tests" => affected_work(),
+        "judge_1000_steps" => judge_work(),
         other => unreachable!("HOT_PATHS names `{other}` but run() has no setup for it"),
     };
     work();
     clnrm_gate_measured(&mut work, path.iterations);
+}
+
+// ---- judge ----------------------------------------------------------------
+
+fn judge_work() -> Box<dyn FnMut()> {
+    let (compiled, outputs) = judge_workload(1000);
+    assert_eq!(judge_all(&compiled, &outputs), 1000, "every step passes");
+    Box::new(move || {
+        black_box(judge_all(black_box(&compiled), black_box(&outputs)));
+    })
 }
 
 // ---- render ---------------------------------------------------------------

@@ -136,7 +136,8 @@ struct ParseStage;
 
 impl Stage for ParseStage {
     const NAME: &'static str = "parse";
-    const VERSION: u32 = 1;
+    // 2: the test language's keys (setup, teardown, timeout, step attempts, captures).
+    const VERSION: u32 = 2;
     type Output = ParsedTest;
 }
 

@@ -92,6 +92,47 @@ fn a_pass_after_a_failed_attempt_is_flaky_everywhere_and_not_cached() {
 }
 
 #[test]
+fn flaky_result_fail_makes_a_pass_on_a_whole_test_retry_a_failure() {
+    if !docker_ready() {
+        return;
+    }
+    let project = project(2, 2);
+    let run = project.clnrm(&[
+        "run",
+        "--flaky-result",
+        "fail",
+        "--format",
+        "json",
+        "--junit",
+        "junit.xml",
+    ]);
+    run.expect_code(1);
+    let events = json_events(&run.stdout());
+    let t = events
+        .iter()
+        .find(|e| e["event"] == "test_finished")
+        .expect("a test_finished event");
+    assert_eq!(t["status"], "fail", "{t}");
+    assert_eq!(t["failed_step"], "count", "{t}");
+    assert_eq!(t["actual"], "passed on attempt 2 of 3", "{t}");
+    assert_eq!(t["attempts"].as_array().unwrap().len(), 2, "{t}");
+    let done = events.last().unwrap();
+    assert_eq!(
+        (
+            done["passed"].as_u64(),
+            done["failed"].as_u64(),
+            done["flaky"].as_u64()
+        ),
+        (Some(0), Some(1), Some(0)),
+        "{done}"
+    );
+    let xml = std::fs::read_to_string(project.path("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit parses");
+    let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+    assert_eq!((count("failure"), count("rerunFailure")), (1, 1), "{xml}");
+}
+
+#[test]
 fn a_test_failing_every_attempt_fails_with_its_attempts_shown() {
     if !docker_ready() {
         return;

@@ -113,3 +113,64 @@ pub fn open_memo(dir: &Path) -> Memo {
     );
     memo
 }
+
+/// The judge's workload (issue 19): `steps` steps, each with 5 JSON paths, over outputs of
+/// about 10 KB of JSON (one per step, each a little different).
+pub fn judge_workload(steps: usize) -> (Vec<clnrm_judge::Compiled>, Vec<String>) {
+    use clnrm_judge::{Compiled, Expectations, JsonCheck, JsonCheckKind};
+    let check = |path: &str, check: JsonCheckKind| JsonCheck {
+        path: path.into(),
+        check,
+    };
+    let mut compiled = Vec::with_capacity(steps);
+    let mut outputs = Vec::with_capacity(steps);
+    for step in 0..steps {
+        let items: Vec<String> = (0..110)
+            .map(|i| {
+                format!(
+                    r#"{{"id": {}, "name": "item-{step}-{i}", "tags": ["a", "b"], "price": {}.5}}"#,
+                    step * 1000 + i,
+                    i % 20
+                )
+            })
+            .collect();
+        outputs.push(format!(
+            "{{\"items\": [{}], \"meta\": {{\"total\": 110, \"trace\": \"{:032x}\"}}}}\n",
+            items.join(",\n  "),
+            step as u128 * 0x9e37_79b9_7f4a_7c15
+        ));
+        let expectations = Expectations {
+            json: vec![
+                check("$.meta.total", JsonCheckKind::Equals("110".into())),
+                check("$.items[*].id", JsonCheckKind::Count(110)),
+                check("$.items[?@.price < 10].name", JsonCheckKind::Count(55)),
+                check(
+                    "$.meta.trace",
+                    JsonCheckKind::Matches("^[0-9a-f]{32}$".into()),
+                ),
+                check("$..tags[0]", JsonCheckKind::Exists(true)),
+            ],
+            ..Expectations::default()
+        };
+        compiled.push(Compiled::new(&expectations).expect("the workload compiles"));
+    }
+    (compiled, outputs)
+}
+
+/// Judges every step of [`judge_workload`]; the number that passed.
+pub fn judge_all(compiled: &[clnrm_judge::Compiled], outputs: &[String]) -> usize {
+    compiled
+        .iter()
+        .zip(outputs)
+        .filter(|(expect, stdout)| {
+            let run = clnrm_judge::StepRun {
+                exit_code: Some(0),
+                timed_out: false,
+                timeout_ms: 60_000,
+                stdout,
+                stderr: "",
+            };
+            clnrm_judge::judge(expect, &run).passed()
+        })
+        .count()
+}

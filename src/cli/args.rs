@@ -238,6 +238,17 @@ pub struct RunArgs {
     /// less hermetic: state a test left in its containers is there next time
     #[arg(long)]
     pub reuse: bool,
+    /// What a flaky test (one that passed only on a step retry) counts as: `pass`, or
+    /// `fail` (exit code 1)
+    #[arg(long, value_enum, value_name = "RESULT", default_value_t = FlakyResult::Pass)]
+    pub flaky_result: FlakyResult,
+}
+
+/// `--flaky-result`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FlakyResult {
+    Pass,
+    Fail,
 }
 
 #[derive(Debug, Args)]

@@ -114,6 +114,7 @@ pub fn run(
         force: args.force,
         dry_run: args.dry_run,
         export: export.clone(),
+        flaky_fails: args.flaky_result == crate::cli::args::FlakyResult::Fail,
     };
     let command = RunCommand {
         project: &project,

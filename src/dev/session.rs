@@ -373,6 +373,7 @@ impl DevSession {
             force: false,
             dry_run: false,
             export: None,
+            flaky_fails: false,
         };
         runner::execute(
             self.pool.clone(),

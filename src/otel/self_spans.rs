@@ -420,6 +420,10 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             continued: false,
+            attempts_allowed: None,
+            attempts: Vec::new(),
+            flaky: false,
+            captured: Vec::new(),
         }
     }
 

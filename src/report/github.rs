@@ -111,6 +111,9 @@ mod tests {
             expectations: Vec::new(),
             attempts: Vec::new(),
             max_attempts: None,
+            step_attempts: Vec::new(),
+            captures: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 

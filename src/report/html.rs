@@ -179,6 +179,7 @@ impl HtmlReport {
             );
             write_output(page, failure);
         }
+        write_step_attempts(page, test);
         if !steps.is_empty() {
             page.push_str(
                 "<table class=\"steps\"><thead><tr><th>step</th><th>service</th><th>outcome</th>\
@@ -346,6 +347,53 @@ fn step_class(status: Status) -> &'static str {
         Status::Error => "error",
         Status::Skip => "skip",
         Status::Flaky => "flaky",
+    }
+}
+
+/// The attempts of steps that may run more than once, and the values steps captured.
+fn write_step_attempts(page: &mut String, test: &TestFinished) {
+    if let Some(note) = test.flaky_note() {
+        let _ = writeln!(page, "<p class=\"flaky\">FLAKY: {}</p>", escape(&note));
+    }
+    if !test.step_attempts.is_empty() {
+        page.push_str(
+            "<table class=\"attempts\"><thead><tr><th>step</th><th class=\"num\">attempt</th>\
+             <th>outcome</th><th class=\"num\">exit</th><th>why</th><th class=\"num\">time</th>\
+             </tr></thead><tbody>\n",
+        );
+        for a in &test.step_attempts {
+            let of = a.of.map(|of| format!(" of {of}")).unwrap_or_default();
+            let why = a
+                .failure
+                .as_ref()
+                .map(|f| format!("expected {}; actual {}", f.expected, f.actual))
+                .unwrap_or_default();
+            let _ = writeln!(
+                page,
+                "<tr class=\"{class}\"><td>{}</td><td class=\"num\">{}{of}</td><td>{class}</td>\
+                 <td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.1} ms</td></tr>",
+                escape(&a.step),
+                a.attempt,
+                a.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                escape(&why),
+                a.duration_ms,
+                class = step_class(a.status),
+            );
+        }
+        page.push_str("</tbody></table>\n");
+    }
+    if !test.captures.is_empty() {
+        page.push_str("<table class=\"captures\"><thead><tr><th>capture</th><th>step</th><th>value</th></tr></thead><tbody>\n");
+        for c in &test.captures {
+            let _ = writeln!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                escape(&c.name),
+                escape(&c.step),
+                escape(&c.value)
+            );
+        }
+        page.push_str("</tbody></table>\n");
     }
 }
 
@@ -518,6 +566,9 @@ mod tests {
             expectations: Vec::new(),
             attempts: Vec::new(),
             max_attempts: None,
+            step_attempts: Vec::new(),
+            captures: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 
@@ -555,5 +606,48 @@ mod tests {
             "the step has a bar in the waterfall"
         );
         assert!(!page.contains("http"), "nothing is fetched");
+    }
+
+    #[test]
+    fn a_flaky_test_shows_its_badge_its_attempts_and_its_captures() {
+        let mut t = finished("retried", Status::Flaky);
+        for (n, status) in [(1, Status::Fail), (2, Status::Pass)] {
+            t.step_attempts.push(crate::report::StepAttempt {
+                step: "call".into(),
+                attempt: n,
+                of: Some(3),
+                status,
+                exit_code: Some(if n == 1 { 1 } else { 0 }),
+                duration_ms: 4.0,
+                failure: (n == 1).then(|| crate::report::StepFailure {
+                    expected: "exit code 0".into(),
+                    actual: "exit code 1".into(),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                }),
+            });
+        }
+        t.captures.push(crate::report::CapturedValue {
+            step: "call".into(),
+            name: "id".into(),
+            value: "item <1>".into(),
+        });
+        let mut report = HtmlReport::default();
+        report.record(&Event::TestFinished(t));
+        let page = report.to_html("p");
+        assert!(
+            page.contains("<span class=\"badge flaky\">FLAKY</span>"),
+            "{page}"
+        );
+        assert!(page.contains("FLAKY: passed on attempt 2 of 3"), "{page}");
+        assert!(
+            page.contains("<td class=\"num\">1 of 3</td><td>fail</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("expected exit code 0; actual exit code 1"),
+            "{page}"
+        );
+        assert!(page.contains("<code>item &lt;1&gt;</code>"), "{page}");
     }
 }

@@ -84,6 +84,7 @@ impl HumanReporter {
         if let Some(bar) = &self.progress {
             bar.inc(1);
         }
+        let flaky = finished.flaky_note();
         let label = match (finished.status, finished.cached) {
             (Status::Pass, true) => self.paint("PASS (cached)", PASS),
             (Status::Pass, false) => self.paint("PASS", PASS),
@@ -109,12 +110,17 @@ impl HumanReporter {
         } else {
             format!(" [{:.2}s]", finished.duration_ms / 1000.0)
         };
+        // A step retry's note: `(passed on attempt 2 of 3)`.
+        let note = match &flaky {
+            Some(note) if finished.status == Status::Flaky => format!(" ({note})"),
+            _ => String::new(),
+        };
         let attempts = finished
             .attempts_note()
             .map(|note| format!(" {note}"))
             .unwrap_or_default();
         self.print(&format!(
-            "{label} {} ({}){time}{attempts}",
+            "{label} {} ({}){time}{note}{attempts}",
             finished.test, finished.name
         ));
         for attempt in finished
@@ -146,6 +152,14 @@ impl HumanReporter {
         }
         if let Some(message) = &finished.message {
             self.print(&format!("    {message}"));
+        }
+        for out in &finished.teardown {
+            self.print(&format!("    --- teardown `{}` (last lines)", out.step));
+            for text in [&out.stdout, &out.stderr] {
+                for line in tail(text, 10).lines() {
+                    self.print(&format!("    {line}"));
+                }
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Attempt, Event, Status, TestFinished};
+use super::{Attempt, Event, Status, StepAttempt, TestFinished};
 
 #[derive(Debug, Default)]
 pub struct JunitReport {
@@ -58,6 +58,20 @@ impl JunitReport {
         };
         // nextest's convention: each failed attempt before a pass is a `<flakyFailure>`,
         // before a final failure a `<rerunFailure>`; the final attempt is the case itself.
+        // Step attempts (`retries`, `wait_until`) come first: they are of the last
+        // whole-test attempt's steps.
+        let failed_steps: Vec<&StepAttempt> = finished
+            .step_attempts
+            .iter()
+            .filter(|a| a.status != Status::Pass)
+            .collect();
+        let earlier_steps = match status {
+            Status::Pass | Status::Flaky => failed_steps.len(),
+            // `--flaky-result fail`: every failed attempt came before the pass.
+            _ if finished.flaky_step_attempt().is_some() => failed_steps.len(),
+            _ => failed_steps.len().saturating_sub(1),
+        };
+        case_status.add_reruns(failed_steps[..earlier_steps].iter().map(|a| step_rerun(a)));
         let earlier = finished.attempts.split_last().map_or(&[][..], |(_, e)| e);
         case_status.add_reruns(earlier.iter().map(rerun));
         let mut case = TestCase::new(finished.name.clone(), case_status);
@@ -67,6 +81,10 @@ impl JunitReport {
             case.add_property(("cached", "true"));
         }
         self.cases.push(case);
+    }
+
+    pub fn cases(&self) -> usize {
+        self.cases.len()
     }
 
     pub fn to_xml(&self, total: Duration) -> String {
@@ -80,6 +98,27 @@ impl JunitReport {
     }
 }
 
+/// One failed step attempt as a JUnit rerun element.
+fn step_rerun(attempt: &StepAttempt) -> TestRerun {
+    let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+    let of = attempt.of.map(|of| format!(" of {of}")).unwrap_or_default();
+    rerun.set_message(format!(
+        "step `{}`: attempt {}{of} failed",
+        attempt.step, attempt.attempt
+    ));
+    rerun.set_time(Duration::from_secs_f64(attempt.duration_ms / 1000.0));
+    if let Some(failure) = &attempt.failure {
+        rerun.set_description(format!(
+            "expected: {}\nactual:   {}",
+            failure.expected, failure.actual
+        ));
+        rerun.set_system_out(failure.stdout.clone());
+        rerun.set_system_err(failure.stderr.clone());
+    }
+    rerun
+}
+
+/// One failed whole-test attempt as a JUnit rerun element.
 fn rerun(attempt: &Attempt) -> TestRerun {
     let kind = if attempt.status == Status::Error {
         NonSuccessKind::Error

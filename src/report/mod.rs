@@ -126,6 +126,69 @@ pub struct TestFinished {
     /// How many attempts it was allowed (`[meta] retries` + 1), when `attempts` is there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// Every attempt of the steps that may run more than once (`retries`, `wait_until`),
+    /// when one ran more than once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub step_attempts: Vec<StepAttempt>,
+    /// The values steps captured, by name (`redact = true` ones shown as `[redacted]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<CapturedValue>,
+    /// What the `[[teardown]]` steps printed, for a test that did not pass (they dump
+    /// the logs that say why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teardown: Vec<StepOutput>,
+}
+
+/// The output of one step, as shown.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StepOutput {
+    pub step: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepAttempt {
+    pub step: String,
+    /// 1-based.
+    pub attempt: u32,
+    /// The most attempts `retries` allows (`count + 1`); absent for `wait_until`, which is
+    /// bounded by time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<u32>,
+    pub status: Status,
+    pub exit_code: Option<i64>,
+    pub duration_ms: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
+}
+
+/// A value a step captured.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CapturedValue {
+    pub step: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl TestFinished {
+    /// The attempt of a step with `retries` that passed after a failed one (the first such
+    /// step's): what makes a test flaky on a step retry.
+    pub fn flaky_step_attempt(&self) -> Option<&StepAttempt> {
+        self.step_attempts
+            .iter()
+            .find(|a| a.attempt > 1 && a.status == Status::Pass && a.of.is_some())
+    }
+
+    /// For a test flaky on a step retry: `passed on attempt 2 of 3` (of its first flaky step).
+    pub fn flaky_note(&self) -> Option<String> {
+        let flaky = self.flaky_step_attempt()?;
+        Some(match flaky.of {
+            Some(of) => format!("passed on attempt {} of {of}", flaky.attempt),
+            None => format!("passed on attempt {}", flaky.attempt),
+        })
+    }
 }
 
 impl TestFinished {
@@ -153,6 +216,9 @@ impl TestFinished {
             expectations: Vec::new(),
             attempts: Vec::new(),
             max_attempts: None,
+            step_attempts: Vec::new(),
+            captures: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 
@@ -172,6 +238,9 @@ impl TestFinished {
 /// Everything a run reports, in order. Field names are the stable ones of docs/reference.md §8.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// `TestFinished` is the big one, and most events are one: boxing it would cost an
+// allocation per test and a `Box::new` at every site that builds one, for no saving.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     RunStarted {
         tests: usize,
@@ -364,6 +433,9 @@ mod tests {
             line: None,
             attempts: Vec::new(),
             max_attempts: None,
+            step_attempts: Vec::new(),
+            captures: Vec::new(),
+            teardown: Vec::new(),
         });
         let value: serde_json::Value = serde_json::from_str(&json_line(&event)).unwrap();
         assert_eq!(value["event"], "test_finished");
@@ -393,5 +465,95 @@ mod tests {
         assert_eq!((stats.passed, stats.errors, stats.cached), (2, 1, 1));
         assert!(!stats.exit_ok());
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+
+    fn attempt(n: u32, status: Status) -> StepAttempt {
+        StepAttempt {
+            step: "create".into(),
+            attempt: n,
+            of: Some(3),
+            status,
+            exit_code: Some(if status == Status::Pass { 0 } else { 1 }),
+            duration_ms: 2.0,
+            failure: (status != Status::Pass).then(|| StepFailure {
+                expected: "exit code 0".into(),
+                actual: "exit code 1".into(),
+                stdout: format!("try {n}"),
+                stderr: String::new(),
+            }),
+        }
+    }
+
+    /// A test whose step `create` failed twice, then passed.
+    fn flaky() -> TestFinished {
+        let mut t = TestFinished::without_steps(
+            "tests/f.clnrm.toml".into(),
+            "f".into(),
+            Status::Flaky,
+            false,
+            9.0,
+            None,
+        );
+        t.step_attempts = vec![
+            attempt(1, Status::Fail),
+            attempt(2, Status::Fail),
+            attempt(3, Status::Pass),
+        ];
+        t
+    }
+
+    #[test]
+    fn a_flaky_pass_is_counted_and_shown_in_every_format() {
+        let t = flaky();
+        assert_eq!(t.flaky_note().as_deref(), Some("passed on attempt 3 of 3"));
+        let json: serde_json::Value =
+            serde_json::from_str(&json_line(&Event::TestFinished(t.clone()))).unwrap();
+        assert_eq!(json["status"], "flaky");
+        assert_eq!(json["step_attempts"].as_array().unwrap().len(), 3);
+        assert_eq!(json["step_attempts"][0]["actual"], "exit code 1");
+
+        let mut stats = RunStats::default();
+        stats.record_test(&t);
+        let Event::RunFinished(run) = stats.finished(1000.0) else {
+            unreachable!()
+        };
+        assert_eq!(
+            run.summary_line(),
+            "1 passed (1 flaky), 0 failed, 0 errors, 0 cached in 1.00s"
+        );
+
+        let mut tap = TapReporter::default();
+        let lines = tap.record(&Event::TestFinished(t.clone()));
+        assert_eq!(lines[0], "ok 1 - tests/f.clnrm.toml (f)");
+        assert!(
+            lines.contains(&"  severity: \"flaky\"".to_string()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("  step_attempts: [{")),
+            "{lines:#?}"
+        );
+
+        let mut junit = JunitReport::default();
+        junit.record_test(&t);
+        let mut all_failed = t.clone();
+        all_failed.status = Status::Fail;
+        all_failed.step_attempts[2] = attempt(3, Status::Fail);
+        all_failed.name = "g".into();
+        junit.record_test(&all_failed);
+        let xml = junit.to_xml(std::time::Duration::from_secs(1));
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let case = |name: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+                .unwrap()
+        };
+        let count = |node: roxmltree::Node, tag: &str| {
+            node.children().filter(|c| c.has_tag_name(tag)).count()
+        };
+        assert_eq!(count(case("f"), "flakyFailure"), 2);
+        assert_eq!(count(case("f"), "failure"), 0);
+        assert_eq!(count(case("g"), "failure"), 1);
+        assert_eq!(count(case("g"), "rerunFailure"), 2);
     }
 }

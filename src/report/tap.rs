@@ -46,7 +46,10 @@ impl TapReporter {
             text.push_str(" (cached)");
         }
         match finished.status {
-            Status::Pass => return vec![format!("ok {} - {text}", self.number)],
+            // A pass after polls (`wait_until`) shows its attempts.
+            Status::Pass if finished.step_attempts.is_empty() => {
+                return vec![format!("ok {} - {text}", self.number)]
+            }
             Status::Skip => {
                 let reason = finished.message.as_deref().unwrap_or("skipped");
                 return vec![format!(
@@ -57,21 +60,31 @@ impl TapReporter {
             }
             _ => {}
         }
-        let point = if finished.status == Status::Flaky {
+        let point = if matches!(finished.status, Status::Pass | Status::Flaky) {
             "ok"
         } else {
             "not ok"
         };
         let mut lines = vec![format!("{point} {} - {text}", self.number)];
-        // YAML diagnostics; every value is JSON (a string or a number), which YAML reads as is.
+        // YAML diagnostics; every value is JSON (a string, a number, an array), which YAML
+        // reads as is.
         let mut fields: Vec<(&str, serde_json::Value)> = vec![(
             "severity",
             match finished.status {
+                Status::Pass => "pass".into(),
                 Status::Fail => "fail".into(),
                 Status::Flaky => "flaky".into(),
                 _ => "error".into(),
             },
         )];
+        if let Some(note) = finished.flaky_note() {
+            fields.push(("message", note.into()));
+        }
+        if !finished.step_attempts.is_empty() {
+            let attempts =
+                serde_json::to_value(&finished.step_attempts).expect("attempts serialize");
+            fields.push(("step_attempts", attempts));
+        }
         if let Some(note) = finished.attempts_note() {
             fields.push(("attempts", finished.attempts.len().into()));
             fields.push(("attempts_note", note.into()));

@@ -22,6 +22,7 @@ use crate::report::{
     ms, Attempt, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
 };
 
+use super::attempts;
 use super::checks::{apply_assertions, apply_should_fail, observed, own_spans, with_trace_context};
 use super::container_use::ContainerUse;
 use super::inputs::{PassRecord, ResultStage};
@@ -96,6 +97,7 @@ pub async fn execute(
         tests: dispositions.len(),
         jobs: options.jobs,
     });
+    let flaky_fails = options.flaky_fails;
     let mut stats = crate::report::RunStats::default();
     let mut to_run = Vec::new();
     for disposition in dispositions {
@@ -238,7 +240,15 @@ pub async fn execute(
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
             if let Ok((runnable, report, used, judged, attempts)) = done {
-                let event = finish(memo, &runnable, &report, used, judged, attempts);
+                let event = finish(
+                    memo,
+                    &runnable,
+                    &report,
+                    used,
+                    judged,
+                    attempts,
+                    flaky_fails,
+                );
                 stats.record(&event);
                 let _ = events.send(event);
             }
@@ -246,7 +256,15 @@ pub async fn execute(
     }
     while let Some(done) = tasks.join_next().await {
         if let Ok((runnable, report, used, judged, attempts)) = done {
-            let event = finish(memo, &runnable, &report, used, judged, attempts);
+            let event = finish(
+                memo,
+                &runnable,
+                &report,
+                used,
+                judged,
+                attempts,
+                flaky_fails,
+            );
             stats.record(&event);
             let _ = events.send(event);
         }
@@ -405,7 +423,8 @@ fn not_run(runnable: &Runnable, reason: &str) -> Event {
 }
 
 /// Stores a pass (never a flaky one), and turns a report into its `test_finished` event.
-/// `attempts` is every attempt when there was more than one.
+/// `attempts` is every whole-test attempt when there was more than one; `flaky_fails`
+/// (`--flaky-result fail`) makes a flaky pass a failure.
 fn finish(
     memo: &Memo,
     runnable: &Runnable,
@@ -413,21 +432,46 @@ fn finish(
     used: ContainerUse,
     judged: Option<Judged>,
     attempts: Vec<Attempt>,
+    flaky_fails: bool,
 ) -> Event {
     let judged = judged.unwrap_or_default();
     let duration_ms = report.timings.total_ms;
-    let (mut status, failed_step, message, failure) = outcome_parts(&report.outcome);
+    // A step with `retries` that passed after a failed attempt.
+    let flaky_step = report
+        .outcome
+        .is_pass()
+        .then(|| attempts::flaky_step(report))
+        .flatten();
+    let (mut status, mut failed_step, message, mut failure) = outcome_parts(&report.outcome);
     if status == Status::Pass {
-        if attempts.is_empty() {
+        if attempts.is_empty() && flaky_step.is_none() {
             memo.put_value(
                 ResultStage::NAME,
                 &runnable.inputs.key(),
                 &PassRecord { duration_ms },
             );
         } else {
-            // A pass after a failed attempt is flaky: reported so, and run again next time.
+            // A pass after a failed attempt, of the whole test or of a step, is flaky:
+            // reported so, and run again next time.
             status = Status::Flaky;
         }
+    }
+    if status == Status::Flaky && flaky_fails {
+        // `--flaky-result fail`: the flaky pass is a failure, naming where it was flaky.
+        status = Status::Fail;
+        (failed_step, failure) = match &flaky_step {
+            Some(step) => (
+                Some(step.0.clone()),
+                Some(attempts::flaky_failure(report, step)),
+            ),
+            None => (
+                attempts.iter().rev().find_map(|a| a.failed_step.clone()),
+                Some(attempts::flaky_test_failure(
+                    attempts.len() as u32,
+                    runnable.retries + 1,
+                )),
+            ),
+        };
     }
     Event::TestFinished(TestFinished {
         test: runnable.test.key(),
@@ -454,6 +498,13 @@ fn finish(
         line: None,
         max_attempts: (!attempts.is_empty()).then_some(runnable.retries + 1),
         attempts,
+        step_attempts: attempts::step_attempts(report),
+        captures: attempts::captures(report),
+        teardown: if matches!(status, Status::Pass | Status::Flaky) {
+            Vec::new()
+        } else {
+            attempts::teardown_output(&runnable.plan, report)
+        },
     })
 }
 

@@ -10,6 +10,7 @@
 //! - `checks.rs`: the original clnrm's `should_fail` and `[assertions]`, the trace context
 //!   services get, clnrm's own spans (docs/reference.md §14).
 
+mod attempts;
 mod checks;
 mod command;
 mod container_use;
@@ -57,6 +58,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Where clnrm's own trace of the run goes (`--otel-endpoint`), if anywhere.
     pub export: Option<Arc<crate::otel::export::Exporter>>,
+    /// `--flaky-result fail`: a pass after a failed attempt is a failure.
+    pub flaky_fails: bool,
 }
 
 /// `clnrm run`: reaps leftovers, prepares, and runs the selected tests on `executor`

@@ -31,9 +31,56 @@ const STEP: &[&str] = &[
     "timeout_ms",
     "continue_on_failure",
     "expected_output_regex_not",
+    "expected_stderr_regex_not",
+    "expected_json",
+    "capture",
+    "wait_until",
+    "retries",
     "should_fail",
 ];
-const STEP_IGNORED: &[&str] = &["expected_output_regex_not"];
+const STEP_IGNORED: &[&str] = &[];
+const WAIT_UNTIL: &[&str] = &["timeout", "interval"];
+const RETRIES: &[&str] = &["count", "delay"];
+const CAPTURE: &[&str] = &["json", "regex", "from", "redact"];
+const EXPECTED_JSON: &[&str] = &["path", "exists", "equals", "matches", "count"];
+
+/// A step table's keys, and those of its sub-tables, under `$step` (`steps[]`, `setup[]`, ...).
+macro_rules! step_tables {
+    ($step:literal) => {
+        [
+            TableKeys {
+                table: $step,
+                keys: STEP,
+                ignored: STEP_IGNORED,
+            },
+            TableKeys {
+                table: concat!($step, ".wait_until"),
+                keys: WAIT_UNTIL,
+                ignored: &[],
+            },
+            TableKeys {
+                table: concat!($step, ".retries"),
+                keys: RETRIES,
+                ignored: &[],
+            },
+            TableKeys {
+                table: concat!($step, ".capture.*"),
+                keys: CAPTURE,
+                ignored: &[],
+            },
+            TableKeys {
+                table: concat!($step, ".expected_json[]"),
+                keys: EXPECTED_JSON,
+                ignored: &[],
+            },
+        ]
+    };
+}
+
+const STEPS_TABLES: [TableKeys; 5] = step_tables!("steps[]");
+const SETUP_TABLES: [TableKeys; 5] = step_tables!("setup[]");
+const TEARDOWN_TABLES: [TableKeys; 5] = step_tables!("teardown[]");
+const SCENARIO_STEP_TABLES: [TableKeys; 5] = step_tables!("scenario[].steps[]");
 
 /// Every table of a test file whose keys are fixed. Tables of free-form keys (`[vars]`,
 /// `[matrix]`, `env`, `[expect.*]`, `[otel_validation]`, `otel.resources`/`headers`) are not
@@ -48,8 +95,10 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "matrix",
             "service",
             "services",
+            "setup",
             "steps",
             "scenario",
+            "teardown",
             "otel",
             "otel_validation",
             "expect",
@@ -67,6 +116,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "name",
             "version",
             "description",
+            "timeout",
             "retries",
             "skip_if",
             "skip_reason",
@@ -85,8 +135,14 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
     },
     TableKeys {
         table: "test.metadata",
-        keys: &["name", "version", "description", "timeout"],
-        ignored: &["timeout"],
+        keys: &[
+            "name",
+            "version",
+            "description",
+            "timeout",
+            "timeout_seconds",
+        ],
+        ignored: &[],
     },
     TableKeys {
         table: "service.*",
@@ -123,11 +179,21 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
         keys: &["cmd", "interval", "timeout", "retries"],
         ignored: &[],
     },
-    TableKeys {
-        table: "steps[]",
-        keys: STEP,
-        ignored: STEP_IGNORED,
-    },
+    STEPS_TABLES[0],
+    STEPS_TABLES[1],
+    STEPS_TABLES[2],
+    STEPS_TABLES[3],
+    STEPS_TABLES[4],
+    SETUP_TABLES[0],
+    SETUP_TABLES[1],
+    SETUP_TABLES[2],
+    SETUP_TABLES[3],
+    SETUP_TABLES[4],
+    TEARDOWN_TABLES[0],
+    TEARDOWN_TABLES[1],
+    TEARDOWN_TABLES[2],
+    TEARDOWN_TABLES[3],
+    TEARDOWN_TABLES[4],
     TableKeys {
         table: "scenario[]",
         keys: &[
@@ -149,11 +215,11 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
         ],
         ignored: &["artifacts"],
     },
-    TableKeys {
-        table: "scenario[].steps[]",
-        keys: STEP,
-        ignored: STEP_IGNORED,
-    },
+    SCENARIO_STEP_TABLES[0],
+    SCENARIO_STEP_TABLES[1],
+    SCENARIO_STEP_TABLES[2],
+    SCENARIO_STEP_TABLES[3],
+    SCENARIO_STEP_TABLES[4],
     TableKeys {
         table: "otel",
         keys: &[

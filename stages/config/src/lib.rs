@@ -16,9 +16,7 @@
 //!   original's image and start command; `username`/`password`/`strict` mapped to it) are
 //!   services with the original's defaults; every other plugin is an error.
 //! - Known keys this version does not act on are *ignored with a warning* that `--strict` does
-//!   not escalate (they are not unknown): `[assertions]`, `[template]`,
-//!   `[test.metadata] timeout`, step `expected_output_regex_not` and `should_fail`, scenario
-//!   `artifacts`, service `username`/`password`/`strict`/`wait_for_span*`.
+//!   not escalate (they are not unknown): `[template]`, scenario `artifacts`, service `username`/`password`/`strict`/`wait_for_span*`.
 //! - Accepted silently: `description` on meta, steps and scenarios; `version` in
 //!   `[test.metadata]`; `expect_success = true` on scenarios (`false` is an error).
 //! - Any other key is unknown: a warning with "did you mean", an error under `--strict`.
@@ -43,6 +41,7 @@ mod diag;
 mod expect;
 mod format;
 pub mod keys;
+mod language;
 mod matrix;
 mod pattern;
 mod project;
@@ -57,6 +56,8 @@ pub use format::format_test;
 pub use matrix::{read_matrix, MatrixInstance};
 pub use schema::{test_file_schema, toml_as_json, DURATION_PATTERN};
 pub use units::{parse_duration_ms, parse_size_bytes};
+
+pub use clnrm_judge::{Capture, CaptureSource, JsonCheck, JsonCheckKind, Stream};
 
 /// What the parse stage is given: one test's text. The memo keys on all of it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -261,6 +262,28 @@ pub struct StepConfig {
     pub should_fail: bool,
     /// Key path of this step in the file (`steps[2]`, `scenario[0].steps[1]`), for messages.
     pub key_path: String,
+    /// Regexes stdout / stderr must not match.
+    pub expected_output_regex_not: Option<String>,
+    pub expected_stderr_regex_not: Option<String>,
+    /// `expected_json`: JSONPath checks of stdout parsed as JSON (paths checked to compile).
+    pub expected_json: Vec<JsonCheck>,
+    /// `capture.NAME`: values later steps use as `${captures.NAME}`.
+    pub captures: Vec<Capture>,
+    /// Run once, polled (`wait_until`) or retried (`retries`).
+    pub attempts: Attempts,
+}
+
+/// How often a step is run (docs/reference.md §13).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Attempts {
+    #[default]
+    Once,
+    /// `wait_until`: run again every `interval_ms` until it passes or `timeout_ms` ends; a
+    /// pass after failed polls is a plain pass.
+    WaitUntil { timeout_ms: u64, interval_ms: u64 },
+    /// `retries`: up to `count` more runs after a failure, `delay_ms` apart; a pass after a
+    /// failure is flaky.
+    Retries { count: u32, delay_ms: u64 },
 }
 
 impl StepConfig {
@@ -280,6 +303,11 @@ impl StepConfig {
             continue_on_failure: false,
             should_fail: false,
             key_path: key_path.into(),
+            expected_output_regex_not: None,
+            expected_stderr_regex_not: None,
+            expected_json: Vec::new(),
+            captures: Vec::new(),
+            attempts: Attempts::Once,
         }
     }
 
@@ -325,6 +353,13 @@ pub struct TestConfig {
     pub services: BTreeMap<String, ServiceConfig>,
     /// In run order: `[[steps]]` first, then each `[[scenario]]`'s steps.
     pub steps: Vec<StepConfig>,
+    /// `[[setup]]`: run before the steps; a failure makes the test an `error`.
+    pub setup: Vec<StepConfig>,
+    /// `[[teardown]]`: run after everything, whatever happened; each one is attempted.
+    pub teardown: Vec<StepConfig>,
+    /// The whole-test `timeout` (`[meta] timeout`, or the legacy `[test.metadata] timeout` /
+    /// `timeout_seconds`).
+    pub timeout_ms: Option<u64>,
     pub limits: Limits,
     pub seed: Option<u64>,
     pub freeze_clock: Option<String>,
@@ -367,6 +402,9 @@ impl TestConfig {
                 .map(|service| (service.name.clone(), service))
                 .collect(),
             steps,
+            setup: Vec::new(),
+            teardown: Vec::new(),
+            timeout_ms: None,
             limits: Limits::default(),
             seed: None,
             freeze_clock: None,

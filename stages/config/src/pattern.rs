@@ -7,7 +7,11 @@ use crate::walk::{Ctx, Field};
 /// A string field holding a valid regex.
 pub(crate) fn regex(ctx: &mut Ctx, f: &Field) -> Option<String> {
     let pattern = ctx.string(f)?;
-    let checked = check_regex(&pattern)
+    // A captured value stands for itself (it is escaped when substituted); any literal
+    // text shows how the pattern parses around it.
+    let checkable = clnrm_judge::captures::substitute(&pattern, &|_| Some("x".to_string()))
+        .unwrap_or_else(|_| pattern.clone());
+    let checked = check_regex(&checkable)
         .map(|()| pattern)
         .map_err(|e| format!("invalid regex: {}", regex_error(&e)));
     ctx.checked(f, checked)

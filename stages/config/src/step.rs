@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use toml_edit::TableLike;
 
+use crate::language::{self, note_array_refs, note_refs, note_table_refs, CaptureRef};
 use crate::pattern::regex;
 use crate::walk::{did_you_mean, fields, join, value_span, Ctx, Field, Span};
-use crate::{Command, StepConfig};
+use crate::{Attempts, Command, StepConfig};
 
 /// A step before service references are resolved.
 pub(crate) struct RawStep {
@@ -16,7 +17,14 @@ pub(crate) struct RawStep {
     service_span: Span,
     table_span: Span,
     name_span: Span,
+    /// Its `${captures.NAME}` references, checked once every step is known.
+    pub refs: Vec<CaptureRef>,
+    /// Where each of its captures is defined (in `step.captures` order).
+    pub capture_spans: Vec<Span>,
 }
+
+/// The pattern of every step table's keys (`[[setup]]`, scenario steps, ... have the same).
+const STEP_PATTERN: &str = "steps[]";
 
 /// What a scenario sets for all its steps (and a `[[steps]]` step gets none of).
 #[derive(Clone, Default)]
@@ -136,10 +144,28 @@ pub(crate) fn parse_step(
     let mut command: Option<Command> = None;
     let mut step = defaults.step(path, String::new(), Command::Argv(Vec::new()));
     let mut broken = false;
+    let mut refs = Vec::new();
+    let mut capture_spans = Vec::new();
+    // The first of `wait_until` / `retries`, to say the second cannot join it.
+    let mut attempts_key: Option<&str> = None;
     let mut should_fail: Option<(bool, String, Span)> = None;
     // The output and exit-code checks written on the step.
     let mut checks: Vec<&str> = Vec::new();
     for f in fields(t, path) {
+        match f.key {
+            "command" => note_array_refs(ctx, &f, &mut refs),
+            "env" => note_table_refs(ctx, &f, &mut refs),
+            "run"
+            | "expected_output_regex"
+            | "expected_stderr_regex"
+            | "expected_output_regex_not"
+            | "expected_stderr_regex_not" => {
+                if let Some(text) = f.item.as_str() {
+                    note_refs(ctx, text, &f.path, &value_span(&f), &mut refs);
+                }
+            }
+            _ => {}
+        }
         match f.key {
             "name" => {
                 name = ctx
@@ -185,12 +211,46 @@ pub(crate) fn parse_step(
             "description" => {
                 ctx.string(&f);
             }
-            "expected_output_regex_not" => ctx.note_ignored(
-                &f.path,
-                &f.span,
-                "`expected_output_regex_not` is a clnrm 0.4 key that this version does not \
-                 evaluate; it is ignored",
-            ),
+            "expected_output_regex_not" => {
+                checks.push(f.key);
+                step.expected_output_regex_not = regex(ctx, &f)
+            }
+            "expected_stderr_regex_not" => {
+                checks.push(f.key);
+                step.expected_stderr_regex_not = regex(ctx, &f)
+            }
+            "expected_json" => {
+                checks.push(f.key);
+                let pattern = format!("{STEP_PATTERN}.expected_json");
+                step.expected_json = language::expected_json(ctx, &f, &pattern, &mut refs);
+            }
+            "capture" => {
+                let pattern = format!("{STEP_PATTERN}.capture");
+                for (c, span) in language::captures(ctx, &f, &pattern, &mut refs) {
+                    step.captures.push(c);
+                    capture_spans.push(span);
+                }
+            }
+            "wait_until" | "retries" => {
+                if let Some(first) = attempts_key {
+                    ctx.error_hint(
+                        &f.path,
+                        &f.span,
+                        format!("the step has both `{first}` and `{}`", f.key),
+                        "keep one: wait_until polls until the step passes (a plain pass); \
+                         retries runs it again after a failure (a pass is then flaky)",
+                    );
+                    continue;
+                }
+                attempts_key = Some(f.key);
+                let pattern = format!("{STEP_PATTERN}.{}", f.key);
+                let attempts = if f.key == "wait_until" {
+                    language::wait_until(ctx, &f, &pattern)
+                } else {
+                    language::retries(ctx, &f, &pattern)
+                };
+                step.attempts = attempts.unwrap_or(Attempts::Once);
+            }
             "should_fail" => {
                 if let Some(yes) = ctx.boolean(&f) {
                     should_fail = Some((yes, f.path.clone(), f.span.clone()));
@@ -247,6 +307,8 @@ pub(crate) fn parse_step(
         service_span,
         table_span,
         name_span,
+        refs,
+        capture_spans,
     })
 }
 
@@ -290,6 +352,7 @@ pub(crate) fn parse_scenario(
     let mut err_regex = None;
     let mut continue_on_failure = false;
     let mut run_broken = false;
+    let mut run_refs = Vec::new();
     let fs = fields(t, path);
     for f in &fs {
         match f.key {
@@ -300,7 +363,10 @@ pub(crate) fn parse_scenario(
             }
             "service" => defaults.service = ctx.string(f).map(|s| (s, value_span(f))),
             "run" => match ctx.string(f) {
-                Some(r) => run = Some((r, value_span(f))),
+                Some(r) => {
+                    note_refs(ctx, &r, &f.path, &value_span(f), &mut run_refs);
+                    run = Some((r, value_span(f)))
+                }
                 None => run_broken = true,
             },
             "steps" => {}
@@ -370,6 +436,8 @@ pub(crate) fn parse_scenario(
             service_span: defaults.service.as_ref().and_then(|(_, s)| s.clone()),
             table_span: table_span.clone(),
             name_span: span,
+            refs: run_refs,
+            capture_spans: Vec::new(),
         });
     } else if !run_broken {
         for (p, s) in &run_only {

@@ -9,6 +9,7 @@ use toml_edit::{ImDocument, TableLike};
 
 use crate::determinism::parse_determinism;
 use crate::expect::{judged_table, parse_expect, parse_otel_validation, warn_local_collector};
+use crate::language::check_references;
 use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
 use crate::walk::{did_you_mean, fields, join, kind, value_span, Ctx, Field, Span};
@@ -59,6 +60,7 @@ struct Meta {
     name: Option<String>,
     version: Option<String>,
     description: Option<String>,
+    timeout_ms: Option<u64>,
     retries: u32,
     skip_if: Option<SkipIf>,
 }
@@ -70,8 +72,10 @@ struct Builder {
     /// Every declared service (also invalid ones, so references to them do not cascade),
     /// with the table it was declared under.
     declared: BTreeMap<String, String>,
+    setup: Vec<RawStep>,
     steps: Vec<RawStep>,
     scenario_steps: Vec<RawStep>,
+    teardown: Vec<RawStep>,
     limits: Limits,
     seed: Option<u64>,
     freeze_clock: Option<String>,
@@ -112,11 +116,16 @@ impl Builder {
                     self.service(ctx, &g, f.key);
                 }
             }
-            "steps" => {
+            "steps" | "setup" | "teardown" => {
+                let list = match f.key {
+                    "setup" => &mut self.setup,
+                    "teardown" => &mut self.teardown,
+                    _ => &mut self.steps,
+                };
                 for (path, t, span) in ctx.table_list(f) {
                     if let Some(s) = parse_step(ctx, &path, t, span, None, &StepDefaults::default())
                     {
-                        self.steps.push(s);
+                        list.push(s);
                     }
                 }
             }
@@ -299,8 +308,10 @@ impl Builder {
             meta,
             services,
             declared,
+            setup,
             steps,
             scenario_steps,
+            teardown,
             limits,
             seed,
             freeze_clock,
@@ -326,7 +337,7 @@ impl Builder {
             }
         }
         otel.expect = judged_table(otel.expect.take(), otel_validation);
-        let (name, version, description) = match meta {
+        let (name, version, description, timeout_ms) = match meta {
             None => {
                 ctx.error_hint(
                     "meta",
@@ -334,7 +345,7 @@ impl Builder {
                     "no [meta] or [test.metadata]: the test has no name",
                     "add [meta] with name = \"...\" and version = \"1.0\"",
                 );
-                (String::new(), None, None)
+                (String::new(), None, None, None)
             }
             Some((m, path, span)) => {
                 let name = match m.name {
@@ -358,7 +369,7 @@ impl Builder {
                 }
                 retries = m.retries;
                 skip_if = m.skip_if;
-                (name, m.version, m.description)
+                (name, m.version, m.description, m.timeout_ms)
             }
         };
 
@@ -371,14 +382,34 @@ impl Builder {
                 "add [[steps]] with a command, or [[scenario]] with run = \"...\"",
             );
         }
-        let steps = bind_steps(ctx, raw_steps, &declared);
+        // Setup, steps and teardown share one namespace of step names and of captures, and
+        // run in that order.
+        let (n_setup, n_steps) = (setup.len(), raw_steps.len());
+        let all: Vec<RawStep> = setup.into_iter().chain(raw_steps).chain(teardown).collect();
+        let refs: Vec<_> = all
+            .iter()
+            .map(|r| (r.refs.clone(), r.capture_spans.clone()))
+            .collect();
+        let mut steps = bind_steps(ctx, all, &declared);
+        let in_order: Vec<_> = steps
+            .iter()
+            .zip(&refs)
+            .map(|(s, (r, spans))| (s, r.as_slice(), spans.as_slice()))
+            .collect();
+        check_references(ctx, &in_order);
+        let teardown = steps.split_off(n_setup + n_steps);
+        let steps_only = steps.split_off(n_setup);
+        let setup = steps;
 
         TestConfig {
             name,
             version,
             description,
             services,
-            steps,
+            steps: steps_only,
+            setup,
+            teardown,
+            timeout_ms,
             limits,
             seed,
             freeze_clock,
@@ -396,6 +427,7 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
         name: None,
         version: None,
         description: None,
+        timeout_ms: None,
         retries: 0,
         skip_if: None,
     };
@@ -432,15 +464,13 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
             "skip_reason" if known.contains(&"skip_reason") => {
                 skip_reason = ctx.non_blank_string(&f, "skip reason").map(|r| (r, f.span))
             }
-            "timeout" if known.contains(&"timeout") => {
-                if ctx.duration(&f).is_some() {
-                    ctx.note_ignored(
-                        &f.path,
-                        &f.span,
-                        "a whole-test timeout is not supported and is ignored; \
-                         set `timeout` on steps (or [defaults] step_timeout in cleanroom.toml)",
-                    );
-                }
+            "timeout" => {
+                let ms = timeout_duration(ctx, &f);
+                m.timeout_ms = whole_test_timeout(ctx, &f, ms);
+            }
+            "timeout_seconds" if known.contains(&"timeout_seconds") => {
+                let ms = ctx.unsigned(&f).map(|s| s.saturating_mul(1000));
+                m.timeout_ms = whole_test_timeout(ctx, &f, ms);
             }
             _ => ctx.unknown_key(&f.path, f.key, &f.span, known),
         }
@@ -456,6 +486,26 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
         _ => {}
     }
     m
+}
+
+/// A whole-test timeout as written: a duration, or (legacy) a bare number of seconds.
+fn timeout_duration(ctx: &mut Ctx, f: &Field) -> Option<u64> {
+    match f.item.as_integer() {
+        // The legacy `[test.metadata] timeout = 60` is in seconds.
+        Some(_) if f.path.starts_with("test.") => ctx.unsigned(f).map(|s| s.saturating_mul(1000)),
+        _ => ctx.duration(f),
+    }
+}
+
+/// A whole-test timeout, which must leave time to run something.
+fn whole_test_timeout(ctx: &mut Ctx, f: &Field, ms: Option<u64>) -> Option<u64> {
+    match ms? {
+        0 => {
+            ctx.value_error(f, "a whole-test timeout must be greater than 0");
+            None
+        }
+        ms => Some(ms),
+    }
 }
 
 /// Whole-test attempts beyond the first are each a fresh set of containers: a handful is

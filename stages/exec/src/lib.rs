@@ -48,8 +48,8 @@ pub use engine::session::{
 /// The future every [`Backend`] and [`SpanCollector`] method returns.
 pub use futures_util::future::BoxFuture;
 pub use run::outcome::{
-    Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult, StepStatus, TestOutcome,
-    TestReport,
+    AttemptResult, CapturedValue, Mismatch, PhaseTimings, ServiceStart, StepFailure, StepResult,
+    StepStatus, TestOutcome, TestReport,
 };
 pub use run::services::{
     create_test_network, health_check, object_name, start_service, ServiceToStart,

@@ -17,7 +17,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clnrm_config::{Command, ServiceConfig, TestConfig};
+use clnrm_config::{Command, ServiceConfig, StepConfig, TestConfig};
+
+pub use clnrm_config::Attempts;
 use serde::{Deserialize, Serialize};
 
 mod container;
@@ -32,7 +34,7 @@ pub use paths::root_relative;
 use container::{container_spec, resource_limits};
 
 /// Bump when the meaning of a [`TestPlan`] changes (the memo keys on it).
-pub const STAGE_VERSION: u32 = 1;
+pub const STAGE_VERSION: u32 = 2;
 
 /// The name of the implicit service of a test that declares none.
 pub const DEFAULT_SERVICE: &str = "default";
@@ -60,6 +62,12 @@ pub struct TestPlan {
     pub containers: Vec<ContainerSpec>,
     /// In run order.
     pub steps: Vec<PlannedStep>,
+    /// `[[setup]]`, run before `steps`.
+    pub setup: Vec<PlannedStep>,
+    /// `[[teardown]]`, run after everything, whatever happened.
+    pub teardown: Vec<PlannedStep>,
+    /// The whole-test timeout.
+    pub timeout_ms: Option<u64>,
 }
 
 /// One step, bound to its container.
@@ -79,6 +87,27 @@ pub struct PlannedStep {
     pub continue_on_failure: bool,
     /// Where the step is in its file (`steps[2]`), for messages.
     pub key_path: String,
+    pub expected_output_regex_not: Option<String>,
+    pub expected_stderr_regex_not: Option<String>,
+    pub expected_json: Vec<clnrm_judge::JsonCheck>,
+    pub captures: Vec<clnrm_judge::Capture>,
+    /// Once, polled or retried.
+    pub attempts: Attempts,
+}
+
+impl PlannedStep {
+    /// What the step's output must be, for the judge (references not yet substituted).
+    pub fn expectations(&self) -> clnrm_judge::Expectations {
+        clnrm_judge::Expectations {
+            exit_code: self.expected_exit_code,
+            output_regex: self.expected_output_regex.clone(),
+            stderr_regex: self.expected_stderr_regex.clone(),
+            output_regex_not: self.expected_output_regex_not.clone(),
+            stderr_regex_not: self.expected_stderr_regex_not.clone(),
+            json: self.expected_json.clone(),
+            captures: self.captures.clone(),
+        }
+    }
 }
 
 /// Why a test cannot be planned. Validation catches most of these first; the
@@ -134,51 +163,19 @@ pub fn plan(input: &PlanInput) -> Result<TestPlan, PlanError> {
     } else {
         &test.services
     };
-    let declared = || services.keys().cloned().collect::<Vec<_>>().join(", ");
-
-    let mut steps = Vec::with_capacity(test.steps.len());
     let mut used = BTreeSet::new();
-    for step in &test.steps {
-        let service = match &step.service {
-            Some(name) if services.contains_key(name) => name.clone(),
-            Some(name) => {
-                return Err(PlanError::UnknownService {
-                    step: step.name.clone(),
-                    key_path: step.key_path.clone(),
-                    service: name.clone(),
-                    declared: declared(),
-                })
-            }
-            None if services.len() == 1 => services.keys().next().cloned().unwrap_or_default(),
-            None => {
-                return Err(PlanError::AmbiguousService {
-                    step: step.name.clone(),
-                    key_path: step.key_path.clone(),
-                    declared: declared(),
-                })
-            }
-        };
-        let argv = argv_of(&step.command);
-        if argv.is_empty() {
-            return Err(PlanError::EmptyCommand {
-                key_path: format!("{}.command", step.key_path),
-            });
-        }
-        used.insert(service.clone());
-        steps.push(PlannedStep {
-            name: step.name.clone(),
-            service,
-            argv,
-            expected_exit_code: step.expected_exit_code,
-            expected_output_regex: step.expected_output_regex.clone(),
-            expected_stderr_regex: step.expected_stderr_regex.clone(),
-            workdir: step.workdir.clone(),
-            env: step.env.clone(),
-            timeout_ms: step.timeout_ms.unwrap_or(input.default_step_timeout_ms),
-            continue_on_failure: step.continue_on_failure,
-            key_path: step.key_path.clone(),
-        });
-    }
+    let mut bind = |list: &[StepConfig]| -> Result<Vec<PlannedStep>, PlanError> {
+        list.iter()
+            .map(|step| {
+                let planned = planned_step(step, services, input)?;
+                used.insert(planned.service.clone());
+                Ok(planned)
+            })
+            .collect()
+    };
+    let steps = bind(&test.steps)?;
+    let setup = bind(&test.setup)?;
+    let teardown = bind(&test.teardown)?;
 
     // A service that runs a command of its own (`args`: a server) is there to
     // be reached by the others, so it starts whenever the test runs anything.
@@ -202,6 +199,61 @@ pub fn plan(input: &PlanInput) -> Result<TestPlan, PlanError> {
         name: test.name.clone(),
         containers,
         steps,
+        setup,
+        teardown,
+        timeout_ms: test.timeout_ms,
+    })
+}
+
+/// One step bound to its container.
+fn planned_step(
+    step: &StepConfig,
+    services: &BTreeMap<String, ServiceConfig>,
+    input: &PlanInput,
+) -> Result<PlannedStep, PlanError> {
+    let declared = || services.keys().cloned().collect::<Vec<_>>().join(", ");
+    let service = match &step.service {
+        Some(name) if services.contains_key(name) => name.clone(),
+        Some(name) => {
+            return Err(PlanError::UnknownService {
+                step: step.name.clone(),
+                key_path: step.key_path.clone(),
+                service: name.clone(),
+                declared: declared(),
+            })
+        }
+        None if services.len() == 1 => services.keys().next().cloned().unwrap_or_default(),
+        None => {
+            return Err(PlanError::AmbiguousService {
+                step: step.name.clone(),
+                key_path: step.key_path.clone(),
+                declared: declared(),
+            })
+        }
+    };
+    let argv = argv_of(&step.command);
+    if argv.is_empty() {
+        return Err(PlanError::EmptyCommand {
+            key_path: format!("{}.command", step.key_path),
+        });
+    }
+    Ok(PlannedStep {
+        name: step.name.clone(),
+        service,
+        argv,
+        expected_exit_code: step.expected_exit_code,
+        expected_output_regex: step.expected_output_regex.clone(),
+        expected_stderr_regex: step.expected_stderr_regex.clone(),
+        workdir: step.workdir.clone(),
+        env: step.env.clone(),
+        timeout_ms: step.timeout_ms.unwrap_or(input.default_step_timeout_ms),
+        continue_on_failure: step.continue_on_failure,
+        key_path: step.key_path.clone(),
+        expected_output_regex_not: step.expected_output_regex_not.clone(),
+        expected_stderr_regex_not: step.expected_stderr_regex_not.clone(),
+        expected_json: step.expected_json.clone(),
+        captures: step.captures.clone(),
+        attempts: step.attempts,
     })
 }
 

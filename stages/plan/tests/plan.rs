@@ -323,3 +323,54 @@ fn root_relative_paths_are_normalised() {
     assert_eq!(root_relative("", "."), ".");
     assert_eq!(root_relative("tests", "/srv/../data"), "/data");
 }
+
+#[test]
+fn setup_teardown_timeout_and_the_language_keys_are_carried_into_the_plan() {
+    let mut create = StepConfig::argv("create", &["echo", "{}"]).in_service("client");
+    create.attempts = clnrm_plan::Attempts::Retries {
+        count: 2,
+        delay_ms: 10,
+    };
+    create.expected_json = vec![clnrm_config::JsonCheck {
+        path: "$.id".into(),
+        check: clnrm_config::JsonCheckKind::Exists(true),
+    }];
+    create.expected_output_regex_not = Some("ERROR".into());
+    let mut test = TestConfig::new(
+        "t",
+        vec![
+            ServiceConfig::from_image("client", "busybox"),
+            ServiceConfig::from_image("db", "busybox"),
+        ],
+        vec![create],
+    );
+    // A service only teardown uses is started too: teardown runs in it.
+    test.setup = vec![StepConfig::shell("migrate", "true").in_service("client")];
+    test.teardown = vec![StepConfig::shell("dump", "true").in_service("db")];
+    test.timeout_ms = Some(2000);
+    let p = plan(&input(test.clone())).unwrap();
+    assert_eq!(p.timeout_ms, Some(2000));
+    assert_eq!(p.setup[0].name, "migrate");
+    assert_eq!(p.teardown[0].service, "db");
+    let services: Vec<&str> = p.containers.iter().map(|c| c.service.as_str()).collect();
+    assert_eq!(services, ["client", "db"]);
+    let e = p.steps[0].expectations();
+    assert_eq!(e.output_regex_not.as_deref(), Some("ERROR"));
+    assert_eq!(e.json.len(), 1);
+    assert_eq!(
+        p.steps[0].attempts,
+        clnrm_plan::Attempts::Retries {
+            count: 2,
+            delay_ms: 10
+        }
+    );
+
+    // A changed expectation is a changed plan, so a changed result key.
+    let bytes = |t: &TestConfig| serde_json::to_string(&plan(&input(t.clone())).unwrap()).unwrap();
+    let mut changed = test.clone();
+    changed.steps[0].expected_json[0].check = clnrm_config::JsonCheckKind::Exists(false);
+    assert_ne!(bytes(&test), bytes(&changed));
+    let mut changed = test.clone();
+    changed.timeout_ms = Some(3000);
+    assert_ne!(bytes(&test), bytes(&changed));
+}

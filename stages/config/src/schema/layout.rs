@@ -42,6 +42,13 @@ pub(super) struct TestFile {
     /// give. `[[steps]]` run before every `[[scenario]]`.
     #[schemars(length(min = 1), example = serde_json::json!([example_step()]))]
     steps: Option<Vec<Step>>,
+    /// Steps run before `[[steps]]`; a failure ends the test as an error.
+    #[schemars(example = serde_json::json!([{"name": "migrate", "run": "sh /schema.sh"}]))]
+    setup: Option<Vec<Step>>,
+    /// Steps run last, whatever happened (a pass, a failure, a timeout, Ctrl-C); each one
+    /// is attempted, and a failure makes a passing test an error.
+    #[schemars(example = serde_json::json!([{"name": "dump_logs", "run": "cat /var/log/app.log"}]))]
+    teardown: Option<Vec<Step>>,
     /// v1.0 scenarios, run in order: a `run` shell line, explicit `steps`, or both.
     #[schemars(example = serde_json::json!([{"name": "check", "service": "web", "run": "echo ok"}]))]
     scenario: Option<Vec<Scenario>>,
@@ -100,6 +107,10 @@ struct Meta {
     /// What the test checks.
     #[schemars(example = &"the API answers on port 8080")]
     description: Option<String>,
+    /// The whole test's time limit: the running step is ended, teardown runs, and the test
+    /// fails naming that step.
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"2m")]
+    timeout: Option<String>,
     /// Whole-test retries, each on fresh containers; a pass after a failed attempt is flaky.
     #[schemars(range(max = 10), example = &1)]
     retries: Option<u32>,
@@ -142,11 +153,20 @@ struct LegacyMeta {
     /// What the test checks.
     #[schemars(example = &"the API answers on port 8080")]
     description: Option<String>,
-    /// A whole-test timeout; not supported and ignored with a warning (set `timeout` on
-    /// steps, or `[defaults] step_timeout` in cleanroom.toml).
-    #[deprecated]
-    #[schemars(regex(pattern = DURATION_PATTERN), example = &"60s")]
-    timeout: Option<String>,
+    /// The whole test's time limit (as `[meta] timeout`); a bare number is seconds.
+    #[schemars(example = &"60s")]
+    timeout: Option<LegacyTimeout>,
+    /// The whole test's time limit in seconds.
+    #[schemars(example = &60)]
+    timeout_seconds: Option<u64>,
+}
+
+/// A duration, or a number of seconds.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum LegacyTimeout {
+    Duration(#[schemars(regex(pattern = DURATION_PATTERN))] String),
+    Seconds(u64),
 }
 
 /// A container: from an `image`, or built from a `build` context (at most one of the two;
@@ -346,13 +366,122 @@ struct Step {
     /// Go on with the next steps when this one fails (the test still fails).
     #[schemars(example = &false)]
     continue_on_failure: Option<bool>,
-    /// A clnrm 0.4 key; ignored with a warning.
-    #[deprecated]
-    #[schemars(example = &"error")]
-    expected_output_regex_not: Option<Value>,
+    /// A regex stdout must not match.
+    #[schemars(example = &"ERROR|panic")]
+    expected_output_regex_not: Option<String>,
+    /// A regex stderr must not match.
+    #[schemars(example = &"warning: .*")]
+    expected_stderr_regex_not: Option<String>,
+    /// Checks of stdout parsed as JSON: each an RFC 9535 JSONPath and one of `exists`,
+    /// `equals` (exactly one node), `matches` (a regex over string nodes), `count`.
+    #[schemars(example = serde_json::json!([{"path": "$.id", "exists": true}, {"path": "$.tags[*]", "count": 0}]))]
+    expected_json: Option<Vec<JsonExpectation>>,
+    /// Values taken from this step's output, by name, for later steps' `${captures.NAME}`
+    /// (and `CLNRM_CAPTURE_NAME` in `run` steps).
+    #[schemars(
+        extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}),
+        example = serde_json::json!({"item": {"json": "$.id"}})
+    )]
+    capture: Option<BTreeMap<String, CaptureTable>>,
+    /// Poll: run the step again every `interval` until it passes or `timeout` ends (a
+    /// plain pass; the report shows the attempts).
+    #[schemars(example = serde_json::json!({"timeout": "30s", "interval": "200ms"}))]
+    wait_until: Option<WaitUntil>,
+    /// Run the step again after a failure, up to `count` more times: a pass after a failure
+    /// is flaky.
+    #[schemars(example = serde_json::json!({"count": 2, "delay": "500ms"}))]
+    retries: Option<Retries>,
     /// clnrm 0.4: any non-zero exit passes, exit 0 fails.
     #[schemars(example = &true)]
     should_fail: Option<bool>,
+}
+
+/// An `expected_json` entry: a `path` and exactly one check.
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend("oneOf" = [
+        {"required": ["path", "exists"]},
+        {"required": ["path", "equals"]},
+        {"required": ["path", "matches"]},
+        {"required": ["path", "count"]}
+    ])
+)]
+struct JsonExpectation {
+    /// An RFC 9535 JSONPath over stdout parsed as JSON.
+    #[schemars(example = &"$.items[?@.price < 10].name")]
+    path: String,
+    /// Whether the path selects at least one node (true) or none (false).
+    #[schemars(example = &true)]
+    exists: Option<bool>,
+    /// The value of the one node the path must select (any TOML value).
+    #[schemars(example = &"a")]
+    equals: Option<Value>,
+    /// A regex every selected node (a string) must match.
+    #[schemars(example = &"^[0-9a-f]{32}$")]
+    matches: Option<String>,
+    /// How many nodes the path must select.
+    #[schemars(example = &0)]
+    count: Option<u64>,
+}
+
+/// Where a capture takes its value: `json` or `regex` (exactly one).
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend("oneOf" = [{"required": ["json"]}, {"required": ["regex"]}])
+)]
+struct CaptureTable {
+    /// An RFC 9535 JSONPath over stdout parsed as JSON; it must select exactly one node.
+    #[schemars(example = &"$.id")]
+    json: Option<String>,
+    /// A regex; its first group (or the whole match) is the value.
+    #[schemars(example = &"id=(\\d+)")]
+    regex: Option<String>,
+    /// Which output `regex` reads (default stdout).
+    #[schemars(example = &"stdout")]
+    from: Option<CaptureFrom>,
+    /// Keep the value out of reports.
+    #[schemars(example = &true)]
+    redact: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum CaptureFrom {
+    Stdout,
+    Stderr,
+}
+
+/// `wait_until`: how long to poll, and how often.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct WaitUntil {
+    /// How long to keep polling.
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"30s")]
+    timeout: String,
+    /// The pause between attempts (default 500ms).
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"200ms")]
+    interval: Option<String>,
+}
+
+/// `retries`: a count, or a table with the count and the delay between attempts.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Retries {
+    Count(#[schemars(range(max = 100))] u32),
+    Table(RetriesTable),
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct RetriesTable {
+    /// More attempts after a failure (at most 100).
+    #[schemars(range(max = 100), example = &2)]
+    count: u32,
+    /// The pause before each retry (default none).
+    #[schemars(regex(pattern = DURATION_PATTERN), example = &"500ms")]
+    delay: Option<String>,
 }
 
 /// A v1.0 scenario: its `run` step, then its `steps`. `service`, `env`, `workdir` and the

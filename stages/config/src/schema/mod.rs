@@ -43,7 +43,7 @@ pub fn toml_as_json(text: &str) -> Result<Value, toml_edit::TomlError> {
     Ok(item_as_json(doc.as_item()))
 }
 
-fn item_as_json(item: &Item) -> Value {
+pub(crate) fn item_as_json(item: &Item) -> Value {
     match item {
         Item::None => Value::Null,
         Item::Value(value) => value_as_json(value),

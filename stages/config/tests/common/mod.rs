@@ -68,6 +68,20 @@ const BEYOND_SCHEMA: &[&str] = &[
     "say which one runs this step",
     "is declared twice",
     "invalid regex",
+    "invalid JSONPath",
+    "captures`",
+    "${captures.",
+    "is already defined by step",
+    "the step has both `wait_until` and `retries`",
+    "has both `json` and `regex`",
+    "says nowhere to take its value from",
+    "an `expected_json` entry has one of",
+    "says nothing about the nodes",
+    "has no `path`",
+    "has no `timeout`",
+    "has no `count`",
+    // A duration pattern cannot say "not zero".
+    "a whole-test timeout must be greater than 0",
 ];
 
 fn beyond_schema(error: &Diagnostic) -> bool {

@@ -67,6 +67,36 @@ pub struct StepResult {
     pub stderr: String,
     /// It failed, and the test went on because of `continue_on_failure`.
     pub continued: bool,
+    /// `retries.count + 1`; `None` when the step runs once or is polled (`wait_until`).
+    pub attempts_allowed: Option<u32>,
+    /// Every attempt of a step with `retries` or `wait_until` (empty for one that runs once).
+    pub attempts: Vec<AttemptResult>,
+    /// It passed with `retries` only after a failed attempt.
+    pub flaky: bool,
+    /// The values its captures took (`[redacted]` for `redact = true`).
+    pub captured: Vec<CapturedValue>,
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptResult {
+    /// 1-based.
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub duration_ms: f64,
+    pub failure: Option<Mismatch>,
+    /// The last lines of its output.
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A value a step captured, as reports may show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CapturedValue {
+    pub name: String,
+    pub value: String,
 }
 
 /// How a service came up.

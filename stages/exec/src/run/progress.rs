@@ -1,6 +1,7 @@
 //! What a test has done so far, kept where its teardown and report find it
 //! whatever happened, and the small helpers every part of a test uses.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ pub(crate) struct Progress {
     pub(crate) services: Vec<ServiceStart>,
     pub(crate) containers_ms: f64,
     pub(crate) execute_ms: f64,
+    /// Container ID by service, once all are started: where the teardown runs.
+    pub(crate) containers: BTreeMap<String, String>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

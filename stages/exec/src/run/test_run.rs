@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clnrm_plan::{ImageSource, TestPlan};
 use futures_util::future::try_join_all;
@@ -27,7 +27,9 @@ use futures_util::future::try_join_all;
 use super::create_start::{create_and_start_all, Placement};
 use super::progress::{lock, ms, Progress};
 use super::services::unique_suffix;
-use super::steps::{compile_step_regexes, steps_in, StepSink};
+use super::steps::{
+    check_plan, human_ms, setup_and_steps, teardown, StepSink, StepsRun, StepsState, TEST_TIMEOUT,
+};
 use super::test_set::{Extra, ResolvedImages, Resources, TestRun};
 use crate::engine::session::{
     host_name, unix_now, LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SPARE_NETWORK, LABEL_TEST,
@@ -91,10 +93,43 @@ pub async fn run_test_collecting(
         teardown_errors: Vec::new(),
     };
     let progress = Mutex::new(Progress::default());
-    let body = drive(run, collector, &resources, &progress);
+    let deadline = run
+        .plan
+        .timeout_ms
+        .map(|t| started + Duration::from_millis(t));
+    let mut state = StepsState::default();
+    let body = drive(run, collector, &resources, &progress, deadline, &mut state);
+    // Steps end themselves at the deadline (inside their container); this is for the
+    // time spent starting services or waiting for spans.
+    let out_of_time = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until((at + DEADLINE_GRACE).into()).await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         outcome = body => outcome,
         () = cancel => TestOutcome::Error { message: "interrupted".into() },
+        () = out_of_time => whole_test_timeout(run.plan, &progress),
+    };
+    // The teardown steps, whatever happened, in the containers that were started.
+    let containers = std::mem::take(&mut lock(&progress).containers);
+    let outcome = if containers.is_empty() {
+        outcome
+    } else {
+        let sink = StepSink::Progress(&progress);
+        let steps_run = StepsRun {
+            backend: run.backend,
+            plan: run.plan,
+            containers: &containers,
+            sink: &sink,
+            collector: None,
+            deadline: None,
+        };
+        let teardown_started = Instant::now();
+        let outcome = teardown(&steps_run, &mut state, outcome).await;
+        lock(&progress).execute_ms += ms(teardown_started.elapsed());
+        outcome
     };
     if let Some(collector) = collector {
         // Closed while the claim is held: the next test on this network binds its gateway.
@@ -114,6 +149,29 @@ pub async fn run_test_collecting(
     report
 }
 
+/// How long past its `timeout` a test that is not running a step (starting services,
+/// waiting for spans) is given before it is ended from outside; a running step ends
+/// itself at the deadline.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+/// The failure of a test whose `timeout` ended while no step was running.
+fn whole_test_timeout(plan: &TestPlan, progress: &Mutex<Progress>) -> TestOutcome {
+    let limit = plan.timeout_ms.unwrap_or_default();
+    let during = if lock(progress).containers.is_empty() {
+        "its services were starting"
+    } else {
+        "it waited for spans"
+    };
+    TestOutcome::Fail(crate::StepFailure {
+        step: String::new(),
+        service: String::new(),
+        expected: format!("{TEST_TIMEOUT} {} (its `timeout`)", human_ms(limit)),
+        actual: format!("the test's timeout ended while {during}"),
+        stdout: String::new(),
+        stderr: String::new(),
+    })
+}
+
 /// Claims on spare networks tried before one of the test's own is created
 /// (each lost claim costs a create round trip).
 const SPARE_CLAIMS: usize = 2;
@@ -123,13 +181,14 @@ async fn drive(
     collector: Option<&dyn SpanCollector>,
     resources: &Resources,
     progress: &Mutex<Progress>,
+    deadline: Option<Instant>,
+    state: &mut StepsState,
 ) -> TestOutcome {
     let plan = run.plan;
-    // Regexes first: a bad one is an error before anything starts.
-    let regexes = match compile_step_regexes(plan) {
-        Ok(r) => r,
-        Err(message) => return TestOutcome::Error { message },
-    };
+    // Expectations first: a bad one is an error before anything starts.
+    if let Err(message) = check_plan(plan) {
+        return TestOutcome::Error { message };
+    }
     if plan.steps.is_empty() && plan.containers.is_empty() {
         return TestOutcome::Pass;
     }
@@ -144,18 +203,23 @@ async fn drive(
             };
         }
     };
-    lock(progress).containers_ms = ms(containers_started.elapsed());
+    {
+        let mut progress = lock(progress);
+        progress.containers_ms = ms(containers_started.elapsed());
+        progress.containers = containers.clone();
+    }
 
     let execute_started = Instant::now();
-    let outcome = steps_in(
-        run.backend,
+    let sink = StepSink::Progress(progress);
+    let steps_run = StepsRun {
+        backend: run.backend,
         plan,
-        &containers,
-        &regexes,
-        &StepSink::Progress(progress),
+        containers: &containers,
+        sink: &sink,
         collector,
-    )
-    .await;
+        deadline,
+    };
+    let outcome = setup_and_steps(&steps_run, state).await;
     lock(progress).execute_ms = ms(execute_started.elapsed());
     if let (Some(collector), TestOutcome::Pass) = (collector, &outcome) {
         collector.after_steps().await;
