@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 use super::container_facts::KnownContainers;
 use super::docker_answers::{
     engine, engine_shares_our_files, error_text, is_not_found, label_filter, network_object,
-    status_of,
+    past_podman_stopped_state, status_of,
 };
 use super::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
@@ -108,9 +108,7 @@ impl DockerEngine {
         &self,
         container: &str,
     ) -> Result<ContainerInspectResponse, ExecError> {
-        let info = self
-            .docker
-            .inspect_container(container, None)
+        let info = past_podman_stopped_state(|| self.docker.inspect_container(container, None))
             .await
             .map_err(engine)?;
         self.containers.learn(container, &info);
@@ -434,9 +432,7 @@ impl Backend for DockerEngine {
         id: &'a str,
     ) -> BoxFuture<'a, Result<ContainerStatus, ExecError>> {
         async move {
-            let info = self
-                .docker
-                .inspect_container(id, None)
+            let info = past_podman_stopped_state(|| self.docker.inspect_container(id, None))
                 .await
                 .map_err(engine)?;
             Ok(status_of(info.state.unwrap_or_default()))
@@ -510,15 +506,15 @@ impl Backend for DockerEngine {
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
         async move {
             let filter = label_filter(&format!("{LABEL_MANAGED}=true"));
-            let containers = self
-                .docker
-                .list_containers(Some(ListContainersOptions {
+            let containers = past_podman_stopped_state(|| {
+                self.docker.list_containers(Some(ListContainersOptions {
                     all: true,
                     filters: Some(filter.clone()),
                     ..Default::default()
                 }))
-                .await
-                .map_err(engine)?;
+            })
+            .await
+            .map_err(engine)?;
             let networks = self.networks_labelled(filter).await?;
             let mut objects: Vec<ManagedObject> = containers
                 .into_iter()
@@ -577,7 +573,7 @@ impl Backend for DockerEngine {
                 .list_images(Some(ListImagesOptions {
                     filters: Some(HashMap::from([(
                         "reference".to_string(),
-                        vec!["clnrm-build/*".to_string()],
+                        BUILD_IMAGE_REFERENCES.map(String::from).to_vec(),
                     )])),
                     ..Default::default()
                 }))
@@ -585,9 +581,9 @@ impl Backend for DockerEngine {
                 .map_err(engine)?;
             let mut out = Vec::new();
             for image in images {
-                for tag in image.repo_tags {
-                    if tag.starts_with("clnrm-build/") {
-                        out.push((tag, image.id.clone()));
+                for tag in &image.repo_tags {
+                    if let Some(name) = build_image_tag(tag) {
+                        out.push((name.to_string(), image.id.clone()));
                     }
                 }
             }
@@ -595,6 +591,26 @@ impl Backend for DockerEngine {
         }
         .boxed()
     }
+}
+
+/// The names build images are listed by: clnrm's own, and the fully qualified one Podman
+/// gives an image built through its API (`docker.io/clnrm-build/…`). Docker matches the
+/// short pattern against either form; Podman matches a pattern against the full name only.
+const BUILD_IMAGE_REFERENCES: [&str; 3] = [
+    "clnrm-build/*",
+    "docker.io/clnrm-build/*",
+    "localhost/clnrm-build/*",
+];
+
+/// `tag` as clnrm names its build images (`clnrm-build/<hash>:latest`), when it is one:
+/// Podman names them `docker.io/clnrm-build/…` (or `localhost/…` when loaded), and the
+/// short name finds them there too.
+fn build_image_tag(tag: &str) -> Option<&str> {
+    let name = ["docker.io/", "localhost/"]
+        .iter()
+        .find_map(|registry| tag.strip_prefix(registry))
+        .unwrap_or(tag);
+    name.starts_with("clnrm-build/").then_some(name)
 }
 
 /// The first host address of an IPv4 subnet (`172.17.0.0/16` → `172.17.0.1`).
@@ -627,8 +643,28 @@ pub(crate) fn new_status_marker() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_address, DockerEngine};
+    use super::{build_image_tag, first_address, DockerEngine};
     use crate::ExecError;
+
+    #[test]
+    fn build_images_are_found_under_podmans_registry_prefixes_too() {
+        for (tag, name) in [
+            ("clnrm-build/ab12:latest", Some("clnrm-build/ab12:latest")),
+            (
+                "docker.io/clnrm-build/ab12:latest",
+                Some("clnrm-build/ab12:latest"),
+            ),
+            (
+                "localhost/clnrm-build/ab12:latest",
+                Some("clnrm-build/ab12:latest"),
+            ),
+            ("docker.io/library/busybox:latest", None),
+            ("clnrm-fixture/busybox:latest", None),
+            ("quay.io/clnrm-build/ab12:latest", None),
+        ] {
+            assert_eq!(build_image_tag(tag), name, "{tag}");
+        }
+    }
 
     #[tokio::test]
     async fn an_unreachable_engine_is_a_clear_error_naming_where_it_looked() {
