@@ -56,6 +56,8 @@ pub(crate) struct DockerEngine {
     /// Starts the command wrapper's status line: random per engine, so no
     /// command's output can pass for it.
     status_marker: Arc<str>,
+    /// Whether the engine is Podman, asked the first time it matters.
+    is_podman: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -86,6 +88,7 @@ impl DockerEngine {
             builds: Arc::default(),
             containers: Arc::default(),
             status_marker: new_status_marker().into(),
+            is_podman: Arc::default(),
         })
     }
 
@@ -101,6 +104,22 @@ impl DockerEngine {
     /// The first word of the command wrapper's status line.
     pub(crate) fn status_marker(&self) -> &str {
         &self.status_marker
+    }
+
+    /// Whether the engine is Podman (its version names a `Podman Engine` component);
+    /// asked once, and only where Podman's answers need reading differently.
+    async fn is_podman(&self) -> bool {
+        *self
+            .is_podman
+            .get_or_init(|| async {
+                self.docker.version().await.is_ok_and(|v| {
+                    v.components
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.name == "Podman Engine")
+                })
+            })
+            .await
     }
 
     /// Inspects the container and keeps what it says.
@@ -435,7 +454,11 @@ impl Backend for DockerEngine {
             let info = past_podman_stopped_state(|| self.docker.inspect_container(id, None))
                 .await
                 .map_err(engine)?;
-            Ok(status_of(info.state.unwrap_or_default()))
+            let mut status = status_of(info.state.clone().unwrap_or_default());
+            if looks_killed_for_its_memory(&info) && self.is_podman().await {
+                status.oom_killed = true;
+            }
+            Ok(status)
         }
         .boxed()
     }
@@ -573,7 +596,9 @@ impl Backend for DockerEngine {
                 .list_images(Some(ListImagesOptions {
                     filters: Some(HashMap::from([(
                         "reference".to_string(),
-                        BUILD_IMAGE_REFERENCES.map(String::from).to_vec(),
+                        // Podman 4.3 matches this against `docker.io/clnrm-build/…` too,
+                        // and ANDs several `reference` values, so it is the only one.
+                        vec!["clnrm-build/*".to_string()],
                     )])),
                     ..Default::default()
                 }))
@@ -593,14 +618,22 @@ impl Backend for DockerEngine {
     }
 }
 
-/// The names build images are listed by: clnrm's own, and the fully qualified one Podman
-/// gives an image built through its API (`docker.io/clnrm-build/…`). Docker matches the
-/// short pattern against either form; Podman matches a pattern against the full name only.
-const BUILD_IMAGE_REFERENCES: [&str; 3] = [
-    "clnrm-build/*",
-    "docker.io/clnrm-build/*",
-    "localhost/clnrm-build/*",
-];
+/// A container that was SIGKILLed (137) under a memory limit without being flagged
+/// `OOMKilled`: Podman 4.3 with runc on cgroup v1 never sets the flag (conmon writes its
+/// `oom` marker into its working directory instead), so there such a death is taken to
+/// be the limit's. Docker does set it, and there a 137 without it is someone's kill.
+fn looks_killed_for_its_memory(info: &ContainerInspectResponse) -> bool {
+    let state = info.state.as_ref();
+    let limited = info
+        .host_config
+        .as_ref()
+        .and_then(|h| h.memory)
+        .is_some_and(|bytes| bytes > 0);
+    limited
+        && state.and_then(|s| s.exit_code) == Some(137)
+        && !state.and_then(|s| s.oom_killed).unwrap_or(false)
+        && !state.and_then(|s| s.running).unwrap_or(false)
+}
 
 /// `tag` as clnrm names its build images (`clnrm-build/<hash>:latest`), when it is one:
 /// Podman names them `docker.io/clnrm-build/…` (or `localhost/…` when loaded), and the
@@ -643,8 +676,30 @@ pub(crate) fn new_status_marker() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{build_image_tag, first_address, DockerEngine};
+    use super::{build_image_tag, first_address, looks_killed_for_its_memory, DockerEngine};
     use crate::ExecError;
+
+    #[test]
+    fn a_sigkill_under_a_memory_limit_without_the_oom_flag_is_taken_for_the_limit() {
+        let inspect = |json: &str| {
+            serde_json::from_str::<super::ContainerInspectResponse>(json).expect("an inspect")
+        };
+        // What Podman 4.3 (runc, cgroup v1) answers for a service its limit killed.
+        assert!(looks_killed_for_its_memory(&inspect(
+            r#"{"State":{"Status":"exited","Running":false,"ExitCode":137,"OOMKilled":false},
+                "HostConfig":{"Memory":16777216}}"#
+        )));
+        for other in [
+            // No limit: someone's `kill -9`.
+            r#"{"State":{"Status":"exited","ExitCode":137,"OOMKilled":false},"HostConfig":{"Memory":0}}"#,
+            // Another exit code under a limit.
+            r#"{"State":{"Status":"exited","ExitCode":1,"OOMKilled":false},"HostConfig":{"Memory":16777216}}"#,
+            // Still running.
+            r#"{"State":{"Status":"running","Running":true,"ExitCode":137},"HostConfig":{"Memory":16777216}}"#,
+        ] {
+            assert!(!looks_killed_for_its_memory(&inspect(other)), "{other}");
+        }
+    }
 
     #[test]
     fn build_images_are_found_under_podmans_registry_prefixes_too() {
