@@ -71,6 +71,10 @@ init_path = "$(command -v catatonit)"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+# Each exec through the API keeps a conmon monitor this long after it ends, so its exit
+# code can still be read (300 s by default: ~150 monitors linger after the suites).
+# clnrm reads an exec's exit code as soon as its output ends.
+exit_command_delay = 10
 
 [network]
 network_backend = "netavark"

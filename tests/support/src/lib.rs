@@ -162,12 +162,17 @@ impl Drop for EngineProxy {
     }
 }
 
-/// Now, as `docker events --since` takes it (seconds since the epoch, with nanoseconds).
+/// Now, as `docker events --since` and `--until` take it: whole seconds since the epoch,
+/// after waiting for the next second to begin (at most a second). Podman 4.3's events
+/// endpoint answers a time with a fraction (`1765080225.123456789`) with no events at
+/// all, so the fraction is waited out instead of written.
 pub fn docker_now() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+    let next_second = now.as_secs() + 1;
+    std::thread::sleep(std::time::Duration::from_secs(next_second) - now);
+    next_second.to_string()
 }
 
 /// One line per container the engine created since `since` ([`docker_now`]) and until
@@ -202,7 +207,18 @@ pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::ci_requires;
+    use super::{ci_requires, docker_now};
+
+    #[test]
+    fn engine_event_times_are_whole_seconds_already_begun() {
+        let now = docker_now();
+        let seconds: u64 = now.parse().expect("whole seconds, no fraction for Podman");
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        // Everything after the call happens at or after the second it names.
+        assert!(after.as_secs() >= seconds, "{now} is in the future");
+    }
 
     #[test]
     fn ci_requires_containers_for_any_value_but_false() {
