@@ -35,6 +35,14 @@ STATE=/run/clnrm-ci-podman
 EXEC_PACKAGE=clnrm-exec
 ROOT_TESTS=(run_e2e dev_e2e dev_step_runner pool_containers otel_e2e otel_dev otel_bridge
   cache_gc cache_volumes services_fixture)
+# Tests that cannot hold on Podman 4.3, each with its reason in README "Podman" ("Tests
+# left out on Podman"): left out by exact name, and only here.
+PODMAN_SKIPS=(
+  # The exec stream ends with the command's process, not with the last holder of its output.
+  children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output
+  # Relies on a second create being slower than a third of a first one.
+  a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side
+)
 
 log "podman: packages"
 # crun comes with Podman but refuses this VM's hybrid cgroups: runc runs the containers.
@@ -129,8 +137,10 @@ log "tests (podman leg)"
 test_args=""
 for test in "${ROOT_TESTS[@]}"; do test_args+=" --test $test"; done
 status=0
+skip_args=""
+for test in "${PODMAN_SKIPS[@]}"; do skip_args+=" --skip $test"; done
 bash .ci/leg.sh podman \
-  "cargo test --locked --no-fail-fast -p $EXEC_PACKAGE" \
-  "cargo test --locked --no-fail-fast -p clnrm$test_args" || status=1
+  "cargo test --locked --no-fail-fast -p $EXEC_PACKAGE -- $skip_args" \
+  "cargo test --locked --no-fail-fast -p clnrm$test_args -- $skip_args" || status=1
 echo "podman leg took $((SECONDS - script_started)) s in all (set-up, image loads, tests)"
 exit "$status"

@@ -176,10 +176,13 @@ pub fn docker_now() -> String {
 }
 
 /// One line per container the engine created since `since` ([`docker_now`]) and until
-/// now: `format` (a `docker events --format` template) applied to its create event.
+/// now (the query ends 2 s later): `format` (a `docker events --format` template) applied to its create event.
 /// `filters` narrow the events further (`label=clnrm.managed=true`).
 pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> Vec<String> {
-    let until = docker_now();
+    // A few seconds ahead: Podman 4.3 (file event logger) streams the events it reads back
+    // only until `until` passes, and answers an `until` already past with none at all.
+    // Docker, like Podman, keeps the query open until then: about 3 s per call.
+    let until = (docker_now().parse::<u64>().expect("whole seconds") + 2).to_string();
     let mut args = vec![
         "events",
         "--since",

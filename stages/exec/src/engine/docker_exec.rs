@@ -569,13 +569,25 @@ fn take_status_line(stderr: &mut Vec<u8>, marker: &str) -> Option<i64> {
 /// exit code 127. Docker answers the same exec with 126 (any exec its runtime cannot
 /// start), and a step's exit code must not depend on the engine, so Podman's 127 becomes
 /// Docker's 126. A command that itself exits 127 says something else, and keeps its code.
+/// Podman may add a line of its own about the attach ending (`Error: read unixpacket …`),
+/// which Docker has no counterpart of; the runtime's message goes where Docker puts it.
 fn as_docker_answers_a_missing_command(request: &ExecRequest, output: &mut ExecOutput) {
+    let Some(command) = request.argv.first() else {
+        return;
+    };
+    let first_line = output.stderr.lines().next().unwrap_or_default();
     if output.exit_code == Some(127)
-        && exec_failed_with("Error: ", request, output)
+        && output.stdout.is_empty()
         && output
             .stderr
-            .contains("OCI runtime attempted to invoke a command that was not found")
+            .lines()
+            .all(|line| line.starts_with("Error: "))
+        && first_line.contains(&format!("\"{command}\""))
+        && first_line.contains("OCI runtime attempted to invoke a command that was not found")
     {
+        // Docker writes the runtime's message to the exec's stdout, Podman to its stderr.
+        output.stdout = format!("{first_line}\n");
+        output.stderr.clear();
         output.exit_code = Some(126);
     }
 }
@@ -609,10 +621,33 @@ mod tests {
             as_docker_answers_a_missing_command(&req, &mut output);
             output.exit_code
         };
+        let mut podman_answer = ExecOutput {
+            exit_code: Some(127),
+            stderr: "Error: runc: exec failed: exec: \"no-such-command\": executable file not \
+                     found in $PATH: OCI runtime attempted to invoke a command that was not found\n\
+                     Error: read unixpacket @->/proc/self/fd/14/attach: read: connection reset by peer"
+                .into(),
+            ..ExecOutput::default()
+        };
+        as_docker_answers_a_missing_command(&req, &mut podman_answer);
+        assert_eq!(
+            (podman_answer.exit_code, podman_answer.stderr.as_str()),
+            (Some(126), "")
+        );
+        assert!(
+            podman_answer.stdout.starts_with("Error: runc: exec failed")
+                && podman_answer.stdout.ends_with("was not found\n"),
+            "{:?}",
+            podman_answer.stdout
+        );
         let podman = "Error: runc: exec failed: unable to start container process: exec: \
                       \"no-such-command\": executable file not found in $PATH: \
                       OCI runtime attempted to invoke a command that was not found\n";
         assert_eq!(answer(127, podman), Some(126));
+        let with_attach_line = format!(
+            "{podman}Error: read unixpacket @->/proc/self/fd/14/attach: read: connection reset by peer"
+        );
+        assert_eq!(answer(127, &with_attach_line), Some(126));
         let docker = "OCI runtime exec failed: exec failed: unable to start container \
                       process: exec: \"no-such-command\": executable file not found in $PATH: unknown\n";
         assert_eq!(answer(126, docker), Some(126));
