@@ -417,12 +417,7 @@ impl Backend for DockerEngine {
             let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
             let network_settings = info.network_settings.unwrap_or_default();
-            let bridge_address = network_settings
-                .networks
-                .as_ref()
-                .and_then(|networks| networks.get("bridge"))
-                .and_then(|bridge| bridge.ip_address.as_deref())
-                .and_then(|address| address.parse::<IpAddr>().ok());
+            let bridge_address = default_bridge_address(network_settings.networks.as_ref());
             let port_map = network_settings.ports.unwrap_or_default();
             for (key, bindings) in port_map {
                 let Some(container_port) = key.split('/').next().and_then(|p| p.parse().ok())
@@ -618,6 +613,16 @@ impl Backend for DockerEngine {
     }
 }
 
+/// The container's address on the engine's default network: Docker calls it `bridge`;
+/// Podman puts a container asked for on `bridge` on its own default network, `podman`,
+/// and names that one in the container's networks.
+fn default_bridge_address(networks: Option<&HashMap<String, EndpointSettings>>) -> Option<IpAddr> {
+    let networks = networks?;
+    ["bridge", "podman"]
+        .iter()
+        .find_map(|name| networks.get(*name)?.ip_address.as_deref()?.parse().ok())
+}
+
 /// A container that was SIGKILLed (137) under a memory limit without being flagged
 /// `OOMKilled`: Podman 4.3 with runc on cgroup v1 never sets the flag (conmon writes its
 /// `oom` marker into its working directory instead), so there such a death is taken to
@@ -676,8 +681,29 @@ pub(crate) fn new_status_marker() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{build_image_tag, first_address, looks_killed_for_its_memory, DockerEngine};
+    use super::{
+        build_image_tag, default_bridge_address, first_address, looks_killed_for_its_memory,
+        DockerEngine,
+    };
     use crate::ExecError;
+
+    #[test]
+    fn the_default_bridge_address_is_found_under_docker_and_podman_names() {
+        let networks = |name: &str| {
+            std::collections::HashMap::from([(
+                name.to_string(),
+                super::EndpointSettings {
+                    ip_address: Some("10.88.0.7".into()),
+                    ..Default::default()
+                },
+            )])
+        };
+        let address = Some("10.88.0.7".parse().unwrap());
+        assert_eq!(default_bridge_address(Some(&networks("bridge"))), address);
+        assert_eq!(default_bridge_address(Some(&networks("podman"))), address);
+        assert_eq!(default_bridge_address(Some(&networks("clnrm-1-net"))), None);
+        assert_eq!(default_bridge_address(None), None);
+    }
 
     #[test]
     fn a_sigkill_under_a_memory_limit_without_the_oom_flag_is_taken_for_the_limit() {
