@@ -42,6 +42,9 @@ PODMAN_SKIPS=(
   children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output
   # Relies on a second create being slower than a third of a first one.
   a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side
+  # aardvark-dns 1.4 drops queries while it reloads: reaching the replaced `web` by name
+  # times out in some runs.
+  a_service_keeps_its_container_until_its_spec_changes_and_state_persists_across_runs
 )
 
 log "podman: packages"
