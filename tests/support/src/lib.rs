@@ -176,13 +176,18 @@ pub fn docker_now() -> String {
 }
 
 /// One line per container the engine created since `since` ([`docker_now`]) and until
-/// now (the query ends 2 s later): `format` (a `docker events --format` template) applied to its create event.
+/// now: `format` (a `docker events --format` template) applied to its create event.
 /// `filters` narrow the events further (`label=clnrm.managed=true`).
 pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> Vec<String> {
-    // A few seconds ahead: Podman 4.3 (file event logger) streams the events it reads back
-    // only until `until` passes, and answers an `until` already past with none at all.
-    // Docker, like Podman, keeps the query open until then: about 3 s per call.
-    let until = (docker_now().parse::<u64>().expect("whole seconds") + 2).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    // Asked until 2 s ahead: Podman 4.3 (file event logger) streams the events it reads back
+    // only until `until` passes, and answers an `until` already past with none at all. The
+    // engine keeps the query open until then (about 2 s); what it sends from after `now`
+    // (another test's containers) is dropped by its time.
+    let until = (now.as_secs() + 2).to_string();
+    let format = format!("{{{{.TimeNano}}}} {format}");
     let mut args = vec![
         "events",
         "--since",
@@ -197,14 +202,18 @@ pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> 
     for filter in filters {
         args.extend(["--filter", filter]);
     }
-    args.extend(["--format", format]);
+    args.extend(["--format", &format]);
     let out = std::process::Command::new("docker")
         .args(&args)
         .output()
         .expect("docker events");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_string)
+        .filter_map(|line| {
+            let (time, rest) = line.split_once(' ')?;
+            let time: u128 = time.parse().ok()?;
+            (time <= now.as_nanos()).then(|| rest.to_string())
+        })
         .collect()
 }
 
