@@ -35,6 +35,19 @@ STATE=/run/clnrm-ci-podman
 EXEC_PACKAGE=clnrm-exec
 ROOT_TESTS=(run_e2e dev_e2e dev_step_runner pool_containers otel_e2e otel_dev otel_bridge
   cache_gc cache_volumes services_fixture)
+# Tests that cannot hold on Podman 4.3, each with its reason in README "Podman" ("Tests
+# left out on Podman"): left out by exact name, and only here.
+PODMAN_SKIPS=(
+  # The exec stream ends with the command's process, not with the last holder of its output.
+  children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output
+  # Relies on a second create being slower than a third of a first one.
+  a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side
+  # aardvark-dns 1.4 drops queries while it reloads: reaching the replaced `web` by name
+  # times out in some runs.
+  a_service_keeps_its_container_until_its_spec_changes_and_state_persists_across_runs
+  # Its lower bound on the flush wait (150 ms) does not hold: spans arrive sooner (133 ms).
+  spans_posted_as_json_are_judged_and_a_passing_test_is_then_cached
+)
 
 log "podman: packages"
 # crun comes with Podman but refuses this VM's hybrid cgroups: runc runs the containers.
@@ -71,6 +84,10 @@ init_path = "$(command -v catatonit)"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+# Each exec through the API keeps a conmon monitor this long after it ends, so its exit
+# code can still be read (300 s by default: ~150 monitors linger after the suites).
+# clnrm reads an exec's exit code as soon as its output ends.
+exit_command_delay = 10
 
 [network]
 network_backend = "netavark"
@@ -125,8 +142,10 @@ log "tests (podman leg)"
 test_args=""
 for test in "${ROOT_TESTS[@]}"; do test_args+=" --test $test"; done
 status=0
+skip_args=""
+for test in "${PODMAN_SKIPS[@]}"; do skip_args+=" --skip $test"; done
 bash .ci/leg.sh podman \
-  "cargo test --locked --no-fail-fast -p $EXEC_PACKAGE" \
-  "cargo test --locked --no-fail-fast -p clnrm$test_args" || status=1
+  "cargo test --locked --no-fail-fast -p $EXEC_PACKAGE -- $skip_args" \
+  "cargo test --locked --no-fail-fast -p clnrm$test_args -- $skip_args" || status=1
 echo "podman leg took $((SECONDS - script_started)) s in all (set-up, image loads, tests)"
 exit "$status"

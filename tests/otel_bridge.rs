@@ -53,6 +53,59 @@ fn fell_back(run: &Run) -> bool {
 }
 
 /// The default bridge's gateway: the first address of its subnet.
+/// Listens on `gateway`:4318 as another collector would. With `IP_FREEBIND`, as clnrm's
+/// receiver binds: Podman's default bridge has its address only while a container is on it.
+fn hold_port_4318(gateway: std::net::Ipv4Addr) -> std::net::TcpListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a new socket, owned by the listener returned; options of the sizes given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let listener = std::net::TcpListener::from_raw_fd(fd);
+        let on: libc::c_int = 1;
+        // As std's `TcpListener::bind`: the port the last run's receiver closed is free.
+        for (level, option) in [
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+            (libc::SOL_IP, libc::IP_FREEBIND),
+        ] {
+            let set = libc::setsockopt(
+                fd,
+                level,
+                option,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            assert_eq!(set, 0, "{option}: {}", std::io::Error::last_os_error());
+        }
+        let address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 4318u16.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(gateway).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let bound = libc::bind(
+            fd,
+            (&address as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(
+            bound,
+            0,
+            "the default bridge's port 4318 is free between runs: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::listen(fd, 16),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        listener
+    }
+}
+
 fn bridge_gateway() -> std::net::Ipv4Addr {
     let out = std::process::Command::new("docker")
         .args([
@@ -90,8 +143,7 @@ fn a_one_service_test_receives_on_the_default_bridge_and_falls_back_when_its_por
 
     // Something else listens there (a collector of the user's, another clnrm): the test
     // claims a network of its own and still gets exactly its spans.
-    let _held = std::net::TcpListener::bind((bridge_gateway(), 4318))
-        .expect("the default bridge's port 4318 is free between runs");
+    let _held = hold_port_4318(bridge_gateway());
     let run = run_verbose(&project);
     assert!(passed(&run), "{}", run.all());
     assert!(fell_back(&run), "{}", run.all());

@@ -92,20 +92,58 @@ impl ExportSink for Received {
 
 /// Binds the two listeners (HTTP 4318, gRPC 4317) on `address`, serving until `stop`
 /// turns true; they hand what arrives to `sink`.
+/// A listener on `address`, bound even while no interface has that address yet: Podman's
+/// netavark gives a network its bridge and gateway address only once a container joins
+/// it, and the receiver must listen before the test's services start. `IP_FREEBIND`
+/// (Linux) allows that bind; connections arrive once the address exists. Docker assigns
+/// the gateway when the network is created, so there it changes nothing.
+fn listen_before_the_address_exists(
+    address: SocketAddr,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a port the last test's receiver just closed is free.
+    socket.set_reuseaddr(true)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        let (level, option) = match address {
+            SocketAddr::V4(_) => (libc::SOL_IP, libc::IP_FREEBIND),
+            SocketAddr::V6(_) => (libc::SOL_IPV6, libc::IPV6_FREEBIND),
+        };
+        // SAFETY: a valid socket descriptor and a c_int option value of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                option,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    socket.bind(address)?;
+    socket.listen(1024)
+}
+
 async fn bind_both(
     address: IpAddr,
     sink: Arc<dyn ExportSink>,
     stop: &watch::Sender<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
     let bind = |port| async move {
-        tokio::net::TcpListener::bind(SocketAddr::new(address, port))
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot receive spans on {address}:{port}: {e}; \
-                     span collection needs the Docker engine on this machine"
-                )
-            })
+        listen_before_the_address_exists(SocketAddr::new(address, port)).map_err(|e| {
+            format!(
+                "cannot receive spans on {address}:{port}: {e}; \
+                 span collection needs the Docker engine on this machine"
+            )
+        })
     };
     let http = bind(HTTP_PORT).await?;
     let grpc = bind(GRPC_PORT).await?;
@@ -394,4 +432,30 @@ pub fn spans_file(project_root: &Path, identity: &str) -> PathBuf {
         .join(".clnrm")
         .join("spans")
         .join(format!("{}.jsonl", identity.replace('/', "__")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 192.0.2.1 (TEST-NET-1) is on no interface, like a Podman network's gateway before
+    /// its first container: a plain bind fails with "Cannot assign requested address".
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_receiver_listens_on_a_gateway_address_that_does_not_exist_yet() {
+        let absent = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)), 0);
+        let listener = listen_before_the_address_exists(absent).expect("bound before it exists");
+        assert_eq!(listener.local_addr().unwrap().ip(), absent.ip());
+    }
+
+    #[tokio::test]
+    async fn an_address_of_this_machine_is_listened_on_and_reached() {
+        let loopback = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+        let listener = listen_before_the_address_exists(loopback).unwrap();
+        let address = listener.local_addr().unwrap();
+        let (connected, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(address), listener.accept());
+        connected.expect("connects");
+        accepted.expect("accepts");
+    }
 }

@@ -162,19 +162,32 @@ impl Drop for EngineProxy {
     }
 }
 
-/// Now, as `docker events --since` takes it (seconds since the epoch, with nanoseconds).
+/// Now, as `docker events --since` and `--until` take it: whole seconds since the epoch,
+/// after waiting for the next second to begin (at most a second). Podman 4.3's events
+/// endpoint answers a time with a fraction (`1765080225.123456789`) with no events at
+/// all, so the fraction is waited out instead of written.
 pub fn docker_now() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+    let next_second = now.as_secs() + 1;
+    std::thread::sleep(std::time::Duration::from_secs(next_second) - now);
+    next_second.to_string()
 }
 
 /// One line per container the engine created since `since` ([`docker_now`]) and until
 /// now: `format` (a `docker events --format` template) applied to its create event.
 /// `filters` narrow the events further (`label=clnrm.managed=true`).
 pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> Vec<String> {
-    let until = docker_now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    // Asked until 2 s ahead: Podman 4.3 (file event logger) streams the events it reads back
+    // only until `until` passes, and answers an `until` already past with none at all. The
+    // engine keeps the query open until then (about 2 s); what it sends from after `now`
+    // (another test's containers) is dropped by its time.
+    let until = (now.as_secs() + 2).to_string();
+    let format = format!("{{{{.TimeNano}}}} {format}");
     let mut args = vec![
         "events",
         "--since",
@@ -189,20 +202,35 @@ pub fn containers_created_since(since: &str, filters: &[&str], format: &str) -> 
     for filter in filters {
         args.extend(["--filter", filter]);
     }
-    args.extend(["--format", format]);
+    args.extend(["--format", &format]);
     let out = std::process::Command::new("docker")
         .args(&args)
         .output()
         .expect("docker events");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_string)
+        .filter_map(|line| {
+            let (time, rest) = line.split_once(' ')?;
+            let time: u128 = time.parse().ok()?;
+            (time <= now.as_nanos()).then(|| rest.to_string())
+        })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ci_requires;
+    use super::{ci_requires, docker_now};
+
+    #[test]
+    fn engine_event_times_are_whole_seconds_already_begun() {
+        let now = docker_now();
+        let seconds: u64 = now.parse().expect("whole seconds, no fraction for Podman");
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        // Everything after the call happens at or after the second it names.
+        assert!(after.as_secs() >= seconds, "{now} is in the future");
+    }
 
     #[test]
     fn ci_requires_containers_for_any_value_but_false() {

@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 use super::container_facts::KnownContainers;
 use super::docker_answers::{
     engine, engine_shares_our_files, error_text, is_not_found, label_filter, network_object,
-    status_of,
+    past_podman_stopped_state, status_of,
 };
 use super::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
@@ -56,6 +56,8 @@ pub(crate) struct DockerEngine {
     /// Starts the command wrapper's status line: random per engine, so no
     /// command's output can pass for it.
     status_marker: Arc<str>,
+    /// Whether the engine is Podman, asked the first time it matters.
+    is_podman: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -86,6 +88,7 @@ impl DockerEngine {
             builds: Arc::default(),
             containers: Arc::default(),
             status_marker: new_status_marker().into(),
+            is_podman: Arc::default(),
         })
     }
 
@@ -103,14 +106,28 @@ impl DockerEngine {
         &self.status_marker
     }
 
+    /// Whether the engine is Podman (its version names a `Podman Engine` component);
+    /// asked once, and only where Podman's answers need reading differently.
+    async fn is_podman(&self) -> bool {
+        *self
+            .is_podman
+            .get_or_init(|| async {
+                self.docker.version().await.is_ok_and(|v| {
+                    v.components
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.name == "Podman Engine")
+                })
+            })
+            .await
+    }
+
     /// Inspects the container and keeps what it says.
     pub(crate) async fn inspect_and_learn(
         &self,
         container: &str,
     ) -> Result<ContainerInspectResponse, ExecError> {
-        let info = self
-            .docker
-            .inspect_container(container, None)
+        let info = past_podman_stopped_state(|| self.docker.inspect_container(container, None))
             .await
             .map_err(engine)?;
         self.containers.learn(container, &info);
@@ -400,12 +417,7 @@ impl Backend for DockerEngine {
             let status = status_of(info.state.clone().unwrap_or_default());
             let mut ports = BTreeMap::new();
             let network_settings = info.network_settings.unwrap_or_default();
-            let bridge_address = network_settings
-                .networks
-                .as_ref()
-                .and_then(|networks| networks.get("bridge"))
-                .and_then(|bridge| bridge.ip_address.as_deref())
-                .and_then(|address| address.parse::<IpAddr>().ok());
+            let bridge_address = default_bridge_address(network_settings.networks.as_ref());
             let port_map = network_settings.ports.unwrap_or_default();
             for (key, bindings) in port_map {
                 let Some(container_port) = key.split('/').next().and_then(|p| p.parse().ok())
@@ -434,12 +446,14 @@ impl Backend for DockerEngine {
         id: &'a str,
     ) -> BoxFuture<'a, Result<ContainerStatus, ExecError>> {
         async move {
-            let info = self
-                .docker
-                .inspect_container(id, None)
+            let info = past_podman_stopped_state(|| self.docker.inspect_container(id, None))
                 .await
                 .map_err(engine)?;
-            Ok(status_of(info.state.unwrap_or_default()))
+            let mut status = status_of(info.state.clone().unwrap_or_default());
+            if looks_killed_for_its_memory(&info) && self.is_podman().await {
+                status.oom_killed = true;
+            }
+            Ok(status)
         }
         .boxed()
     }
@@ -533,15 +547,15 @@ impl Backend for DockerEngine {
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
         async move {
             let filter = label_filter(&format!("{LABEL_MANAGED}=true"));
-            let containers = self
-                .docker
-                .list_containers(Some(ListContainersOptions {
+            let containers = past_podman_stopped_state(|| {
+                self.docker.list_containers(Some(ListContainersOptions {
                     all: true,
                     filters: Some(filter.clone()),
                     ..Default::default()
                 }))
-                .await
-                .map_err(engine)?;
+            })
+            .await
+            .map_err(engine)?;
             let networks = self.networks_labelled(filter).await?;
             let mut objects: Vec<ManagedObject> = containers
                 .into_iter()
@@ -600,6 +614,8 @@ impl Backend for DockerEngine {
                 .list_images(Some(ListImagesOptions {
                     filters: Some(HashMap::from([(
                         "reference".to_string(),
+                        // Podman 4.3 matches this against `docker.io/clnrm-build/…` too,
+                        // and ANDs several `reference` values, so it is the only one.
                         vec!["clnrm-build/*".to_string()],
                     )])),
                     ..Default::default()
@@ -608,9 +624,9 @@ impl Backend for DockerEngine {
                 .map_err(engine)?;
             let mut out = Vec::new();
             for image in images {
-                for tag in image.repo_tags {
-                    if tag.starts_with("clnrm-build/") {
-                        out.push((tag, image.id.clone()));
+                for tag in &image.repo_tags {
+                    if let Some(name) = build_image_tag(tag) {
+                        out.push((name.to_string(), image.id.clone()));
                     }
                 }
             }
@@ -618,6 +634,44 @@ impl Backend for DockerEngine {
         }
         .boxed()
     }
+}
+
+/// The container's address on the engine's default network: Docker calls it `bridge`;
+/// Podman puts a container asked for on `bridge` on its own default network, `podman`,
+/// and names that one in the container's networks.
+fn default_bridge_address(networks: Option<&HashMap<String, EndpointSettings>>) -> Option<IpAddr> {
+    let networks = networks?;
+    ["bridge", "podman"]
+        .iter()
+        .find_map(|name| networks.get(*name)?.ip_address.as_deref()?.parse().ok())
+}
+
+/// A container that was SIGKILLed (137) under a memory limit without being flagged
+/// `OOMKilled`: Podman 4.3 with runc on cgroup v1 never sets the flag (conmon writes its
+/// `oom` marker into its working directory instead), so there such a death is taken to
+/// be the limit's. Docker does set it, and there a 137 without it is someone's kill.
+fn looks_killed_for_its_memory(info: &ContainerInspectResponse) -> bool {
+    let state = info.state.as_ref();
+    let limited = info
+        .host_config
+        .as_ref()
+        .and_then(|h| h.memory)
+        .is_some_and(|bytes| bytes > 0);
+    limited
+        && state.and_then(|s| s.exit_code) == Some(137)
+        && !state.and_then(|s| s.oom_killed).unwrap_or(false)
+        && !state.and_then(|s| s.running).unwrap_or(false)
+}
+
+/// `tag` as clnrm names its build images (`clnrm-build/<hash>:latest`), when it is one:
+/// Podman names them `docker.io/clnrm-build/…` (or `localhost/…` when loaded), and the
+/// short name finds them there too.
+fn build_image_tag(tag: &str) -> Option<&str> {
+    let name = ["docker.io/", "localhost/"]
+        .iter()
+        .find_map(|registry| tag.strip_prefix(registry))
+        .unwrap_or(tag);
+    name.starts_with("clnrm-build/").then_some(name)
 }
 
 /// The first host address of an IPv4 subnet (`172.17.0.0/16` → `172.17.0.1`).
@@ -650,8 +704,71 @@ pub(crate) fn new_status_marker() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_address, DockerEngine};
+    use super::{
+        build_image_tag, default_bridge_address, first_address, looks_killed_for_its_memory,
+        DockerEngine,
+    };
     use crate::ExecError;
+
+    #[test]
+    fn the_default_bridge_address_is_found_under_docker_and_podman_names() {
+        let networks = |name: &str| {
+            std::collections::HashMap::from([(
+                name.to_string(),
+                super::EndpointSettings {
+                    ip_address: Some("10.88.0.7".into()),
+                    ..Default::default()
+                },
+            )])
+        };
+        let address = Some("10.88.0.7".parse().unwrap());
+        assert_eq!(default_bridge_address(Some(&networks("bridge"))), address);
+        assert_eq!(default_bridge_address(Some(&networks("podman"))), address);
+        assert_eq!(default_bridge_address(Some(&networks("clnrm-1-net"))), None);
+        assert_eq!(default_bridge_address(None), None);
+    }
+
+    #[test]
+    fn a_sigkill_under_a_memory_limit_without_the_oom_flag_is_taken_for_the_limit() {
+        let inspect = |json: &str| {
+            serde_json::from_str::<super::ContainerInspectResponse>(json).expect("an inspect")
+        };
+        // What Podman 4.3 (runc, cgroup v1) answers for a service its limit killed.
+        assert!(looks_killed_for_its_memory(&inspect(
+            r#"{"State":{"Status":"exited","Running":false,"ExitCode":137,"OOMKilled":false},
+                "HostConfig":{"Memory":16777216}}"#
+        )));
+        for other in [
+            // No limit: someone's `kill -9`.
+            r#"{"State":{"Status":"exited","ExitCode":137,"OOMKilled":false},"HostConfig":{"Memory":0}}"#,
+            // Another exit code under a limit.
+            r#"{"State":{"Status":"exited","ExitCode":1,"OOMKilled":false},"HostConfig":{"Memory":16777216}}"#,
+            // Still running.
+            r#"{"State":{"Status":"running","Running":true,"ExitCode":137},"HostConfig":{"Memory":16777216}}"#,
+        ] {
+            assert!(!looks_killed_for_its_memory(&inspect(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn build_images_are_found_under_podmans_registry_prefixes_too() {
+        for (tag, name) in [
+            ("clnrm-build/ab12:latest", Some("clnrm-build/ab12:latest")),
+            (
+                "docker.io/clnrm-build/ab12:latest",
+                Some("clnrm-build/ab12:latest"),
+            ),
+            (
+                "localhost/clnrm-build/ab12:latest",
+                Some("clnrm-build/ab12:latest"),
+            ),
+            ("docker.io/library/busybox:latest", None),
+            ("clnrm-fixture/busybox:latest", None),
+            ("quay.io/clnrm-build/ab12:latest", None),
+        ] {
+            assert_eq!(build_image_tag(tag), name, "{tag}");
+        }
+    }
 
     #[tokio::test]
     async fn an_unreachable_engine_is_a_clear_error_naming_where_it_looked() {

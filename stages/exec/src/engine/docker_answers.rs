@@ -55,6 +55,43 @@ pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
     }
 }
 
+/// Whether `e` is bollard failing to read Podman's `stopped` state (bollard#293): Podman
+/// 4.x says `stopped` for a moment after a container exits, before it says `exited`, and
+/// bollard's state enums have no such variant, so the whole inspect or list fails.
+pub(crate) fn is_podman_stopped_state(e: &bollard::errors::Error) -> bool {
+    let text = match e {
+        bollard::errors::Error::JsonDataError { message, .. } => message.clone(),
+        bollard::errors::Error::JsonSerdeError { err } => err.to_string(),
+        _ => return false,
+    };
+    text.contains("unknown variant `stopped`")
+}
+
+/// How long an inspect or list is retried while Podman says `stopped`: its cleanup makes
+/// the container `exited` within a second (measured: under 200 ms on Podman 4.3.1).
+const STOPPED_STATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `request` again while its answer fails on Podman's `stopped` state
+/// ([`is_podman_stopped_state`]), until the container says `exited`; Docker never says
+/// `stopped`, so there it runs once.
+pub(crate) async fn past_podman_stopped_state<T, F, Fut>(
+    mut request: F,
+) -> Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let deadline = std::time::Instant::now() + STOPPED_STATE_PATIENCE;
+    loop {
+        match request().await {
+            Err(e) if is_podman_stopped_state(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 pub(crate) fn status_of(state: bollard::models::ContainerState) -> ContainerStatus {
     ContainerStatus {
         running: state.running.unwrap_or(false),
@@ -90,6 +127,77 @@ pub(crate) fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error bollard gives for Podman's inspect of a container that just exited.
+    fn podman_stopped_inspect_error() -> bollard::errors::Error {
+        let answer = r#"{"Id":"c1","State":{"Status":"stopped","Running":false,"ExitCode":3}}"#;
+        let e = serde_json::from_str::<bollard::models::ContainerInspectResponse>(answer)
+            .expect_err("bollard cannot read `stopped`");
+        bollard::errors::Error::JsonDataError {
+            message: e.to_string(),
+            column: e.column(),
+        }
+    }
+
+    #[test]
+    fn podmans_stopped_state_is_recognised_and_nothing_else_is() {
+        assert!(is_podman_stopped_state(&podman_stopped_inspect_error()));
+        let other = serde_json::from_str::<bollard::models::ContainerInspectResponse>(
+            r#"{"State":{"Status":"sleeping"}}"#,
+        )
+        .expect_err("not a state");
+        assert!(!is_podman_stopped_state(&other.into()));
+        assert!(!is_podman_stopped_state(
+            &bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "unknown variant `stopped`".into(),
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_inspect_that_says_stopped_is_asked_again_until_it_says_exited() {
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let answer = past_podman_stopped_state(|| {
+            let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n < 3 {
+                    Err(podman_stopped_inspect_error())
+                } else {
+                    let exited = r#"{"Id":"c1","State":{"Status":"exited","ExitCode":3}}"#;
+                    Ok(
+                        serde_json::from_str::<bollard::models::ContainerInspectResponse>(exited)
+                            .unwrap(),
+                    )
+                }
+            }
+        })
+        .await
+        .expect("exited in the end");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 4);
+        let status = status_of(answer.state.unwrap());
+        assert_eq!(
+            (status.status.as_str(), status.exit_code),
+            ("exited", Some(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn any_other_error_is_returned_at_once() {
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let answer: Result<(), _> = past_podman_stopped_state(|| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    message: "no such container".into(),
+                })
+            }
+        })
+        .await;
+        assert!(answer.is_err());
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn only_a_socket_or_pipe_is_taken_to_share_our_files() {

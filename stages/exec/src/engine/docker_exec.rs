@@ -142,7 +142,9 @@ impl DockerEngine {
             let code = self
                 .exit_code(&streamed.exec_id, &mut streamed.phases)
                 .await?;
-            return Ok(output_of(streamed, code, None));
+            let mut output = output_of(streamed, code, None);
+            as_docker_answers_a_missing_command(request, &mut output);
+            return Ok(output);
         }
         // Run as it is: either there is no `sh`, or the command was not found
         // (which should not take long enough to time out).
@@ -562,6 +564,34 @@ fn take_status_line(stderr: &mut Vec<u8>, marker: &str) -> Option<i64> {
     Some(status)
 }
 
+/// Podman's runtime could not find the command: `Error: runc: exec failed: … executable
+/// file not found in $PATH: OCI runtime attempted to invoke a command that was not found`,
+/// exit code 127. Docker answers the same exec with 126 (any exec its runtime cannot
+/// start), and a step's exit code must not depend on the engine, so Podman's 127 becomes
+/// Docker's 126. A command that itself exits 127 says something else, and keeps its code.
+/// Podman may add a line of its own about the attach ending (`Error: read unixpacket …`),
+/// which Docker has no counterpart of; the runtime's message goes where Docker puts it.
+fn as_docker_answers_a_missing_command(request: &ExecRequest, output: &mut ExecOutput) {
+    let Some(command) = request.argv.first() else {
+        return;
+    };
+    let first_line = output.stderr.lines().next().unwrap_or_default();
+    if output.exit_code == Some(127)
+        && output.stdout.is_empty()
+        && output
+            .stderr
+            .lines()
+            .all(|line| line.starts_with("Error: "))
+        && first_line.contains(&format!("\"{command}\""))
+        && first_line.contains("OCI runtime attempted to invoke a command that was not found")
+    {
+        // Docker writes the runtime's message to the exec's stdout, Podman to its stderr.
+        output.stdout = format!("{first_line}\n");
+        output.stderr.clear();
+        output.exit_code = Some(126);
+    }
+}
+
 fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>) -> ExecOutput {
     let timed_out = !streamed.finished;
     ExecOutput {
@@ -578,6 +608,56 @@ fn output_of(streamed: Streamed, exit_code: Option<i64>, killed: Option<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podmans_127_for_a_command_it_cannot_find_is_dockers_126() {
+        let req = request(&["no-such-command"], &[]);
+        let answer = |code: i64, stderr: &str| {
+            let mut output = ExecOutput {
+                exit_code: Some(code),
+                stderr: stderr.into(),
+                ..ExecOutput::default()
+            };
+            as_docker_answers_a_missing_command(&req, &mut output);
+            output.exit_code
+        };
+        let mut podman_answer = ExecOutput {
+            exit_code: Some(127),
+            stderr: "Error: runc: exec failed: exec: \"no-such-command\": executable file not \
+                     found in $PATH: OCI runtime attempted to invoke a command that was not found\n\
+                     Error: read unixpacket @->/proc/self/fd/14/attach: read: connection reset by peer"
+                .into(),
+            ..ExecOutput::default()
+        };
+        as_docker_answers_a_missing_command(&req, &mut podman_answer);
+        assert_eq!(
+            (podman_answer.exit_code, podman_answer.stderr.as_str()),
+            (Some(126), "")
+        );
+        assert!(
+            podman_answer.stdout.starts_with("Error: runc: exec failed")
+                && podman_answer.stdout.ends_with("was not found\n"),
+            "{:?}",
+            podman_answer.stdout
+        );
+        let podman = "Error: runc: exec failed: unable to start container process: exec: \
+                      \"no-such-command\": executable file not found in $PATH: \
+                      OCI runtime attempted to invoke a command that was not found\n";
+        assert_eq!(answer(127, podman), Some(126));
+        let with_attach_line = format!(
+            "{podman}Error: read unixpacket @->/proc/self/fd/14/attach: read: connection reset by peer"
+        );
+        assert_eq!(answer(127, &with_attach_line), Some(126));
+        let docker = "OCI runtime exec failed: exec failed: unable to start container \
+                      process: exec: \"no-such-command\": executable file not found in $PATH: unknown\n";
+        assert_eq!(answer(126, docker), Some(126));
+        // The command's own 127, whatever it prints, is its own.
+        assert_eq!(
+            answer(127, "Error: no-such-command: my own message\n"),
+            Some(127)
+        );
+        assert_eq!(answer(127, ""), Some(127));
+    }
 
     fn request(argv: &[&str], env: &[(&str, &str)]) -> ExecRequest {
         ExecRequest {
