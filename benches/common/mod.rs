@@ -143,7 +143,7 @@ pub fn judge_workload(steps: usize) -> (Vec<clnrm_judge::Compiled>, Vec<String>)
             json: vec![
                 check("$.meta.total", JsonCheckKind::Equals("110".into())),
                 check("$.items[*].id", JsonCheckKind::Count(110)),
-                check("$.items[?@.price < 10].name", JsonCheckKind::Count(55)),
+                check("$.items[?@.price < 10].name", JsonCheckKind::Count(60)),
                 check(
                     "$.meta.trace",
                     JsonCheckKind::Matches("^[0-9a-f]{32}$".into()),
