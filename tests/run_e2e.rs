@@ -434,6 +434,9 @@ fn reuse_keeps_containers_warm_and_cache_gc_removes_leftovers_and_unused_builds(
     let Some((_serial, project)) = engine_project() else {
         return;
     };
+    // Warm containers kept between runs are what this test is about: `run --reuse`
+    // gives fresh ones per test unless the project asks to reuse them.
+    project.write("cleanroom.toml", "[dev]\nisolation = \"reuse\"\n");
     project.write(
         "ctx/Dockerfile",
         &format!("FROM {IMAGE}\nCOPY marker /marker\n"),
