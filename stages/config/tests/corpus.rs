@@ -306,6 +306,6 @@ fn corpus_warnings() {
     );
     assert_eq!(
         warn_keys("tests/rosetta-stone/temporal-ordering-rosetta.clnrm.toml"),
-        ["test.metadata.timeout", "services.otel_collector.type",]
+        ["services.otel_collector.type"]
     );
 }
