@@ -88,13 +88,6 @@ run = "touch /tmp/mark; (sleep 777 > /dev/null 2>&1 &); echo {variant}"
     )
 }
 
-/// Steps on warm containers go through exec, not the persistent step runner: with the
-/// runner, PostgreSQL in these tests is sometimes killed mid-run ("the database system
-/// is in recovery mode", or a table a step just made missing in the next), on spares and
-/// on `isolation = "reuse"` containers alike; `clnrm run` (no runner) never shows it.
-/// Reported to the runner's owner; these tests are about isolation.
-const NO_STEP_RUNNER: (&str, &str) = ("CLNRM_STEP_RUNNER", "off");
-
 /// `clnrm dev --format json` in a project, each run's object read back.
 struct Dev {
     child: Child,
@@ -106,7 +99,6 @@ impl Dev {
         let mut child = common::clnrm_process()
             .current_dir(project.root())
             .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
-            .env(NO_STEP_RUNNER.0, NO_STEP_RUNNER.1)
             .args(["dev", "--format", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -338,7 +330,7 @@ fn run_reuse_twice_passes_a_stateful_test_twice() {
     project.write("cleanroom.toml", "");
     project.write("pg.clnrm.toml", &postgres_rows(0));
     for round in 0..2 {
-        let run = project.clnrm_with(&["run", "--reuse", "--force"], &[NO_STEP_RUNNER]);
+        let run = project.clnrm(&["run", "--reuse", "--force"]);
         assert_eq!(run.code(), 0, "round {round}: {}", run.all());
     }
     assert_eq!(pool_objects(&project), Vec::<String>::new());

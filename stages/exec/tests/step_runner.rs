@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use clnrm_config::ServiceConfig;
 use clnrm_exec::{
     resolve_images, start_service, Backend, DockerBackend, ExecOutput, ExecRequest, ServiceToStart,
     Session, LABEL_POOL,
@@ -50,6 +51,10 @@ async fn container_with_env(backend: &DockerBackend, pooled: bool, env: &[(&str,
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    container_of(backend, pooled, box_service).await
+}
+
+async fn container_of(backend: &DockerBackend, pooled: bool, box_service: ServiceConfig) -> Warm {
     let plan = planned(test(
         "warm",
         vec![box_service],
@@ -378,4 +383,32 @@ async fn a_container_whose_environment_a_shell_cannot_pass_on_runs_its_steps_by_
     let out = b.exec(&odd.id, &request(&["env"])).await.expect("step");
     assert_eq!(out.exit_code, Some(0), "{out:?}");
     assert!(out.phases.calls >= 2, "{out:?}");
+}
+
+#[tokio::test]
+async fn the_runner_leaves_no_process_behind_for_the_containers_first_process_to_reap() {
+    // An orphan goes to the container's PID 1. PostgreSQL's postmaster, PID 1
+    // of its image, takes any unknown child that dies by a signal for a
+    // crashed backend and ends every connection; so the runner must reap
+    // all it starts (a watchdog's `sleep` killed with its step once left
+    // one per step). PID 1 here is `sleep`, which reaps nothing: an orphan
+    // stays a zombie whose parent is 1.
+    let Some(backend) = engine("step runner orphans").await else {
+        return;
+    };
+    let mut reaps_nothing = service("box");
+    reaps_nothing.args = Some(vec!["sleep".into(), "3600".into()]);
+    let warm = container_of(&backend, true, reaps_nothing).await;
+    for step in ["true", "echo out", "echo err >&2; exit 3"] {
+        for _ in 0..3 {
+            both_ways(&warm, &shell(step)).await;
+        }
+    }
+    let orphans = shell(
+        "for s in /proc/[0-9]*/stat; do read -r p c st pp r < $s 2>/dev/null \
+           && [ \"$pp\" = 1 ] && echo \"$p $c $st\"; done; true",
+    );
+    let (runner, _) = both_ways(&warm, &orphans).await;
+    // Processes an exec starts have parent 0 (outside the container).
+    assert_eq!(runner.stdout, "", "orphans of PID 1 (pid, name, state)");
 }

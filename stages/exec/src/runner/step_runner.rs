@@ -16,7 +16,10 @@
 //! are closed — by the step and by any child still holding them, as an exec's
 //! stream is. A watchdog in the container kills the step's group at the
 //! timeout (`kill -9 -<pid> <pid>`, as the exec path does); the runner
-//! survives. Then one frame goes back on the runner's stdout:
+//! survives. The watchdog reaps its own `sleep` before it ends: an orphan
+//! goes to the container's PID 1, and PostgreSQL's postmaster (PID 1 of its
+//! image) takes any unknown child that dies by a signal for a crashed
+//! backend and ends every connection. Then one frame goes back on the runner's stdout:
 //! `<marker> <status> <timed out 0|1> <stdout bytes> <stderr bytes>\n`
 //! followed by both files, byte for byte.
 //!
@@ -296,7 +299,8 @@ fn step_text(
     format!(
         "if {dir_check}; then \
            rm -f \"$__clnrm_d/t\" \"$__clnrm_d/p\"; \
-           ( trap 'kill $! 2>/dev/null; exit 0' TERM; sleep {secs}.{millis:03} & wait $! && {{ \
+           ( __clnrm_z=; trap 'kill $__clnrm_z 2>/dev/null; wait $__clnrm_z; exit 0' TERM; \
+             sleep {secs}.{millis:03} & __clnrm_z=$!; wait $__clnrm_z && {{ \
                read -r __clnrm_p < \"$__clnrm_d/p\"; : > \"$__clnrm_d/t\"; kill -9 -\"$__clnrm_p\" \"$__clnrm_p\"; }} \
            ) >/dev/null 2>&1 </dev/null & __clnrm_w=$!; \
            {{ head -c {keep} > \"$__clnrm_d/o\"; cat > /dev/null; }} < \"$__clnrm_d/po\" & __clnrm_a=$!; \
