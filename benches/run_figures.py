@@ -3,7 +3,12 @@
 
     cargo build --release && python3 benches/run_figures.py [--only SECTION] [path/to/clnrm]
 
-SECTION is one of steps, services, cached, jobs, shared_cache (default: all of them).
+SECTION is one of compare, steps, services, cached, jobs, shared_cache (default: all of them).
+
+`compare` puts `clnrm run --force` of a 5-step and a 100-step test beside one
+`docker run --rm` of the same commands, 5 reps each, alternating, medians,
+with the machine's floor beside them: one `docker run --rm`, one `docker
+start`, one `docker exec`.
 
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
 Each figure is the median of several runs; a busy machine moves them, so read
@@ -163,6 +168,60 @@ def figures_services(rows):
         f"{t:.0f}/{e:.0f}" for t, e in zip(three_ms, engine_ms)), file=sys.stderr)
 
 
+def timed(argv):
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - started) * 1000
+
+
+def floor_start():
+    """One `docker start` of a container created beforehand (not timed)."""
+    name = f"clnrm-bench-{os.getpid()}-{time.monotonic_ns()}"
+    docker("create", "--name", name, IMAGE, "sleep", "3600")
+    try:
+        return timed(["docker", "start", name])
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def floor_exec(container):
+    return timed(["docker", "exec", container, "true"])
+
+
+def figures_compare(rows):
+    # Same-run comparisons (issue 21): every figure of a round is taken
+    # right after the others, and which goes first alternates.
+    for count in (5, 100):
+        commands = [["echo", str(i)] for i in range(count)]
+        root = project({"steps.clnrm.toml": test("steps", [service("box")],
+                                                 [("box", argv) for argv in commands])})
+        script = "; ".join(" ".join(argv) for argv in commands)
+        one_run = ["docker", "run", "--rm", IMAGE, "sh", "-c", script]
+        run(root, "--force")  # a spare network, as any earlier run leaves
+        ours, theirs = [], []
+        for i in range(5):
+            pair = [lambda: ours.append(run(root, "--force")[0]),
+                    lambda: theirs.append(timed(one_run))]
+            for measure in (pair if i % 2 == 0 else pair[::-1]):
+                measure()
+        rows.append((f"{count}-step test: clnrm run --force, wall", median(ours)))
+        rows.append((f"{count}-step test: one docker run --rm of the same commands", median(theirs)))
+        rows.append((f"{count}-step test: clnrm / docker run (ratio)", median(ours) / median(theirs)))
+    idle = docker("run", "-d", "--rm", IMAGE, "sleep", "3600")
+    try:
+        floors = {"run": [], "start": [], "exec": []}
+        for _ in range(5):
+            floors["run"].append(timed(["docker", "run", "--rm", IMAGE, "true"]))
+            floors["start"].append(floor_start())
+            floors["exec"].append(floor_exec(idle))
+    finally:
+        subprocess.run(["docker", "rm", "-f", idle], capture_output=True)
+    rows.append(("floor: one docker run --rm (true)", median(floors["run"])))
+    rows.append(("floor: one docker start", median(floors["start"])))
+    rows.append(("floor: one docker exec (true)", median(floors["exec"])))
+    print(f"load average at the end: {os.getloadavg()}", file=sys.stderr)
+
+
 def figures_cached(rows):
     # 3. 100 unchanged passing tests, all cached.
     hundred = project({f"t{i:03}.clnrm.toml": test(f"t{i}", [service("box")], [("box", ["true"])])
@@ -258,7 +317,7 @@ def figures_shared_cache(rows):
 
 def main():
     rows = []
-    sections = {"steps": figures_steps, "services": figures_services,
+    sections = {"compare": figures_compare, "steps": figures_steps, "services": figures_services,
                 "cached": figures_cached, "jobs": figures_jobs,
                 "shared_cache": figures_shared_cache}
     if ONLY is not None and ONLY not in sections:

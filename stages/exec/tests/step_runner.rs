@@ -1,4 +1,5 @@
-//! Container tests of the persistent step runner of warm (pooled) containers:
+//! Container tests of the persistent step runner, in warm (pooled) containers
+//! as `clnrm dev` keeps them and in a test's own as `clnrm run` makes them:
 //! every step runs twice in the same container, once through the runner and
 //! once by exec, and both must give the same result (docs/reference.md §5).
 //!
@@ -92,9 +93,16 @@ async fn container_of(backend: &DockerBackend, pooled: bool, box_service: Servic
 }
 
 /// The engine and a warm container, or `None` (with a notice) without an engine.
-async fn warm_or_skip(test: &str) -> Option<Warm> {
-    let backend = engine(test).await?;
-    Some(warm_container(&backend).await)
+/// A pooled container as `clnrm dev` keeps it, and a test's own as `clnrm
+/// run` makes it (its runner started with it): the runner serves both the same.
+async fn warm_or_skip(test: &str) -> Vec<Warm> {
+    let Some(backend) = engine(test).await else {
+        return Vec::new();
+    };
+    vec![
+        warm_container(&backend).await,
+        container(&backend, false).await,
+    ]
 }
 
 /// How many processes of the container run a command line matching `pattern`
@@ -152,25 +160,27 @@ async fn same_both_ways(warm: &Warm, request: &ExecRequest) -> ExecOutput {
 
 #[tokio::test]
 async fn steps_through_the_runner_give_what_exec_gives() {
-    let Some(warm) = warm_or_skip("step runner parity").await else {
-        return;
-    };
+    for warm in warm_or_skip("step runner parity").await {
+        steps_through_the_runner_give_what_exec_gives_in(&warm).await;
+    }
+}
 
+async fn steps_through_the_runner_give_what_exec_gives_in(warm: &Warm) {
     for (code, script) in [(0, "exit 0"), (1, "exit 1"), (137, "kill -9 $$")] {
-        let out = same_both_ways(&warm, &shell(script)).await;
+        let out = same_both_ways(warm, &shell(script)).await;
         assert_eq!(out.exit_code, Some(code), "{script}");
     }
-    let out = same_both_ways(&warm, &shell("echo o1; echo e1 >&2; echo o2; echo e2 >&2")).await;
+    let out = same_both_ways(warm, &shell("echo o1; echo e1 >&2; echo o2; echo e2 >&2")).await;
     assert_eq!(
         (out.stdout.as_str(), out.stderr.as_str()),
         ("o1\no2\n", "e1\ne2\n")
     );
-    let out = same_both_ways(&warm, &shell("printf 'no newline'; printf 'err' >&2")).await;
+    let out = same_both_ways(warm, &shell("printf 'no newline'; printf 'err' >&2")).await;
     assert_eq!(
         (out.stdout.as_str(), out.stderr.as_str()),
         ("no newline", "err")
     );
-    let out = same_both_ways(&warm, &shell(r"printf 'a\000b\377\376c'")).await;
+    let out = same_both_ways(warm, &shell(r"printf 'a\000b\377\376c'")).await;
     assert_eq!(out.stdout, "a\0b\u{fffd}\u{fffd}c");
 
     // Arguments reach the command exactly, whatever a shell would make of them.
@@ -188,7 +198,7 @@ async fn steps_through_the_runner_give_what_exec_gives() {
     ];
     let mut argv = vec!["printf", "[%s]"];
     argv.extend(tricky);
-    let out = same_both_ways(&warm, &request(&argv)).await;
+    let out = same_both_ways(warm, &request(&argv)).await;
     let expected: String = tricky.iter().map(|a| format!("[{a}]")).collect();
     assert_eq!(out.stdout, expected);
 
@@ -202,7 +212,7 @@ async fn steps_through_the_runner_give_what_exec_gives() {
         ("PATH".into(), "/bin:/usr/bin".into()),
     ]);
     env_and_dir.workdir = Some("/tmp".into());
-    let out = same_both_ways(&warm, &env_and_dir).await;
+    let out = same_both_ways(warm, &env_and_dir).await;
     assert!(
         out.stdout.contains("GREETING=hello 'you' $USER\n"),
         "{}",
@@ -213,38 +223,44 @@ async fn steps_through_the_runner_give_what_exec_gives() {
     // A PATH of the step's own that leads nowhere hides nothing the runner needs.
     let mut lost = request(&["/bin/sh", "-c", "echo $PATH; env | sort"]);
     lost.env = BTreeMap::from([("PATH".into(), "/nowhere".into())]);
-    let out = same_both_ways(&warm, &lost).await;
+    let out = same_both_ways(warm, &lost).await;
     assert!(out.stdout.starts_with("/nowhere\n"), "{}", out.stdout);
-    let out = same_both_ways(&warm, &shell("env | sort; pwd")).await;
+    let out = same_both_ways(warm, &shell("env | sort; pwd")).await;
     assert!(out.stdout.ends_with("\n/\n"), "{}", out.stdout);
 }
 
 #[tokio::test]
 async fn big_outputs_arrive_whole_and_are_cut_at_the_same_place() {
-    let Some(warm) = warm_or_skip("step runner big outputs").await else {
-        return;
-    };
+    for warm in warm_or_skip("step runner big outputs").await {
+        big_outputs_arrive_whole_and_are_cut_at_the_same_place_in(&warm).await;
+    }
+}
+
+async fn big_outputs_arrive_whole_and_are_cut_at_the_same_place_in(warm: &Warm) {
     let out = same_both_ways(
-        &warm,
+        warm,
         &shell("yes 0123456789abcdef | head -c 3000000; yes err | head -c 2000000 >&2"),
     )
     .await;
     assert_eq!((out.stdout.len(), out.stderr.len()), (3_000_000, 2_000_000));
     assert!(!out.truncated);
-    let out = same_both_ways(&warm, &shell("yes 0123456789abcdef | head -c 9000000")).await;
+    let out = same_both_ways(warm, &shell("yes 0123456789abcdef | head -c 9000000")).await;
     assert_eq!(out.stdout.len(), 8 * 1024 * 1024);
     assert!(out.truncated);
 }
 
 #[tokio::test]
 async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on() {
-    let Some(warm) = warm_or_skip("step runner timeout").await else {
-        return;
-    };
+    for warm in warm_or_skip("step runner timeout").await {
+        a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on_in(&warm).await;
+    }
+}
+
+async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on_in(warm: &Warm) {
     let mut slow = shell("echo before; sleep 976 & sleep 975");
     slow.timeout = Duration::from_millis(800);
     let t = Instant::now();
-    let (mut runner, mut exec) = both_ways(&warm, &slow).await;
+    let (mut runner, mut exec) = both_ways(warm, &slow).await;
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
     assert!(
         runner.phases.wait < Duration::from_millis(2500),
@@ -257,35 +273,44 @@ async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on() {
     assert_eq!(runner.stdout, "before\n");
     assert!(runner.killed_container.is_none());
     // Nothing of either step is left running, and the runner still answers.
-    assert_eq!(running(&warm, "sleep 97[56]").await, "0\n");
+    assert_eq!(running(warm, "sleep 97[56]").await, "0\n");
 }
 
 #[tokio::test]
 async fn children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output() {
-    let Some(warm) = warm_or_skip("step runner background children").await else {
-        return;
-    };
+    for warm in warm_or_skip("step runner background children").await {
+        children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output_in(&warm)
+            .await;
+    }
+}
+
+async fn children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output_in(
+    warm: &Warm,
+) {
     // A child holding the step's output: its late line is the step's.
-    let out = same_both_ways(&warm, &shell("(sleep 0.3; echo late) & echo now")).await;
+    let out = same_both_ways(warm, &shell("(sleep 0.3; echo late) & echo now")).await;
     assert_eq!(out.stdout, "now\nlate\n");
     // A child that let go of it outlives the step, which ends at once.
     let detached = shell("sleep 30 >/dev/null 2>&1 & echo started");
     let t = Instant::now();
-    let out = same_both_ways(&warm, &detached).await;
+    let out = same_both_ways(warm, &detached).await;
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!((out.exit_code, out.stdout.as_str()), (Some(0), "started\n"));
-    let out = same_both_ways(&warm, &shell("echo still here")).await;
+    let out = same_both_ways(warm, &shell("echo still here")).await;
     assert_eq!(out.stdout, "still here\n");
     // The runner's watchdogs (`sleep 20.000` for these steps' 20 s timeout)
     // end with their steps.
-    assert_eq!(running(&warm, "sleep 20.000").await, "0\n");
+    assert_eq!(running(warm, "sleep 20.000").await, "0\n");
 }
 
 #[tokio::test]
 async fn what_the_runner_cannot_do_as_exec_does_goes_by_exec() {
-    let Some(warm) = warm_or_skip("step runner fallbacks").await else {
-        return;
-    };
+    for warm in warm_or_skip("step runner fallbacks").await {
+        what_the_runner_cannot_do_as_exec_does_goes_by_exec_in(&warm).await;
+    }
+}
+
+async fn what_the_runner_cannot_do_as_exec_does_goes_by_exec_in(warm: &Warm) {
     let b = warm.backend.clone();
     let exec_only = b.without_step_runner();
     // No such command, no such directory: the engine's own answer, by exec.
@@ -316,24 +341,36 @@ async fn what_the_runner_cannot_do_as_exec_does_goes_by_exec() {
 }
 
 #[tokio::test]
-async fn a_container_not_in_the_pool_runs_its_steps_by_exec() {
-    let Some(b) = engine("step runner only for pooled containers").await else {
+async fn a_container_not_in_the_pool_runs_its_steps_through_a_runner_started_with_it() {
+    let Some(b) = engine("step runner in clnrm run's containers").await else {
         return;
     };
     let cold = container(&b, false).await;
+    // Its runner was started with the container: the first step makes no engine call.
     let out = b
         .exec(&cold.id, &request(&["echo", "x"]))
         .await
         .expect("step");
     assert_eq!(out.stdout, "x\n");
+    assert_eq!(out.phases.calls, 0, "{out:?}");
+    // Switched off, steps go by exec.
+    let out = b
+        .without_step_runner()
+        .exec(&cold.id, &request(&["echo", "y"]))
+        .await
+        .expect("step");
+    assert_eq!(out.stdout, "y\n");
     assert!(out.phases.calls >= 2, "{out:?}");
 }
 
 #[tokio::test]
 async fn a_step_abandoned_mid_way_leaves_the_next_one_a_fresh_runner() {
-    let Some(warm) = warm_or_skip("step runner after a cancelled step").await else {
-        return;
-    };
+    for warm in warm_or_skip("step runner after a cancelled step").await {
+        a_step_abandoned_mid_way_leaves_the_next_one_a_fresh_runner_in(&warm).await;
+    }
+}
+
+async fn a_step_abandoned_mid_way_leaves_the_next_one_a_fresh_runner_in(warm: &Warm) {
     let b = &warm.backend;
     let first = b.exec(&warm.id, &shell("echo warm")).await.expect("step");
     assert_eq!((first.stdout.as_str(), first.phases.calls), ("warm\n", 0));

@@ -1,13 +1,10 @@
 //! What the engine learns once about a container it runs commands in: its
-//! environment, whether it has a `sh`, and whether it is a pooled (warm)
-//! container. Forgotten when the container is removed.
+//! environment, and whether it has a `sh`. Forgotten when the container is removed.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use testcontainers::bollard::models::ContainerInspectResponse;
-
-use super::session::LABEL_POOL;
 
 #[derive(Default)]
 struct ContainerFacts {
@@ -15,8 +12,6 @@ struct ContainerFacts {
     env: Option<Vec<String>>,
     /// Whether its image has a `sh` to run commands through; `None`: not tried yet.
     shell: Option<bool>,
-    /// Kept between runs on purpose ([`LABEL_POOL`]): worth a step runner.
-    pooled: bool,
 }
 
 /// The facts of every container learned so far, by container ID.
@@ -43,19 +38,11 @@ impl KnownContainers {
         let mut facts = self.facts();
         let known = facts.entry(container.to_string()).or_default();
         known.env = Some(config.and_then(|c| c.env.clone()).unwrap_or_default());
-        known.pooled = config
-            .and_then(|c| c.labels.as_ref())
-            .is_some_and(|l| l.contains_key(LABEL_POOL));
     }
 
     /// The container's environment, when it was learned.
     pub(crate) fn env(&self, container: &str) -> Option<Vec<String>> {
         self.facts().get(container).and_then(|f| f.env.clone())
-    }
-
-    /// Whether the container is known and pooled.
-    pub(crate) fn pooled(&self, container: &str) -> bool {
-        self.facts().get(container).is_some_and(|f| f.pooled)
     }
 
     /// The container is gone.

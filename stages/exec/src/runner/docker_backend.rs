@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clnrm_plan::ImageSource;
@@ -24,7 +25,14 @@ use crate::{
 /// `CLNRM_STEP_RUNNER=off` keeps every step on exec.
 const SWITCH: &str = "CLNRM_STEP_RUNNER";
 
-type RunnerSlot = Arc<tokio::sync::Mutex<RunnerState>>;
+/// A container's runner, and whether it is being started ahead of its first step.
+#[derive(Default)]
+struct Slot {
+    state: Arc<tokio::sync::Mutex<RunnerState>>,
+    starting: AtomicBool,
+}
+
+type RunnerSlot = Arc<Slot>;
 
 /// A [`Backend`] on the Docker Engine API.
 #[derive(Clone)]
@@ -79,13 +87,46 @@ impl DockerBackend {
         exec_only
     }
 
-    /// The step runner of a pooled container; `None` for any other.
-    fn runner_of(&self, container: &str) -> Option<RunnerSlot> {
-        if !self.engine.containers.pooled(container) {
-            return None;
-        }
+    /// The step runner of a container (every container clnrm runs steps in:
+    /// pooled ones as in `clnrm dev`, a test's own in `clnrm run`).
+    fn runner_of(&self, container: &str) -> RunnerSlot {
         let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
-        Some(runners.entry(container.to_string()).or_default().clone())
+        runners.entry(container.to_string()).or_default().clone()
+    }
+
+    /// Starts the container's runner right after the container, beside
+    /// whatever comes before its first step (other services, readiness), so
+    /// that step finds it attached and costs no exec.
+    fn start_runner_early(&self, container: &str) {
+        if !self.step_runner {
+            return;
+        }
+        let slot = self.runner_of(container);
+        let Ok(mut state) = slot.state.clone().try_lock_owned() else {
+            return;
+        };
+        slot.starting.store(true, Ordering::SeqCst);
+        let backend = self.clone();
+        let container = container.to_string();
+        tokio::spawn(async move {
+            if matches!(*state, RunnerState::Untried) {
+                *state = backend.started_runner(&container).await;
+            }
+            slot.starting.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// A new runner for the container, or why not (logged).
+    async fn started_runner(&self, container: &str) -> RunnerState {
+        let env = match self.engine.container_env(container).await {
+            Ok(env) => env,
+            Err(e) => return runner_off(container, &e.to_string()),
+        };
+        let marker = self.engine.status_marker();
+        match Runner::start(&self.engine, container, &env, marker).await {
+            Ok(runner) => RunnerState::Live(Box::new(runner)),
+            Err(why) => runner_off(container, &why),
+        }
     }
 
     /// Runs a command: through the container's step runner when it can, by exec otherwise.
@@ -111,9 +152,14 @@ impl DockerBackend {
             return None;
         }
         let env = self.engine.container_env(container).await.ok()?;
-        let slot = self.runner_of(container)?;
-        // Busy with another command at the same time: that one goes by exec.
-        let mut state = slot.try_lock().ok()?;
+        let slot = self.runner_of(container);
+        // Busy with another command at the same time: that one goes by exec;
+        // still starting: worth the wait (less than an exec of its own).
+        let mut state = if slot.starting.load(Ordering::SeqCst) {
+            slot.state.lock().await
+        } else {
+            slot.state.try_lock().ok()?
+        };
         if matches!(&*state, RunnerState::Live(r) if r.in_flight) {
             tracing::info!(
                 container,
@@ -122,14 +168,7 @@ impl DockerBackend {
             *state = RunnerState::Untried;
         }
         if matches!(*state, RunnerState::Untried) {
-            let marker = self.engine.status_marker();
-            *state = match Runner::start(&self.engine, container, &env, marker).await {
-                Ok(runner) => RunnerState::Live(Box::new(runner)),
-                Err(why) => {
-                    tracing::info!(container, "steps run by exec, not a step runner: {why}");
-                    RunnerState::Off
-                }
-            };
+            *state = self.started_runner(container).await;
         }
         let RunnerState::Live(runner) = &mut *state else {
             return None;
@@ -156,6 +195,11 @@ impl DockerBackend {
             }
         }
     }
+}
+
+fn runner_off(container: &str, why: &str) -> RunnerState {
+    tracing::info!(container, "steps run by exec, not a step runner: {why}");
+    RunnerState::Off
 }
 
 /// Whether the user left the runner on.
@@ -200,7 +244,12 @@ impl Backend for DockerBackend {
         &'a self,
         id: &'a str,
     ) -> BoxFuture<'a, Result<ContainerStarted, ExecError>> {
-        self.engine.start_container(id)
+        async move {
+            let started = self.engine.start_container(id).await?;
+            self.start_runner_early(id);
+            Ok(started)
+        }
+        .boxed()
     }
 
     fn container_status<'a>(
