@@ -1,7 +1,7 @@
 //! No regression where a user looks: every test and step of `fixtures/example` and
-//! `fixtures/failing` ends as it did before the step runner came to `clnrm run`.
-//! `tests/expected/fixture_outcomes.jsonl` was captured from `clnrm run --format json`
-//! on the code before that change; only times and cache counters are left out of it.
+//! `fixtures/failing` ends through the step runner as it ends by exec
+//! (`CLNRM_STEP_RUNNER=off`), compared in the same run: status, exit code, output
+//! checks, counts; only times and cache counters are left out.
 
 mod common;
 
@@ -36,50 +36,52 @@ fn order(event: &Value) -> (String, String, String) {
     (text("event"), text("test"), text("step"))
 }
 
-fn expected(fixture: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo().join("tests/expected/fixture_outcomes.jsonl"))
-        .expect("the captured outcomes");
-    let mut rows: Vec<Value> = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a captured outcome"))
-        .filter(|e: &Value| e["fixture"] == fixture)
-        .collect();
-    rows.sort_by_key(order);
-    rows
-}
-
-fn run_fixture(fixture: &str, code: i32) {
+/// `clnrm run --format json` of a fixture with a cache of its own, with `env` set.
+fn run_fixture_with(fixture: &str, code: i32, env: &[(&str, &str)]) -> Vec<Value> {
     let cache = tempfile::tempdir().unwrap();
     let run = common::Run(
         common::clnrm_command()
             .current_dir(repo())
             .env("CLNRM_CACHE_DIR", cache.path())
+            .envs(env.iter().copied())
             .args(["run", &format!("fixtures/{fixture}"), "--format", "json"])
             .output()
             .unwrap(),
     );
     run.expect_code(code);
-    let got = outcomes(fixture, &run.stdout());
-    let want = expected(fixture);
-    assert!(!want.is_empty(), "no captured outcomes for {fixture}");
-    for (got, want) in got.iter().zip(&want) {
-        assert_eq!(got, want, "fixtures/{fixture}: an outcome changed");
+    outcomes(fixture, &run.stdout())
+}
+
+fn run_fixture(fixture: &str, code: i32, tests: usize) {
+    let by_exec = run_fixture_with(fixture, code, &[("CLNRM_STEP_RUNNER", "off")]);
+    let through_runner = run_fixture_with(fixture, code, &[]);
+    let finished = by_exec
+        .iter()
+        .filter(|e| e["event"] == "test_finished")
+        .count();
+    assert_eq!(finished, tests, "fixtures/{fixture}: {by_exec:#?}");
+    for (runner, exec) in through_runner.iter().zip(&by_exec) {
+        assert_eq!(runner, exec, "fixtures/{fixture}: an outcome differs");
     }
-    assert_eq!(got.len(), want.len(), "fixtures/{fixture}: {got:#?}");
+    assert_eq!(
+        through_runner.len(),
+        by_exec.len(),
+        "fixtures/{fixture}: {through_runner:#?}"
+    );
 }
 
 #[test]
-fn every_example_test_ends_as_it_did_before() {
+fn every_example_test_ends_through_the_runner_as_by_exec() {
     if !docker_ready() {
         return;
     }
-    run_fixture("example", 0);
+    run_fixture("example", 0, 6);
 }
 
 #[test]
-fn every_failing_test_fails_as_it_did_before() {
+fn every_failing_test_fails_through_the_runner_as_by_exec() {
     if !docker_ready() {
         return;
     }
-    run_fixture("failing", 1);
+    run_fixture("failing", 1, 3);
 }
