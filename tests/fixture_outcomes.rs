@@ -1,7 +1,9 @@
 //! No regression where a user looks: every test and step of `fixtures/example` and
 //! `fixtures/failing` ends through the step runner as it ends by exec
 //! (`CLNRM_STEP_RUNNER=off`), compared in the same run: status, exit code, output
-//! checks, counts; only times and cache counters are left out.
+//! checks, counts; only times and cache counters are left out. With
+//! `CLNRM_SECOND_ENGINE` set (CI's Podman leg sets it to the Docker engine), the same
+//! fixtures end on that engine as on this one (`DOCKER_HOST`).
 
 mod common;
 
@@ -84,4 +86,49 @@ fn every_failing_test_fails_through_the_runner_as_by_exec() {
         return;
     }
     run_fixture("failing", 1, 3);
+}
+
+/// The engine `CLNRM_SECOND_ENGINE` names, or `None` with a notice.
+fn second_engine(test: &str) -> Option<String> {
+    match std::env::var("CLNRM_SECOND_ENGINE") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            eprintln!(
+                "NOTICE: {test}: no second engine to compare with (CLNRM_SECOND_ENGINE is unset; \
+                 CI's Podman leg sets it)"
+            );
+            None
+        }
+    }
+}
+
+fn same_on_both_engines(fixture: &str, code: i32) {
+    let Some(second) = second_engine(fixture) else {
+        return;
+    };
+    let here = run_fixture_with(fixture, code, &[]);
+    let there = run_fixture_with(fixture, code, &[("DOCKER_HOST", second.as_str())]);
+    for (here, there) in here.iter().zip(&there) {
+        assert_eq!(
+            here, there,
+            "fixtures/{fixture}: an outcome differs on {second}"
+        );
+    }
+    assert_eq!(here.len(), there.len(), "fixtures/{fixture}: {there:#?}");
+}
+
+#[test]
+fn the_example_ends_on_a_second_engine_as_on_this_one() {
+    if !docker_ready() {
+        return;
+    }
+    same_on_both_engines("example", 0);
+}
+
+#[test]
+fn the_failing_fixture_fails_on_a_second_engine_as_on_this_one() {
+    if !docker_ready() {
+        return;
+    }
+    same_on_both_engines("failing", 1);
 }

@@ -397,7 +397,17 @@ fn write_step_attempts(page: &mut String, test: &TestFinished) {
     }
 }
 
-fn badge(test: &TestFinished) -> &'static str {
+/// The status badge, and a `reused` one for a result on containers an earlier run left.
+fn badge(test: &TestFinished) -> String {
+    let status = status_badge(test);
+    if test.reused() {
+        format!("{status} <span class=\"badge reused\">reused</span>")
+    } else {
+        status.to_string()
+    }
+}
+
+fn status_badge(test: &TestFinished) -> &'static str {
     match (test.status, test.cached) {
         (Status::Fail, _) => "<span class=\"badge fail\">FAIL</span>",
         (Status::Error, _) => "<span class=\"badge error\">ERROR</span>",
@@ -516,7 +526,7 @@ tr.fail td:first-child,tr.error td:first-child{font-weight:700}
 tr.fail{background:#ffebe9}tr.error{background:#fff1e5}
 .badge{display:inline-block;min-width:52px;padding:0 6px;border-radius:10px;color:#fff;font-size:12px;text-align:center}
 .badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}.badge.error{background:var(--error)}
-.badge.skip{background:#888}.badge.flaky{background:#b58900}
+.badge.skip{background:#888}.badge.flaky{background:#b58900}.badge.reused{background:#6c71c4}
 section.detail{margin:12px 0;background:#fff;border:1px solid var(--line);border-left:4px solid var(--pass);padding:6px 12px}
 section.fail{border-left-color:var(--fail)}section.error{border-left-color:var(--error)}
 summary{cursor:pointer}
@@ -562,6 +572,7 @@ mod tests {
                 containers_removed: 1,
                 spans_ms: 0.0,
             }),
+            isolation: None,
             line: None,
             expectations: Vec::new(),
             attempts: Vec::new(),

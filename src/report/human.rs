@@ -119,8 +119,10 @@ impl HumanReporter {
             .attempts_note()
             .map(|note| format!(" {note}"))
             .unwrap_or_default();
+        // Never presented as fresh: it ran on containers an earlier run left.
+        let reused = if finished.reused() { " reused" } else { "" };
         self.print(&format!(
-            "{label} {} ({}){time}{note}{attempts}",
+            "{label} {} ({}){time}{reused}{note}{attempts}",
             finished.test, finished.name
         ));
         for attempt in finished

@@ -80,6 +80,9 @@ impl JunitReport {
         if finished.cached {
             case.add_property(("cached", "true"));
         }
+        if let Some(isolation) = finished.isolation {
+            case.add_property(("isolation", isolation));
+        }
         self.cases.push(case);
     }
 

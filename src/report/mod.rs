@@ -113,6 +113,10 @@ pub struct TestFinished {
     /// Where the time went (absent when cached or never started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<TestTimings>,
+    /// `"reused"` when the test ran on containers an earlier run used (`isolation =
+    /// "reuse"`): such a result is never presented as fresh (docs/reference.md §5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<&'static str>,
     /// The 1-based line in the test file of what went wrong: the failed step, or the
     /// first error of an invalid test (absent when unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,7 +195,17 @@ impl TestFinished {
     }
 }
 
+/// The `isolation` label of a test that ran on `timings`' containers.
+pub fn isolation_label(timings: &TestTimings) -> Option<&'static str> {
+    (timings.containers_reused > 0).then_some("reused")
+}
+
 impl TestFinished {
+    /// Whether it ran on containers an earlier run left (`isolation = "reuse"`).
+    pub fn reused(&self) -> bool {
+        self.isolation == Some("reused")
+    }
+
     /// A test that ended without running a step: served from the result cache (a pass),
     /// or an error before it started (`message` says why).
     pub fn without_steps(
@@ -212,6 +226,7 @@ impl TestFinished {
             failed_step: None,
             failure: None,
             timings: None,
+            isolation: None,
             line: None,
             expectations: Vec::new(),
             attempts: Vec::new(),
@@ -429,6 +444,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
+            isolation: None,
             expectations: Vec::new(),
             line: None,
             attempts: Vec::new(),

@@ -45,6 +45,9 @@ impl TapReporter {
         if finished.cached {
             text.push_str(" (cached)");
         }
+        if finished.reused() {
+            text.push_str(" (reused containers)");
+        }
         match finished.status {
             // A pass after polls (`wait_until`) shows its attempts.
             Status::Pass if finished.step_attempts.is_empty() => {

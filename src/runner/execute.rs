@@ -19,7 +19,8 @@ use crate::otel::export::Exporter;
 use crate::otel::self_spans::TraceIds;
 use crate::otel::DefaultBridge;
 use crate::report::{
-    ms, Attempt, Event, PlannedAction, Status, StepFailure, TestFinished, TestPlanned, TestTimings,
+    isolation_label, ms, Attempt, Event, PlannedAction, Status, StepFailure, TestFinished,
+    TestPlanned, TestTimings,
 };
 
 use super::attempts;
@@ -473,6 +474,18 @@ fn finish(
             ),
         };
     }
+    let timings = TestTimings {
+        render_ms: runnable.stage_ms.render_ms,
+        parse_ms: runnable.stage_ms.parse_ms,
+        plan_ms: runnable.stage_ms.plan_ms,
+        containers_ms: report.timings.containers_ms,
+        execute_ms: report.timings.execute_ms,
+        teardown_ms: report.timings.teardown_ms,
+        containers_reused: used.reused,
+        containers_started: used.started,
+        containers_removed: used.removed,
+        spans_ms: judged.wait_ms,
+    };
     Event::TestFinished(TestFinished {
         test: runnable.test.key(),
         name: runnable.name.clone(),
@@ -482,18 +495,8 @@ fn finish(
         message,
         failed_step,
         failure,
-        timings: Some(TestTimings {
-            render_ms: runnable.stage_ms.render_ms,
-            parse_ms: runnable.stage_ms.parse_ms,
-            plan_ms: runnable.stage_ms.plan_ms,
-            containers_ms: report.timings.containers_ms,
-            execute_ms: report.timings.execute_ms,
-            teardown_ms: report.timings.teardown_ms,
-            containers_reused: used.reused,
-            containers_started: used.started,
-            containers_removed: used.removed,
-            spans_ms: judged.wait_ms,
-        }),
+        timings: Some(timings),
+        isolation: isolation_label(&timings),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
         max_attempts: (!attempts.is_empty()).then_some(runnable.retries + 1),
