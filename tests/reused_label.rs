@@ -129,3 +129,47 @@ fn a_result_on_fresh_containers_is_never_labelled_reused() {
     assert!(!reports.tap.contains("reused"), "{}", reports.tap);
     assert!(!reports.html.contains("badge reused"), "{}", reports.html);
 }
+
+#[test]
+fn a_test_that_chooses_reuse_in_its_meta_is_reused_while_the_others_stay_fresh() {
+    if !docker_ready() {
+        return;
+    }
+    let project = project("fresh");
+    let _cleanup = PoolCleanup(&project);
+    let own_choice = shell_test("b", "echo hi").replace(
+        "version = \"1.0\"\n",
+        "version = \"1.0\"\nisolation = \"reuse\"\n",
+    );
+    project.write("b.clnrm.toml", &own_choice);
+    project.clnrm(&["run", "--reuse", "--force"]).expect_code(0);
+    let reports = run_reuse(&project);
+    let isolation = |test: &str| {
+        reports
+            .json
+            .iter()
+            .find(|e| e["event"] == "test_finished" && e["test"] == test)
+            .unwrap_or_else(|| panic!("no result for {test}"))["isolation"]
+            .clone()
+    };
+    assert_eq!(isolation("b.clnrm.toml"), "reused");
+    assert_eq!(isolation("a.clnrm.toml"), serde_json::Value::Null);
+}
+
+#[test]
+fn an_isolation_that_is_neither_fresh_nor_reuse_is_an_error_at_its_place() {
+    let project = TestProject::new();
+    project.write("cleanroom.toml", "");
+    let test = shell_test("a", "echo hi").replace(
+        "version = \"1.0\"\n",
+        "version = \"1.0\"\nisolation = \"sometimes\"\n",
+    );
+    project.write("a.clnrm.toml", &test);
+    let validate = project.clnrm(&["validate"]);
+    validate.expect_code(1);
+    validate.expect_contains("a.clnrm.toml:4:13");
+    validate.expect_contains("expected \"fresh\" or \"reuse\"");
+    let schema = project.clnrm(&["schema"]);
+    schema.expect_code(0);
+    schema.expect_contains("\"isolation\"");
+}

@@ -303,9 +303,13 @@ impl Pool {
     }
 
     /// The isolation a test's runs get: its own `[meta] isolation`, else the pool's.
+    /// The test's own `[meta] isolation`, else the project's.
     fn isolation_of(&self, plan: &clnrm_plan::TestPlan) -> Isolation {
-        let _ = plan;
-        self.options.isolation
+        match plan.isolation {
+            Some(clnrm_config::Isolation::Fresh) => Isolation::Fresh,
+            Some(clnrm_config::Isolation::Reuse) => Isolation::Reuse,
+            None => self.options.isolation,
+        }
     }
 
     /// The project key in the `clnrm.pool` label.

@@ -120,6 +120,7 @@ pub const TEST_FILE_TABLES: &[TableKeys] = &[
             "retries",
             "skip_if",
             "skip_reason",
+            "isolation",
         ],
         ignored: &[],
     },

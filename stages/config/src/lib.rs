@@ -374,6 +374,17 @@ pub struct TestConfig {
     pub skip_if: Option<SkipIf>,
     /// `[assertions]`, judged on what the run observed.
     pub assertions: clnrm_expect::Assertions,
+    /// `[meta] isolation`: this test's choice over `[dev] isolation` of `cleanroom.toml`.
+    pub isolation: Option<Isolation>,
+}
+
+/// Whether `clnrm dev` and `run --reuse` give a test containers no run used before
+/// (`fresh`, the default) or keep them between its runs (`reuse`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    Fresh,
+    Reuse,
 }
 
 /// `skip_if = { env = "VAR" }`: the test is skipped when `VAR` is set and non-empty in
@@ -413,6 +424,7 @@ impl TestConfig {
             retries: 0,
             skip_if: None,
             assertions: clnrm_expect::Assertions::default(),
+            isolation: None,
         }
     }
 }

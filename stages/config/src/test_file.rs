@@ -14,7 +14,8 @@ use crate::service::parse_service;
 use crate::step::{bind_steps, parse_scenario, parse_step, RawStep, StepDefaults};
 use crate::walk::{did_you_mean, fields, join, kind, value_span, Ctx, Field, Span};
 use crate::{
-    Diagnostic, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, SkipIf, TestConfig,
+    Diagnostic, Isolation, Limits, OtelConfig, ParseInput, ParsedTest, ServiceConfig, SkipIf,
+    TestConfig,
 };
 
 pub(crate) fn parse_test(input: &ParseInput) -> Result<ParsedTest, Vec<Diagnostic>> {
@@ -63,6 +64,7 @@ struct Meta {
     timeout_ms: Option<u64>,
     retries: u32,
     skip_if: Option<SkipIf>,
+    isolation: Option<Isolation>,
 }
 
 #[derive(Default)]
@@ -323,6 +325,7 @@ impl Builder {
         } = self;
         let mut retries = 0;
         let mut skip_if = None;
+        let mut isolation = None;
         if let Some((at, span)) = &service_should_start_at {
             for name in &assertions.service_should_start {
                 if !declared.contains_key(name) {
@@ -369,6 +372,7 @@ impl Builder {
                 }
                 retries = m.retries;
                 skip_if = m.skip_if;
+                isolation = m.isolation;
                 (name, m.version, m.description, m.timeout_ms)
             }
         };
@@ -418,6 +422,7 @@ impl Builder {
             retries,
             skip_if,
             assertions,
+            isolation,
         }
     }
 }
@@ -430,6 +435,7 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
         timeout_ms: None,
         retries: 0,
         skip_if: None,
+        isolation: None,
     };
     let mut skip_reason = None;
     for f in fields(t, path) {
@@ -461,6 +467,16 @@ fn parse_meta(ctx: &mut Ctx, t: &dyn TableLike, path: &str, known: &[&str]) -> M
                 }
             }
             "skip_if" if known.contains(&"skip_if") => m.skip_if = parse_skip_if(ctx, &f),
+            "isolation" if known.contains(&"isolation") => {
+                m.isolation = ctx.string(&f).and_then(|text| {
+                    let isolation = match text.as_str() {
+                        "fresh" => Ok(Isolation::Fresh),
+                        "reuse" => Ok(Isolation::Reuse),
+                        _ => Err("expected \"fresh\" or \"reuse\"".to_string()),
+                    };
+                    ctx.checked(&f, isolation)
+                })
+            }
             "skip_reason" if known.contains(&"skip_reason") => {
                 skip_reason = ctx.non_blank_string(&f, "skip reason").map(|r| (r, f.span))
             }

@@ -68,6 +68,10 @@ pub struct TestPlan {
     pub teardown: Vec<PlannedStep>,
     /// The whole-test timeout.
     pub timeout_ms: Option<u64>,
+    /// `[meta] isolation`, when the test chose; absent from the serialized plan
+    /// otherwise, so plans (and their hashes) of tests without it are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<clnrm_config::Isolation>,
 }
 
 /// One step, bound to its container.
@@ -202,6 +206,7 @@ pub fn plan(input: &PlanInput) -> Result<TestPlan, PlanError> {
         setup,
         teardown,
         timeout_ms: test.timeout_ms,
+        isolation: test.isolation,
     })
 }
 

@@ -120,6 +120,20 @@ struct Meta {
     /// Why the test is skipped, shown with the `skip` outcome (needs `skip_if`).
     #[schemars(regex(pattern = NON_BLANK_PATTERN), example = &"needs local builds")]
     skip_reason: Option<String>,
+    /// Whether `clnrm dev` and `run --reuse` give this test fresh containers every run
+    /// (`fresh`) or keep them between its runs (`reuse`, results labelled `reused`);
+    /// overrides `[dev] isolation` of `cleanroom.toml`.
+    #[schemars(example = &"reuse")]
+    isolation: Option<IsolationName>,
+}
+
+/// `fresh` or `reuse`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum IsolationName {
+    Fresh,
+    Reuse,
 }
 
 /// `skip_if`: the condition under which a test is skipped.

@@ -714,6 +714,7 @@ mod tests {
             setup: Vec::new(),
             teardown: Vec::new(),
             timeout_ms: None,
+            isolation: None,
         };
         assert_eq!(check_plan(&plan), Ok(()));
         plan.teardown.push(PlannedStep {
