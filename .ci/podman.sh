@@ -34,7 +34,7 @@ STATE=/run/clnrm-ci-podman
 # is what the engine does (README "Podman" says why these and not the others).
 EXEC_PACKAGE=clnrm-exec
 ROOT_TESTS=(run_e2e dev_e2e dev_step_runner pool_containers otel_e2e otel_dev otel_bridge
-  cache_gc cache_volumes services_fixture)
+  cache_gc cache_volumes services_fixture fixture_outcomes reused_label)
 # Tests that cannot hold on Podman 4.3, each with its reason in README "Podman" ("Tests
 # left out on Podman"): left out by exact name, and only here.
 PODMAN_SKIPS=(
@@ -139,6 +139,9 @@ podman run --rm clnrm-fixture/busybox:latest true ||
   cannot_run "Podman cannot run a container (see the messages above)"
 
 log "tests (podman leg)"
+# fixture_outcomes runs fixtures/example and fixtures/failing here and on the Docker
+# engine, and requires the same outcomes, messages and output on both.
+export CLNRM_SECOND_ENGINE=$DOCKER_ENGINE
 test_args=""
 for test in "${ROOT_TESTS[@]}"; do test_args+=" --test $test"; done
 status=0
