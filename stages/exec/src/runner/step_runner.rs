@@ -15,23 +15,25 @@
 //! go through two FIFOs, each copied by a `cat` straight onto the runner's
 //! own stdout and stderr, and the step is over when both FIFOs are closed —
 //! by the step and by any child still holding them, as an exec's stream is.
-//! A watchdog in the container kills the step's group at the timeout
-//! (`kill -9 -<pid> <pid>`, as the exec path does); the runner survives.
-//! The watchdog reaps its own `sleep` before it ends: an orphan goes to the
-//! container's PID 1, and PostgreSQL's postmaster (PID 1 of its image) takes
-//! any unknown child that dies by a signal for a crashed backend and ends
-//! every connection.
-//! Then a trailer ends the frame on each stream: `\n<marker> <status>
-//! <timed out 0|1>\n` on stdout, `\n<marker>\n` on stderr (the marker is
-//! random per engine, so no output can pass for it). Bytes past the capture
-//! limit are dropped as they arrive, as the exec path drops them.
+//! At the step's timeout, clnrm kills the step's group inside the container
+//! by one exec (`kill -9 -<pid> <pid>`, the PID read from the runner's
+//! file, as the exec path does); the runner survives. Timeouts are rare, so
+//! that exec costs nothing on a step that ends in time, where a watchdog in
+//! the container cost two processes per step (and its `sleep`, orphaned
+//! when killed, went to the container's PID 1: PostgreSQL's postmaster, PID
+//! 1 of its image, takes any unknown child that dies by a signal for a
+//! crashed backend and ends every connection).
+//! Then a trailer ends the frame on each stream: `\n<marker> <status>\n` on
+//! stdout, `\n<marker>\n` on stderr (the marker is random per engine, so no
+//! output can pass for it). Bytes past the capture limit are dropped as they
+//! arrive, as the exec path drops them.
 //!
 //! Where a step's time went (before: ~10 ms): the shell forked about fifteen
 //! processes per step (two `head`+`cat` pairs into files, two `wc -c`
 //! command substitutions, a `cat` of both files, an `rm`, a subshell to test
-//! the directory, the watchdog); now five (watchdog, its `sleep`, two
-//! `cat`s, the step), the rest builtins, and the output is framed once
-//! instead of being written to files and read back.
+//! the directory, the watchdog and its `sleep`); now three (two `cat`s, the
+//! step), the rest builtins, and the output is framed once instead of being
+//! written to files and read back.
 //!
 //! What the runner cannot do as the exec path would, exec does: a working
 //! directory that is not there (the engine's own error), a command that
@@ -57,7 +59,7 @@ use crate::{ExecOutput, ExecPhases, ExecRequest};
 /// How long the runner may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long past a step's timeout its frame may take (the kill inside, the
-/// output files sent) before the runner is given up.
+/// rest of its output sent) before the runner is given up.
 const FRAME_GRACE: Duration = Duration::from_secs(5);
 
 /// A container's runner, as far as this backend knows it.
@@ -74,6 +76,11 @@ pub(crate) enum RunnerState {
 pub(crate) struct Runner {
     output: AttachedOutput,
     input: AttachedInput,
+    /// The engine and container, for the kill of a step past its timeout.
+    engine: DockerEngine,
+    container: String,
+    /// The runner's folder in the container (its FIFOs, the step's PID file).
+    dir: String,
     /// How the step text calls `setsid`.
     setsid: String,
     /// The runner's streams, read up to the current frame's trailers.
@@ -129,6 +136,9 @@ impl Runner {
         let mut runner = Runner {
             output,
             input,
+            engine: engine.clone(),
+            container: container.to_string(),
+            dir: String::new(),
             stdout: Stream::default(),
             stderr: Stream::default(),
             in_flight: false,
@@ -142,27 +152,29 @@ impl Runner {
         let probe = format!(
             "exec 3>&2 2>/dev/null; \
              __clnrm_f() {{ printf '\\n%s %s\\n' '{marker}' \"$*\"; printf '\\n%s\\n' '{marker}' >&3; }}; \
-             for __clnrm_t in mktemp mkfifo setsid sleep cat; do \
+             for __clnrm_t in mktemp mkfifo setsid cat; do \
                command -v \"$__clnrm_t\" >/dev/null 2>&1 || {{ __clnrm_f unfit no $__clnrm_t; exit 0; }}; \
              done; \
-             sleep 0.001 2>/dev/null || {{ __clnrm_f unfit sleep takes no fractions; exit 0; }}; \
              [ -r /proc/self/stat ] || {{ __clnrm_f unfit no /proc/self/stat; exit 0; }}; \
              __clnrm_d=$(mktemp -d 2>/dev/null) && mkfifo \"$__clnrm_d/po\" \"$__clnrm_d/pe\" \
                || {{ __clnrm_f unfit no room for its FIFOs; exit 0; }}; \
              trap 'rm -rf \"$__clnrm_d\"' EXIT; \
-             __clnrm_f ready \"$(command -v setsid)\"\n"
+             __clnrm_f ready \"$__clnrm_d\" \"$(command -v setsid)\"\n"
         );
         runner.send(&probe).await?;
         let frame = runner
             .frame(marker, tokio::time::Instant::now() + START_TIMEOUT)
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let line = frame.trailer;
         match line.strip_prefix("unfit ") {
             Some(why) => Err(format!("the image cannot host it: {why}")),
             // Where `setsid` is, so a step's own PATH cannot hide it (a
             // bare name: the shell's own applet, found without PATH).
-            None => match line.strip_prefix("ready ") {
-                Some(setsid) if !setsid.is_empty() => {
+            // mktemp's folder has no space in it; `setsid`'s path is the rest.
+            None => match line.strip_prefix("ready ").and_then(|r| r.split_once(' ')) {
+                Some((dir, setsid)) if !dir.is_empty() && !setsid.is_empty() => {
+                    runner.dir = dir.to_string();
                     runner.setsid = setsid.to_string();
                     Ok(runner)
                 }
@@ -184,9 +196,26 @@ impl Runner {
         self.send(&step_text(request, container_env, &self.setsid))
             .await
             .map_err(|why| Failed { why, sent: false })?;
-        let frame = self
-            .frame(marker, started + request.timeout + FRAME_GRACE)
-            .await?;
+        let timeout_at = started + request.timeout;
+        let (frame, timed_out) = match self.frame(marker, timeout_at).await {
+            Ok(frame) => (frame, false),
+            Err(Unanswered::Late) => {
+                // Owned copies: the runner's streams are not `Sync`, so no
+                // borrow of `self` may be held across the kill's await.
+                kill_step(
+                    self.engine.clone(),
+                    self.container.clone(),
+                    format!("{}/p", self.dir),
+                )
+                .await?;
+                let frame = self
+                    .frame(marker, timeout_at + FRAME_GRACE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (frame, true)
+            }
+            Err(failed) => return Err(failed.to_string().into()),
+        };
         self.in_flight = false;
         if frame.trailer == "nodir" {
             return Ok(Ran::UseExec("its working directory is not a directory"));
@@ -199,12 +228,11 @@ impl Runner {
                     .map_err(|_| format!("garbled frame `{}`", frame.trailer))
             })
             .collect::<Result<_, String>>()?;
-        let [status, timed_out] = fields[..] else {
+        let [status] = fields[..] else {
             return Err(format!("garbled frame `{}`", frame.trailer).into());
         };
         let (stdout, out_cut) = capture(&frame.stdout);
         let (stderr, err_cut) = capture(&frame.stderr);
-        let timed_out = timed_out == 1;
         let output = ExecOutput {
             exit_code: (!timed_out).then_some(status),
             stdout,
@@ -239,7 +267,7 @@ impl Runner {
         &mut self,
         marker: &str,
         deadline: tokio::time::Instant,
-    ) -> Result<Frame, String> {
+    ) -> Result<Frame, Unanswered> {
         let out_end = format!("\n{marker} ");
         let err_end = format!("\n{marker}\n");
         loop {
@@ -258,12 +286,12 @@ impl Runner {
     }
 
     /// Reads what the runner wrote next.
-    async fn more(&mut self, deadline: tokio::time::Instant) -> Result<(), String> {
+    async fn more(&mut self, deadline: tokio::time::Instant) -> Result<(), Unanswered> {
         let item = tokio::time::timeout_at(deadline, self.output.next())
             .await
-            .map_err(|_| "it did not answer in time".to_string())?
-            .ok_or("it ended")?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| Unanswered::Late)?
+            .ok_or(Unanswered::Ended)?
+            .map_err(|e| Unanswered::Broken(e.to_string()))?;
         match item {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
                 self.stdout.push(&message)
@@ -272,6 +300,51 @@ impl Runner {
             LogOutput::StdIn { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// Kills the running step's process group inside the container, by an
+/// exec of its own (the runner's shell is waiting for the step).
+async fn kill_step(
+    engine: DockerEngine,
+    container: String,
+    pid_file: String,
+) -> Result<(), Failed> {
+    let kill = ExecRequest {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "read -r p < \"$1\" && kill -9 -\"$p\" \"$p\" 2>/dev/null; exit 0".into(),
+            "sh".into(),
+            pid_file,
+        ],
+        env: Default::default(),
+        workdir: None,
+        timeout: FRAME_GRACE,
+    };
+    engine
+        .exec_in_container(&container, &kill)
+        .await
+        .map(|_| ())
+        .map_err(|e| Failed::from(format!("killing the step past its timeout: {e}")))
+}
+
+/// Why no frame came.
+enum Unanswered {
+    /// Not by the deadline.
+    Late,
+    /// The runner's stream ended.
+    Ended,
+    Broken(String),
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::Late => f.write_str("it did not answer in time"),
+            Unanswered::Ended => f.write_str("it ended"),
+            Unanswered::Broken(why) => f.write_str(why),
+        }
     }
 }
 
@@ -369,30 +442,19 @@ fn step_text(request: &ExecRequest, container_env: &[String], setsid: &str) -> S
         Some(dir) => format!("[ -d {0} ] && [ -x {0} ]", quote(dir)),
         None => "true".into(),
     };
-    let ms = request.timeout.as_millis();
-    // Forks per step: the watchdog and its `sleep`, one `cat` per stream
-    // (each copies its FIFO to the runner's own stream until every writer
-    // has closed it, as an exec's stream ends) and the step itself; the
-    // rest are builtins. The watchdog says it killed the step by its exit
-    // status (3); killed itself once the step is over, it exits 0.
+    // Forks per step: one `cat` per stream (each copies its FIFO to the
+    // runner's own stream until every writer has closed it, as an exec's
+    // stream ends) and the step itself; the rest are builtins. The step's
+    // PID goes to a file, for the kill at its timeout (`kill_step`).
     format!(
         "if {dir_check}; then \
-           : > \"$__clnrm_d/p\"; \
-           ( __clnrm_z=; trap 'kill $__clnrm_z 2>/dev/null; wait $__clnrm_z; exit 0' TERM; \
-             sleep {secs}.{millis:03} & __clnrm_z=$!; wait $__clnrm_z && {{ \
-               trap 'exit 3' TERM; read -r __clnrm_p < \"$__clnrm_d/p\"; kill -9 -\"$__clnrm_p\" \"$__clnrm_p\"; exit 3; }} \
-           ) >/dev/null 2>&1 </dev/null & __clnrm_w=$!; \
            cat \"$__clnrm_d/po\" & __clnrm_a=$!; \
            cat \"$__clnrm_d/pe\" >&3 & __clnrm_b=$!; \
            ( read -r __clnrm_p __clnrm_r < /proc/self/stat; echo \"$__clnrm_p\" > \"$__clnrm_d/p\"; \
              {setup}exec {setsid} -- {argv} ) > \"$__clnrm_d/po\" 2> \"$__clnrm_d/pe\" < /dev/null 3>&-; \
            __clnrm_s=$?; wait $__clnrm_a $__clnrm_b; \
-           kill $__clnrm_w 2>/dev/null; wait $__clnrm_w; \
-           if [ $? = 3 ]; then __clnrm_t=1; else __clnrm_t=0; fi; \
-           __clnrm_f \"$__clnrm_s\" \"$__clnrm_t\"; \
+           __clnrm_f \"$__clnrm_s\"; \
          else __clnrm_f nodir; fi\n",
-        secs = ms / 1000,
-        millis = ms % 1000,
         argv = argv.join(" "),
         setsid = quote(setsid),
     )
@@ -440,7 +502,8 @@ mod tests {
             text.contains("PWD='/'; export PWD; unset SHLVL; unset OLDPWD;"),
             "{text}"
         );
-        assert!(text.contains("sleep 1.500 &"), "{text}");
+        // No watchdog in the container: clnrm kills a step past its timeout.
+        assert!(!text.contains("sleep"), "{text}");
         assert!(text.ends_with("else __clnrm_f nodir; fi\n"), "{text}");
         assert!(
             text.starts_with("if [ -d '/w d' ] && [ -x '/w d' ]; then"),
