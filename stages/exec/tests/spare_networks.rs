@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clnrm_exec::{
-    host_name, reap_pool_orphans, resolve_images, unix_now, Backend, ContainerRequest, Session,
-    LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SPARE_NETWORK,
+    host_name, reap_pool_orphans, resolve_images, trim_spare_networks, unix_now, Backend,
+    ContainerRequest, Session, LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SPARE_NETWORK,
 };
 
 mod common;
@@ -136,4 +136,55 @@ async fn a_test_whose_claim_is_lost_creates_nothing_else_on_that_network() {
             .count();
         assert_eq!(times, 1, "`{service}` created {times} times: {created:?}");
     }
+}
+
+#[tokio::test]
+async fn trimming_keeps_the_newest_idle_spares_and_every_claimed_one() {
+    let Some(b) = engine("spare network trim").await else {
+        return;
+    };
+    let _turn = SPARES.lock().await;
+    let session = Session::current();
+    let mut idle = Vec::new();
+    for i in 0..5 {
+        let name = format!("clnrm-{}-idle{i}-net", session.id);
+        idle.push(b.create_network(&name, &spare_labels()).await.unwrap());
+    }
+    let claimed: &'static str = format!("clnrm-{}-claimed-net", session.id).leak();
+    let claimed_id = b.create_network(claimed, &spare_labels()).await.unwrap();
+    let p = planned(test("trim", vec![], vec![step("x", argv(&["true"]))]));
+    let images = resolve_images(&b, here(), &p).await.unwrap();
+    let claim = b
+        .create_container(&ContainerRequest {
+            spec: &p.containers[0],
+            image: &images["default"],
+            name: claimed.to_string(),
+            network: Some(claimed),
+            labels: session.labels(),
+            root: here(),
+            extra_env: Default::default(),
+            extra_hosts: Vec::new(),
+        })
+        .await
+        .unwrap();
+
+    let trimmed = trim_spare_networks(&b, 2).await.unwrap();
+
+    let left: Vec<String> = b
+        .list_spare_networks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    b.remove_container(&claim).await.unwrap();
+    for network in idle.iter().chain([&claimed_id]) {
+        b.remove_network(network).await.unwrap();
+    }
+    // Other processes' spares may be newer than ours: at most two of ours stay.
+    let ours_left = idle.iter().filter(|id| left.contains(id)).count();
+    assert!(ours_left <= 2, "{ours_left} idle spares left: {trimmed:?}");
+    assert!(left.contains(&claimed_id), "a claimed spare stays");
+    assert!(trimmed.errors.is_empty(), "{trimmed:?}");
+    assert_clean(&b, &session).await;
 }
