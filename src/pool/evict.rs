@@ -2,7 +2,10 @@
 //! idle past `idle_timeout`, of a deleted test, and all of them at shutdown. Not the
 //! replacement of one changed service during a run (`acquire`).
 
-use clnrm_exec::{ManagedKind, ManagedObject, Reaped, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SESSION};
+use clnrm_exec::{
+    ManagedKind, ManagedObject, Reaped, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SESSION,
+    SPARE_NETWORKS_KEPT,
+};
 
 use super::{lock, Pool, PoolState, PooledTest};
 
@@ -113,6 +116,11 @@ impl Pool {
                 Ok(()) => all.networks.push(lease),
                 Err(e) => all.errors.push(format!("{lease}: {e}")),
             }
+        }
+        // The spare networks the tests ran on stay for the next process, a few of them.
+        match clnrm_exec::trim_spare_networks(self.backend.as_ref(), SPARE_NETWORKS_KEPT).await {
+            Ok(trimmed) => add_reaped(&mut all, trimmed),
+            Err(e) => all.errors.push(format!("trimming spare networks: {e}")),
         }
         all
     }

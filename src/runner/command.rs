@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clnrm_exec::{Backend, DockerBackend, ExecError, Session};
+use clnrm_exec::{Backend, DockerBackend, ExecError, Session, SPARE_NETWORKS_KEPT};
 use tokio::sync::{mpsc, watch};
 
 use super::{run, FreshContainers, RunOptions, TestExecutor};
@@ -86,6 +86,16 @@ where
         .await;
         if *cancel_rx.borrow() {
             sweep_after_cancel(backend.as_ref(), &session.id).await;
+        }
+        // The spare networks the tests ran on stay for the next run, a few of them
+        // (docs/reference.md: networks); the report is written meanwhile.
+        match clnrm_exec::trim_spare_networks(backend.as_ref(), SPARE_NETWORKS_KEPT).await {
+            Ok(trimmed) => {
+                for error in trimmed.errors {
+                    tracing::warn!("removing a spare network: {error}");
+                }
+            }
+            Err(err) => tracing::warn!("could not look for spare networks to remove: {err}"),
         }
         Ok(reader.await?)
     })

@@ -7,12 +7,18 @@
 //! Skipped with a notice without an engine, a failure in CI.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use clnrm_exec::{
-    host_name, reap_pool_orphans, resolve_images, unix_now, Backend, ContainerRequest, Session,
+    host_name, reap_pool_orphans, resolve_images, run_test, trim_spare_networks, unix_now, Backend,
+    BoxFuture, ContainerRequest, ContainerStarted, ContainerStatus, DockerBackend, EngineInfo,
+    ExecError, ExecOutput, ExecRequest, ManagedObject, ResolvedImage, Session, TestRun,
     LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SPARE_NETWORK,
 };
+use clnrm_plan::ImageSource;
+use futures_util::FutureExt;
 
 mod common;
 
@@ -136,4 +142,186 @@ async fn a_test_whose_claim_is_lost_creates_nothing_else_on_that_network() {
             .count();
         assert_eq!(times, 1, "`{service}` created {times} times: {created:?}");
     }
+}
+
+#[tokio::test]
+async fn trimming_keeps_the_newest_idle_spares_and_every_claimed_one() {
+    let Some(b) = engine("spare network trim").await else {
+        return;
+    };
+    let _turn = SPARES.lock().await;
+    let session = Session::current();
+    let mut idle = Vec::new();
+    for i in 0..5 {
+        let name = format!("clnrm-{}-idle{i}-net", session.id);
+        idle.push(b.create_network(&name, &spare_labels()).await.unwrap());
+    }
+    let claimed: &'static str = format!("clnrm-{}-claimed-net", session.id).leak();
+    let claimed_id = b.create_network(claimed, &spare_labels()).await.unwrap();
+    let p = planned(test("trim", vec![], vec![step("x", argv(&["true"]))]));
+    let images = resolve_images(&b, here(), &p).await.unwrap();
+    let claim = b
+        .create_container(&ContainerRequest {
+            spec: &p.containers[0],
+            image: &images["default"],
+            name: claimed.to_string(),
+            network: Some(claimed),
+            labels: session.labels(),
+            root: here(),
+            extra_env: Default::default(),
+            extra_hosts: Vec::new(),
+        })
+        .await
+        .unwrap();
+
+    let trimmed = trim_spare_networks(&b, 2).await.unwrap();
+
+    let left: Vec<String> = b
+        .list_spare_networks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    b.remove_container(&claim).await.unwrap();
+    for network in idle.iter().chain([&claimed_id]) {
+        b.remove_network(network).await.unwrap();
+    }
+    // Other processes' spares may be newer than ours: at most two of ours stay.
+    let ours_left = idle.iter().filter(|id| left.contains(id)).count();
+    assert!(ours_left <= 2, "{ours_left} idle spares left: {trimmed:?}");
+    assert!(left.contains(&claimed_id), "a claimed spare stays");
+    assert!(trimmed.errors.is_empty(), "{trimmed:?}");
+    assert_clean(&b, &session).await;
+}
+
+/// The Docker backend, but the first spare network claimed goes right after its
+/// claiming create, as when another clnrm ending trims its spares at that moment.
+struct SpareTrimmedUnderTheClaim<'a> {
+    inner: &'a DockerBackend,
+    trimmed: std::sync::Mutex<Option<String>>,
+}
+
+impl Backend for SpareTrimmedUnderTheClaim<'_> {
+    fn ping(&self) -> BoxFuture<'_, Result<EngineInfo, ExecError>> {
+        self.inner.ping()
+    }
+    fn ensure_image<'a>(
+        &'a self,
+        image: &'a ImageSource,
+        root: &'a Path,
+    ) -> BoxFuture<'a, Result<ResolvedImage, ExecError>> {
+        self.inner.ensure_image(image, root)
+    }
+    fn create_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        self.inner.create_network(name, labels)
+    }
+    fn network_gateway<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, ExecError>> {
+        self.inner.network_gateway(id)
+    }
+    fn create_container<'a>(
+        &'a self,
+        request: &'a ContainerRequest<'a>,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        async move {
+            let id = self.inner.create_container(request).await?;
+            let claims = request.network == Some(request.name.as_str());
+            let first = claims && self.trimmed.lock().unwrap().is_none();
+            if first {
+                let network = request.name.clone();
+                self.inner.remove_network(&network).await?;
+                *self.trimmed.lock().unwrap() = Some(network);
+            }
+            Ok(id)
+        }
+        .boxed()
+    }
+    fn start_container<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerStarted, ExecError>> {
+        self.inner.start_container(id)
+    }
+    fn container_status<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerStatus, ExecError>> {
+        self.inner.container_status(id)
+    }
+    fn container_logs<'a>(
+        &'a self,
+        id: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        self.inner.container_logs(id, lines)
+    }
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
+        self.inner.exec(container, request)
+    }
+    fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
+        self.inner.remove_container(id)
+    }
+    fn remove_network<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
+        self.inner.remove_network(id)
+    }
+    fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        self.inner.list_managed()
+    }
+    fn list_spare_networks(&self) -> BoxFuture<'_, Result<Vec<ManagedObject>, ExecError>> {
+        self.inner.list_spare_networks()
+    }
+    fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
+        self.inner.remove_image(reference)
+    }
+    fn list_build_images(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, ExecError>> {
+        self.inner.list_build_images()
+    }
+}
+
+#[tokio::test]
+async fn a_spare_removed_between_its_claim_and_the_start_is_given_up_for_another() {
+    let Some(b) = engine("spare trimmed under the claim").await else {
+        return;
+    };
+    let _turn = SPARES.lock().await;
+    let session = Session::current();
+    let spare = format!("clnrm-{}-trimmed-net", session.id);
+    b.create_network(&spare, &spare_labels()).await.unwrap();
+    let backend = SpareTrimmedUnderTheClaim {
+        inner: &b,
+        trimmed: Default::default(),
+    };
+    let p = planned(test(
+        "trimmed",
+        vec![service("a"), service("b")],
+        vec![
+            on("b", step("b", argv(&["true"]))),
+            on("a", step("a_reaches_b", sh("ping -c 1 -W 5 b"))),
+        ],
+    ));
+
+    let report = run_test(TestRun {
+        backend: &backend,
+        session: &session,
+        root: here(),
+        plan: &p,
+        images: None,
+    })
+    .await;
+
+    assert!(
+        backend.trimmed.lock().unwrap().is_some(),
+        "a spare was claimed"
+    );
+    expect_pass(&report);
+    assert!(report.teardown_errors.is_empty(), "{report:?}");
+    assert_clean(&b, &session).await;
 }

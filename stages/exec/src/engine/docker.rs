@@ -19,8 +19,8 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use testcontainers::bollard;
 use testcontainers::bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig,
-    NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkingConfig,
+    PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
     CreateContainerOptions, InspectNetworkOptions, ListContainersOptions, ListImagesOptions,
@@ -34,6 +34,7 @@ use super::docker_answers::{
     engine, engine_shares_our_files, error_text, is_not_found, label_filter, network_object,
     past_podman_stopped_state, status_of,
 };
+use super::network_space::Subnet;
 use super::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
@@ -58,6 +59,12 @@ pub(crate) struct DockerEngine {
     status_marker: Arc<str>,
     /// Whether the engine is Podman, asked the first time it matters.
     is_podman: Arc<tokio::sync::OnceCell<bool>>,
+    /// Told whenever this process removes a network: a create waiting for address
+    /// space tries again (`docker_network`).
+    pub(crate) network_released: Arc<tokio::sync::Notify>,
+    /// Subnets a create of this process is trying right now, so concurrent creates
+    /// try different ones.
+    pub(crate) subnets_in_flight: Arc<std::sync::Mutex<std::collections::BTreeSet<Subnet>>>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -89,6 +96,8 @@ impl DockerEngine {
             containers: Arc::default(),
             status_marker: new_status_marker().into(),
             is_podman: Arc::default(),
+            network_released: Arc::default(),
+            subnets_in_flight: Arc::default(),
         })
     }
 
@@ -240,20 +249,7 @@ impl Backend for DockerEngine {
         name: &'a str,
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<String, ExecError>> {
-        async move {
-            let created = self
-                .docker
-                .create_network(NetworkCreateRequest {
-                    name: name.to_string(),
-                    driver: Some("bridge".into()),
-                    labels: Some(labels.clone().into_iter().collect()),
-                    ..Default::default()
-                })
-                .await
-                .map_err(engine)?;
-            Ok(created.id)
-        }
-        .boxed()
+        self.create_bridge_network(name, labels).boxed()
     }
 
     fn network_gateway<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, ExecError>> {
@@ -536,7 +532,10 @@ impl Backend for DockerEngine {
     fn remove_network<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
         async move {
             match self.docker.remove_network(id).await {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.network_released.notify_waiters();
+                    Ok(())
+                }
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(e) => Err(engine(e)),
             }

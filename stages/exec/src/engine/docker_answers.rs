@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use testcontainers::bollard;
 
+use super::network_space::Subnet;
 use crate::{ContainerStatus, ExecError, ManagedKind, ManagedObject};
 
 /// Whether the engine at `endpoint` sees this machine's files, so host paths can be
@@ -102,14 +103,22 @@ pub(crate) fn status_of(state: bollard::models::ContainerState) -> ContainerStat
 }
 
 pub(crate) fn network_object(n: bollard::models::Network) -> ManagedObject {
-    let gateway = n
-        .ipam
-        .as_ref()
-        .and_then(|ipam| ipam.config.as_ref())
-        .into_iter()
-        .flatten()
+    let configs = || {
+        n.ipam
+            .as_ref()
+            .and_then(|ipam| ipam.config.as_ref())
+            .into_iter()
+            .flatten()
+    };
+    let listed = configs()
         .filter_map(|config| config.gateway.as_deref()?.parse::<std::net::IpAddr>().ok())
         .find(std::net::IpAddr::is_ipv4);
+    // A network created with a subnet lists no gateway: the engine gave it the first address.
+    let gateway = listed.or_else(|| {
+        configs()
+            .filter_map(|config| Subnet::parse(config.subnet.as_deref()?))
+            .find_map(Subnet::first_host)
+    });
     ManagedObject {
         gateway,
         kind: ManagedKind::Network,

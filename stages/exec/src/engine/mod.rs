@@ -8,5 +8,7 @@ pub(crate) mod docker;
 pub(crate) mod docker_answers;
 pub(crate) mod docker_exec;
 pub(crate) mod docker_image;
+pub(crate) mod docker_network;
 pub(crate) mod engine_socket;
+pub(crate) mod network_space;
 pub(crate) mod session;

@@ -346,10 +346,18 @@ async fn start_services(
                 spans_by_address: None,
                 listen_on,
             };
-            if let Some(started) =
-                create_and_start_all(run, resources, progress, &images, image_ms, &place).await?
-            {
-                break started;
+            match create_and_start_all(run, resources, progress, &images, image_ms, &place).await {
+                Ok(Some(started)) => break started,
+                Ok(None) => {}
+                // The spare went between the claim and the start (another clnrm ending
+                // trimmed it, `trim_spare_networks`): this try's containers go, the next
+                // network is tried.
+                Err(e) if claim && is_network_gone(&e, &network) => {
+                    for error in resources.teardown(run.backend).await {
+                        tracing::warn!("{error}");
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
     } else {
@@ -374,6 +382,11 @@ async fn start_services(
         ms(t - began),
     );
     Ok(started.into_iter().collect())
+}
+
+/// Whether `e` says the network `name` no longer exists.
+fn is_network_gone(e: &ExecError, name: &str) -> bool {
+    e.to_string().contains(&format!("network {name} not found"))
 }
 
 /// Creates a spare network named `name` (kept after the test for the next one); returns its name.
