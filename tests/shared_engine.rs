@@ -79,16 +79,23 @@ fn networks_of_process(pid: u32) -> Vec<(String, String)> {
     ])
     .into_iter()
     .filter(|name| name.starts_with(&prefix))
-    .map(|name| {
-        let subnet = docker_lines(&[
-            "network",
-            "inspect",
-            &name,
-            "--format",
-            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-        ])
-        .join(",");
-        (name, subnet)
+    .filter_map(|name| {
+        let inspect = std::process::Command::new("docker")
+            .args([
+                "network",
+                "inspect",
+                &name,
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            ])
+            .output()
+            .expect("docker network inspect");
+        // Removed between the listing and the inspect (a trimmed spare): gone, not wrong.
+        if !inspect.status.success() {
+            return None;
+        }
+        let subnet = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+        Some((name, subnet))
     })
     .collect()
 }
