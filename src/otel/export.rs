@@ -5,12 +5,14 @@
 //!
 //! Why a queue and a thread: the run must never wait on a collector. Spans go into a bounded
 //! queue (a full queue drops them) drained by one thread posting OTLP/HTTP protobuf with a
-//! short timeout. At the end the run waits at most [`DRAIN_WAIT`] for the queue to empty,
-//! then leaves what is left undelivered and says how many spans that was.
+//! short timeout. The run's own spans are queued as soon as its last event is out; from
+//! then the run waits at most [`DRAIN_WAIT`] for the queue to empty (overlapping whatever
+//! the run still has to do, such as closing the cache), then leaves what is left
+//! undelivered, says how many spans that was, and exits without joining the thread.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -29,7 +31,8 @@ use crate::report::{Event, Status};
 pub const QUEUE_REQUESTS: usize = 1024;
 /// How long one POST may take before it counts as not delivered.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the end of a run waits for the queue to drain.
+/// How long the end of a run waits for the queue to drain, counted from the moment its own
+/// spans were queued: all a slow collector can add to a run.
 pub const DRAIN_WAIT: Duration = Duration::from_millis(50);
 
 /// Where an OTLP/HTTP endpoint takes traces: the generic endpoint's `/v1/traces`.
@@ -41,6 +44,8 @@ pub fn traces_url(endpoint: &str) -> String {
 struct Counts {
     queued: AtomicU64,
     delivered: AtomicU64,
+    /// Nanoseconds spent building, queuing and encoding spans, summed over threads.
+    busy: AtomicU64,
 }
 
 /// The queue and its posting thread, and the ids of the run's trace.
@@ -85,7 +90,10 @@ impl Exporter {
                 let mut poster = Poster::new(&worker_url);
                 for spans in requests {
                     let n = spans.len() as u64;
-                    match poster.post(&request(spans).encode_to_vec()) {
+                    let encoding = Instant::now();
+                    let body = request(spans).encode_to_vec();
+                    worker_counts.add_busy(encoding.elapsed());
+                    match poster.post(&body) {
                         Ok(()) => {
                             worker_counts.delivered.fetch_add(n, Ordering::Relaxed);
                         }
@@ -116,14 +124,28 @@ impl Exporter {
         }
     }
 
+    /// Runs `work` (building spans for the export) and counts its time as the export's.
+    pub fn timed<T>(&self, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = work();
+        self.counts.add_busy(started.elapsed());
+        out
+    }
+
+    /// Time spent so far building, queuing and encoding spans, summed over threads: what
+    /// the export costs a run in CPU (waiting on the collector aside).
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.counts.busy.load(Ordering::Relaxed))
+    }
+
     /// Queues a test's own spans (built with [`Exporter::test_ids`]), its `clnrm.run`
     /// re-parented under the run's root. Never waits: a full queue drops them.
-    pub fn add_test(&self, test: &TraceIds, request: &ExportTraceServiceRequest) {
+    pub fn add_test(&self, test: &TraceIds, request: ExportTraceServiceRequest) {
         let mut spans: Vec<otlp::Span> = request
             .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| s.spans.iter().cloned())
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
             .collect();
         for span in &mut spans {
             if span.span_id == test.run_span && span.parent_span_id.is_empty() {
@@ -147,15 +169,23 @@ impl Exporter {
         }
     }
 
-    /// Closes the queue and waits at most `wait` for it to drain; `Some` when spans were
-    /// dropped or not (yet) delivered.
-    pub fn finish(&self, wait: Duration) -> Option<Undelivered> {
+    /// Closes the queue and waits until `deadline` at the latest for it to drain; `Some`
+    /// when spans were dropped or not (yet) delivered. The posting thread is not joined: a
+    /// request still in flight is abandoned when the process exits.
+    pub fn finish(&self, deadline: Instant) -> Option<Undelivered> {
         drop(lock(&self.queue).take());
         // Disconnected (the thread ended) or timed out: either way we stop waiting here.
-        let _ = self.drained.recv_timeout(wait);
+        let _ = self.drained.recv_deadline(deadline);
         let of = self.counts.queued.load(Ordering::Relaxed);
         let spans = of.saturating_sub(self.counts.delivered.load(Ordering::Relaxed));
         (spans > 0).then_some(Undelivered { spans, of })
+    }
+}
+
+impl Counts {
+    fn add_busy(&self, took: Duration) {
+        self.busy
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
@@ -370,8 +400,9 @@ impl RunTrace {
         }
     }
 
-    /// The root span (ending at `ended`, an error unless `ok`) and the stage spans.
-    pub fn spans(&mut self, ended: SystemTime, ok: bool) -> Vec<otlp::Span> {
+    /// The root span (ending at `ended`, an error unless `ok`, with `busy` the export's own
+    /// cost so far) and the stage spans.
+    pub fn spans(&mut self, ended: SystemTime, ok: bool, busy: Duration) -> Vec<otlp::Span> {
         let started = unix_nanos(self.started);
         let ended = unix_nanos(ended).max(started);
         let loaded = self
@@ -393,7 +424,10 @@ impl RunTrace {
             None,
             &self.command,
             (started, ended),
-            vec![kv("clnrm.version", env!("CARGO_PKG_VERSION"))],
+            vec![
+                kv("clnrm.version", env!("CARGO_PKG_VERSION")),
+                double("clnrm.export.busy_ms", busy.as_secs_f64() * 1e3),
+            ],
             ok,
         )];
         let mut child = |trace: &mut Self, name: &str, window, attrs, ok| {
@@ -527,7 +561,7 @@ mod tests {
         trace.record(&finished("a", Status::Pass, true, false), at(21));
         trace.record(&finished("b", Status::Fail, false, true), at(40));
         trace.record(&finished("c", Status::Error, false, false), at(22));
-        let spans = trace.spans(at(50), false);
+        let spans = trace.spans(at(50), false, Duration::ZERO);
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -634,10 +668,14 @@ mod tests {
         assert_eq!(exporter.url(), format!("{url}/v1/traces"));
         let test = exporter.test_ids("tests/a.clnrm.toml");
         let mut trace = RunTrace::new(test, "x", at(0));
-        let own = request(trace.spans(at(1), true));
-        exporter.add_test(&test, &own);
+        let own = request(trace.spans(at(1), true, Duration::ZERO));
+        exporter.add_test(&test, own);
         let run = exporter.ids;
-        assert_eq!(exporter.finish(Duration::from_secs(5)), None);
+        assert_eq!(
+            exporter.finish(Instant::now() + Duration::from_secs(5)),
+            None
+        );
+        assert!(exporter.busy() > Duration::ZERO, "encoding is counted");
         let (head, body) = bodies.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(head.starts_with("POST /v1/traces "), "{head}");
         assert!(head
@@ -666,12 +704,12 @@ mod tests {
             let exporter = Exporter::start(&url);
             let ids = exporter.ids;
             let mut trace = RunTrace::new(ids, "clnrm run", at(0));
-            let spans = trace.spans(at(1), true);
+            let spans = trace.spans(at(1), true, Duration::ZERO);
             let of = 2 * spans.len() as u64;
             exporter.add(spans.clone());
             exporter.add(spans);
             let started = std::time::Instant::now();
-            let undelivered = exporter.finish(Duration::from_millis(50));
+            let undelivered = exporter.finish(started + Duration::from_millis(50));
             // Gave up rather than waiting for the slow collector's 5 s answer.
             assert!(started.elapsed() < Duration::from_secs(4), "{url}");
             assert_eq!(undelivered, Some(Undelivered { spans: of, of }), "{url}");
