@@ -20,13 +20,13 @@ Needs the Docker engine, the fixture image (fixtures/images/build.sh), python3 w
 `opentelemetry-proto` and a built clnrm: CLNRM, default target/release/clnrm if it exists,
 else target/debug/clnrm (the figures say which).
 """
-import json, os, socket, statistics, subprocess, sys, tempfile, time
+import json, os, resource, socket, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "..", "target")
 RELEASE = os.path.join(TARGET, "release", "clnrm")
-CLNRM = os.environ.get("CLNRM") or (
-    RELEASE if os.path.exists(RELEASE) else os.path.join(TARGET, "debug", "clnrm"))
+CLNRM = os.path.abspath(os.environ.get("CLNRM") or (
+    RELEASE if os.path.exists(RELEASE) else os.path.join(TARGET, "debug", "clnrm")))
 RECEIVER = os.path.join(HERE, "..", "tests", "otlp_receiver.py")
 IMAGE = "clnrm-fixture/busybox:latest"
 TESTS = int(os.environ.get("TESTS", "100"))
@@ -42,14 +42,21 @@ def env():
     return e
 
 
+def cpu_ms():
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (used.ru_utime + used.ru_stime) * 1000
+
+
 def run(root, *extra):
+    """Wall ms and CPU ms (user + system) of one `clnrm run`, and its stderr."""
+    cpu = cpu_ms()
     started = time.perf_counter()
     out = subprocess.run([CLNRM, "run", "--format", "json", *extra], cwd=root, env=env(),
                          capture_output=True, text=True)
     took = (time.perf_counter() - started) * 1000
     if out.returncode != 0:
         sys.exit(f"clnrm run failed in {root} ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    return took, out.stderr
+    return (took, cpu_ms() - cpu), out.stderr
 
 
 def receiver(out, delay):
@@ -67,8 +74,8 @@ def roots(path):
 
 
 def alternate(root, variants, extra=()):
-    """Wall ms of each variant (name -> args) per round, interleaved so load meets all
-    alike, and how many runs of each warned of undelivered spans."""
+    """(wall ms, CPU ms) of each variant (name -> args) per round, interleaved so load
+    meets all alike, and how many runs of each warned of undelivered spans."""
     times = {name: [] for name in variants}
     warnings = {name: 0 for name in variants}
     order = list(variants.items())
@@ -88,6 +95,24 @@ def load():
 
 def busy_ms(path):
     return [r["attributes"]["clnrm.export.busy_ms"] for r in roots(path)]
+
+
+def report(title, times, variants, warnings):
+    """Prints the medians of `times` (name -> [(wall, cpu)]) against "without"; returns the
+    base's (wall, cpu) medians."""
+    median = {name: (statistics.median(t[0] for t in runs), statistics.median(t[1] for t in runs))
+              for name, runs in times.items()}
+    base, base_cpu = median["without"]
+    walls = ", ".join(f"{t[0]:.0f}" for t in times["without"])
+    print(f"\n{title}, medians of {len(times['without'])}: without self-spans wall {base:.1f} ms "
+          f"(each: {walls}), CPU {base_cpu:.1f} ms")
+    for name in variants:
+        wall, cpu = median[name]
+        print(f"  {name:<7} wall {wall:7.1f} ms, added {wall - base:+6.1f} ms, ratio "
+              f"{wall / base:.4f} ({(wall - base) / base * 100:+.2f} %); CPU {cpu:7.1f} ms, added "
+              f"{cpu - base_cpu:+6.1f} ms ({(cpu - base_cpu) / base_cpu * 100:+.2f} %); "
+              f"runs warning of undelivered spans: {warnings[name]}/{len(times[name])}")
+    return base, base_cpu
 
 
 def main():
@@ -117,20 +142,12 @@ def main():
                 "dead": ["--otel-endpoint", dead_url],
                 "slow": ["--otel-endpoint", slow_url],
             })
-            medians = {name: statistics.median(t) for name, t in times.items()}
-            base = medians["without"]
-            print(f"\n{TESTS}-test cached run, median of {RUNS} wall times "
-                  f"(each: {', '.join(f'{t:.0f}' for t in times['without'])} ms): "
-                  f"without self-spans {base:.1f} ms")
-            for name in ("with", "dead", "slow"):
-                delta = medians[name] - base
-                print(f"  {name:<7} {medians[name]:7.1f} ms  added {delta:+6.1f} ms  ratio "
-                      f"{medians[name] / base:.4f} ({delta / base * 100:+.2f} %); runs warning "
-                      f"of undelivered spans: {warnings[name]}/{RUNS}")
-            busy = busy_ms(live_out)
-            print(f"  spans the live receiver decoded: {len(roots(live_out))} runs; clnrm's own "
-                  f"CPU time on its trace (clnrm.export.busy_ms), median {statistics.median(busy):.2f} "
-                  f"ms = {statistics.median(busy) / base * 100:.2f} % of the run")
+            base, base_cpu = report(f"{TESTS}-test cached run", times, ("with", "dead", "slow"),
+                                    warnings)
+            busy = statistics.median(busy_ms(live_out))
+            print(f"  the live receiver decoded {len(roots(live_out))} runs' traces; clnrm's own "
+                  f"count of CPU time on its trace (clnrm.export.busy_ms): median {busy:.3f} ms "
+                  f"= {busy / base * 100:.3f} % of the run's wall time")
             print(f"  ({load()})")
 
             steps = os.path.join(tmp, "steps")
@@ -140,16 +157,16 @@ def main():
                 text += f'\n[[steps]]\nname = "s{i}"\nservice = "box"\ncommand = ["true"]\n'
             open(os.path.join(steps, "tests", "steps.clnrm.toml"), "w").write(text)
             os.remove(live_out)
-            times, _ = alternate(steps, {"without": [], "with": ["--otel-endpoint", live_url]},
-                                 ["--force"])
-            medians = {name: statistics.median(t) for name, t in times.items()}
-            per_step = (medians["with"] - medians["without"]) / STEPS
+            times, warnings = alternate(steps, {"without": [], "with": ["--otel-endpoint", live_url]},
+                                        ["--force"])
+            base, base_cpu = report(f"one test of {STEPS} steps, --force", times, ("with",),
+                                    warnings)
+            wall = (statistics.median(t[0] for t in times["with"]) - base) / STEPS
+            cpu = (statistics.median(t[1] for t in times["with"]) - base_cpu) / STEPS
             busy = statistics.median(busy_ms(live_out))
-            print(f"\none test of {STEPS} steps, --force, median of {RUNS} wall times: without "
-                  f"self-spans {medians['without']:.1f} ms, with {medians['with']:.1f} ms: "
-                  f"{per_step:+.3f} ms per step (wall clock)")
-            print(f"  clnrm's own CPU time on its trace: median {busy:.3f} ms, "
-                  f"{busy / STEPS * 1000:.1f} us per step")
+            print(f"  per step: wall {wall:+.3f} ms, CPU {cpu:+.3f} ms (differences of medians / "
+                  f"{STEPS}); clnrm's own count (clnrm.export.busy_ms / {STEPS}): "
+                  f"{busy / STEPS * 1000:.1f} us")
             print(f"  ({load()})")
         finally:
             for proc in (live, slow):

@@ -183,9 +183,7 @@ pub fn run(
     // DRAIN_WAIT. `--dry-run` exports nothing.
     let export_deadline = match (&export, trace) {
         (Some(export), Some(mut trace)) if !args.dry_run => {
-            let spans =
-                export.timed(|| trace.spans(SystemTime::now(), stats.exit_ok(), export.busy()));
-            export.add(spans);
+            export.add_run(&mut trace, SystemTime::now(), stats.exit_ok());
             Some(Instant::now() + DRAIN_WAIT)
         }
         _ => None,

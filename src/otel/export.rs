@@ -52,7 +52,8 @@ struct Counts {
 pub struct Exporter {
     url: String,
     /// Taken (closed) by [`Exporter::finish`].
-    queue: Mutex<Option<Sender<Vec<otlp::Span>>>>,
+    /// Encoded requests and how many spans each holds.
+    queue: Mutex<Option<Sender<(u64, Vec<u8>)>>>,
     /// Disconnected when the posting thread has sent everything it was given.
     drained: Receiver<()>,
     counts: Arc<Counts>,
@@ -77,7 +78,7 @@ impl Exporter {
     /// Starts the posting thread for `endpoint` (an OTLP/HTTP base URL).
     pub fn start(endpoint: &str) -> Exporter {
         let url = traces_url(endpoint);
-        let (queue, requests) = bounded::<Vec<otlp::Span>>(QUEUE_REQUESTS);
+        let (queue, requests) = bounded::<(u64, Vec<u8>)>(QUEUE_REQUESTS);
         let (drained_tx, drained) = bounded::<()>(0);
         let counts = Arc::new(Counts::default());
         let worker_counts = counts.clone();
@@ -88,11 +89,7 @@ impl Exporter {
                 // Held until every request is posted: its drop tells `finish` we are done.
                 let _drained = drained_tx;
                 let mut poster = Poster::new(&worker_url);
-                for spans in requests {
-                    let n = spans.len() as u64;
-                    let encoding = Instant::now();
-                    let body = request(spans).encode_to_vec();
-                    worker_counts.add_busy(encoding.elapsed());
+                for (n, body) in requests {
                     match poster.post(&body) {
                         Ok(()) => {
                             worker_counts.delivered.fetch_add(n, Ordering::Relaxed);
@@ -132,7 +129,7 @@ impl Exporter {
         out
     }
 
-    /// Time spent so far building, queuing and encoding spans, summed over threads: what
+    /// Time spent so far building, encoding and queuing spans, summed over threads: what
     /// the export costs a run in CPU (waiting on the collector aside).
     pub fn busy(&self) -> Duration {
         Duration::from_nanos(self.counts.busy.load(Ordering::Relaxed))
@@ -155,18 +152,34 @@ impl Exporter {
         self.add(spans);
     }
 
-    /// Queues spans of the run's trace. Never waits: a full queue drops them.
+    /// Queues spans of the run's trace, encoded here (so their cost is counted where it
+    /// falls, in [`Exporter::busy`]). Never waits: a full queue drops them.
     pub fn add(&self, spans: Vec<otlp::Span>) {
         if spans.is_empty() {
             return;
         }
-        self.counts
-            .queued
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        let n = spans.len() as u64;
+        let body = self.timed(|| request(spans).encode_to_vec());
+        self.counts.queued.fetch_add(n, Ordering::Relaxed);
         // A full or closed queue drops the spans: counted as not delivered.
         if let Some(queue) = lock(&self.queue).as_ref() {
-            let _ = queue.try_send(spans);
+            let _ = queue.try_send((n, body));
         }
+    }
+
+    /// Queues the run's own spans (`trace`'s root ending at `ended`, an error unless `ok`,
+    /// and its stages). The root's `clnrm.export.busy_ms` is [`Exporter::busy`] including
+    /// the building of these spans, all but the encoding of this last request.
+    pub fn add_run(&self, trace: &mut RunTrace, ended: SystemTime, ok: bool) {
+        let building = Instant::now();
+        let mut spans = trace.spans(ended, ok);
+        let busy = self.busy() + building.elapsed();
+        if let Some(root) = spans.first_mut() {
+            root.attributes
+                .push(double("clnrm.export.busy_ms", busy.as_secs_f64() * 1e3));
+        }
+        self.counts.add_busy(building.elapsed());
+        self.add(spans);
     }
 
     /// Closes the queue and waits until `deadline` at the latest for it to drain; `Some`
@@ -400,9 +413,8 @@ impl RunTrace {
         }
     }
 
-    /// The root span (ending at `ended`, an error unless `ok`, with `busy` the export's own
-    /// cost so far) and the stage spans.
-    pub fn spans(&mut self, ended: SystemTime, ok: bool, busy: Duration) -> Vec<otlp::Span> {
+    /// The root span (ending at `ended`, an error unless `ok`) and the stage spans.
+    pub fn spans(&mut self, ended: SystemTime, ok: bool) -> Vec<otlp::Span> {
         let started = unix_nanos(self.started);
         let ended = unix_nanos(ended).max(started);
         let loaded = self
@@ -424,10 +436,7 @@ impl RunTrace {
             None,
             &self.command,
             (started, ended),
-            vec![
-                kv("clnrm.version", env!("CARGO_PKG_VERSION")),
-                double("clnrm.export.busy_ms", busy.as_secs_f64() * 1e3),
-            ],
+            vec![kv("clnrm.version", env!("CARGO_PKG_VERSION"))],
             ok,
         )];
         let mut child = |trace: &mut Self, name: &str, window, attrs, ok| {
@@ -561,7 +570,7 @@ mod tests {
         trace.record(&finished("a", Status::Pass, true, false), at(21));
         trace.record(&finished("b", Status::Fail, false, true), at(40));
         trace.record(&finished("c", Status::Error, false, false), at(22));
-        let spans = trace.spans(at(50), false, Duration::ZERO);
+        let spans = trace.spans(at(50), false);
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -668,7 +677,7 @@ mod tests {
         assert_eq!(exporter.url(), format!("{url}/v1/traces"));
         let test = exporter.test_ids("tests/a.clnrm.toml");
         let mut trace = RunTrace::new(test, "x", at(0));
-        let own = request(trace.spans(at(1), true, Duration::ZERO));
+        let own = request(trace.spans(at(1), true));
         exporter.add_test(&test, own);
         let run = exporter.ids;
         assert_eq!(
@@ -704,7 +713,7 @@ mod tests {
             let exporter = Exporter::start(&url);
             let ids = exporter.ids;
             let mut trace = RunTrace::new(ids, "clnrm run", at(0));
-            let spans = trace.spans(at(1), true, Duration::ZERO);
+            let spans = trace.spans(at(1), true);
             let of = 2 * spans.len() as u64;
             exporter.add(spans.clone());
             exporter.add(spans);
