@@ -5,12 +5,17 @@
 "Without self-spans" is a run without --otel-endpoint: a test that declares no [otel] gets
 clnrm's own spans built only for the export, so the flag is the switch. Both variants set
 TRACEPARENT in the containers (every run does). "With" is --otel-endpoint at a live local
-receiver (tests/otlp_receiver.py, the independent decoder; it answers after decoding).
+receiver (tests/otlp_receiver.py, the independent decoder) that answers as soon as it has
+read a request, as a collector that queues what it receives does; "with-dec" is the same
+receiver answering only after decoding and recording the spans (what tests/otel_export.rs
+uses), so the run waits for a Python decoder too.
 
-1. Cost: a TESTS-test fully cached run, RUNS alternated rounds of without / with / a dead
-   endpoint (a closed port) / a slow one (answering after 5 s): median wall times, what
-   each adds (targets: with < 2 %, dead and slow < 100 ms). Also clnrm's own count of the
-   CPU time it spent on its trace (`clnrm.export.busy_ms` on the exported root span).
+1. Cost: a TESTS-test fully cached run, CACHED_RUNS alternated rounds (one such run is a
+   few tens of ms, less than its noise on a loaded machine, hence more rounds) of without /
+   with / with-dec / a dead endpoint (a closed port) / a slow one (answering after 5 s):
+   median wall and CPU times, what each adds (targets: with < 2 %, dead and slow < 100 ms).
+   Also clnrm's own count of the CPU time it spent on its trace (`clnrm.export.busy_ms` on
+   the exported root span).
 2. Per step: one test of STEPS steps run with --force, RUNS alternated rounds without and
    with: (median with - median without) / STEPS (target < 1 ms). Container execs vary by
    milliseconds, so this wall-clock figure is noisy; the busy time per step beside it is
@@ -32,6 +37,7 @@ IMAGE = "clnrm-fixture/busybox:latest"
 TESTS = int(os.environ.get("TESTS", "100"))
 STEPS = int(os.environ.get("STEPS", "100"))
 RUNS = int(os.environ.get("RUNS", "5"))
+CACHED_RUNS = int(os.environ.get("CACHED_RUNS", "30"))
 
 
 def env():
@@ -59,9 +65,9 @@ def run(root, *extra):
     return (took, cpu_ms() - cpu), out.stderr
 
 
-def receiver(out, delay):
-    proc = subprocess.Popen([sys.executable, RECEIVER, "--out", out, "--delay", str(delay)],
-                            stdout=subprocess.PIPE, text=True)
+def receiver(out, delay, *flags):
+    proc = subprocess.Popen([sys.executable, RECEIVER, "--out", out, "--delay", str(delay),
+                             *flags], stdout=subprocess.PIPE, text=True)
     return proc, f"http://127.0.0.1:{int(proc.stdout.readline())}"
 
 
@@ -73,13 +79,13 @@ def roots(path):
             if s["name"] == "clnrm run"]
 
 
-def alternate(root, variants, extra=()):
+def alternate(root, variants, extra=(), runs=RUNS):
     """(wall ms, CPU ms) of each variant (name -> args) per round, interleaved so load
     meets all alike, and how many runs of each warned of undelivered spans."""
     times = {name: [] for name in variants}
     warnings = {name: 0 for name in variants}
     order = list(variants.items())
-    for round in range(RUNS):
+    for round in range(runs):
         # Reversed every other round: the run after another meets its leftovers (container
         # removal, page cache) whichever variant it is.
         for name, args in (order if round % 2 == 0 else order[::-1]):
@@ -103,9 +109,10 @@ def report(title, times, variants, warnings):
     median = {name: (statistics.median(t[0] for t in runs), statistics.median(t[1] for t in runs))
               for name, runs in times.items()}
     base, base_cpu = median["without"]
-    walls = ", ".join(f"{t[0]:.0f}" for t in times["without"])
+    walls = sorted(t[0] for t in times["without"])
+    spread = f"{walls[0]:.0f}..{walls[-1]:.0f}"
     print(f"\n{title}, medians of {len(times['without'])}: without self-spans wall {base:.1f} ms "
-          f"(each: {walls}), CPU {base_cpu:.1f} ms")
+          f"(from {spread}), CPU {base_cpu:.1f} ms")
     for name in variants:
         wall, cpu = median[name]
         print(f"  {name:<7} wall {wall:7.1f} ms, added {wall - base:+6.1f} ms, ratio "
@@ -128,22 +135,25 @@ def main():
                 f'[[steps]]\nname = "check"\nservice = "box"\ncommand = ["echo", "{i}"]\n')
         run(cached)  # fills the result cache: every later run is fully cached
         live_out = os.path.join(tmp, "live.jsonl")
-        live, live_url = receiver(live_out, 0)
+        live, live_url = receiver(live_out, 0, "--ack-first")
+        decoding, decoding_url = receiver(os.path.join(tmp, "decoding.jsonl"), 0)
         slow, slow_url = receiver(os.path.join(tmp, "slow.jsonl"), 5)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             dead_url = f"http://127.0.0.1:{s.getsockname()[1]}"
         try:
-            run(cached, "--otel-endpoint", live_url)  # the receiver's first answer is slow
+            for url in (live_url, decoding_url):
+                run(cached, "--otel-endpoint", url)  # a receiver's first answer is slow
             os.remove(live_out)
             times, warnings = alternate(cached, {
                 "without": [],
                 "with": ["--otel-endpoint", live_url],
+                "with-dec": ["--otel-endpoint", decoding_url],
                 "dead": ["--otel-endpoint", dead_url],
                 "slow": ["--otel-endpoint", slow_url],
-            })
-            base, base_cpu = report(f"{TESTS}-test cached run", times, ("with", "dead", "slow"),
-                                    warnings)
+            }, runs=CACHED_RUNS)
+            base, base_cpu = report(f"{TESTS}-test cached run", times,
+                                    ("with", "with-dec", "dead", "slow"), warnings)
             busy = statistics.median(busy_ms(live_out))
             print(f"  the live receiver decoded {len(roots(live_out))} runs' traces; clnrm's own "
                   f"count of CPU time on its trace (clnrm.export.busy_ms): median {busy:.3f} ms "
@@ -169,7 +179,7 @@ def main():
                   f"{busy / STEPS * 1000:.1f} us")
             print(f"  ({load()})")
         finally:
-            for proc in (live, slow):
+            for proc in (live, decoding, slow):
                 proc.kill()
                 proc.wait()
 

@@ -10,8 +10,9 @@
 //! the run still has to do, such as closing the cache), then leaves what is left
 //! undelivered, says how many spans that was, and exits without joining the thread.
 
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -54,6 +55,11 @@ pub struct Exporter {
     /// Taken (closed) by [`Exporter::finish`].
     /// Encoded requests and how many spans each holds.
     queue: Mutex<Option<Sender<(u64, Vec<u8>)>>>,
+    /// The queue's other end: what is still queued when the run ends is posted by the
+    /// run's own thread, sparing two thread hand-offs on the way out.
+    requests: Receiver<(u64, Vec<u8>)>,
+    /// A plain `http://` endpoint (the only kind the run's own thread posts to).
+    plain: Option<Arc<PlainEndpoint>>,
     /// Disconnected when the posting thread has sent everything it was given.
     drained: Receiver<()>,
     counts: Arc<Counts>,
@@ -83,13 +89,20 @@ impl Exporter {
         let counts = Arc::new(Counts::default());
         let worker_counts = counts.clone();
         let worker_url = url.clone();
+        let plain = PlainEndpoint::parse(&url).map(Arc::new);
+        let worker_plain = plain.clone();
+        let worker_requests = requests.clone();
         std::thread::Builder::new()
             .name("clnrm-otlp-export".into())
             .spawn(move || {
                 // Held until every request is posted: its drop tells `finish` we are done.
                 let _drained = drained_tx;
-                let mut poster = Poster::new(&worker_url);
-                for (n, body) in requests {
+                if let Some(plain) = &worker_plain {
+                    // Looked up now, while the run works, not when it ends.
+                    let _ = plain.address();
+                }
+                let mut poster = Poster::new(&worker_url, worker_plain);
+                for (n, body) in worker_requests {
                     match poster.post(&body) {
                         Ok(()) => {
                             worker_counts.delivered.fetch_add(n, Ordering::Relaxed);
@@ -102,6 +115,8 @@ impl Exporter {
         Exporter {
             url,
             queue: Mutex::new(Some(queue)),
+            requests,
+            plain,
             drained,
             counts,
             ids: TraceIds::new("clnrm run"),
@@ -187,6 +202,18 @@ impl Exporter {
     /// request still in flight is abandoned when the process exits.
     pub fn finish(&self, deadline: Instant) -> Option<Undelivered> {
         drop(lock(&self.queue).take());
+        // What the posting thread has not taken yet is posted from here, when the
+        // endpoint's address needs no lookup; the thread may be busy with a slow request.
+        if let Some(plain) = self.plain.as_ref().filter(|p| p.known_address().is_some()) {
+            while let Ok((n, body)) = self.requests.try_recv() {
+                match plain.post(&body, deadline) {
+                    Ok(()) => {
+                        self.counts.delivered.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(err) => tracing::debug!("OTLP export to {}: {err}", self.url),
+                }
+            }
+        }
         // Disconnected (the thread ended) or timed out: either way we stop waiting here.
         let _ = self.drained.recv_deadline(deadline);
         let of = self.counts.queued.load(Ordering::Relaxed);
@@ -217,10 +244,7 @@ fn request(spans: Vec<otlp::Span>) -> ExportTraceServiceRequest {
 /// built, tens of milliseconds of CPU a run must not pay for a plain-text endpoint; so
 /// only an `https://` endpoint gets one, built on first use.
 enum Poster {
-    Plain {
-        authority: String,
-        path: String,
-    },
+    Plain(Arc<PlainEndpoint>),
     Tls {
         url: String,
         agent: Option<ureq::Agent>,
@@ -228,18 +252,9 @@ enum Poster {
 }
 
 impl Poster {
-    fn new(url: &str) -> Poster {
-        match url.strip_prefix("http://") {
-            Some(rest) => {
-                let (authority, path) = match rest.find('/') {
-                    Some(at) => (&rest[..at], &rest[at..]),
-                    None => (rest, "/"),
-                };
-                Poster::Plain {
-                    authority: authority.to_string(),
-                    path: path.to_string(),
-                }
-            }
+    fn new(url: &str, plain: Option<Arc<PlainEndpoint>>) -> Poster {
+        match plain {
+            Some(plain) => Poster::Plain(plain),
             None => Poster::Tls {
                 url: url.to_string(),
                 agent: None,
@@ -249,7 +264,7 @@ impl Poster {
 
     fn post(&mut self, body: &[u8]) -> Result<(), String> {
         match self {
-            Poster::Plain { authority, path } => post_plain(authority, path, body),
+            Poster::Plain(plain) => plain.post(body, Instant::now() + POST_TIMEOUT),
             Poster::Tls { url, agent } => {
                 let agent = agent.get_or_insert_with(|| {
                     ureq::AgentBuilder::new()
@@ -270,55 +285,110 @@ impl Poster {
 
 const CONTENT_TYPE: &str = "application/x-protobuf";
 
-/// One HTTP/1.1 POST on a fresh connection; a 2xx answer is success.
-fn post_plain(authority: &str, path: &str, body: &[u8]) -> Result<(), String> {
-    use std::io::{Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
-    let with_port = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let address = with_port
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| format!("{authority}: no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&address, POST_TIMEOUT).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(POST_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(POST_TIMEOUT)))
-        .and_then(|()| stream.set_nodelay(true))
-        .map_err(|e| e.to_string())?;
-    // One write: a head and a body in two would meet Nagle and delayed ACK (~40 ms).
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: {CONTENT_TYPE}\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    stream.write_all(&request).map_err(|e| e.to_string())?;
-    // The status line is all we need: `HTTP/1.1 200 OK`.
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 256];
-    while !answer.contains(&b'\n') {
-        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
+/// A plain `http://` endpoint, its address resolved once (by the posting thread, so a
+/// name's DNS lookup never falls on the end of the run).
+struct PlainEndpoint {
+    authority: String,
+    path: String,
+    address: OnceLock<SocketAddr>,
+}
+
+impl PlainEndpoint {
+    fn parse(url: &str) -> Option<PlainEndpoint> {
+        let rest = url.strip_prefix("http://")?;
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, "/"),
+        };
+        Some(PlainEndpoint {
+            authority: authority.to_string(),
+            path: path.to_string(),
+            address: OnceLock::new(),
+        })
     }
-    let line = String::from_utf8_lossy(&answer);
-    let code = line.split_whitespace().nth(1).unwrap_or("");
-    if code.starts_with('2') {
-        Ok(())
-    } else {
-        Err(format!(
-            "answered {:?}",
-            line.lines().next().unwrap_or("nothing")
-        ))
+
+    fn with_port(&self) -> String {
+        if self.authority.contains(':') && !self.authority.ends_with(']') {
+            self.authority.clone()
+        } else {
+            format!("{}:80", self.authority)
+        }
+    }
+
+    /// The address if it needs no lookup: resolved already, or an IP literal.
+    fn known_address(&self) -> Option<SocketAddr> {
+        self.address
+            .get()
+            .copied()
+            .or_else(|| self.with_port().parse().ok())
+    }
+
+    /// The address, looked up (DNS for a name) the first time.
+    fn address(&self) -> Result<SocketAddr, String> {
+        if let Some(address) = self.known_address() {
+            return Ok(address);
+        }
+        use std::net::ToSocketAddrs;
+        let address = self
+            .with_port()
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| format!("{}: no address", self.authority))?;
+        Ok(*self.address.get_or_init(|| address))
+    }
+
+    /// One HTTP/1.1 POST on a fresh connection, given up at `deadline`; a 2xx answer is
+    /// success.
+    fn post(&self, body: &[u8], deadline: Instant) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(|| "no answer in time".to_string())
+        };
+        let address = self.address()?;
+        let mut stream =
+            TcpStream::connect_timeout(&address, left()?).map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(left()?))
+            .and_then(|()| stream.set_nodelay(true))
+            .map_err(|e| e.to_string())?;
+        // One write: a head and a body in two would meet Nagle and delayed ACK (~40 ms).
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: {CONTENT_TYPE}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            self.path,
+            self.authority,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        stream.write_all(&request).map_err(|e| e.to_string())?;
+        // The status line is all we need: `HTTP/1.1 200 OK`.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        while !answer.contains(&b'\n') {
+            stream
+                .set_read_timeout(Some(left()?))
+                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        let code = line.split_whitespace().nth(1).unwrap_or("");
+        if code.starts_with('2') {
+            Ok(())
+        } else {
+            Err(format!(
+                "answered {:?}",
+                line.lines().next().unwrap_or("nothing")
+            ))
+        }
     }
 }
 
