@@ -41,6 +41,9 @@ pub fn traces_url(endpoint: &str) -> String {
     format!("{}/v1/traces", endpoint.trim_end_matches('/'))
 }
 
+/// An encoded export request and how many spans it holds.
+type Encoded = (u64, Vec<u8>);
+
 #[derive(Default)]
 struct Counts {
     queued: AtomicU64,
@@ -53,11 +56,10 @@ struct Counts {
 pub struct Exporter {
     url: String,
     /// Taken (closed) by [`Exporter::finish`].
-    /// Encoded requests and how many spans each holds.
-    queue: Mutex<Option<Sender<(u64, Vec<u8>)>>>,
+    queue: Mutex<Option<Sender<Encoded>>>,
     /// The queue's other end: what is still queued when the run ends is posted by the
     /// run's own thread, sparing two thread hand-offs on the way out.
-    requests: Receiver<(u64, Vec<u8>)>,
+    requests: Receiver<Encoded>,
     /// A plain `http://` endpoint (the only kind the run's own thread posts to).
     plain: Option<Arc<PlainEndpoint>>,
     /// Disconnected when the posting thread has sent everything it was given.
@@ -84,7 +86,7 @@ impl Exporter {
     /// Starts the posting thread for `endpoint` (an OTLP/HTTP base URL).
     pub fn start(endpoint: &str) -> Exporter {
         let url = traces_url(endpoint);
-        let (queue, requests) = bounded::<(u64, Vec<u8>)>(QUEUE_REQUESTS);
+        let (queue, requests) = bounded::<Encoded>(QUEUE_REQUESTS);
         let (drained_tx, drained) = bounded::<()>(0);
         let counts = Arc::new(Counts::default());
         let worker_counts = counts.clone();
