@@ -113,12 +113,19 @@ def report(title, times, variants, warnings):
     spread = f"{walls[0]:.0f}..{walls[-1]:.0f}"
     print(f"\n{title}, medians of {len(times['without'])}: without self-spans wall {base:.1f} ms "
           f"(from {spread}), CPU {base_cpu:.1f} ms")
+    base_min = min(t[0] for t in times["without"])
     for name in variants:
         wall, cpu = median[name]
-        print(f"  {name:<7} wall {wall:7.1f} ms, added {wall - base:+6.1f} ms, ratio "
-              f"{wall / base:.4f} ({(wall - base) / base * 100:+.2f} %); CPU {cpu:7.1f} ms, added "
-              f"{cpu - base_cpu:+6.1f} ms ({(cpu - base_cpu) / base_cpu * 100:+.2f} %); "
-              f"runs warning of undelivered spans: {warnings[name]}/{len(times[name])}")
+        # Each round's with-minus-without: load that drifts between rounds cancels out.
+        paired = statistics.median(w[0] - b[0] for w, b in zip(times[name], times["without"]))
+        fastest = min(t[0] for t in times[name])
+        print(f"  {name:<8} wall {wall:7.1f} ms, added {wall - base:+6.1f} ms, ratio "
+              f"{wall / base:.4f} ({(wall - base) / base * 100:+.2f} %); median of paired "
+              f"differences {paired:+6.1f} ms ({paired / base * 100:+.2f} %); fastest run "
+              f"{fastest:.1f} vs {base_min:.1f} ms ({(fastest - base_min) / base_min * 100:+.2f} %)")
+        print(f"  {'':<8} CPU {cpu:7.1f} ms, added {cpu - base_cpu:+6.1f} ms "
+              f"({(cpu - base_cpu) / base_cpu * 100:+.2f} %); runs warning of undelivered "
+              f"spans: {warnings[name]}/{len(times[name])}")
     return base, base_cpu
 
 

@@ -7,7 +7,8 @@
 //! queue (a full queue drops them) drained by one thread posting OTLP/HTTP protobuf with a
 //! short timeout. The run's own spans are queued as soon as its last event is out; from
 //! then the run waits at most [`DRAIN_WAIT`] for the queue to empty (overlapping whatever
-//! the run still has to do, such as closing the cache), then leaves what is left
+//! the run still has to do, such as closing the cache; what the thread has not taken by
+//! then the run posts itself, against the same deadline), then leaves what is left
 //! undelivered, says how many spans that was, and exits without joining the thread.
 
 use std::net::{SocketAddr, TcpStream};
