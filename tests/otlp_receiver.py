@@ -5,7 +5,9 @@
 benches/otel_export_cost.py to check clnrm's export independently.
 
 Prints the port it listens on (one line) once ready. --delay SECONDS answers every request
-that late: a slow collector. Needs `python3 -m pip install opentelemetry-proto`.
+that late: a slow collector. --ack-first answers 200 as soon as the body is read and decodes
+afterwards, as a collector that queues what it receives does (a body the decoder rejects
+is then recorded with its error but was answered 200). Needs `python3 -m pip install opentelemetry-proto`.
 """
 
 import argparse
@@ -57,6 +59,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--ack-first", action="store_true")
     args = parser.parse_args()
     lock = threading.Lock()
 
@@ -65,6 +68,8 @@ def main():
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             if args.delay:
                 time.sleep(args.delay)
+            if args.ack_first:
+                self.answer(200)
             line = {
                 "path": self.path,
                 "content_type": self.headers.get("content-type"),
@@ -79,10 +84,15 @@ def main():
                 code = 400
             with lock, open(args.out, "a") as out:
                 out.write(json.dumps(line) + "\n")
+            if not args.ack_first:
+                self.answer(code)
+
+        def answer(self, code):
             self.send_response(code)
             self.send_header("content-type", "application/x-protobuf")
             self.send_header("content-length", "0")
             self.end_headers()
+            self.wfile.flush()
 
         def log_message(self, *_):
             pass

@@ -134,6 +134,7 @@ pub fn run(
     let junit_wanted = args.junit.is_some();
     let html_wanted = args.html.is_some();
     let mut human = HumanReporter::new(printer.color(), global.quiet);
+    let recording = export.clone();
     let read = move |mut events: mpsc::UnboundedReceiver<Event>| async move {
         let mut stats = RunStats::default();
         let mut junit = JunitReport::default();
@@ -142,8 +143,8 @@ pub fn run(
         let mut finished = Vec::new();
         let mut planned_errors = 0;
         while let Some(mut event) = events.recv().await {
-            if let Some(trace) = &mut trace {
-                trace.record(&event, SystemTime::now());
+            if let (Some(trace), Some(export)) = (&mut trace, &recording) {
+                export.timed(|| trace.record(&event, SystemTime::now()));
             }
             lines.fill(&mut event);
             stats.record(&event);
@@ -177,6 +178,16 @@ pub fn run(
             RunCommandError::Engine(err) => CliError::Engine(err),
             RunCommandError::Reader(err) => CliError::Task(err),
         })?;
+    // The run's own spans go out with its last event, so their delivery overlaps what is
+    // left to do (reports, the cache's close) and the wait at the end is what remains of
+    // DRAIN_WAIT. `--dry-run` exports nothing.
+    let export_deadline = match (&export, trace) {
+        (Some(export), Some(mut trace)) if !args.dry_run => {
+            export.add_run(&mut trace, SystemTime::now(), stats.exit_ok());
+            Some(Instant::now() + DRAIN_WAIT)
+        }
+        _ => None,
+    };
     if let Some(path) = &args.junit {
         std::fs::write(path, junit.to_xml(started.elapsed())).map_err(|source| {
             CliError::Write {
@@ -223,9 +234,8 @@ pub fn run(
         ));
     }
     finish_memo(&memo, &project, printer);
-    if let (Some(export), Some(mut trace)) = (export, trace) {
-        export.add(trace.spans(SystemTime::now(), stats.exit_ok()));
-        finish_export(&export, printer);
+    if let (Some(export), Some(deadline)) = (export, export_deadline) {
+        finish_export(&export, deadline, printer);
     }
     if reader_gone.load(Ordering::SeqCst) {
         return Err(CliError::StdoutClosed);
@@ -237,10 +247,11 @@ pub fn run(
     })
 }
 
-/// Waits at most [`DRAIN_WAIT`] for the trace to reach the collector, then says what did not.
-fn finish_export(export: &Exporter, printer: &Printer) {
+/// Waits until `deadline` at the latest for the trace to reach the collector, then says
+/// what did not.
+fn finish_export(export: &Exporter, deadline: Instant, printer: &Printer) {
     let url = export.url().to_string();
-    if let Some(lost) = export.finish(DRAIN_WAIT) {
+    if let Some(lost) = export.finish(deadline) {
         printer.warn(&format!(
             "--otel-endpoint: {} of {} spans of this run's trace were not delivered to {url} \
              (collector unreachable, slow or refusing them); the run's outcome is unaffected",

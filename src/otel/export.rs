@@ -5,12 +5,16 @@
 //!
 //! Why a queue and a thread: the run must never wait on a collector. Spans go into a bounded
 //! queue (a full queue drops them) drained by one thread posting OTLP/HTTP protobuf with a
-//! short timeout. At the end the run waits at most [`DRAIN_WAIT`] for the queue to empty,
-//! then leaves what is left undelivered and says how many spans that was.
+//! short timeout. The run's own spans are queued as soon as its last event is out; from
+//! then the run waits at most [`DRAIN_WAIT`] for the queue to empty (overlapping whatever
+//! the run still has to do, such as closing the cache; what the thread has not taken by
+//! then the run posts itself, against the same deadline), then leaves what is left
+//! undelivered, says how many spans that was, and exits without joining the thread.
 
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -29,7 +33,8 @@ use crate::report::{Event, Status};
 pub const QUEUE_REQUESTS: usize = 1024;
 /// How long one POST may take before it counts as not delivered.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the end of a run waits for the queue to drain.
+/// How long the end of a run waits for the queue to drain, counted from the moment its own
+/// spans were queued: all a slow collector can add to a run.
 pub const DRAIN_WAIT: Duration = Duration::from_millis(50);
 
 /// Where an OTLP/HTTP endpoint takes traces: the generic endpoint's `/v1/traces`.
@@ -37,17 +42,27 @@ pub fn traces_url(endpoint: &str) -> String {
     format!("{}/v1/traces", endpoint.trim_end_matches('/'))
 }
 
+/// An encoded export request and how many spans it holds.
+type Encoded = (u64, Vec<u8>);
+
 #[derive(Default)]
 struct Counts {
     queued: AtomicU64,
     delivered: AtomicU64,
+    /// Nanoseconds spent building, queuing and encoding spans, summed over threads.
+    busy: AtomicU64,
 }
 
 /// The queue and its posting thread, and the ids of the run's trace.
 pub struct Exporter {
     url: String,
     /// Taken (closed) by [`Exporter::finish`].
-    queue: Mutex<Option<Sender<Vec<otlp::Span>>>>,
+    queue: Mutex<Option<Sender<Encoded>>>,
+    /// The queue's other end: what is still queued when the run ends is posted by the
+    /// run's own thread, sparing two thread hand-offs on the way out.
+    requests: Receiver<Encoded>,
+    /// A plain `http://` endpoint (the only kind the run's own thread posts to).
+    plain: Option<Arc<PlainEndpoint>>,
     /// Disconnected when the posting thread has sent everything it was given.
     drained: Receiver<()>,
     counts: Arc<Counts>,
@@ -72,20 +87,26 @@ impl Exporter {
     /// Starts the posting thread for `endpoint` (an OTLP/HTTP base URL).
     pub fn start(endpoint: &str) -> Exporter {
         let url = traces_url(endpoint);
-        let (queue, requests) = bounded::<Vec<otlp::Span>>(QUEUE_REQUESTS);
+        let (queue, requests) = bounded::<Encoded>(QUEUE_REQUESTS);
         let (drained_tx, drained) = bounded::<()>(0);
         let counts = Arc::new(Counts::default());
         let worker_counts = counts.clone();
         let worker_url = url.clone();
+        let plain = PlainEndpoint::parse(&url).map(Arc::new);
+        let worker_plain = plain.clone();
+        let worker_requests = requests.clone();
         std::thread::Builder::new()
             .name("clnrm-otlp-export".into())
             .spawn(move || {
                 // Held until every request is posted: its drop tells `finish` we are done.
                 let _drained = drained_tx;
-                let mut poster = Poster::new(&worker_url);
-                for spans in requests {
-                    let n = spans.len() as u64;
-                    match poster.post(&request(spans).encode_to_vec()) {
+                if let Some(plain) = &worker_plain {
+                    // Looked up now, while the run works, not when it ends.
+                    let _ = plain.address();
+                }
+                let mut poster = Poster::new(&worker_url, worker_plain);
+                for (n, body) in worker_requests {
+                    match poster.post(&body) {
                         Ok(()) => {
                             worker_counts.delivered.fetch_add(n, Ordering::Relaxed);
                         }
@@ -97,6 +118,8 @@ impl Exporter {
         Exporter {
             url,
             queue: Mutex::new(Some(queue)),
+            requests,
+            plain,
             drained,
             counts,
             ids: TraceIds::new("clnrm run"),
@@ -116,14 +139,28 @@ impl Exporter {
         }
     }
 
+    /// Runs `work` (building spans for the export) and counts its time as the export's.
+    pub fn timed<T>(&self, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = work();
+        self.counts.add_busy(started.elapsed());
+        out
+    }
+
+    /// Time spent so far building, encoding and queuing spans, summed over threads: what
+    /// the export costs a run in CPU (waiting on the collector aside).
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.counts.busy.load(Ordering::Relaxed))
+    }
+
     /// Queues a test's own spans (built with [`Exporter::test_ids`]), its `clnrm.run`
     /// re-parented under the run's root. Never waits: a full queue drops them.
-    pub fn add_test(&self, test: &TraceIds, request: &ExportTraceServiceRequest) {
+    pub fn add_test(&self, test: &TraceIds, request: ExportTraceServiceRequest) {
         let mut spans: Vec<otlp::Span> = request
             .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| s.spans.iter().cloned())
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
             .collect();
         for span in &mut spans {
             if span.span_id == test.run_span && span.parent_span_id.is_empty() {
@@ -133,29 +170,65 @@ impl Exporter {
         self.add(spans);
     }
 
-    /// Queues spans of the run's trace. Never waits: a full queue drops them.
+    /// Queues spans of the run's trace, encoded here (so their cost is counted where it
+    /// falls, in [`Exporter::busy`]). Never waits: a full queue drops them.
     pub fn add(&self, spans: Vec<otlp::Span>) {
         if spans.is_empty() {
             return;
         }
-        self.counts
-            .queued
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        let n = spans.len() as u64;
+        let body = self.timed(|| request(spans).encode_to_vec());
+        self.counts.queued.fetch_add(n, Ordering::Relaxed);
         // A full or closed queue drops the spans: counted as not delivered.
         if let Some(queue) = lock(&self.queue).as_ref() {
-            let _ = queue.try_send(spans);
+            let _ = queue.try_send((n, body));
         }
     }
 
-    /// Closes the queue and waits at most `wait` for it to drain; `Some` when spans were
-    /// dropped or not (yet) delivered.
-    pub fn finish(&self, wait: Duration) -> Option<Undelivered> {
+    /// Queues the run's own spans (`trace`'s root ending at `ended`, an error unless `ok`,
+    /// and its stages). The root's `clnrm.export.busy_ms` is [`Exporter::busy`] including
+    /// the building of these spans, all but the encoding of this last request.
+    pub fn add_run(&self, trace: &mut RunTrace, ended: SystemTime, ok: bool) {
+        let building = Instant::now();
+        let mut spans = trace.spans(ended, ok);
+        let busy = self.busy() + building.elapsed();
+        if let Some(root) = spans.first_mut() {
+            root.attributes
+                .push(double("clnrm.export.busy_ms", busy.as_secs_f64() * 1e3));
+        }
+        self.counts.add_busy(building.elapsed());
+        self.add(spans);
+    }
+
+    /// Closes the queue and waits until `deadline` at the latest for it to drain; `Some`
+    /// when spans were dropped or not (yet) delivered. The posting thread is not joined: a
+    /// request still in flight is abandoned when the process exits.
+    pub fn finish(&self, deadline: Instant) -> Option<Undelivered> {
         drop(lock(&self.queue).take());
+        // What the posting thread has not taken yet is posted from here, when the
+        // endpoint's address needs no lookup; the thread may be busy with a slow request.
+        if let Some(plain) = self.plain.as_ref().filter(|p| p.known_address().is_some()) {
+            while let Ok((n, body)) = self.requests.try_recv() {
+                match plain.post(&body, deadline) {
+                    Ok(()) => {
+                        self.counts.delivered.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(err) => tracing::debug!("OTLP export to {}: {err}", self.url),
+                }
+            }
+        }
         // Disconnected (the thread ended) or timed out: either way we stop waiting here.
-        let _ = self.drained.recv_timeout(wait);
+        let _ = self.drained.recv_deadline(deadline);
         let of = self.counts.queued.load(Ordering::Relaxed);
         let spans = of.saturating_sub(self.counts.delivered.load(Ordering::Relaxed));
         (spans > 0).then_some(Undelivered { spans, of })
+    }
+}
+
+impl Counts {
+    fn add_busy(&self, took: Duration) {
+        self.busy
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
@@ -174,10 +247,7 @@ fn request(spans: Vec<otlp::Span>) -> ExportTraceServiceRequest {
 /// built, tens of milliseconds of CPU a run must not pay for a plain-text endpoint; so
 /// only an `https://` endpoint gets one, built on first use.
 enum Poster {
-    Plain {
-        authority: String,
-        path: String,
-    },
+    Plain(Arc<PlainEndpoint>),
     Tls {
         url: String,
         agent: Option<ureq::Agent>,
@@ -185,18 +255,9 @@ enum Poster {
 }
 
 impl Poster {
-    fn new(url: &str) -> Poster {
-        match url.strip_prefix("http://") {
-            Some(rest) => {
-                let (authority, path) = match rest.find('/') {
-                    Some(at) => (&rest[..at], &rest[at..]),
-                    None => (rest, "/"),
-                };
-                Poster::Plain {
-                    authority: authority.to_string(),
-                    path: path.to_string(),
-                }
-            }
+    fn new(url: &str, plain: Option<Arc<PlainEndpoint>>) -> Poster {
+        match plain {
+            Some(plain) => Poster::Plain(plain),
             None => Poster::Tls {
                 url: url.to_string(),
                 agent: None,
@@ -206,7 +267,7 @@ impl Poster {
 
     fn post(&mut self, body: &[u8]) -> Result<(), String> {
         match self {
-            Poster::Plain { authority, path } => post_plain(authority, path, body),
+            Poster::Plain(plain) => plain.post(body, Instant::now() + POST_TIMEOUT),
             Poster::Tls { url, agent } => {
                 let agent = agent.get_or_insert_with(|| {
                     ureq::AgentBuilder::new()
@@ -227,55 +288,110 @@ impl Poster {
 
 const CONTENT_TYPE: &str = "application/x-protobuf";
 
-/// One HTTP/1.1 POST on a fresh connection; a 2xx answer is success.
-fn post_plain(authority: &str, path: &str, body: &[u8]) -> Result<(), String> {
-    use std::io::{Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
-    let with_port = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let address = with_port
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| format!("{authority}: no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&address, POST_TIMEOUT).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(POST_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(POST_TIMEOUT)))
-        .and_then(|()| stream.set_nodelay(true))
-        .map_err(|e| e.to_string())?;
-    // One write: a head and a body in two would meet Nagle and delayed ACK (~40 ms).
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: {CONTENT_TYPE}\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    stream.write_all(&request).map_err(|e| e.to_string())?;
-    // The status line is all we need: `HTTP/1.1 200 OK`.
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 256];
-    while !answer.contains(&b'\n') {
-        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
+/// A plain `http://` endpoint, its address resolved once (by the posting thread, so a
+/// name's DNS lookup never falls on the end of the run).
+struct PlainEndpoint {
+    authority: String,
+    path: String,
+    address: OnceLock<SocketAddr>,
+}
+
+impl PlainEndpoint {
+    fn parse(url: &str) -> Option<PlainEndpoint> {
+        let rest = url.strip_prefix("http://")?;
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, "/"),
+        };
+        Some(PlainEndpoint {
+            authority: authority.to_string(),
+            path: path.to_string(),
+            address: OnceLock::new(),
+        })
     }
-    let line = String::from_utf8_lossy(&answer);
-    let code = line.split_whitespace().nth(1).unwrap_or("");
-    if code.starts_with('2') {
-        Ok(())
-    } else {
-        Err(format!(
-            "answered {:?}",
-            line.lines().next().unwrap_or("nothing")
-        ))
+
+    fn with_port(&self) -> String {
+        if self.authority.contains(':') && !self.authority.ends_with(']') {
+            self.authority.clone()
+        } else {
+            format!("{}:80", self.authority)
+        }
+    }
+
+    /// The address if it needs no lookup: resolved already, or an IP literal.
+    fn known_address(&self) -> Option<SocketAddr> {
+        self.address
+            .get()
+            .copied()
+            .or_else(|| self.with_port().parse().ok())
+    }
+
+    /// The address, looked up (DNS for a name) the first time.
+    fn address(&self) -> Result<SocketAddr, String> {
+        if let Some(address) = self.known_address() {
+            return Ok(address);
+        }
+        use std::net::ToSocketAddrs;
+        let address = self
+            .with_port()
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| format!("{}: no address", self.authority))?;
+        Ok(*self.address.get_or_init(|| address))
+    }
+
+    /// One HTTP/1.1 POST on a fresh connection, given up at `deadline`; a 2xx answer is
+    /// success.
+    fn post(&self, body: &[u8], deadline: Instant) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(|| "no answer in time".to_string())
+        };
+        let address = self.address()?;
+        let mut stream =
+            TcpStream::connect_timeout(&address, left()?).map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(left()?))
+            .and_then(|()| stream.set_nodelay(true))
+            .map_err(|e| e.to_string())?;
+        // One write: a head and a body in two would meet Nagle and delayed ACK (~40 ms).
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: {CONTENT_TYPE}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            self.path,
+            self.authority,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        stream.write_all(&request).map_err(|e| e.to_string())?;
+        // The status line is all we need: `HTTP/1.1 200 OK`.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        while !answer.contains(&b'\n') {
+            stream
+                .set_read_timeout(Some(left()?))
+                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        let code = line.split_whitespace().nth(1).unwrap_or("");
+        if code.starts_with('2') {
+            Ok(())
+        } else {
+            Err(format!(
+                "answered {:?}",
+                line.lines().next().unwrap_or("nothing")
+            ))
+        }
     }
 }
 
@@ -635,9 +751,13 @@ mod tests {
         let test = exporter.test_ids("tests/a.clnrm.toml");
         let mut trace = RunTrace::new(test, "x", at(0));
         let own = request(trace.spans(at(1), true));
-        exporter.add_test(&test, &own);
+        exporter.add_test(&test, own);
         let run = exporter.ids;
-        assert_eq!(exporter.finish(Duration::from_secs(5)), None);
+        assert_eq!(
+            exporter.finish(Instant::now() + Duration::from_secs(5)),
+            None
+        );
+        assert!(exporter.busy() > Duration::ZERO, "encoding is counted");
         let (head, body) = bodies.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(head.starts_with("POST /v1/traces "), "{head}");
         assert!(head
@@ -671,7 +791,7 @@ mod tests {
             exporter.add(spans.clone());
             exporter.add(spans);
             let started = std::time::Instant::now();
-            let undelivered = exporter.finish(Duration::from_millis(50));
+            let undelivered = exporter.finish(started + Duration::from_millis(50));
             // Gave up rather than waiting for the slow collector's 5 s answer.
             assert!(started.elapsed() < Duration::from_secs(4), "{url}");
             assert_eq!(undelivered, Some(Undelivered { spans: of, of }), "{url}");

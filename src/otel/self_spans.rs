@@ -193,28 +193,35 @@ impl Builder<'_, '_> {
                 end: cursor + (step.duration_ms.max(0.0) * 1e6) as u64,
             };
             cursor = window.end;
+            let passed = step.status == StepStatus::Pass;
             let parent = match run.scenarios.get(&step.name) {
-                Some(scenario) => match scenario_spans.get(scenario.as_str()) {
-                    Some((id, index)) => {
-                        let index = *index;
-                        self.spans[index].end_time_unix_nano = window.end;
-                        *id
+                Some(scenario) => {
+                    let (id, index) = match scenario_spans.get(scenario.as_str()) {
+                        Some(&(id, index)) => {
+                            self.spans[index].end_time_unix_nano = window.end;
+                            (id, index)
+                        }
+                        None => {
+                            let id = self.push(
+                                root,
+                                &format!("clnrm.scenario.{scenario}"),
+                                window,
+                                vec![kv("scenario.name", scenario)],
+                                true,
+                            );
+                            let index = self.spans.len() - 1;
+                            scenario_spans.insert(scenario.as_str(), (id, index));
+                            (id, index)
+                        }
+                    };
+                    // A failed scenario step makes its scenario an error too.
+                    if !passed {
+                        self.spans[index].status = Some(status(false));
                     }
-                    None => {
-                        let id = self.push(
-                            root,
-                            &format!("clnrm.scenario.{scenario}"),
-                            window,
-                            vec![kv("scenario.name", scenario)],
-                            true,
-                        );
-                        scenario_spans.insert(scenario.as_str(), (id, self.spans.len() - 1));
-                        id
-                    }
-                },
+                    id
+                }
                 None => root,
             };
-            let passed = step.status == StepStatus::Pass;
             let base = step.name.rsplit('/').next().unwrap_or(&step.name);
             let mut attrs = vec![
                 kv("step.name", &step.name),
@@ -235,18 +242,6 @@ impl Builder<'_, '_> {
                 exec_attrs.push(int("process.exit.code", code));
             }
             self.push(step_id, "container.exec", window, exec_attrs, passed);
-        }
-        // A failed scenario step makes its scenario an error too.
-        for (id, _) in scenario_spans.values() {
-            let failed = self
-                .spans
-                .iter()
-                .any(|s| s.parent_span_id == id.to_vec() && is_error(s));
-            if failed {
-                if let Some(s) = self.spans.iter_mut().find(|s| s.span_id == id.to_vec()) {
-                    s.status = Some(status(false));
-                }
-            }
         }
         for service in &report.services {
             let attrs = self.container_attrs(&service.service, &service.container_id);
@@ -335,12 +330,6 @@ pub(crate) fn internal_span(
         status: Some(status(ok)),
         ..Default::default()
     }
-}
-
-fn is_error(s: &otlp::Span) -> bool {
-    s.status
-        .as_ref()
-        .is_some_and(|st| st.code == otlp::status::StatusCode::Error as i32)
 }
 
 pub(crate) fn status(ok: bool) -> otlp::Status {
@@ -537,5 +526,34 @@ mod tests {
             ids.traceparent(),
             format!("00-{}-{}-01", hex(&ids.trace), hex(&ids.run_span))
         );
+    }
+
+    #[test]
+    fn a_failed_step_makes_its_scenario_an_error() {
+        let mut report = report();
+        report.steps[1].status = StepStatus::Fail;
+        let scenarios = BTreeMap::from([
+            ("first".to_string(), "first".to_string()),
+            ("first/check".to_string(), "first".to_string()),
+        ]);
+        let request = export_request(&SelfRun {
+            name: "t",
+            suite: "tests/t.clnrm.toml",
+            ids: TraceIds::new("tests/t.clnrm.toml"),
+            started: UNIX_EPOCH,
+            report: &report,
+            scenarios: &scenarios,
+            images: &BTreeMap::new(),
+            resources: &BTreeMap::new(),
+            passed: false,
+        });
+        let spans = crate::otel::spans_of(&request);
+        let status = |n: &str| spans.iter().find(|s| s.name == n).unwrap().status.code;
+        assert_eq!(
+            status("clnrm.scenario.first"),
+            clnrm_expect::StatusCode::Error
+        );
+        assert_eq!(status("clnrm.step:first"), clnrm_expect::StatusCode::Ok);
+        assert_eq!(status("clnrm.step:check"), clnrm_expect::StatusCode::Error);
     }
 }

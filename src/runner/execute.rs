@@ -356,7 +356,7 @@ async fn run_once(
     }
     // After judging, so the exported result is the attempt's final one.
     if let Some(export) = export {
-        export.add_test(&ids, &own(&report));
+        export.timed(|| export.add_test(&ids, own(&report)));
     }
     (report, used, judged)
 }
