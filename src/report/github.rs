@@ -107,6 +107,7 @@ mod tests {
                 stderr: String::new(),
             }),
             timings: None,
+            spans_wait: None,
             line: Some(6),
             expectations: Vec::new(),
             attempts: Vec::new(),

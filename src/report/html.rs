@@ -562,6 +562,7 @@ mod tests {
                 containers_removed: 1,
                 spans_ms: 0.0,
             }),
+            spans_wait: None,
             line: None,
             expectations: Vec::new(),
             attempts: Vec::new(),

@@ -494,6 +494,7 @@ fn finish(
             containers_removed: used.removed,
             spans_ms: judged.wait_ms,
         }),
+        spans_wait: judged.wait.clone(),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
         max_attempts: (!attempts.is_empty()).then_some(runnable.retries + 1),
