@@ -49,7 +49,7 @@ fn expecting_span(name: &str, system: Option<&str>) -> TestReceiver {
     with_rule(
         &[name],
         Duration::from_secs(5),
-        FlushRule::Held(expectations),
+        FlushRule::Held(Box::new(expectations)),
     )
 }
 
@@ -226,7 +226,11 @@ async fn the_wait_ends_on_the_named_span_when_the_expectations_ask_for_no_more()
         receiver.wait_for_flush(),
         tokio::task::spawn_blocking(move || {
             std::thread::sleep(Duration::from_millis(50));
-            post(address, &[("Content-Type", "application/x-protobuf")], &body)
+            post(
+                address,
+                &[("Content-Type", "application/x-protobuf")],
+                &body,
+            )
         })
     );
     assert!(status.unwrap().contains(" 200 "));

@@ -72,7 +72,7 @@ pub struct ReceiverSettings {
 pub enum FlushRule {
     /// As soon as these expectations hold on the spans received: each asks only that some
     /// span exist, so no later span can undo a verdict that holds.
-    Held(Expectations),
+    Held(Box<Expectations>),
     /// When no span has come for [`QUIET`]: something judges every span. What (for the
     /// report).
     Quiet(Vec<String>),
@@ -221,7 +221,10 @@ impl Received {
         if count == judged_at {
             return (count, false);
         }
-        (count, clnrm_expect::hold_already(&state.spans, expectations))
+        (
+            count,
+            clnrm_expect::hold_already(&state.spans, expectations),
+        )
     }
 
     fn last_arrival(&self) -> Option<Instant> {
@@ -378,8 +381,7 @@ impl TestReceiver {
             tokio::pin!(arrival);
             arrival.as_mut().enable();
             let missing = self.received.missing(&self.settings.awaited);
-            if let (true, FlushRule::Held(expectations)) =
-                (missing.is_empty(), &self.settings.rule)
+            if let (true, FlushRule::Held(expectations)) = (missing.is_empty(), &self.settings.rule)
             {
                 let (count, held) = self.received.hold(expectations, judged_at);
                 judged_at = count;

@@ -444,6 +444,7 @@ mod tests {
                 stderr: "".into(),
             }),
             timings: None,
+            spans_wait: None,
             expectations: Vec::new(),
             line: None,
             attempts: Vec::new(),

@@ -59,7 +59,7 @@ impl SpanPlan {
         // Expectations on clnrm's own spans do not hold before those are added, after the
         // wait: such a test falls back to the quiet period.
         let rule = match clnrm_expect::span_wait(&expectations, &config.assertions) {
-            SpanWait::Named(_) => FlushRule::Held(expectations.clone()),
+            SpanWait::Named(_) => FlushRule::Held(Box::new(expectations.clone())),
             SpanWait::AllSpans(because) => FlushRule::Quiet(because),
         };
         Ok(Some(SpanPlan {

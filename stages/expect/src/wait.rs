@@ -97,8 +97,7 @@ fn otel_validation(v: &OtelValidation) -> Vec<String> {
     }
     // `ordered` compares the first span of each name, `parent_child` judges every child.
     if v.validate_traces
-        && v
-            .expected_traces
+        && v.expected_traces
             .iter()
             .any(|t| t.ordered || !t.parent_child.is_empty())
     {
@@ -106,8 +105,7 @@ fn otel_validation(v: &OtelValidation) -> Vec<String> {
     }
     // With a gap, an earlier-ending A can move the next B out of reach.
     if v.validate_temporal_ordering
-        && v
-            .temporal_constraints
+        && v.temporal_constraints
             .iter()
             .any(|c| c.max_gap_ms.is_some() && c.complete_before().is_some())
     {

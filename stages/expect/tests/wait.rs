@@ -33,7 +33,8 @@ fn names(patterns: &[SpanPattern]) -> Vec<&str> {
 
 #[test]
 fn expectations_that_ask_for_some_span_wait_only_for_the_names() {
-    let text = "[[expect.span]]\nname = \"checkout\"\nkind = \"server\"\nattrs.all = { a = \"1\" }\n\
+    let text =
+        "[[expect.span]]\nname = \"checkout\"\nkind = \"server\"\nattrs.all = { a = \"1\" }\n\
                 [[expect.span]]\nname = \"db.*\"\nparent = \"checkout\"\n\
                 [expect.order]\nmust_precede = [[\"db.query\", \"pay\"]]\n\
                 [expect.graph]\nmust_include = [[\"checkout\", \"pay\"]]\n\
@@ -159,10 +160,18 @@ fn what_holds_on_the_first_spans_holds_on_all_of_them() {
         "[[expect.temporal]]\nbefore = \"http.request\"\nafter = \"pay\"\n",
         "[otel_validation]\n[[otel_validation.expected_traces]]\nspan_names = [\"checkout\", \"pay\"]\ncomplete = true\n",
     ];
-    let orders: [[usize; 5]; 4] = [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3], [3, 1, 4, 0, 2]];
+    let orders: [[usize; 5]; 4] = [
+        [0, 1, 2, 3, 4],
+        [4, 3, 2, 1, 0],
+        [2, 0, 4, 1, 3],
+        [3, 1, 4, 0, 2],
+    ];
     for text in named {
         let e = parse(text);
-        assert!(matches!(span_wait(&e, &Assertions::default()), SpanWait::Named(_)), "{text}");
+        assert!(
+            matches!(span_wait(&e, &Assertions::default()), SpanWait::Named(_)),
+            "{text}"
+        );
         let all_pass = evaluate(&trace, &e, &Context::default())
             .iter()
             .all(|v| v.passed);
