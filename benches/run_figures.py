@@ -3,12 +3,17 @@
 
     cargo build --release && python3 benches/run_figures.py [--only SECTION] [path/to/clnrm]
 
-SECTION is one of compare, steps, services, cached, jobs, shared_cache (default: all of them).
+SECTION is one of compare, spans, steps, services, cached, jobs, shared_cache (default: all
+of them).
 
 `compare` puts `clnrm run --force` of a 5-step and a 100-step test beside one
 `docker run --rm` of the same commands, 5 reps each, alternating, medians,
 with the machine's floor beside them: one `docker run --rm`, one `docker
 start`, one `docker exec`.
+
+`spans` puts `clnrm run --force` of a one-service test with one span expectation
+beside the same test without it, 5 reps each, alternating, medians, and prints
+the difference (issue 21: at most +60 ms).
 
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
 Each figure is the median of several runs; a busy machine moves them, so read
@@ -222,6 +227,60 @@ def figures_compare(rows):
     print(f"load average at the end: {os.getloadavg()}", file=sys.stderr)
 
 
+# One OTLP/JSON span named "work", posted by busybox wget to the collector clnrm gives
+# the service; without span collection there is no collector and the post fails fast.
+SPAN_POST = (
+    "wget -q -O - --header 'Content-Type: application/json' --post-data "
+    "'{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":"
+    "\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"00000000000000a1\","
+    "\"name\":\"work\",\"kind\":1,\"startTimeUnixNano\":\"1000000000\","
+    "\"endTimeUnixNano\":\"2000000000\"}]}]}]}' "
+    "$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces >/dev/null 2>&1 || true")
+
+
+def figures_spans(rows):
+    # Same-run comparison (issue 21): the same one-service test, once with one
+    # `[[expect.span]]` and once without; which goes first alternates.
+    base = test("work", [service("box")], [("box", ["sh", "-c", SPAN_POST])])
+    expecting = project({"work.clnrm.toml": base + '\n[[expect.span]]\nname = "work"\n'})
+    plain = project({"work.clnrm.toml": base})
+    run(expecting, "--force")  # warm-ups: the image, the spare network, the default bridge
+    run(plain, "--force")
+    with_ms, without_ms, waits, ended = [], [], [], set()
+    phases = {True: [], False: []}
+
+    def with_expectation():
+        wall, events = run(expecting, "--force")
+        finished = test_timings(events)[0]
+        if finished["status"] != "pass":
+            sys.exit(f"the span expectation failed: {finished}")
+        with_ms.append(wall)
+        phases[True].append(finished["timings"])
+        waits.append(finished["timings"].get("spans_ms", 0.0))
+        ended.add(finished.get("spans_wait", {}).get("ended"))
+
+    def without():
+        wall, events = run(plain, "--force")
+        without_ms.append(wall)
+        phases[False].append(test_timings(events)[0]["timings"])
+
+    for i in range(5):
+        for measure in ((with_expectation, without) if i % 2 == 0 else (without, with_expectation)):
+            measure()
+    rows.append(("1-service test with one span expectation: clnrm run --force, wall", median(with_ms)))
+    rows.append(("the same test without it: clnrm run --force, wall", median(without_ms)))
+    rows.append(("span expectation: difference of medians", median(with_ms) - median(without_ms)))
+    rows.append(("span expectation: the wait after the last step (timings.spans_ms)", median(waits)))
+    print("rounds, with / without (ms): " + ", ".join(
+        f"{w:.0f}/{o:.0f}" for w, o in zip(with_ms, without_ms))
+          + f"; the wait ended on: {', '.join(sorted(map(str, ended)))}"
+          + f"; load average at the end: {os.getloadavg()}", file=sys.stderr)
+    for phase in ("containers_ms", "execute_ms", "spans_ms", "teardown_ms"):
+        print(f"  {phase}, with / without: "
+              f"{median([t.get(phase, 0.0) for t in phases[True]]):.1f} / "
+              f"{median([t.get(phase, 0.0) for t in phases[False]]):.1f}", file=sys.stderr)
+
+
 def figures_cached(rows):
     # 3. 100 unchanged passing tests, all cached.
     hundred = project({f"t{i:03}.clnrm.toml": test(f"t{i}", [service("box")], [("box", ["true"])])
@@ -317,7 +376,7 @@ def figures_shared_cache(rows):
 
 def main():
     rows = []
-    sections = {"compare": figures_compare, "steps": figures_steps, "services": figures_services,
+    sections = {"compare": figures_compare, "spans": figures_spans, "steps": figures_steps, "services": figures_services,
                 "cached": figures_cached, "jobs": figures_jobs,
                 "shared_cache": figures_shared_cache}
     if ONLY is not None and ONLY not in sections:

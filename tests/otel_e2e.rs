@@ -436,3 +436,63 @@ fn order_window_graph_hermeticity_and_counts_hold_or_fail_showing_what_arrived()
         "db.query lies within its window: {window}"
     );
 }
+
+#[test]
+fn a_test_whose_expectations_only_name_spans_ends_its_wait_when_they_arrived() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    project.write(
+        "tests/named.clnrm.toml",
+        &test_file(
+            "named",
+            &format!(
+                "{}\n[[expect.span]]\nname = \"checkout\"\nkind = \"server\"\n\n\
+                 [expect.graph]\nmust_include = [[\"checkout\", \"db.query\"]]\n",
+                emit(&[("checkout", 2, 1), ("db.query", 3, 0)])
+            ),
+        ),
+    );
+    let run = project.clnrm(&["run", "--format", "json"]);
+    run.expect_code(0);
+    let event = finished(&run.stdout());
+    assert_eq!(event["status"], "pass", "{}", run.all());
+    assert_eq!(
+        event["spans_wait"],
+        serde_json::json!({ "ended": "named_spans" }),
+        "{event}"
+    );
+}
+
+#[test]
+fn a_count_expectation_still_waits_for_quiet_and_sees_a_span_that_came_after_the_last_step() {
+    if !docker_ready() {
+        return;
+    }
+    let project = TestProject::new();
+    // The service posts `late` once the step has ended: the step's last act is to open the
+    // service's FIFO, which the service reads before it posts.
+    let late = post_script(&[("late", 1, 0)]);
+    let work = post_script(&[("work", 1, 0)]);
+    project.write(
+        "tests/counted.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"counted\"\nversion = \"1\"\n\n\
+             [service.app]\nimage = \"{IMAGE}\"\n\
+             args = [\"sh\", \"-c\", \"mkfifo /tmp/go; cat /tmp/go; {late}; sleep 60\"]\n\n\
+             [[steps]]\nname = \"work\"\n\
+             command = [\"sh\", \"-c\", \"{work} && until [ -p /tmp/go ]; do sleep 0.01; done; echo go > /tmp/go\"]\n\n\
+             [[expect.span]]\nname = \"work\"\n\n\
+             [expect.counts]\nspans_total = {{ eq = 2 }}\n"
+        ),
+    );
+    let run = project.clnrm(&["run", "--format", "json"]);
+    let event = finished(&run.stdout());
+    assert_eq!(event["status"], "pass", "{}", run.all());
+    assert_eq!(
+        event["spans_wait"],
+        serde_json::json!({ "ended": "quiet", "because": ["expect.counts"] }),
+        "{event}"
+    );
+}

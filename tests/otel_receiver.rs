@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::Duration;
 
-use clnrm::otel::{ReceiverSettings, TestReceiver, HTTP_PORT};
-use clnrm_expect::SpanPattern;
+use clnrm::otel::{FlushEnd, FlushRule, ReceiverSettings, TestReceiver, HTTP_PORT};
+use clnrm_expect::{Expectations, SpanExpectation, SpanPattern};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -17,13 +17,39 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 fn receiver(awaited: &[&str], flush_timeout: Duration) -> TestReceiver {
+    with_rule(awaited, flush_timeout, FlushRule::Quiet(Vec::new()))
+}
+
+fn with_rule(awaited: &[&str], flush_timeout: Duration, rule: FlushRule) -> TestReceiver {
     TestReceiver::new(
         ReceiverSettings {
             awaited: awaited.iter().map(|n| SpanPattern::new(*n)).collect(),
             flush_timeout,
             wait_for_span: Default::default(),
+            rule,
         },
         None,
+    )
+}
+
+/// A receiver whose test expects one `[[expect.span]]` (a name, and the attribute
+/// `db.system` when `system` is given): the named spans suffice.
+fn expecting_span(name: &str, system: Option<&str>) -> TestReceiver {
+    let mut expectation = SpanExpectation::named(name);
+    if let Some(system) = system {
+        expectation.attrs.all.insert(
+            "db.system".into(),
+            clnrm_expect::ExpectedValue(system.into()),
+        );
+    }
+    let expectations = Expectations {
+        span: vec![expectation],
+        ..Expectations::default()
+    };
+    with_rule(
+        &[name],
+        Duration::from_secs(5),
+        FlushRule::Held(Box::new(expectations)),
     )
 }
 
@@ -180,4 +206,56 @@ async fn a_second_receiver_on_the_same_address_is_refused_not_mixed() {
         err.contains("cannot receive spans on 127.0.0.13:4318"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_ends_on_the_named_span_when_the_expectations_ask_for_no_more() {
+    // Already there when the wait begins (the SDK exported on shutdown, in the step).
+    let receiver = expecting_span("db.query", None);
+    receiver.add_own(export(&["request", "db.query"]));
+    let wait = receiver.wait_for_flush().await;
+    assert_eq!(wait.ended, FlushEnd::NamedSpans, "{wait:?}");
+    assert!(wait.quiet_because.is_empty());
+
+    // Arriving while the wait runs: it ends on that export.
+    let address: IpAddr = "127.0.0.14".parse().unwrap();
+    let receiver = expecting_span("db.query", Some("postgres"));
+    receiver.listen(address).await.unwrap();
+    let body = export(&["db.query"]).encode_to_vec();
+    let (wait, status) = tokio::join!(
+        receiver.wait_for_flush(),
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            post(
+                address,
+                &[("Content-Type", "application/x-protobuf")],
+                &body,
+            )
+        })
+    );
+    assert!(status.unwrap().contains(" 200 "));
+    assert_eq!(wait.ended, FlushEnd::NamedSpans, "{wait:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_span_that_does_not_meet_its_expectation_yet_waits_for_quiet() {
+    // The span is there but with another attribute: a later one may still meet it.
+    let receiver = expecting_span("db.query", Some("mysql"));
+    receiver.add_own(export(&["db.query"]));
+    let wait = receiver.wait_for_flush().await;
+    assert_eq!(wait.ended, FlushEnd::Quiet, "{wait:?}");
+    assert!(!wait.timed_out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expectations_over_every_span_wait_for_quiet_and_say_why() {
+    let receiver = with_rule(
+        &["db.query"],
+        Duration::from_secs(5),
+        FlushRule::Quiet(vec!["expect.counts".into()]),
+    );
+    receiver.add_own(export(&["db.query"]));
+    let wait = receiver.wait_for_flush().await;
+    assert_eq!(wait.ended, FlushEnd::Quiet, "{wait:?}");
+    assert_eq!(wait.quiet_because, ["expect.counts"]);
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clnrm_exec::{Backend, BoxFuture, ServiceAdditions, SpanCollector};
-use clnrm_expect::{Span, SpanPattern};
+use clnrm_expect::{Expectations, Span, SpanPattern};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{watch, Notify};
@@ -43,7 +43,8 @@ pub const GRPC_PORT: u16 = 4317;
 pub const ENDPOINT: &str = "http://otel-collector:4318";
 /// `[otel] flush_timeout` when unset.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// The flush rule's quiet period: no span for this long means the services are done.
+/// The flush rule's quiet period: no span for this long means the services are done. Only
+/// waited for when something judges every span ([`FlushRule::Quiet`]).
 pub const QUIET: Duration = Duration::from_millis(200);
 
 /// How long [`TestReceiver::close`] waits for the listeners to end.
@@ -61,6 +62,43 @@ pub struct ReceiverSettings {
     pub flush_timeout: Duration,
     /// Service → (span pattern its first step waits for, how long at most).
     pub wait_for_span: BTreeMap<String, (SpanPattern, Duration)>,
+    /// When the wait after the last step may end, besides the awaited names.
+    pub rule: FlushRule,
+}
+
+/// When the wait after the last step ends, once the awaited names arrived (the expect
+/// stage's `span_wait` decides which applies).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlushRule {
+    /// As soon as these expectations hold on the spans received: each asks only that some
+    /// span exist, so no later span can undo a verdict that holds.
+    Held(Box<Expectations>),
+    /// When no span has come for [`QUIET`]: something judges every span. What (for the
+    /// report).
+    Quiet(Vec<String>),
+}
+
+/// What ended the wait after the last step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FlushEnd {
+    /// Every awaited span arrived and the expectations held ([`FlushRule::Held`]).
+    NamedSpans,
+    /// No span came for [`QUIET`].
+    #[default]
+    Quiet,
+    /// The flush timeout.
+    Timeout,
+}
+
+impl FlushEnd {
+    /// As the JSON report writes it (`spans_wait.ended`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushEnd::NamedSpans => "named_spans",
+            FlushEnd::Quiet => "quiet",
+            FlushEnd::Timeout => "flush_timeout",
+        }
+    }
 }
 
 /// Spans as they arrive, shared by the listeners and the waits.
@@ -175,6 +213,20 @@ impl Received {
             .collect()
     }
 
+    /// How many spans arrived, and whether they hold `expectations` (judged only when more
+    /// came than `judged_at`, the count of the last judgement).
+    fn hold(&self, expectations: &Expectations, judged_at: usize) -> (usize, bool) {
+        let state = lock(&self.state);
+        let count = state.spans.len();
+        if count == judged_at {
+            return (count, false);
+        }
+        (
+            count,
+            clnrm_expect::hold_already(&state.spans, expectations),
+        )
+    }
+
     fn last_arrival(&self) -> Option<Instant> {
         self.state
             .lock()
@@ -182,10 +234,21 @@ impl Received {
             .last_arrival
     }
 
-    /// Waits until a span arrives or `deadline` passes.
-    async fn next_arrival(&self, deadline: Instant) {
-        let notified = self.arrived.notified();
-        let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+    /// Waits until `wanted` arrived or `deadline` passes; false when it passed first.
+    async fn arrival_of(&self, wanted: &[SpanPattern], deadline: Instant) -> bool {
+        loop {
+            // Listening before looking: a span that comes while we look still wakes us.
+            let arrival = self.arrived.notified();
+            tokio::pin!(arrival);
+            arrival.as_mut().enable();
+            if self.missing(wanted).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let _ = tokio::time::timeout_at(deadline.into(), arrival).await;
+        }
     }
 }
 
@@ -196,6 +259,9 @@ pub struct FlushWait {
     /// Awaited span names still missing when the flush timeout ran out.
     pub missing: Vec<String>,
     pub timed_out: bool,
+    pub ended: FlushEnd,
+    /// Under [`FlushRule::Quiet`]: what judges every span.
+    pub quiet_because: Vec<String>,
 }
 
 /// One test's receiver: listeners bound when its network exists, stopped when dropped.
@@ -289,36 +355,55 @@ impl TestReceiver {
         self.flush.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The flush rule: until every awaited name arrived and no span came for [`QUIET`], at
-    /// most the flush timeout.
+    /// The flush rule: until every awaited name arrived and then, by the settings' rule,
+    /// until the expectations hold on what came, or until no span came for [`QUIET`]; at
+    /// most the flush timeout. Expectations that do not hold yet fall back to the quiet
+    /// period: a later span may still make them hold.
     pub async fn wait_for_flush(&self) -> FlushWait {
         let started = Instant::now();
         let deadline = started + self.settings.flush_timeout;
+        let quiet_because = match &self.settings.rule {
+            FlushRule::Quiet(because) => because.clone(),
+            FlushRule::Held(_) => Vec::new(),
+        };
+        let ended = |ended: FlushEnd, missing: Vec<SpanPattern>| FlushWait {
+            waited: started.elapsed(),
+            missing: missing.iter().map(|p| p.as_str().to_string()).collect(),
+            timed_out: ended == FlushEnd::Timeout,
+            ended,
+            quiet_because: quiet_because.clone(),
+        };
+        // No spans judged yet: `usize::MAX` is never a count of spans.
+        let mut judged_at = usize::MAX;
         loop {
+            // Listening before looking: a span that comes while we look still wakes us.
+            let arrival = self.received.arrived.notified();
+            tokio::pin!(arrival);
+            arrival.as_mut().enable();
             let missing = self.received.missing(&self.settings.awaited);
+            if let (true, FlushRule::Held(expectations)) = (missing.is_empty(), &self.settings.rule)
+            {
+                let (count, held) = self.received.hold(expectations, judged_at);
+                judged_at = count;
+                if held {
+                    return ended(FlushEnd::NamedSpans, missing);
+                }
+            }
             // Spans that came before the wait began count: they may already be quiet.
             let quiet_until = self.received.last_arrival().unwrap_or(started) + QUIET;
             let now = Instant::now();
             if missing.is_empty() && now >= quiet_until {
-                return FlushWait {
-                    waited: started.elapsed(),
-                    missing: Vec::new(),
-                    timed_out: false,
-                };
+                return ended(FlushEnd::Quiet, missing);
             }
             if now >= deadline {
-                return FlushWait {
-                    waited: started.elapsed(),
-                    missing: missing.iter().map(|p| p.as_str().to_string()).collect(),
-                    timed_out: true,
-                };
+                return ended(FlushEnd::Timeout, missing);
             }
             let wake = if missing.is_empty() {
                 quiet_until.min(deadline)
             } else {
                 deadline
             };
-            self.received.next_arrival(wake).await;
+            let _ = tokio::time::timeout_at(wake.into(), arrival).await;
         }
     }
 
@@ -401,18 +486,15 @@ impl SpanCollector for TestReceiver {
             }
             let deadline = Instant::now() + *timeout;
             let wanted = std::slice::from_ref(pattern);
-            while !self.received.missing(wanted).is_empty() {
-                if Instant::now() >= deadline {
-                    return Err(format!(
-                        "service `{service}`: span `{}` did not arrive within {:.1} s \
-                         (wait_for_span)",
-                        pattern.as_str(),
-                        timeout.as_secs_f64()
-                    ));
-                }
-                self.received.next_arrival(deadline).await;
+            if self.received.arrival_of(wanted, deadline).await {
+                return Ok(());
             }
-            Ok(())
+            Err(format!(
+                "service `{service}`: span `{}` did not arrive within {:.1} s \
+                 (wait_for_span)",
+                pattern.as_str(),
+                timeout.as_secs_f64()
+            ))
         })
     }
 

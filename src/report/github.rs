@@ -108,6 +108,7 @@ mod tests {
             }),
             timings: None,
             isolation: None,
+            spans_wait: None,
             line: Some(6),
             expectations: Vec::new(),
             attempts: Vec::new(),

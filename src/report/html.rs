@@ -573,6 +573,7 @@ mod tests {
                 spans_ms: 0.0,
             }),
             isolation: None,
+            spans_wait: None,
             line: None,
             expectations: Vec::new(),
             attempts: Vec::new(),

@@ -89,6 +89,17 @@ pub struct TestTimings {
     pub spans_ms: f64,
 }
 
+/// What ended a test's wait for spans after its last step (docs/reference.md §9, "When").
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SpansWait {
+    /// `named_spans`: every span the expectations name arrived and they held; `quiet`: no
+    /// span came for the quiet period; `flush_timeout`.
+    pub ended: &'static str,
+    /// Why the quiet period was waited for: what judges every span.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub because: Vec<String>,
+}
+
 fn is_zero(ms: &f64) -> bool {
     *ms == 0.0
 }
@@ -117,6 +128,9 @@ pub struct TestFinished {
     /// "reuse"`): such a result is never presented as fresh (docs/reference.md §5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isolation: Option<&'static str>,
+    /// What ended the wait for spans (absent when the test collected none or a step failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spans_wait: Option<SpansWait>,
     /// The 1-based line in the test file of what went wrong: the failed step, or the
     /// first error of an invalid test (absent when unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,6 +241,7 @@ impl TestFinished {
             failure: None,
             timings: None,
             isolation: None,
+            spans_wait: None,
             line: None,
             expectations: Vec::new(),
             attempts: Vec::new(),
@@ -445,6 +460,7 @@ mod tests {
             }),
             timings: None,
             isolation: None,
+            spans_wait: None,
             expectations: Vec::new(),
             line: None,
             attempts: Vec::new(),

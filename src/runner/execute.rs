@@ -497,6 +497,7 @@ fn finish(
         failure,
         timings: Some(timings),
         isolation: isolation_label(&timings),
+        spans_wait: judged.wait.clone(),
         expectations: judged.verdicts.iter().map(|v| v.to_json()).collect(),
         line: None,
         max_attempts: (!attempts.is_empty()).then_some(runnable.retries + 1),

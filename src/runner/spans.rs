@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clnrm_config::TestConfig;
-use clnrm_expect::{Context, Expectations, ResourceType, SpanPattern, Verdict};
+use clnrm_expect::{Context, Expectations, ResourceType, SpanPattern, SpanWait, Verdict};
 
 use crate::otel::{
-    DefaultBridge, FlushWait, ReceiverSettings, TestReceiver, DEFAULT_FLUSH_TIMEOUT,
+    DefaultBridge, FlushRule, FlushWait, ReceiverSettings, TestReceiver, DEFAULT_FLUSH_TIMEOUT,
 };
+use crate::report::SpansWait;
 
 /// Everything a test with span collection needs at run time.
 #[derive(Debug, Clone)]
@@ -55,11 +56,18 @@ impl SpanPlan {
         let own = super::checks::TestChecks::of(config).own_span_names(&steps);
         let mut awaited = expectations.awaited_span_names();
         awaited.retain(|p| !own.iter().any(|name| p.matches(name)));
+        // Expectations on clnrm's own spans do not hold before those are added, after the
+        // wait: such a test falls back to the quiet period.
+        let rule = match clnrm_expect::span_wait(&expectations, &config.assertions) {
+            SpanWait::Named(_) => FlushRule::Held(Box::new(expectations.clone())),
+            SpanWait::AllSpans(because) => FlushRule::Quiet(because),
+        };
         Ok(Some(SpanPlan {
             settings: ReceiverSettings {
                 awaited,
                 flush_timeout,
                 wait_for_span,
+                rule,
             },
             expectations,
             services: config.services.keys().cloned().collect(),
@@ -81,6 +89,8 @@ pub struct Judged {
     pub verdicts: Vec<Verdict>,
     /// How long the wait after the last step took.
     pub wait_ms: f64,
+    /// What ended that wait (`None` when it did not run).
+    pub wait: Option<SpansWait>,
     /// Every failed expectation, then where the spans are and what never arrived.
     pub failure: Option<String>,
     /// The first failed expectation (`expect.span[2] "db.query"`).
@@ -96,7 +106,8 @@ pub fn judge(
 ) -> Judged {
     let spans = receiver.spans();
     let written = receiver.write_jsonl(&plan.spans_file);
-    let wait = receiver.flush_wait().unwrap_or_default();
+    let waited = receiver.flush_wait();
+    let wait = waited.clone().unwrap_or_default();
     let context = resources.iter().fold(
         Context::new(plan.services.iter().cloned()),
         |context, (kind, name)| context.with_resource(*kind, name.clone()),
@@ -119,6 +130,10 @@ pub fn judge(
         first_failed: failed.first().map(|v| (*v).clone()),
         verdicts,
         wait_ms: wait.waited.as_secs_f64() * 1000.0,
+        wait: waited.map(|w| SpansWait {
+            ended: w.ended.as_str(),
+            because: w.quiet_because,
+        }),
         failure,
     }
 }

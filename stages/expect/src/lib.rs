@@ -34,6 +34,7 @@ mod fixed_names;
 mod pattern;
 mod span;
 mod verdict;
+mod wait;
 
 pub use assertions::{
     judge_assertions, AssertionVerdict, Assertions, ObservedRun, ObservedService, ObservedStep,
@@ -52,3 +53,4 @@ pub use span::{
     AttrValue, Attributes, Span, SpanEvent, SpanId, SpanKind, SpanStatus, StatusCode, TraceId,
 };
 pub use verdict::{verdicts_json, ExpectationKind, SpanSummary, Verdict};
+pub use wait::{hold_already, span_wait, SpanWait};
