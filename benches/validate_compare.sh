@@ -27,8 +27,9 @@ if [ "$(git -C "$worktree" rev-parse HEAD 2>/dev/null)" != "$base_rev" ] \
   git -C "$root" worktree remove --force "$worktree" >/dev/null 2>&1 || true
   git -C "$root" worktree add --detach "$worktree" "$base_rev" >/dev/null
 fi
-# A first run copies this checkout's compiled dependencies instead of building them again
-# (their fingerprints do not depend on the target dir); the workspace crates are rebuilt.
+# A first run copies this checkout's compiled dependencies to start from; cargo still
+# rebuilds the workspace crates and some dependencies (those with build scripts, and what
+# depends on them), which took more than 25 minutes on the shared 2-core machine.
 if [ ! -d "$base_target/release/deps" ] && [ -d "$root/target/release/deps" ]; then
   mkdir -p "$base_target/release"
   cp -a "$root/target/release/deps" "$root/target/release/build" \
