@@ -115,9 +115,10 @@ pub fn open_memo(dir: &Path) -> Memo {
 }
 
 /// The judge's workload (issue 19): `steps` steps, each with 5 JSON paths, over outputs of
-/// about 10 KB of JSON (one per step, each a little different).
+/// 10.6 KB of JSON (one per step, each a little different; 140 items of about 76 bytes).
 pub fn judge_workload(steps: usize) -> (Vec<clnrm_judge::Compiled>, Vec<String>) {
     use clnrm_judge::{Compiled, Expectations, JsonCheck, JsonCheckKind};
+    const ITEMS: usize = 140;
     let check = |path: &str, check: JsonCheckKind| JsonCheck {
         path: path.into(),
         check,
@@ -125,7 +126,7 @@ pub fn judge_workload(steps: usize) -> (Vec<clnrm_judge::Compiled>, Vec<String>)
     let mut compiled = Vec::with_capacity(steps);
     let mut outputs = Vec::with_capacity(steps);
     for step in 0..steps {
-        let items: Vec<String> = (0..110)
+        let items: Vec<String> = (0..ITEMS)
             .map(|i| {
                 format!(
                     r#"{{"id": {}, "name": "item-{step}-{i}", "tags": ["a", "b"], "price": {}.5}}"#,
@@ -135,15 +136,19 @@ pub fn judge_workload(steps: usize) -> (Vec<clnrm_judge::Compiled>, Vec<String>)
             })
             .collect();
         outputs.push(format!(
-            "{{\"items\": [{}], \"meta\": {{\"total\": 110, \"trace\": \"{:032x}\"}}}}\n",
+            "{{\"items\": [{}], \"meta\": {{\"total\": {ITEMS}, \"trace\": \"{:032x}\"}}}}\n",
             items.join(",\n  "),
             step as u128 * 0x9e37_79b9_7f4a_7c15
         ));
         let expectations = Expectations {
             json: vec![
-                check("$.meta.total", JsonCheckKind::Equals("110".into())),
-                check("$.items[*].id", JsonCheckKind::Count(110)),
-                check("$.items[?@.price < 10].name", JsonCheckKind::Count(60)),
+                check("$.meta.total", JsonCheckKind::Equals(ITEMS.to_string())),
+                check("$.items[*].id", JsonCheckKind::Count(ITEMS as u64)),
+                // Prices are 0.5 to 19.5 by item index modulo 20: half are below 10.
+                check(
+                    "$.items[?@.price < 10].name",
+                    JsonCheckKind::Count(ITEMS as u64 / 2),
+                ),
                 check(
                     "$.meta.trace",
                     JsonCheckKind::Matches("^[0-9a-f]{32}$".into()),
