@@ -186,6 +186,20 @@ impl DockerBackend {
                     failed.why
                 );
                 *state = RunnerState::Off;
+                // The container died under the step (its main process ended, the OOM
+                // killer): every process in it was killed, the step too, as exec would
+                // report it (128 + SIGKILL); the caller then explains the death.
+                if failed.sent && self.container_ended(container).await {
+                    return Some(Ok(ExecOutput {
+                        exit_code: Some(KILLED_WITH_ITS_CONTAINER),
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        timed_out: false,
+                        truncated: false,
+                        killed_container: None,
+                        phases: Default::default(),
+                    }));
+                }
                 failed.sent.then(|| {
                     Err(ExecError::Engine(format!(
                         "the step runner in container {container} failed during the step: {}",
@@ -201,6 +215,24 @@ fn runner_off(container: &str, why: &str) -> RunnerState {
     tracing::info!(container, "steps run by exec, not a step runner: {why}");
     RunnerState::Off
 }
+
+impl DockerBackend {
+    /// Whether the container has stopped; a runner whose stream ended first is
+    /// given the engine's moment to record it (as after an exec's SIGKILL).
+    async fn container_ended(&self, container: &str) -> bool {
+        for _ in 0..10 {
+            match self.engine.container_status(container).await {
+                Ok(status) if !status.running => return true,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+/// How a step's process ended when its container died under it: SIGKILL (128 + 9).
+const KILLED_WITH_ITS_CONTAINER: i64 = 137;
 
 /// Whether the user left the runner on.
 fn switched_on() -> bool {
