@@ -157,6 +157,22 @@ pub async fn execute(
     // Bound at the first one-service test collecting spans, closed when the run ends.
     let bridge = Arc::new(DefaultBridge::default());
     let mut tasks = tokio::task::JoinSet::new();
+    // A finished test: its event, counted and sent as it comes.
+    let report_finished = |(runnable, report, used, judged, attempts): (_, _, _, _, _),
+                           stats: &mut crate::report::RunStats,
+                           events: &mpsc::UnboundedSender<Event>| {
+        let event = finish(
+            memo,
+            &runnable,
+            &report,
+            used,
+            judged,
+            attempts,
+            flaky_fails,
+        );
+        stats.record(&event);
+        let _ = events.send(event);
+    };
     for runnable in to_run {
         let permit = semaphore
             .clone()
@@ -240,34 +256,14 @@ pub async fn execute(
         });
         // Collect whatever finished meanwhile, so results stream as they come.
         while let Some(done) = tasks.try_join_next() {
-            if let Ok((runnable, report, used, judged, attempts)) = done {
-                let event = finish(
-                    memo,
-                    &runnable,
-                    &report,
-                    used,
-                    judged,
-                    attempts,
-                    flaky_fails,
-                );
-                stats.record(&event);
-                let _ = events.send(event);
+            if let Ok(done) = done {
+                report_finished(done, &mut stats, &events);
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok((runnable, report, used, judged, attempts)) = done {
-            let event = finish(
-                memo,
-                &runnable,
-                &report,
-                used,
-                judged,
-                attempts,
-                flaky_fails,
-            );
-            stats.record(&event);
-            let _ = events.send(event);
+        if let Ok(done) = done {
+            report_finished(done, &mut stats, &events);
         }
     }
     let _ = events.send(stats.finished(ms(started.elapsed())));
