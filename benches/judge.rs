@@ -3,6 +3,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+// The allocator the `clnrm` binary judges with (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 use common::{judge_all, judge_workload};
 

@@ -98,13 +98,17 @@ pub(crate) fn parse_service(
     let errors_before = ctx.error_count();
     let mut wait_timeout_ms = None;
     let mut surreal = SurrealSettings::default();
+    let mut args_span: Option<(String, Span)> = None;
     for f in fields(t, path) {
         match f.key {
             "plugin" => plugin = ctx.string(&f).map(|s| (s, f.path.clone(), value_span(&f))),
             "type" => type_ = ctx.string(&f).map(|s| (s, f.path.clone(), value_span(&f))),
             "image" => svc.image = ctx.non_blank_string(&f, "image name"),
             "build" => svc.build = parse_build(ctx, &f),
-            "args" => svc.args = ctx.string_array(&f),
+            "args" => {
+                svc.args = ctx.string_array(&f);
+                args_span = Some((f.path.clone(), value_span(&f)));
+            }
             "env" => {
                 svc.env = ctx.string_map(&f).unwrap_or_default();
                 if let Some(env) = f.item.as_table_like() {
@@ -209,6 +213,23 @@ pub(crate) fn parse_service(
                 key_span,
                 format!("`{key}` is a setting of the surrealdb plugin, not of service `{name}`'s"),
                 "pass settings to a generic_container through `env`, or use plugin = \"surrealdb\"",
+            );
+        }
+    }
+    // The original clnrm read a generic service's `args` but never ran them: its steps ran
+    // in an idle container of the image. A service it declared (`type`, no `plugin`) keeps
+    // that meaning, so its files pass as they did; `plugin` gives `args` our meaning.
+    if plugin.is_none() && type_.is_some() && kind == Plugin::Generic && svc.args.is_some() {
+        if let Some((args_path, args_span)) = &args_span {
+            svc.args = None;
+            ctx.warning_hint(
+                args_path,
+                args_span,
+                format!(
+                    "service `{name}` is declared with the original clnrm's `type`, which never \
+                     ran a service's `args`: the container is kept idle for the steps, as there"
+                ),
+                "write plugin = \"generic_container\" to run `args` as the container's command",
             );
         }
     }

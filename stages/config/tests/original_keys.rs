@@ -155,3 +155,35 @@ fn artifacts_collecting_spans_are_accepted_and_others_are_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn a_service_declared_with_type_keeps_the_originals_args_that_never_ran() {
+    // The original clnrm read `args` and never ran them; its steps ran in an idle container.
+    let p = ok(&format!(
+        "{HEAD}[service.box]\ntype = \"generic_container\"\nimage = \"alpine:latest\"\nargs = [\"sh\", \"-c\", \"echo ready\"]\n{STEP}"
+    ));
+    assert_eq!(p.config.services["box"].args, None, "kept idle");
+    let warning = p
+        .warnings
+        .iter()
+        .find(|w| w.key_path.as_deref() == Some("service.box.args"))
+        .unwrap_or_else(|| panic!("a warning at the args: {:#?}", p.warnings));
+    assert!(
+        warning.message.contains("never ran a service's `args`"),
+        "{}",
+        warning.message
+    );
+    assert!(warning
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("plugin = \"generic_container\""));
+    // Declared with `plugin`, `args` is the container's command.
+    let p = ok(&format!(
+        "{HEAD}[service.box]\nplugin = \"generic_container\"\ntype = \"generic_container\"\nimage = \"alpine:latest\"\nargs = [\"sleep\", \"9\"]\n{STEP}"
+    ));
+    assert_eq!(
+        p.config.services["box"].args.as_deref(),
+        Some(&["sleep".to_string(), "9".to_string()][..])
+    );
+}
