@@ -7,8 +7,9 @@ runner's cost (`cargo bench -p clnrm-exec --bench step_cost`) is read.
 One `sh` is attached to a running fixture container (`docker exec -i`), as the step
 runner's is, and each probe is written to it and timed until its answer comes back:
 a builtin (the attach round trip alone), one fork+exec of `/bin/true`, three of them,
-and what the runner does per step (two `cat`s on FIFOs and the step exec'd by
-`setsid`). 60 rounds each; p50 and minimum. Needs the Docker engine and
+what the runner does per step (two `cat`s on FIFOs and the step exec'd by `setsid`),
+what it did before (its step's PID written to a file on the overlay filesystem), and
+the cost of one such file write against one in /dev/shm. 60 rounds each; p50 and minimum. Needs the Docker engine and
 clnrm-fixture/busybox (bash fixtures/images/build.sh)."""
 import os
 import statistics
@@ -23,6 +24,14 @@ PROBES = [
     ("a runner-like step (2 cats on FIFOs, setsid + the command)",
      'cat "$d/o" >/dev/null & a=$!; cat "$d/e" >/dev/null & b=$!; '
      '(exec setsid -- echo hi) >"$d/o" 2>"$d/e" </dev/null; wait $a $b'),
+    # What the runner did per step before: its FIFOs in /tmp, and the step's PID read
+    # from /proc/self/stat (a byte per read) into a file on the overlay filesystem.
+    ("the same with the old PID file (in /tmp)",
+     'cat "$t/o" >/dev/null & a=$!; cat "$t/e" >/dev/null & b=$!; '
+     '(read -r p r </proc/self/stat; echo "$p" >"$t/p"; exec setsid -- echo hi) '
+     '>"$t/o" 2>"$t/e" </dev/null; wait $a $b'),
+    ("a file written on the container's overlay filesystem", 'echo 1 >"$t/p"'),
+    ("a file written in /dev/shm (tmpfs)", 'echo 1 >"$d/p"'),
 ]
 
 
@@ -32,7 +41,9 @@ def main():
     shell = subprocess.Popen(["docker", "exec", "-i", container, "sh"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     try:
-        shell.stdin.write(b'd=$(mktemp -d); mkfifo "$d/o" "$d/e"\n')
+        # The runner's folder is in /dev/shm; $t is one on the overlay, for comparison.
+        shell.stdin.write(b'd=$(mktemp -d -p /dev/shm); mkfifo "$d/o" "$d/e"; '
+                          b't=$(mktemp -d); mkfifo "$t/o" "$t/e"\n')
 
         def round_trip(command):
             started = time.perf_counter()
