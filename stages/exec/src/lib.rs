@@ -40,10 +40,10 @@ pub use engine::engine_socket::{
     discover_engine, engine_label, engine_location, EngineChoice, EngineLocation,
 };
 pub use engine::session::{
-    host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, trim_spare_networks,
-    unix_now, Reaped, Session, LABEL_CREATED, LABEL_HOST, LABEL_IMAGE, LABEL_MANAGED,
-    LABEL_NETWORK, LABEL_PID, LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE, LABEL_SERVICE,
-    LABEL_SESSION, LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST, SPARE_NETWORKS_KEPT,
+    host_name, process_alive, reap_orphans, reap_pool_orphans, remove_session, spare_in_use,
+    trim_spare_networks, unix_now, Reaped, Session, LABEL_CREATED, LABEL_HOST, LABEL_IMAGE,
+    LABEL_MANAGED, LABEL_NETWORK, LABEL_PID, LABEL_PID_START, LABEL_POOL, LABEL_POOL_LEASE,
+    LABEL_SERVICE, LABEL_SESSION, LABEL_SPARE_NETWORK, LABEL_SPEC, LABEL_TEST, SPARE_NETWORKS_KEPT,
 };
 /// The future every [`Backend`] and [`SpanCollector`] method returns.
 pub use futures_util::future::BoxFuture;

@@ -215,7 +215,7 @@ pub async fn reap_pool_orphans(
     // A spare network a running test has claimed cannot go; it is in use, not left over.
     reaped
         .errors
-        .retain(|e| !e.contains(SPARE_IN_USE) || !spare_error(&objects, e));
+        .retain(|e| !spare_in_use(e) || !spare_error(&objects, e));
     Ok(reaped)
 }
 
@@ -258,12 +258,16 @@ pub async fn trim_spare_networks(backend: &dyn Backend, keep: usize) -> Result<R
     // Claimed since the list: in use, not left over.
     reaped
         .errors
-        .retain(|e| !e.contains(SPARE_IN_USE) || !spare_error(&objects, e));
+        .retain(|e| !spare_in_use(e) || !spare_error(&objects, e));
     Ok(reaped)
 }
 
-/// What the engine says of a network that containers are attached to.
-const SPARE_IN_USE: &str = "active endpoints";
+/// Whether a removal error says containers are attached to the network: Docker refuses
+/// one with "active endpoints"; Podman refuses even one with a container only created
+/// on it ("network is being used").
+pub fn spare_in_use(error: &str) -> bool {
+    error.contains("active endpoints") || error.contains("network is being used")
+}
 
 /// Whether a removal error is about a spare network.
 fn spare_error(objects: &[crate::ManagedObject], error: &str) -> bool {
