@@ -101,3 +101,6 @@ fn same_value(doc: &Doc, node: usize, want: &JsonValue) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;
