@@ -101,7 +101,7 @@ fn test_or(doc: &Doc, expr: &Or, node: usize) -> bool {
 fn test_one(doc: &Doc, test: &Test, node: usize) -> bool {
     match test {
         Test::Paren { negated, expr } => test_or(doc, expr, node) != *negated,
-        Test::Exists { negated, query } => !select(doc, query, node).is_empty() != *negated,
+        Test::Exists { negated, query } => select(doc, query, node).is_empty() == *negated,
         Test::Compare(left, op, right) => {
             let (l, r) = (operand(doc, left, node), operand(doc, right, node));
             let same_type = l.kind(doc).is_some() && l.kind(doc) == r.kind(doc);

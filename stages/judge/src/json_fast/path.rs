@@ -237,11 +237,10 @@ impl Parser<'_> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len() - sign);
         let text = &rest[..sign + digits];
-        let valid = match text.as_bytes() {
-            [b'0'] => true,
-            [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..] => true,
-            _ => false,
-        };
+        let valid = matches!(
+            text.as_bytes(),
+            [b'0'] | [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..]
+        );
         if !valid {
             return None;
         }
