@@ -677,3 +677,62 @@ fn random_documents_and_paths_agree_with_serde_json_path() {
     }
     assert!(compared > 1500, "compared {compared}");
 }
+
+#[test]
+fn a_step_judged_by_the_fast_path_takes_the_same_captures_in_the_same_order() {
+    use crate::{judge as judge_step, Capture, CaptureSource, Compiled, Expectations, StepRun};
+    let capture = |name: &str, source| Capture {
+        name: name.into(),
+        source,
+        redact: false,
+    };
+    let json = |path: &str| CaptureSource::Json(path.into());
+    let step = |captures: Vec<Capture>, count: u64| Expectations {
+        json: vec![JsonCheck {
+            path: "$..book[?@.price < 10]".into(),
+            check: JsonCheckKind::Count(count),
+        }],
+        captures,
+        ..Expectations::default()
+    };
+    let run = StepRun {
+        exit_code: Some(0),
+        timed_out: false,
+        timeout_ms: 1000,
+        stdout: STORE,
+        stderr: "err 42",
+    };
+    let captures = vec![
+        capture("first", json("$..book[0].author")),
+        capture(
+            "code",
+            CaptureSource::Regex {
+                pattern: r"err (\d+)".into(),
+                from: crate::Stream::Stderr,
+            },
+        ),
+        capture("color", json("$.store.bicycle.color")),
+    ];
+    let fast = step(captures.clone(), 2);
+    assert!(fast.json.iter().all(|c| compile(&c.path).is_some()));
+    let j = judge_step(&Compiled::new(&fast).unwrap(), &run);
+    assert!(j.passed(), "{:#?}", j.mismatches);
+    let taken: Vec<(&str, &str)> = j
+        .captured
+        .iter()
+        .map(|c| (c.name.as_str(), c.value.as_str()))
+        .collect();
+    assert_eq!(
+        taken,
+        [("first", "Nigel Rees"), ("code", "42"), ("color", "red")]
+    );
+    // A number capture is not the fast path's to take: the slow path shows its JSON text.
+    let mut with_number = captures;
+    with_number.push(capture("price", json("$.store.bicycle.price")));
+    let j = judge_step(&Compiled::new(&step(with_number, 2)).unwrap(), &run);
+    assert_eq!(j.captured.last().unwrap().value, "399");
+    // A failing check is reported by the slow path, with the nodes it found.
+    let j = judge_step(&Compiled::new(&step(vec![], 3)).unwrap(), &run);
+    assert_eq!(j.mismatches.len(), 1);
+    assert!(j.mismatches[0].actual.contains("Sayings of the Century"));
+}
