@@ -5,6 +5,7 @@ use regex::Regex;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
+use crate::json_fast::{self, Want};
 use crate::show::{cut, nodes, value};
 use crate::{compile_regex, CompileError, JsonCheck, JsonCheckKind, Mismatch};
 
@@ -41,6 +42,8 @@ pub(crate) struct CompiledJsonCheck {
     key: String,
     path: String,
     compiled: JsonPath,
+    /// The same path for the fast path, when it is in the subset that path evaluates.
+    fast: Option<json_fast::Query>,
     kind: Kind,
 }
 
@@ -74,8 +77,20 @@ impl CompiledJsonCheck {
             key,
             path: check.path.clone(),
             compiled,
+            fast: json_fast::compile(&check.path),
             kind,
         })
+    }
+
+    /// The fast path's form of this check.
+    pub(crate) fn fast(&self) -> (Option<&json_fast::Query>, Want<'_>) {
+        let want = match &self.kind {
+            Kind::Exists(b) => Want::Exists(*b),
+            Kind::Count(n) => Want::Count(*n),
+            Kind::Equals(v) => Want::Equals(v),
+            Kind::Matches(re) => Want::Matches(re),
+        };
+        (self.fast.as_ref(), want)
     }
 
     /// The mismatch, when the nodes `doc` has at the path are not what is expected.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod captures;
 mod json;
+mod json_fast;
 mod show;
 
 pub use json::{json_error_at, parse_json_path};
@@ -166,7 +167,8 @@ struct CompiledCapture {
 
 #[derive(Debug, Clone)]
 enum CompiledSource {
-    Json(String, serde_json_path::JsonPath),
+    /// The path, compiled by serde_json_path and, when it can be, for the fast path.
+    Json(String, serde_json_path::JsonPath, Option<json_fast::Query>),
     Regex(Regex, Stream),
 }
 
@@ -231,7 +233,7 @@ impl Compiled {
                 CaptureSource::Json(path) => {
                     let compiled =
                         parse_json_path(path).map_err(|message| CompileError { key, message })?;
-                    CompiledSource::Json(path.clone(), compiled)
+                    CompiledSource::Json(path.clone(), compiled, json_fast::compile(path))
                 }
                 CaptureSource::Regex { pattern, from } => {
                     let regex = compile_regex(pattern).map_err(|err| CompileError {
@@ -305,7 +307,23 @@ pub fn judge(expect: &Compiled, run: &StepRun) -> Judgement {
             .captures
             .iter()
             .any(|c| matches!(c.source, CompiledSource::Json(..)));
-    let parsed = wants_json.then(|| serde_json::from_str::<serde_json::Value>(run.stdout));
+    // The fast path decides only a pass; anything else is judged below as if it were not
+    // there, so every message is serde_json's and serde_json_path's.
+    let mut fast_captures = wants_json
+        .then(|| {
+            json_fast::judge(
+                run.stdout,
+                expect.json.iter().map(CompiledJsonCheck::fast),
+                expect.captures.iter().filter_map(|c| match &c.source {
+                    CompiledSource::Json(_, _, fast) => Some(fast.as_ref()),
+                    CompiledSource::Regex(..) => None,
+                }),
+            )
+        })
+        .flatten()
+        .map(Vec::into_iter);
+    let parsed = (wants_json && fast_captures.is_none())
+        .then(|| serde_json::from_str::<serde_json::Value>(run.stdout));
     match &parsed {
         Some(Err(e)) if !expect.json.is_empty() => j.mismatches.push(Mismatch {
             key: "expected_json".into(),
@@ -324,13 +342,14 @@ pub fn judge(expect: &Compiled, run: &StepRun) -> Judgement {
     for c in &expect.captures {
         let key = format!("capture.{}", c.name);
         let taken = match &c.source {
-            CompiledSource::Json(path, compiled) => match &parsed {
-                Some(Ok(doc)) => json::capture(path, compiled, doc),
-                Some(Err(e)) => Err((
+            CompiledSource::Json(path, compiled, _) => match (&mut fast_captures, &parsed) {
+                (Some(values), _) => values.next().ok_or_else(unreachable_json),
+                (_, Some(Ok(doc))) => json::capture(path, compiled, doc),
+                (_, Some(Err(e))) => Err((
                     format!("a value at `{path}` of stdout parsed as JSON"),
                     json_error_at(run.stdout, e),
                 )),
-                None => unreachable_json(),
+                (None, None) => Err(unreachable_json()),
             },
             CompiledSource::Regex(regex, stream) => regex_capture(regex, *stream, run),
         };
@@ -350,12 +369,13 @@ pub fn judge(expect: &Compiled, run: &StepRun) -> Judgement {
     j
 }
 
-/// A JSON capture always has stdout parsed: `wants_json` covers it.
-fn unreachable_json() -> Result<String, (String, String)> {
-    Err((
+/// A JSON capture always has stdout parsed, or its value from the fast path: `wants_json`
+/// covers it.
+fn unreachable_json() -> (String, String) {
+    (
         "stdout parsed as JSON".into(),
         "stdout was not parsed".into(),
-    ))
+    )
 }
 
 fn stream_text<'a>(run: &StepRun<'a>, stream: Stream) -> &'a str {
