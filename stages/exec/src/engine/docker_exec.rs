@@ -431,6 +431,30 @@ impl DockerEngine {
         };
         Ok((output, input))
     }
+
+    /// Attaches to the stdin, stdout and stderr of `container`'s main process (a
+    /// step runner's shell, [`super::docker::IdleMain::StepRunner`]). `Err`: why not.
+    pub(crate) async fn attach_main(
+        &self,
+        container: &str,
+    ) -> Result<(AttachedOutput, AttachedInput), String> {
+        let options = testcontainers::bollard::query_parameters::AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            // The engine detaches at this key sequence in stdin; a NUL cannot be in a
+            // step's text (no argument or variable can hold one).
+            detach_keys: Some("ctrl-@".into()),
+        };
+        let attached = self
+            .docker()
+            .attach_container(container, Some(options))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((attached.output, attached.input))
+    }
 }
 
 /// `sh -c <script> sh <argv...>`: report the PID, restore what the shell

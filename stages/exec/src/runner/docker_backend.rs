@@ -3,7 +3,7 @@
 //! goes first to the container's step runner (`step_runner`), and by exec
 //! when the runner cannot run it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +14,13 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use testcontainers::bollard::Docker;
 
-use super::step_runner::{fits, Ran, Runner, RunnerState};
-use crate::engine::docker::DockerEngine;
+use super::step_runner::{fit_environment, fits, Ran, Runner, RunnerState};
+use crate::engine::docker::{DockerEngine, IdleMain};
 use crate::engine::docker_answers::docker_endpoint;
+use crate::engine::docker_exec::{AttachedInput, AttachedOutput};
 use crate::{
     Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
-    ExecOutput, ExecRequest, ManagedObject, ResolvedImage,
+    ExecOutput, ExecRequest, ManagedObject, ResolvedImage, LABEL_POOL,
 };
 
 /// `CLNRM_STEP_RUNNER=off` keeps every step on exec.
@@ -43,6 +44,8 @@ pub struct DockerBackend {
     /// The step runner of each pooled container, by container ID; forgotten
     /// when the container is removed, so a new container gets a new runner.
     runners: Arc<std::sync::Mutex<HashMap<String, RunnerSlot>>>,
+    /// Containers created with the step runner as their main process, not yet started.
+    runner_mains: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -67,6 +70,7 @@ impl DockerBackend {
             engine: DockerEngine::connect_to(endpoint).await?,
             step_runner: switched_on(),
             runners: Arc::default(),
+            runner_mains: Arc::default(),
         })
     }
 
@@ -112,6 +116,45 @@ impl DockerBackend {
             if matches!(*state, RunnerState::Untried) {
                 *state = backend.started_runner(&container).await;
             }
+            slot.starting.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// The runner on the container's main process, attached at its start: no exec.
+    fn adopt_main_runner(
+        &self,
+        container: &str,
+        streams: Result<(AttachedOutput, AttachedInput), String>,
+    ) {
+        let slot = self.runner_of(container);
+        let Ok(mut state) = slot.state.clone().try_lock_owned() else {
+            return;
+        };
+        slot.starting.store(true, Ordering::SeqCst);
+        let backend = self.clone();
+        let container = container.to_string();
+        tokio::spawn(async move {
+            let adopted = async {
+                let env = backend
+                    .engine
+                    .container_env(&container)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Unfit: the streams are dropped, the shell's stdin closes and the
+                // container idles for steps by exec.
+                fit_environment(&env)?;
+                Runner::adopt(
+                    &backend.engine,
+                    &container,
+                    streams?,
+                    backend.engine.status_marker(),
+                )
+                .await
+            };
+            *state = match adopted.await {
+                Ok(runner) => RunnerState::Live(Box::new(runner)),
+                Err(why) => runner_off(&container, &why),
+            };
             slot.starting.store(false, Ordering::SeqCst);
         });
     }
@@ -234,6 +277,10 @@ impl DockerBackend {
 /// How a step's process ended when its container died under it: SIGKILL (128 + 9).
 const KILLED_WITH_ITS_CONTAINER: i64 = 137;
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether the user left the runner on.
 fn switched_on() -> bool {
     std::env::var(SWITCH).map_or(true, |v| v != "off" && v != "0")
@@ -269,7 +316,25 @@ impl Backend for DockerBackend {
         &'a self,
         request: &'a ContainerRequest<'a>,
     ) -> BoxFuture<'a, Result<String, ExecError>> {
-        self.engine.create_container(request)
+        async move {
+            // A test's own idle container (not pooled: a pooled one outlives this
+            // process, and with it the attach its runner would need) hosts its steps
+            // with the runner as its main process.
+            let idle = if self.step_runner
+                && request.spec.command.is_none()
+                && !request.labels.contains_key(LABEL_POOL)
+            {
+                IdleMain::StepRunner
+            } else {
+                IdleMain::Sleep
+            };
+            let id = self.engine.create_container_with(request, idle).await?;
+            if idle == IdleMain::StepRunner {
+                lock(&self.runner_mains).insert(id.clone());
+            }
+            Ok(id)
+        }
+        .boxed()
     }
 
     fn start_container<'a>(
@@ -277,6 +342,17 @@ impl Backend for DockerBackend {
         id: &'a str,
     ) -> BoxFuture<'a, Result<ContainerStarted, ExecError>> {
         async move {
+            if lock(&self.runner_mains).remove(id) {
+                // Attached beside the start: the shell writes nothing before the
+                // runner's first question, so nothing is missed.
+                let (streams, started) = futures_util::join!(
+                    self.engine.attach_main(id),
+                    self.engine.start_container(id)
+                );
+                let started = started?;
+                self.adopt_main_runner(id, streams);
+                return Ok(started);
+            }
             let started = self.engine.start_container(id).await?;
             self.start_runner_early(id);
             Ok(started)
@@ -317,6 +393,7 @@ impl Backend for DockerBackend {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(id);
+            lock(&self.runner_mains).remove(id);
             self.engine.remove_container(id).await
         }
         .boxed()

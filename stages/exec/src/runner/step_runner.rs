@@ -110,6 +110,17 @@ impl From<String> for Failed {
     }
 }
 
+/// Whether a shell started in a container with this environment passes it on whole:
+/// a variable whose name is not a shell name would be dropped from every step's.
+pub(crate) fn fit_environment(container_env: &[String]) -> Result<(), String> {
+    match container_variable_not_a_shell_name(container_env) {
+        Some(bad) => Err(format!(
+            "the container's variable `{bad}` is not a shell name"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Whether the runner can run this step exactly as exec would.
 pub(crate) fn fits(request: &ExecRequest) -> bool {
     !request.argv.is_empty() && request.env.keys().all(|k| is_shell_name(k))
@@ -133,12 +144,19 @@ impl Runner {
         container_env: &[String],
         marker: &str,
     ) -> Result<Runner, String> {
-        if let Some(bad) = container_variable_not_a_shell_name(container_env) {
-            return Err(format!(
-                "the container's variable `{bad}` is not a shell name"
-            ));
-        }
-        let (output, input) = engine.attach_shell(container).await?;
+        fit_environment(container_env)?;
+        let streams = engine.attach_shell(container).await?;
+        Runner::adopt(engine, container, streams, marker).await
+    }
+
+    /// Checks that the shell on `streams` (started by [`Runner::start`], or the
+    /// container's main process) can host the runner, and makes it one.
+    pub(crate) async fn adopt(
+        engine: &DockerEngine,
+        container: &str,
+        (output, input): (AttachedOutput, AttachedInput),
+        marker: &str,
+    ) -> Result<Runner, String> {
         let mut runner = Runner {
             output,
             input,
@@ -225,6 +243,10 @@ impl Runner {
             Err(failed) => return Err(failed.to_string().into()),
         };
         self.in_flight = false;
+        // The container's main process says its runner shell ended (`IdleMain`).
+        if frame.trailer == "ended" {
+            return Err("it ended".to_string().into());
+        }
         if frame.trailer == "nodir" {
             return Ok(Ran::UseExec("its working directory is not a directory"));
         }
