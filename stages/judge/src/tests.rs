@@ -4,7 +4,8 @@
 use super::*;
 use crate::captures::{references, substitute, substitute_expectations};
 
-const STORE: &str = r#"{ "store": {
+/// RFC 9535 §1.5's bookstore.
+pub(crate) const STORE: &str = r#"{ "store": {
     "book": [
       { "category": "reference", "author": "Nigel Rees",
         "title": "Sayings of the Century", "price": 8.95 },

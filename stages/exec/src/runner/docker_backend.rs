@@ -105,16 +105,26 @@ impl DockerBackend {
         if !self.step_runner {
             return;
         }
+        let backend = self.clone();
+        let id = container.to_string();
+        self.prepare_runner(container, async move { backend.started_runner(&id).await });
+    }
+
+    /// Puts what `starting` gives in the container's runner slot, in the background;
+    /// a step that comes first waits for it (less than an exec of its own).
+    fn prepare_runner(
+        &self,
+        container: &str,
+        starting: impl std::future::Future<Output = RunnerState> + Send + 'static,
+    ) {
         let slot = self.runner_of(container);
         let Ok(mut state) = slot.state.clone().try_lock_owned() else {
             return;
         };
         slot.starting.store(true, Ordering::SeqCst);
-        let backend = self.clone();
-        let container = container.to_string();
         tokio::spawn(async move {
             if matches!(*state, RunnerState::Untried) {
-                *state = backend.started_runner(&container).await;
+                *state = starting.await;
             }
             slot.starting.store(false, Ordering::SeqCst);
         });
@@ -126,18 +136,13 @@ impl DockerBackend {
         container: &str,
         streams: Result<(AttachedOutput, AttachedInput), String>,
     ) {
-        let slot = self.runner_of(container);
-        let Ok(mut state) = slot.state.clone().try_lock_owned() else {
-            return;
-        };
-        slot.starting.store(true, Ordering::SeqCst);
         let backend = self.clone();
-        let container = container.to_string();
-        tokio::spawn(async move {
+        let id = container.to_string();
+        self.prepare_runner(container, async move {
             let adopted = async {
                 let env = backend
                     .engine
-                    .container_env(&container)
+                    .container_env(&id)
                     .await
                     .map_err(|e| e.to_string())?;
                 // Unfit: the streams are dropped, the shell's stdin closes and the
@@ -145,17 +150,16 @@ impl DockerBackend {
                 fit_environment(&env)?;
                 Runner::adopt(
                     &backend.engine,
-                    &container,
+                    &id,
                     streams?,
                     backend.engine.status_marker(),
                 )
                 .await
             };
-            *state = match adopted.await {
+            match adopted.await {
                 Ok(runner) => RunnerState::Live(Box::new(runner)),
-                Err(why) => runner_off(&container, &why),
-            };
-            slot.starting.store(false, Ordering::SeqCst);
+                Err(why) => runner_off(&id, &why),
+            }
         });
     }
 

@@ -10,21 +10,7 @@ use super::{compile, eval, judge};
 use crate::json::CompiledJsonCheck;
 use crate::{JsonCheck, JsonCheckKind};
 
-/// RFC 9535 §1.5's bookstore.
-const STORE: &str = r#"{ "store": {
-    "book": [
-      { "category": "reference", "author": "Nigel Rees",
-        "title": "Sayings of the Century", "price": 8.95 },
-      { "category": "fiction", "author": "Evelyn Waugh",
-        "title": "Sword of Honour", "price": 12.99 },
-      { "category": "fiction", "author": "Herman Melville",
-        "title": "Moby Dick", "isbn": "0-553-21311-3", "price": 8.99 },
-      { "category": "fiction", "author": "J. R. R. Tolkien",
-        "title": "The Lord of the Rings", "isbn": "0-395-19395-8", "price": 22.99 }
-    ],
-    "bicycle": { "color": "red", "price": 399 }
-  }
-}"#;
+use crate::tests::STORE;
 
 /// Escaped and non-ASCII keys and strings.
 const ESCAPES: &str = r#"{"a b": 1, "\u00e9t\u00e9": "\ud83d\ude00", "quote\"d": "x\ny",
