@@ -47,9 +47,6 @@ PODMAN_SKIPS=(
   a_service_keeps_its_container_until_its_spec_changes_and_state_persists_across_runs
   # Its lower bound on the flush wait (150 ms) does not hold: spans arrive sooner (133 ms).
   spans_posted_as_json_are_judged_and_a_passing_test_is_then_cached
-  # On Podman the second `run --reuse` sometimes starts a new container instead of
-  # adopting the one the first process left (2 of 6 legs); not yet understood.
-  run_reuse_judges_spans_on_the_same_warm_container_twice
 )
 
 log "podman: packages"

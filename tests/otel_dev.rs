@@ -13,6 +13,17 @@ use std::time::Duration;
 use common::{docker_ready, json_events, managed_containers, TestProject, IMAGE};
 use serde_json::Value;
 
+/// Held by the tests whose pool outlives one process (two `run --reuse`s, then `cache gc`):
+/// another test's `cache gc` takes a pool whose process has ended for an orphan, and
+/// would remove this one's between its two runs.
+static POOL_BETWEEN_PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn pool_between_processes() -> std::sync::MutexGuard<'static, ()> {
+    POOL_BETWEEN_PROCESSES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
 /// These tests are about warm containers: their projects keep them (`isolation = "reuse"`).
 const REUSE: &str = "[dev]\nisolation = \"reuse\"\n";
 
@@ -50,6 +61,7 @@ fn run_reuse_judges_spans_on_the_same_warm_container_twice() {
     if !docker_ready() {
         return;
     }
+    let _pool = pool_between_processes();
     let project = TestProject::new();
     project.write("cleanroom.toml", REUSE);
     project.write("tests/warm.clnrm.toml", &warm_test(HOLDS));
@@ -166,6 +178,7 @@ fn a_warm_test_whose_services_announced_readiness_once_is_not_held_again() {
     if !docker_ready() {
         return;
     }
+    let _pool = pool_between_processes();
     let project = TestProject::new();
     project.write("cleanroom.toml", REUSE);
     // `server` announces itself with a span once, as it starts; `client`'s first step
