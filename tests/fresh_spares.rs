@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{docker_ready, TestProject, IMAGE};
+use common::{docker_ready, DevRuns, TestProject, IMAGE};
 use serde_json::Value;
 
 const SERVICES_IMAGE: &str = "clnrm-fixture/services:latest";
@@ -88,55 +85,21 @@ run = "touch /tmp/mark; (sleep 777 > /dev/null 2>&1 &); echo {variant}"
     )
 }
 
-/// `clnrm dev --format json` in a project, each run's object read back.
-struct Dev {
-    child: Child,
-    runs: mpsc::Receiver<Value>,
-}
+/// `clnrm dev --format json` in a project; runs come within 120 s.
+struct Dev(DevRuns);
 
 impl Dev {
     fn start(project: &TestProject) -> Dev {
-        let mut child = common::clnrm_process()
-            .current_dir(project.root())
-            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
-            .args(["dev", "--format", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start clnrm dev");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, runs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(run) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if run["event"] == "dev_run" && tx.send(run).is_err() {
-                    break;
-                }
-            }
-        });
-        Dev { child, runs }
+        Dev(DevRuns::start(project))
     }
 
     #[track_caller]
     fn next_run(&self) -> Value {
-        self.runs
-            .recv_timeout(Duration::from_secs(120))
-            .expect("clnrm dev reported a run within 120 s")
+        self.0.run_within(Duration::from_secs(120))
     }
 
     fn signal(&mut self, signal: i32) -> Option<i32> {
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.signal(libc::SIGINT);
-        }
+        self.0.signal(signal)
     }
 }
 

@@ -9,14 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clnrm_exec::SPARE_NETWORKS_KEPT;
-use common::{docker_ready, TestProject, IMAGE};
-use serde_json::Value;
+use common::{docker_ready, DevRuns, TestProject, IMAGE};
 
 /// A test with two services: `b` answers by name on the test's network, `a` reaches it.
 fn two_services(i: usize) -> String {
@@ -176,51 +173,6 @@ fn forty_two_service_tests_at_24_jobs_all_run_and_leave_the_engine_usable() {
     users_network_create_works("after `clnrm run -j 24`");
 }
 
-/// `clnrm dev --format json`, each run's object read back.
-struct Dev {
-    child: std::process::Child,
-    runs: mpsc::Receiver<Value>,
-}
-
-impl Dev {
-    fn start(project: &TestProject) -> Dev {
-        let mut child = common::clnrm_process()
-            .current_dir(project.root())
-            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
-            .args(["dev", "--format", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start clnrm dev");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, runs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(run) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if run["event"] == "dev_run" && tx.send(run).is_err() {
-                    break;
-                }
-            }
-        });
-        Dev { child, runs }
-    }
-
-    fn interrupt(&mut self) -> Option<i32> {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.interrupt();
-        }
-    }
-}
-
 #[test]
 fn while_dev_holds_spares_for_thirty_tests_the_user_can_still_create_a_network() {
     if !docker_ready() {
@@ -228,11 +180,8 @@ fn while_dev_holds_spares_for_thirty_tests_the_user_can_still_create_a_network()
     }
     let project = project_of(30);
     project.write("cleanroom.toml", "[dev]\nmax_spare_sets = 30\n");
-    let mut dev = Dev::start(&project);
-    let first = dev
-        .runs
-        .recv_timeout(Duration::from_secs(300))
-        .expect("clnrm dev reported its first run within 300 s");
+    let mut dev = DevRuns::start(&project);
+    let first = dev.run_within(Duration::from_secs(300));
     let results = first["results"].as_array().expect("results");
     let passed = results.iter().filter(|r| r["status"] == "pass").count();
     assert_eq!(passed, 30, "{first}");
@@ -248,7 +197,7 @@ fn while_dev_holds_spares_for_thirty_tests_the_user_can_still_create_a_network()
     all_in_clnrm_range(&networks_of_process(pid));
     users_network_create_works("while `clnrm dev` holds spares for 30 tests");
 
-    assert_eq!(dev.interrupt(), Some(0));
+    assert_eq!(dev.signal(libc::SIGINT), Some(0));
     assert_eq!(pool_networks(&project), Vec::<String>::new());
     let left = networks_of_process(pid);
     assert!(

@@ -314,3 +314,59 @@ pub fn containers_created_by(pid: u32, since: &str) -> usize {
         .filter(|session| session.starts_with(&ours))
         .count()
 }
+
+/// `clnrm dev --format json` in a project (default settings), each run's object read
+/// back as it is printed; interrupted (SIGINT) when dropped.
+pub struct DevRuns {
+    pub child: std::process::Child,
+    pub runs: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl DevRuns {
+    pub fn start(project: &TestProject) -> DevRuns {
+        use std::io::{BufRead, BufReader};
+        let mut child = clnrm_process()
+            .current_dir(project.root())
+            .env("CLNRM_CACHE_DIR", project.path(".clnrm/cache"))
+            .args(["dev", "--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start clnrm dev");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, runs) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(run) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if run["event"] == "dev_run" && tx.send(run).is_err() {
+                    break;
+                }
+            }
+        });
+        DevRuns { child, runs }
+    }
+
+    /// The next run's object, within `within`.
+    #[track_caller]
+    pub fn run_within(&self, within: std::time::Duration) -> serde_json::Value {
+        self.runs
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("clnrm dev reported a run within {within:?}"))
+    }
+
+    /// Sends `signal` and waits for the exit code.
+    pub fn signal(&mut self, signal: i32) -> Option<i32> {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for DevRuns {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGINT);
+        }
+    }
+}

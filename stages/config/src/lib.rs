@@ -14,7 +14,9 @@
 //!   disagrees with `plugin` is reported as ignored. `testcontainers` is a synonym of
 //!   `generic_container`; `alpine` (image `alpine:latest`, idle) and `surrealdb` (the
 //!   original's image and start command; `username`/`password`/`strict` mapped to it) are
-//!   services with the original's defaults; every other plugin is an error.
+//!   services with the original's defaults; every other plugin is an error. A generic
+//!   service declared by `type` alone keeps the original's `args`, read and never run: it
+//!   is kept idle, with a warning (`plugin` makes `args` its command).
 //! - Known keys this version does not act on are *ignored with a warning* that `--strict` does
 //!   not escalate (they are not unknown): `[template]`, scenario `artifacts`, service `username`/`password`/`strict`/`wait_for_span*`.
 //! - Accepted silently: `description` on meta, steps and scenarios; `version` in

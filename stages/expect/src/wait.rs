@@ -111,15 +111,7 @@ fn otel_validation(v: &OtelValidation) -> Vec<String> {
     {
         out.push("otel_validation.temporal_constraints (max_gap_ms)".to_string());
     }
-    let nested = Expectations {
-        order: v.expect_order.clone(),
-        status: v.expect_status.clone(),
-        counts: v.expect_counts.clone(),
-        window: v.expect_windows.clone(),
-        graph: v.expect_graph.clone(),
-        hermeticity: v.expect_hermeticity.clone(),
-        ..Expectations::default()
-    };
+    let nested = v.nested_expectations();
     out.extend(every_span_judged(&nested, "otel_validation.expect_"));
     out
 }

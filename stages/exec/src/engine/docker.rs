@@ -212,123 +212,120 @@ impl DockerEngine {
         request: &ContainerRequest<'_>,
         idle: IdleMain,
     ) -> Result<String, ExecError> {
-        {
-            let spec = request.spec;
-            let (entrypoint, cmd) = match &spec.command {
-                Some(args) => (None, Some(args.clone())),
-                // Idle: our own entrypoint, so an image's entrypoint cannot interfere.
-                None => {
-                    let script = match idle {
-                        IdleMain::Sleep => IDLE_COMMAND.to_string(),
-                        // The engine ends the attach only when the container ends:
-                        // a runner that ends (killed by a step, say) says so with a
-                        // frame of its own (`ended`), then the container idles.
-                        IdleMain::StepRunner => {
-                            let marker = self.status_marker();
-                            format!(
-                                "sh; printf '\\n%s ended\\n' {marker}; printf '\\n%s\\n' {marker} >&2; \
-                                 exec </dev/null >/dev/null 2>&1; {IDLE_COMMAND}"
-                            )
-                        }
-                    };
-                    (Some(vec!["sh".to_string(), "-c".to_string(), script]), None)
-                }
-            };
-            let runner_main = spec.command.is_none() && idle == IdleMain::StepRunner;
-
-            if !spec.volumes.is_empty() && !engine_shares_our_files(&self.endpoint) {
-                // A bind mount names a path on the engine's machine, not ours: with a
-                // remote engine it would mount whatever is (or is not) there.
-                return Err(ExecError::Service {
-                    service: spec.service.clone(),
-                    reason: format!(
-                        "mounts host path `{}`, but the Docker engine at {} is not on this machine (only a unix:// socket is taken to be local), so a host volume cannot be sent to it; copy the files in with a `build` context instead, or use a local engine",
-                        spec.volumes[0].host_path, self.endpoint
-                    ),
-                });
+        let spec = request.spec;
+        let (entrypoint, cmd) = match &spec.command {
+            Some(args) => (None, Some(args.clone())),
+            // Idle: our own entrypoint, so an image's entrypoint cannot interfere.
+            None => {
+                let script = match idle {
+                    IdleMain::Sleep => IDLE_COMMAND.to_string(),
+                    // The engine ends the attach only when the container ends:
+                    // a runner that ends (killed by a step, say) says so with a
+                    // frame of its own (`ended`), then the container idles.
+                    IdleMain::StepRunner => {
+                        let marker = self.status_marker();
+                        format!(
+                            "sh; printf '\\n%s ended\\n' {marker}; printf '\\n%s\\n' {marker} >&2; \
+                             exec </dev/null >/dev/null 2>&1; {IDLE_COMMAND}"
+                        )
+                    }
+                };
+                (Some(vec!["sh".to_string(), "-c".to_string(), script]), None)
             }
-            let binds: Vec<String> = spec
-                .volumes
-                .iter()
-                .map(|v| {
-                    let host = if Path::new(&v.host_path).is_absolute() {
-                        std::path::PathBuf::from(&v.host_path)
-                    } else {
-                        request.root.join(&v.host_path)
-                    };
-                    let host = std::fs::canonicalize(&host).unwrap_or(host);
-                    let mode = if v.read_only { ":ro" } else { "" };
-                    format!("{}:{}{mode}", host.display(), v.container_path)
-                })
-                .collect();
-            let exposed: Vec<String> = spec.ports.iter().map(|p| format!("{p}/tcp")).collect();
-            let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
-                .ports
-                .iter()
-                .map(|p| {
-                    (
-                        format!("{p}/tcp"),
-                        Some(vec![PortBinding {
-                            host_ip: Some("127.0.0.1".into()),
-                            host_port: Some(String::new()),
-                        }]),
-                    )
-                })
-                .collect();
-            let body = ContainerCreateBody {
-                image: Some(request.image.id.clone()),
-                entrypoint,
-                cmd,
-                // The spec's own values win over what span collection adds.
-                env: Some(
-                    request
-                        .extra_env
-                        .iter()
-                        .filter(|(k, _)| !spec.env.contains_key(*k))
-                        .chain(&spec.env)
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect(),
+        };
+        let runner_main = spec.command.is_none() && idle == IdleMain::StepRunner;
+
+        if !spec.volumes.is_empty() && !engine_shares_our_files(&self.endpoint) {
+            // A bind mount names a path on the engine's machine, not ours: with a
+            // remote engine it would mount whatever is (or is not) there.
+            return Err(ExecError::Service {
+                service: spec.service.clone(),
+                reason: format!(
+                    "mounts host path `{}`, but the Docker engine at {} is not on this machine (only a unix:// socket is taken to be local), so a host volume cannot be sent to it; copy the files in with a `build` context instead, or use a local engine",
+                    spec.volumes[0].host_path, self.endpoint
                 ),
-                labels: Some(request.labels.clone().into_iter().collect()),
-                hostname: Some(spec.service.clone()),
-                exposed_ports: (!exposed.is_empty()).then_some(exposed),
-                host_config: Some(HostConfig {
-                    binds: (!binds.is_empty()).then_some(binds),
-                    nano_cpus: spec.limits.nano_cpus,
-                    memory: spec.limits.memory_bytes,
-                    port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-                    network_mode: request.network.map(str::to_string),
-                    extra_hosts: (!request.extra_hosts.is_empty())
-                        .then(|| request.extra_hosts.clone()),
-                    ..Default::default()
-                }),
-                networking_config: request.network.map(|network| NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        network.to_string(),
-                        EndpointSettings {
-                            aliases: Some(vec![spec.service.clone()]),
-                            ..Default::default()
-                        },
-                    )])),
-                }),
-                // The runner's stdin, closed when clnrm's attach ends.
-                open_stdin: runner_main.then_some(true),
-                stdin_once: runner_main.then_some(true),
-                attach_stdin: runner_main.then_some(true),
-                ..Default::default()
-            };
-            let options = CreateContainerOptions {
-                name: Some(request.name.clone()),
-                ..Default::default()
-            };
-            let created = create_or_undo(self.docker.clone(), options, body)
-                .await
-                .map_err(|e| ExecError::Service {
-                    service: spec.service.clone(),
-                    reason: format!("cannot create the container: {}", error_text(&e)),
-                })?;
-            Ok(created)
+            });
         }
+        let binds: Vec<String> = spec
+            .volumes
+            .iter()
+            .map(|v| {
+                let host = if Path::new(&v.host_path).is_absolute() {
+                    std::path::PathBuf::from(&v.host_path)
+                } else {
+                    request.root.join(&v.host_path)
+                };
+                let host = std::fs::canonicalize(&host).unwrap_or(host);
+                let mode = if v.read_only { ":ro" } else { "" };
+                format!("{}:{}{mode}", host.display(), v.container_path)
+            })
+            .collect();
+        let exposed: Vec<String> = spec.ports.iter().map(|p| format!("{p}/tcp")).collect();
+        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    format!("{p}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(request.image.id.clone()),
+            entrypoint,
+            cmd,
+            // The spec's own values win over what span collection adds.
+            env: Some(
+                request
+                    .extra_env
+                    .iter()
+                    .filter(|(k, _)| !spec.env.contains_key(*k))
+                    .chain(&spec.env)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            labels: Some(request.labels.clone().into_iter().collect()),
+            hostname: Some(spec.service.clone()),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            host_config: Some(HostConfig {
+                binds: (!binds.is_empty()).then_some(binds),
+                nano_cpus: spec.limits.nano_cpus,
+                memory: spec.limits.memory_bytes,
+                port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+                network_mode: request.network.map(str::to_string),
+                extra_hosts: (!request.extra_hosts.is_empty()).then(|| request.extra_hosts.clone()),
+                ..Default::default()
+            }),
+            networking_config: request.network.map(|network| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.to_string(),
+                    EndpointSettings {
+                        aliases: Some(vec![spec.service.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            // The runner's stdin, closed when clnrm's attach ends.
+            open_stdin: runner_main.then_some(true),
+            stdin_once: runner_main.then_some(true),
+            attach_stdin: runner_main.then_some(true),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(request.name.clone()),
+            ..Default::default()
+        };
+        let created = create_or_undo(self.docker.clone(), options, body)
+            .await
+            .map_err(|e| ExecError::Service {
+                service: spec.service.clone(),
+                reason: format!("cannot create the container: {}", error_text(&e)),
+            })?;
+        Ok(created)
     }
 
     async fn networks_labelled(

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use crate::expectations::{
-    AttrsExpectation, DurationBounds, Expectations, ExpectedSpan, ExpectedTrace, GraphEdge,
-    OtelValidation, ResourceExpectation, SpanExpectation, TemporalConstraint, TemporalExpectation,
+    AttrsExpectation, DurationBounds, ExpectedSpan, ExpectedTrace, GraphEdge, OtelValidation,
+    ResourceExpectation, SpanExpectation, TemporalConstraint, TemporalExpectation,
 };
 use crate::pattern::SpanPattern;
 use crate::span::Span;
@@ -75,16 +75,7 @@ impl Index<'_> {
                 }
             }
         }
-        // The `expect_*` keys are `[expect.*]` tables under another name.
-        let nested = Expectations {
-            order: v.expect_order.clone(),
-            status: v.expect_status.clone(),
-            counts: v.expect_counts.clone(),
-            window: v.expect_windows.clone(),
-            graph: v.expect_graph.clone(),
-            hermeticity: v.expect_hermeticity.clone(),
-            ..Expectations::default()
-        };
+        let nested = v.nested_expectations();
         for mut inner in super::evaluate_with(self, &nested, context) {
             if let Some(rest) = inner.expectation.strip_prefix("expect.") {
                 inner.expectation = format!("otel_validation.expect_{rest}");

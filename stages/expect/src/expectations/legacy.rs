@@ -184,6 +184,19 @@ impl Default for OtelValidation {
 }
 
 impl OtelValidation {
+    /// Its `expect_*` keys: `[expect.*]` tables under another name.
+    pub fn nested_expectations(&self) -> super::Expectations {
+        super::Expectations {
+            order: self.expect_order.clone(),
+            status: self.expect_status.clone(),
+            counts: self.expect_counts.clone(),
+            window: self.expect_windows.clone(),
+            graph: self.expect_graph.clone(),
+            hermeticity: self.expect_hermeticity.clone(),
+            ..super::Expectations::default()
+        }
+    }
+
     /// The span names that must arrive before this table can hold (see
     /// `Expectations::awaited_span_names`).
     pub(super) fn awaited(&self, add: &mut impl FnMut(&SpanPattern)) {
