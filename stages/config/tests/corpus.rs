@@ -295,9 +295,10 @@ fn corpus_warnings() {
             "otel_expectations"
         ]
     );
+    // A service declared by the legacy `type` keeps its `args` unrun, as the original did.
     assert_eq!(
         warn_keys("tests/determinism_docker_test.clnrm.toml"),
-        Vec::<String>::new()
+        ["service.test_container.args"]
     );
     // `artifacts.collect = ["spans:default"]` asks for what clnrm does anyway.
     assert_eq!(
