@@ -65,7 +65,7 @@ pub(crate) fn open_store(
     tracing::debug!(lock = %lock.path().display(), "cache lock taken");
 
     let problem = match store::read_current(dir) {
-        Current::Names(name) => match Store::open_sled(&dir.join(&name)) {
+        Current::Names(name) => match Store::open_sled_waiting(&dir.join(&name), lock_timeout) {
             Ok(store) => {
                 store::remove_orphans(dir, &name);
                 return (store, Some(lock));

@@ -94,6 +94,20 @@ impl Store {
         Ok(store)
     }
 
+    /// [`Store::open_sled`] for a holder of the directory's lock: sled's lock on its
+    /// data file can then only be held by workers that outlive a handle just closed
+    /// (by this process, or by one that let go of the directory a moment ago), so it
+    /// waits up to `timeout` for them before it calls the database busy.
+    pub(crate) fn open_sled_waiting(path: &Path, timeout: Duration) -> io::Result<Store> {
+        match Store::open_sled(path) {
+            Err(e) if is_sled_lock_error(&e) => {
+                wait_until_released(&path.join(SLED_DATA_FILE), timeout);
+                Store::open_sled(path)
+            }
+            opened => opened,
+        }
+    }
+
     pub(crate) fn is_persistent(&self) -> bool {
         matches!(self.inner, Inner::Sled { .. })
     }
@@ -525,6 +539,26 @@ pub(crate) fn disk_bytes(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database whose last handle another thread is still letting go of (sled's
+    /// workers outlive the handle) opens once they are done, instead of being busy.
+    #[test]
+    fn a_database_still_being_closed_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db-1");
+        let lingering = sled::open(&path).unwrap();
+        assert!(
+            Store::open_sled(&path).is_err_and(|e| is_sled_lock_error(&e)),
+            "the data file is locked while the handle lives"
+        );
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(lingering);
+        });
+        let store = Store::open_sled_waiting(&path, Duration::from_secs(10)).unwrap();
+        assert!(store.is_persistent());
+        closer.join().unwrap();
+    }
 
     #[test]
     fn current_round_trip_and_garbage() {
