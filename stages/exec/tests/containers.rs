@@ -578,10 +578,21 @@ async fn a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side()
     let create_takes = t.elapsed();
     b.remove_container(&id).await.unwrap();
 
-    let given_up = request("given-up");
-    let midway = (create_takes / 3).max(Duration::from_millis(5));
-    let outcome = tokio::time::timeout(midway, b.create_container(&given_up)).await;
-    assert!(outcome.is_err(), "the create finished within {midway:?}");
+    // Creates vary in time: one that finishes before it is given up on is removed
+    // and the next is given up on sooner.
+    let mut gave_up = false;
+    for (i, divisor) in [3, 6, 12, 24].into_iter().enumerate() {
+        let given_up = request(&format!("given-up-{i}"));
+        let midway = (create_takes / divisor).max(Duration::from_millis(2));
+        match tokio::time::timeout(midway, b.create_container(&given_up)).await {
+            Err(_) => {
+                gave_up = true;
+                break;
+            }
+            Ok(created) => b.remove_container(&created.unwrap()).await.unwrap(),
+        }
+    }
+    assert!(gave_up, "every create finished before it was given up on");
 
     // The engine finishes the create (by then it surely has), and the
     // container is removed since nobody took its ID.
