@@ -15,11 +15,18 @@ start`, one `docker exec`.
 beside the same test without it, 5 reps each, alternating, medians, and prints
 the difference (issue 21: at most +60 ms).
 
+`shared_cache` puts two concurrent `clnrm run --force`s of 8-test projects on one
+cache directory beside one alone, and beside the machine's floor for the same work:
+the busy CPU of one run alone, and 8 containers made and removed through the Engine
+API with no clnrm, alone and as two batches at once.
+
 Needs the Docker engine and the fixture image (bash fixtures/images/build.sh).
 Each figure is the median of several runs; a busy machine moves them, so read
 them as what this machine did, not as pass/fail thresholds."""
+import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -116,6 +123,57 @@ def cpu_busy_seconds():
         fields = [int(v) for v in f.readline().split()[1:]]
     busy = sum(fields[:8]) - fields[3] - fields[4]
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+class EngineSocket(http.client.HTTPConnection):
+    """The Docker Engine API on its unix socket, with no CLI in between."""
+
+    def __init__(self, path="/var/run/docker.sock"):
+        super().__init__("localhost", timeout=120)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+    def call(self, method, url, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        self.request(method, url, body=data, headers=headers)
+        answer = self.getresponse()
+        text = answer.read()
+        if answer.status >= 300:
+            sys.exit(f"engine: {method} {url}: {answer.status} {text[:200]!r}")
+        return json.loads(text) if text else None
+
+
+def engine_containers(count, jobs):
+    """Wall (ms) of `count` containers, `jobs` at a time, each created, started, waited
+    for and removed through the Engine API: the engine's share of a `clnrm run` of
+    `count` one-step tests, with nothing of clnrm's."""
+    todo = list(range(count))
+    lock = threading.Lock()
+
+    def worker():
+        engine = EngineSocket()
+        while True:
+            with lock:
+                if not todo:
+                    return
+                todo.pop()
+            made = engine.call("POST", "/containers/create",
+                               {"Image": IMAGE, "Cmd": ["true"], "Labels": {"clnrm-bench": "1"}})
+            engine.call("POST", f"/containers/{made['Id']}/start")
+            engine.call("POST", f"/containers/{made['Id']}/wait")
+            engine.call("DELETE", f"/containers/{made['Id']}?force=1&v=1")
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker) for _ in range(jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return (time.perf_counter() - started) * 1000
 
 
 def median(values):
@@ -389,6 +447,27 @@ def figures_shared_cache(rows):
                  median(apart)))
     rows.append(("two at once on one cache dir / on two (ratio of medians)",
                  median(together) / median(apart)))
+    # The machine's floor beside it: the engine's part of the same work (8 containers,
+    # as many at a time as clnrm's default -j) alone, and two such batches at once.
+    jobs = os.cpu_count()
+    engine_alone, engine_two = [], []
+    for _ in range(5):
+        engine_alone.append(engine_containers(8, jobs))
+        pair = [None, None]
+
+        def batch(i):
+            pair[i] = engine_containers(8, jobs)
+        both = [threading.Thread(target=batch, args=(i,)) for i in range(2)]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join()
+        engine_two.extend(pair)
+    rows.append((f"floor: 8 containers by the Engine API, {jobs} at a time, alone: wall",
+                 median(engine_alone)))
+    rows.append(("floor: two such batches at once: wall of each", median(engine_two)))
+    rows.append(("floor: two batches at once / one alone (ratio of medians)",
+                 median(engine_two) / median(engine_alone)))
     print("walls alone (ms): " + ", ".join(f"{w:.0f}" for w in alone) + "; two at once (ms): "
           + ", ".join(f"{w:.0f}" for w in together) + "; two at once, own caches (ms): "
           + ", ".join(f"{w:.0f}" for w in apart), file=sys.stderr)
