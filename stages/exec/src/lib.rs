@@ -62,6 +62,12 @@ pub use runner::docker_backend::DockerBackend;
 /// The Engine API client, for what [`Backend`] does not cover (`clnrm doctor`'s probes).
 pub use testcontainers::bollard;
 
+/// A mutex's guard, also after a panic elsewhere while it was held: what it guards
+/// here (progress, runner slots, learned facts) stays usable, and a cleanup must run.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Bump when the meaning of a [`TestReport`] changes.
 pub const STAGE_VERSION: u32 = 1;
 

@@ -20,7 +20,7 @@ pub(crate) struct KnownContainers(Mutex<HashMap<String, ContainerFacts>>);
 
 impl KnownContainers {
     fn facts(&self) -> MutexGuard<'_, HashMap<String, ContainerFacts>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.0)
     }
 
     /// Whether commands in `container` can go through `sh`, if known.

@@ -18,9 +18,10 @@ use std::time::Instant;
 use futures_util::future::try_join_all;
 use tokio::sync::watch;
 
-use super::progress::{lock, Progress};
+use super::progress::Progress;
 use super::services::{create, is_name_taken, start_and_ready};
 use super::test_set::{container_request, Extra, ResolvedImages, Resources, TestRun};
+use crate::lock;
 use crate::{ContainerRequest, ExecError, ServiceStart, SpanCollector};
 
 /// What the create of the claiming (first) container said.

@@ -2,7 +2,6 @@
 //! whatever happened, and the small helpers every part of a test uses.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::{ServiceStart, StepResult};
@@ -15,10 +14,6 @@ pub(crate) struct Progress {
     pub(crate) execute_ms: f64,
     /// Container ID by service, once all are started: where the teardown runs.
     pub(crate) containers: BTreeMap<String, String>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {

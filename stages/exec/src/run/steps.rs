@@ -14,8 +14,9 @@ use clnrm_judge::captures::{env_name, substitute, substitute_expectations};
 use clnrm_judge::{judge, Compiled, StepRun};
 use clnrm_plan::{Attempts, PlannedStep, TestPlan};
 
-use super::progress::{lock, ms, Progress};
+use super::progress::{ms, Progress};
 use super::services::{exited, memory_limit_words, tail_chars};
+use crate::lock;
 use crate::{
     AttemptResult, Backend, CapturedValue, ExecOutput, ExecRequest, Mismatch, SpanCollector,
     StepFailure, StepResult, StepStatus, TestOutcome,

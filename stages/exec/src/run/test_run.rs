@@ -25,7 +25,7 @@ use clnrm_plan::{ImageSource, TestPlan};
 use futures_util::future::try_join_all;
 
 use super::create_start::{create_and_start_all, Placement};
-use super::progress::{lock, ms, Progress};
+use super::progress::{ms, Progress};
 use super::services::unique_suffix;
 use super::steps::{
     check_plan, human_ms, setup_and_steps, teardown, StepSink, StepsRun, StepsState, TEST_TIMEOUT,
@@ -34,6 +34,7 @@ use super::test_set::{Extra, ResolvedImages, Resources, TestRun};
 use crate::engine::session::{
     host_name, unix_now, LABEL_CREATED, LABEL_HOST, LABEL_MANAGED, LABEL_SPARE_NETWORK, LABEL_TEST,
 };
+use crate::lock;
 use crate::{Backend, ExecError, PhaseTimings, SpanCollector, TestOutcome, TestReport};
 
 /// Resolves (pulls, builds) the image of every container of a plan, each distinct image once.

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use clnrm_plan::{ContainerSpec, TestPlan};
 use futures_util::future::join_all;
 
-use super::progress::lock;
 use super::services::sanitize;
 use crate::engine::session::{LABEL_SERVICE, LABEL_SPEC, LABEL_TEST};
+use crate::lock;
 use crate::{Backend, ContainerRequest, ResolvedImage, ServiceAdditions, Session, SpanCollector};
 
 /// Images by service name.

@@ -19,7 +19,7 @@ use crate::engine::docker::{DockerEngine, IdleMain};
 use crate::engine::docker_answers::docker_endpoint;
 use crate::engine::docker_exec::{AttachedInput, AttachedOutput};
 use crate::{
-    Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
+    lock, Backend, ContainerRequest, ContainerStarted, ContainerStatus, EngineInfo, ExecError,
     ExecOutput, ExecRequest, ManagedObject, ResolvedImage, LABEL_POOL,
 };
 
@@ -94,7 +94,7 @@ impl DockerBackend {
     /// The step runner of a container (every container clnrm runs steps in:
     /// pooled ones as in `clnrm dev`, a test's own in `clnrm run`).
     fn runner_of(&self, container: &str) -> RunnerSlot {
-        let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut runners = lock(&self.runners);
         runners.entry(container.to_string()).or_default().clone()
     }
 
@@ -281,10 +281,6 @@ impl DockerBackend {
 /// How a step's process ended when its container died under it: SIGKILL (128 + 9).
 const KILLED_WITH_ITS_CONTAINER: i64 = 137;
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Whether the user left the runner on.
 fn switched_on() -> bool {
     std::env::var(SWITCH).map_or(true, |v| v != "off" && v != "0")
@@ -393,10 +389,7 @@ impl Backend for DockerBackend {
 
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ExecError>> {
         async move {
-            self.runners
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(id);
+            lock(&self.runners).remove(id);
             lock(&self.runner_mains).remove(id);
             self.engine.remove_container(id).await
         }
