@@ -125,6 +125,25 @@ def cpu_busy_seconds():
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def daemon_cpu_seconds():
+    """CPU seconds used so far by each engine daemon running here (dockerd, containerd),
+    from /proc/<pid>/stat's utime and stime; none under Podman, which has no daemon."""
+    used = {}
+    for name in ("dockerd", "containerd"):
+        found = subprocess.run(["pidof", name], capture_output=True, text=True).stdout.split()
+        if not found:
+            continue
+        with open(f"/proc/{found[0]}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def daemon_cpu_used(before):
+    after = daemon_cpu_seconds()
+    return {name: after[name] - before[name] for name in before if name in after}
+
+
 class EngineSocket(http.client.HTTPConnection):
     """The Docker Engine API on its unix socket, with no CLI in between."""
 
@@ -415,14 +434,18 @@ def figures_shared_cache(rows):
     alone, together, apart = [], [], []
 
     busy = []
+    # CPU of the engine's daemons over a run alone, and over the engine-only floor below.
+    daemon_busy, daemon_floor = {}, {}
 
     def one():
         # The whole machine's busy CPU time over the run alone (clnrm, the engine,
         # runc, the containers): two runs need twice that, and 2 cores give at most
         # 2 CPU-seconds per second, so this bounds what "two at once" can reach.
-        before = cpu_busy_seconds()
+        before, daemons = cpu_busy_seconds(), daemon_cpu_seconds()
         alone.append(timed(roots[:1])[0])
         busy.append((cpu_busy_seconds() - before) * 1000)
+        for name, used in daemon_cpu_used(daemons).items():
+            daemon_busy.setdefault(name, []).append(used * 1000)
 
     def two():
         together.extend(timed(roots))
@@ -452,7 +475,10 @@ def figures_shared_cache(rows):
     jobs = os.cpu_count()
     engine_alone, engine_two = [], []
     for _ in range(5):
+        daemons = daemon_cpu_seconds()
         engine_alone.append(engine_containers(8, jobs))
+        for name, used in daemon_cpu_used(daemons).items():
+            daemon_floor.setdefault(name, []).append(used * 1000)
         pair = [None, None]
 
         def batch(i):
@@ -468,6 +494,10 @@ def figures_shared_cache(rows):
     rows.append(("floor: two such batches at once: wall of each", median(engine_two)))
     rows.append(("floor: two batches at once / one alone (ratio of medians)",
                  median(engine_two) / median(engine_alone)))
+    for name in sorted(daemon_busy):
+        rows.append((f"{name}: CPU over the 8-test run alone", median(daemon_busy[name])))
+        rows.append((f"{name}: CPU over the engine-only batch alone",
+                     median(daemon_floor.get(name, []))))
     print("walls alone (ms): " + ", ".join(f"{w:.0f}" for w in alone) + "; two at once (ms): "
           + ", ".join(f"{w:.0f}" for w in together) + "; two at once, own caches (ms): "
           + ", ".join(f"{w:.0f}" for w in apart), file=sys.stderr)
