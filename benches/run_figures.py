@@ -139,9 +139,11 @@ def daemon_cpu_seconds():
     return used
 
 
-def daemon_cpu_used(before):
+def record_daemon_cpu(into, before):
+    """Appends to `into[name]` the CPU ms each daemon used since `before`."""
     after = daemon_cpu_seconds()
-    return {name: after[name] - before[name] for name in before if name in after}
+    for name in before.keys() & after.keys():
+        into.setdefault(name, []).append((after[name] - before[name]) * 1000)
 
 
 class EngineSocket(http.client.HTTPConnection):
@@ -444,8 +446,7 @@ def figures_shared_cache(rows):
         before, daemons = cpu_busy_seconds(), daemon_cpu_seconds()
         alone.append(timed(roots[:1])[0])
         busy.append((cpu_busy_seconds() - before) * 1000)
-        for name, used in daemon_cpu_used(daemons).items():
-            daemon_busy.setdefault(name, []).append(used * 1000)
+        record_daemon_cpu(daemon_busy, daemons)
 
     def two():
         together.extend(timed(roots))
@@ -477,8 +478,7 @@ def figures_shared_cache(rows):
     for _ in range(5):
         daemons = daemon_cpu_seconds()
         engine_alone.append(engine_containers(8, jobs))
-        for name, used in daemon_cpu_used(daemons).items():
-            daemon_floor.setdefault(name, []).append(used * 1000)
+        record_daemon_cpu(daemon_floor, daemons)
         pair = [None, None]
 
         def batch(i):
