@@ -12,4 +12,5 @@ pub mod pool;
 pub mod project;
 pub mod report;
 pub mod runner;
+mod sync;
 pub mod watch;

@@ -21,7 +21,8 @@ use clnrm_exec::Backend;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{watch, OnceCell};
 
-use super::{bind_both, lock, ExportSink, Received};
+use super::{bind_both, ExportSink, Received};
+use crate::sync::lock;
 
 /// Spans from an address no test has claimed are kept this long (a test claims them
 /// within its container's start), then dropped.

@@ -22,12 +22,12 @@ use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1 as otlp;
 use prost::Message;
 
-use super::lock;
 use super::self_spans::{
     attribute, clnrm_request, int, internal_span, kv, numbered_id, unix_nanos, TraceIds,
     SERVICE_NAME,
 };
 use crate::report::{Event, Status};
+use crate::sync::lock;
 
 /// Export requests the queue holds (one per test, plus the run's own); more are dropped.
 pub const QUEUE_REQUESTS: usize = 1024;

@@ -32,6 +32,7 @@ use tokio::sync::{watch, Notify};
 pub use bridge::DefaultBridge;
 pub use convert::spans_of;
 
+use crate::sync::lock;
 use bridge::BridgeListeners;
 
 /// The name every service reaches the receiver by.
@@ -49,10 +50,6 @@ pub const QUIET: Duration = Duration::from_millis(200);
 
 /// How long [`TestReceiver::close`] waits for the listeners to end.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What a test's receiver waits for.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,8 @@ use clnrm_exec::{
     LABEL_SERVICE, LABEL_SESSION, LABEL_SPEC, LABEL_TEST,
 };
 
-use super::{lock, Pool, Pooled, PooledTest, LABEL_COLLECTOR, LABEL_SPARE};
+use super::{Pool, Pooled, PooledTest, LABEL_COLLECTOR, LABEL_SPARE};
+use crate::sync::lock;
 
 /// Whether the process that made `o` still runs (on this host).
 fn owner_alive(o: &ManagedObject) -> bool {

@@ -7,7 +7,8 @@ use clnrm_exec::{
     SPARE_NETWORKS_KEPT,
 };
 
-use super::{lock, Pool, PoolState, PooledTest};
+use super::{Pool, PoolState, PooledTest};
+use crate::sync::lock;
 
 impl Pool {
     /// Removes idle tests, least recently used first, until the pool is within

@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 use clnrm_exec::{Backend, Session, TestNetwork};
 use serde::{Deserialize, Serialize};
 
+use crate::sync::lock;
+
 /// How a test's runs get their service containers (docs/reference.md §12).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -241,12 +243,6 @@ impl std::fmt::Debug for Pool {
             .field("containers", &self.len())
             .finish()
     }
-}
-
-/// A poisoned lock still guards consistent data here (every update is one insert or
-/// remove), so a panicked holder does not take the pool down with it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The outcome of a run cut short by Ctrl-C or SIGTERM.

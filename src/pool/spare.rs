@@ -32,7 +32,8 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use super::evict::add_reaped;
-use super::{interrupted, lock, ms, Pool, PoolUse, PooledTest, RunIsolation};
+use super::{interrupted, ms, Pool, PoolUse, PooledTest, RunIsolation};
+use crate::sync::lock;
 
 /// One fresh run's test: what its set is made from.
 #[derive(Clone, Copy)]
