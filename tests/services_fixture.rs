@@ -150,3 +150,64 @@ fn a_wrong_count_fails_naming_the_step_and_what_postgres_answered() {
         .expect_contains("expected: stdout matching /^3$/")
         .expect_contains("actual:   stdout: 2");
 }
+
+#[test]
+fn a_step_killed_at_its_timeout_leaves_postgres_up_for_the_teardown() {
+    if !services_image_ready("a_step_killed_at_its_timeout_leaves_postgres_up_for_the_teardown") {
+        return;
+    }
+    // A step's processes are killed at its timeout; any that outlives its parent for a
+    // moment is handed to the container's PID 1. PostgreSQL's postmaster takes any child
+    // of its that dies by a signal for a crashed backend: it ends every connection and
+    // recovers, and a table created UNLOGGED comes back empty. So the teardown reads
+    // the row only if the timeout left the database alone.
+    let project = common::TestProject::new();
+    project.write("cleanroom.toml", "");
+    project.write(
+        "tests/hang.clnrm.toml",
+        r#"[meta]
+name = "hang_in_postgres"
+version = "1"
+
+[service.db]
+image = "clnrm-fixture/services:latest"
+args = ["start-postgres"]
+health_check = { cmd = ["pg_isready", "--quiet"], interval = "100ms", timeout = "5s", retries = 300 }
+
+[[setup]]
+name = "remember"
+command = ["psql", "--set=ON_ERROR_STOP=1", "--command=CREATE UNLOGGED TABLE kept (n int); INSERT INTO kept VALUES (1)"]
+
+[[steps]]
+name = "hang"
+command = ["sh", "-c", "sleep 60 & sleep 60 & sleep 60"]
+timeout = "1s"
+
+[[teardown]]
+name = "still_there"
+command = ["sh", "-c", "until pg_isready --quiet; do sleep 0.1; done; psql --tuples-only --no-align --command='SELECT count(*) FROM kept'"]
+expected_output_regex = "^1$"
+"#,
+    );
+    let cache = project.path(".clnrm/cache");
+    let run = clnrm_leaving_nothing(project.root(), &cache, &["run", "--format", "json"]);
+    run.expect_code(1);
+    let events = json_events(&run.stdout());
+    let finished = |event: &str, key: &str, value: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == event && e[key] == value)
+            .unwrap_or_else(|| panic!("no {event} of {value}: {}", run.all()))
+            .clone()
+    };
+    // A failure of the step, and a teardown that found the row.
+    let test = finished("test_finished", "name", "hang_in_postgres");
+    assert_eq!(
+        (&test["status"], &test["failed_step"]),
+        (&"fail".into(), &"hang".into()),
+        "{}",
+        run.all()
+    );
+    let teardown = finished("step_finished", "step", "still_there");
+    assert_eq!(teardown["status"], "pass", "{}", run.all());
+}

@@ -68,8 +68,9 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Bump when the meaning of a [`TestReport`] changes.
-pub const STAGE_VERSION: u32 = 1;
+/// Bump when the meaning of a [`TestReport`] changes (2: a service with its own `args`
+/// runs under the engine's init, so its steps see another PID 1).
+pub const STAGE_VERSION: u32 = 2;
 
 /// Why a container operation failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]

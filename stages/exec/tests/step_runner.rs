@@ -426,16 +426,18 @@ async fn a_container_whose_environment_a_shell_cannot_pass_on_runs_its_steps_by_
 #[tokio::test]
 async fn the_runner_leaves_no_process_behind_for_the_containers_first_process_to_reap() {
     // An orphan goes to the container's PID 1. PostgreSQL's postmaster, PID 1
-    // of its image, takes any unknown child that dies by a signal for a
-    // crashed backend and ends every connection; so the runner must reap
-    // all it starts (a watchdog's `sleep` killed with its step once left
-    // one per step). PID 1 here is `sleep`, which reaps nothing: an orphan
-    // stays a zombie whose parent is 1.
+    // of its image without an init, takes any unknown child that dies by a
+    // signal for a crashed backend and ends every connection; so the runner
+    // must reap all it starts (a watchdog's `sleep` killed with its step once
+    // left one per step). The service's main process here is `tail`, which
+    // reaps nothing: without an init, an orphan stays a zombie whose parent
+    // is 1; under the engine's init (clnrm asks for one when a service has
+    // its own main process), a live orphan still has parent 1.
     let Some(backend) = engine("step runner orphans").await else {
         return;
     };
     let mut reaps_nothing = service("box");
-    reaps_nothing.args = Some(vec!["sleep".into(), "3600".into()]);
+    reaps_nothing.args = Some(vec!["tail".into(), "-f".into(), "/dev/null".into()]);
     let warm = container_of(&backend, true, reaps_nothing).await;
     for step in ["true", "echo out", "echo err >&2; exit 3"] {
         for _ in 0..3 {
@@ -444,7 +446,7 @@ async fn the_runner_leaves_no_process_behind_for_the_containers_first_process_to
     }
     let orphans = shell(
         "for s in /proc/[0-9]*/stat; do read -r p c st pp r < $s 2>/dev/null \
-           && [ \"$pp\" = 1 ] && echo \"$p $c $st\"; done; true",
+           && [ \"$pp\" = 1 ] && [ \"$c\" != '(tail)' ] && echo \"$p $c $st\"; done; true",
     );
     let (runner, _) = both_ways(&warm, &orphans).await;
     // Processes an exec starts have parent 0 (outside the container).

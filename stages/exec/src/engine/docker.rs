@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use tokio::sync::Mutex;
 use super::container_facts::KnownContainers;
 use super::docker_answers::{
     engine, engine_shares_our_files, error_text, is_not_found, label_filter, network_object,
-    past_podman_stopped_state, status_of,
+    past_podman_stopped_state, refuses_init, status_of,
 };
 use super::network_space::Subnet;
 use super::session::{host_name, LABEL_MANAGED, LABEL_SPARE_NETWORK};
@@ -71,6 +72,8 @@ pub(crate) struct DockerEngine {
     status_marker: Arc<str>,
     /// Whether the engine is Podman, asked the first time it matters.
     is_podman: Arc<tokio::sync::OnceCell<bool>>,
+    /// The engine refused an init for a container (a Podman without `catatonit`).
+    no_init: Arc<std::sync::atomic::AtomicBool>,
     /// Told whenever this process removes a network: a create waiting for address
     /// space tries again (`docker_network`).
     pub(crate) network_released: Arc<tokio::sync::Notify>,
@@ -108,6 +111,7 @@ impl DockerEngine {
             containers: Arc::default(),
             status_marker: new_status_marker().into(),
             is_podman: Arc::default(),
+            no_init: Arc::default(),
             network_released: Arc::default(),
             subnets_in_flight: Arc::default(),
         })
@@ -234,6 +238,13 @@ impl DockerEngine {
             }
         };
         let runner_main = spec.command.is_none() && idle == IdleMain::StepRunner;
+        // A service's own main process runs under the engine's init (`docker run
+        // --init`), which reaps every orphan. A step's processes killed at its timeout
+        // can outlive their parent for a moment and go to PID 1: PostgreSQL's
+        // postmaster takes any child of its that dies by a signal for a crashed backend,
+        // ends every connection and resets its unlogged tables. Our own shells (the
+        // runner, the idle loop) reap what they are given.
+        let init = spec.command.is_some() && !self.no_init.load(Ordering::Relaxed);
 
         if !spec.volumes.is_empty() && !engine_shares_our_files(&self.endpoint) {
             // A bind mount names a path on the engine's machine, not ours: with a
@@ -298,6 +309,7 @@ impl DockerEngine {
                 port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
                 network_mode: request.network.map(str::to_string),
                 extra_hosts: (!request.extra_hosts.is_empty()).then(|| request.extra_hosts.clone()),
+                init: init.then_some(true),
                 ..Default::default()
             }),
             networking_config: request.network.map(|network| NetworkingConfig {
@@ -319,12 +331,26 @@ impl DockerEngine {
             name: Some(request.name.clone()),
             ..Default::default()
         };
-        let created = create_or_undo(self.docker.clone(), options, body)
-            .await
-            .map_err(|e| ExecError::Service {
-                service: spec.service.clone(),
-                reason: format!("cannot create the container: {}", error_text(&e)),
-            })?;
+        let mut created = create_or_undo(self.docker.clone(), options.clone(), body.clone()).await;
+        if init
+            && created
+                .as_ref()
+                .is_err_and(|e| refuses_init(&error_text(e)))
+        {
+            // Podman without its init binary (`catatonit`): the service runs as PID 1,
+            // as it would without clnrm.
+            tracing::debug!("the engine has no init for containers: {:?}", created);
+            self.no_init.store(true, Ordering::Relaxed);
+            let mut body = body;
+            if let Some(host) = body.host_config.as_mut() {
+                host.init = None;
+            }
+            created = create_or_undo(self.docker.clone(), options, body).await;
+        }
+        let created = created.map_err(|e| ExecError::Service {
+            service: spec.service.clone(),
+            reason: format!("cannot create the container: {}", error_text(&e)),
+        })?;
         Ok(created)
     }
 

@@ -39,6 +39,12 @@ pub(crate) fn error_text(e: &bollard::errors::Error) -> String {
     }
 }
 
+/// Whether a create was refused for the init it asked for: Podman checks for its init
+/// binary (`catatonit`, its `init_path`) when the container is created.
+pub(crate) fn refuses_init(text: &str) -> bool {
+    text.contains("container-init binary not found")
+}
+
 pub(crate) fn engine(e: bollard::errors::Error) -> ExecError {
     // No connection at all (the engine stopped or restarts) says where we looked, not
     // the HTTP client's words.
@@ -136,6 +142,18 @@ pub(crate) fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_without_its_init_binary_refuses_the_init_not_the_container() {
+        // Podman 4.3.1's answer to a create asking for `Init` with no `catatonit`.
+        let podman = "container create: container-init binary not found on the host: \
+                      stat /usr/libexec/podman/catatonit: no such file or directory";
+        assert!(refuses_init(podman));
+        assert!(!refuses_init("No such image: clnrm-fixture/none:latest"));
+        assert!(!refuses_init(
+            "Conflict. The container name \"/x\" is already in use"
+        ));
+    }
 
     /// The error bollard gives for Podman's inspect of a container that just exited.
     fn podman_stopped_inspect_error() -> bollard::errors::Error {
