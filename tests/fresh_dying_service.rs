@@ -5,9 +5,7 @@
 
 mod common;
 
-use common::{docker_ready, json_events, TestProject};
-
-const SERVICES_IMAGE: &str = "clnrm-fixture/services:latest";
+use common::{json_events, services_image_ready, TestProject};
 
 /// PostgreSQL started by hand, without `start-postgres` making /var/run/postgresql: it
 /// cannot create its lock file there and exits with code 1 while its health check waits.
@@ -24,23 +22,6 @@ health_check = { cmd = ["pg_isready", "--quiet"], interval = "100ms", timeout = 
 name = "count"
 command = ["psql", "--command=SELECT 1"]
 "#;
-
-fn services_image_ready(test: &str) -> bool {
-    if !docker_ready() {
-        return false;
-    }
-    let present = std::process::Command::new("docker")
-        .args(["image", "inspect", SERVICES_IMAGE])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !present {
-        clnrm_test_support::skip_container_test(
-            test,
-            &format!("the image {SERVICES_IMAGE} is missing; build it with `sh fixtures/images/build-services.sh`"),
-        );
-    }
-    present
-}
 
 /// What a user must be told: which service, how it ended, and what it said.
 #[track_caller]

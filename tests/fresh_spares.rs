@@ -9,29 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{docker_ready, DevRuns, TestProject, IMAGE};
+use common::{
+    docker_ready, postgres_db_service, services_image_ready, DevRuns, TestProject, IMAGE,
+};
 use serde_json::Value;
-
-const SERVICES_IMAGE: &str = "clnrm-fixture/services:latest";
-
-/// Whether the services image (fixtures/images/build-services.sh) is here: outside CI
-/// a missing one is a visible skip, under CI a failure saying how to build it.
-fn services_image_ready(test: &str) -> bool {
-    if !docker_ready() {
-        return false;
-    }
-    let present = std::process::Command::new("docker")
-        .args(["image", "inspect", SERVICES_IMAGE])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !present {
-        clnrm_test_support::skip_container_test(
-            test,
-            &format!("the image {SERVICES_IMAGE} is missing; build it with `sh fixtures/images/build-services.sh`"),
-        );
-    }
-    present
-}
 
 /// A PostgreSQL test that creates a table, inserts two rows and counts them; `variant`
 /// changes only the count step (as an edit of it would). On a database an earlier run
@@ -42,11 +23,7 @@ fn postgres_rows(variant: u32) -> String {
 name = "postgres_rows"
 version = "1"
 
-[service.db]
-image = "{SERVICES_IMAGE}"
-args = ["start-postgres"]
-health_check = {{ cmd = ["pg_isready", "--quiet"], interval = "100ms", timeout = "5s", retries = 300 }}
-
+{db}
 [[steps]]
 name = "create_table"
 command = ["psql", "--set=ON_ERROR_STOP=1", "--command=CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)"]
@@ -59,7 +36,8 @@ command = ["psql", "--set=ON_ERROR_STOP=1", "--command=INSERT INTO items (name) 
 name = "count_rows"
 command = ["psql", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=SELECT count(*) FROM items WHERE {variant} = {variant}"]
 expected_output_regex = "^2$"
-"#
+"#,
+        db = postgres_db_service()
     )
 }
 

@@ -6,32 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{json_events, outcomes, repo, Run};
-
-const SERVICES_IMAGE: &str = "clnrm-fixture/services:latest";
-
-/// Whether the engine answers and the services image exists. Building it takes a minute
-/// or more, so a test does not build it: outside CI a missing image is a visible skip,
-/// under CI a failure that says how to build it.
-fn services_image_ready(test: &str) -> bool {
-    let answers = |args: &[&str]| {
-        std::process::Command::new("docker")
-            .args(args)
-            .output()
-            .is_ok_and(|out| out.status.success())
-    };
-    let why = if !answers(&["info", "--format", "{{.ServerVersion}}"]) {
-        "no Docker engine answers".to_string()
-    } else if !answers(&["image", "inspect", SERVICES_IMAGE]) {
-        format!(
-            "the image {SERVICES_IMAGE} is missing; build it with `sh fixtures/images/build-services.sh`"
-        )
-    } else {
-        return true;
-    };
-    clnrm_test_support::skip_container_test(test, &why);
-    false
-}
+use common::{json_events, outcomes, postgres_db_service, repo, services_image_ready, Run};
 
 /// `clnrm ARGS` in `dir` with the cache in `cache`, checked to have left no container of
 /// its own behind when it ended.
@@ -165,15 +140,12 @@ fn a_step_killed_at_its_timeout_leaves_postgres_up_for_the_teardown() {
     project.write("cleanroom.toml", "");
     project.write(
         "tests/hang.clnrm.toml",
-        r#"[meta]
+        &format!(
+            r#"[meta]
 name = "hang_in_postgres"
 version = "1"
 
-[service.db]
-image = "clnrm-fixture/services:latest"
-args = ["start-postgres"]
-health_check = { cmd = ["pg_isready", "--quiet"], interval = "100ms", timeout = "5s", retries = 300 }
-
+{db}
 [[setup]]
 name = "remember"
 command = ["psql", "--set=ON_ERROR_STOP=1", "--command=CREATE UNLOGGED TABLE kept (n int); INSERT INTO kept VALUES (1)"]
@@ -188,6 +160,8 @@ name = "still_there"
 command = ["sh", "-c", "until pg_isready --quiet; do sleep 0.1; done; psql --tuples-only --no-align --command='SELECT count(*) FROM kept'"]
 expected_output_regex = "^1$"
 "#,
+            db = postgres_db_service()
+        ),
     );
     let cache = project.path(".clnrm/cache");
     let run = clnrm_leaving_nothing(project.root(), &cache, &["run", "--format", "json"]);

@@ -163,6 +163,38 @@ pub fn docker_ready() -> bool {
     image
 }
 
+/// The real-service fixture image: PostgreSQL 15 and Redis from Debian's packages
+/// (fixtures/images/build-services.sh).
+pub const SERVICES_IMAGE: &str = "clnrm-fixture/services:latest";
+
+/// The fixture PostgreSQL as service `db`, ready once `pg_isready` says so.
+pub fn postgres_db_service() -> String {
+    format!(
+        r#"[service.db]
+image = "{SERVICES_IMAGE}"
+args = ["start-postgres"]
+health_check = {{ cmd = ["pg_isready", "--quiet"], interval = "100ms", timeout = "5s", retries = 300 }}
+"#
+    )
+}
+
+/// Whether the engine answers and [`SERVICES_IMAGE`] is here. Building it takes a
+/// minute or more, so a test does not build it: outside CI a missing image is a
+/// visible skip of `test`, under CI a failure that says how to build it.
+pub fn services_image_ready(test: &str) -> bool {
+    if !docker_ready() {
+        return false;
+    }
+    let present = image_exists(SERVICES_IMAGE);
+    if !present {
+        clnrm_test_support::skip_container_test(
+            test,
+            &format!("the image {SERVICES_IMAGE} is missing; build it with `sh fixtures/images/build-services.sh`"),
+        );
+    }
+    present
+}
+
 /// [`clnrm_test_support::skip_container_test`] naming the test that called
 /// [`docker_ready`]: the harness runs each test on a thread named after it; without
 /// one (`--test-threads=1` on the main thread), by the caller's file and line.

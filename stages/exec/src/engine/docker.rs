@@ -331,21 +331,26 @@ impl DockerEngine {
             name: Some(request.name.clone()),
             ..Default::default()
         };
-        let mut created = create_or_undo(self.docker.clone(), options.clone(), body.clone()).await;
-        if init
-            && created
-                .as_ref()
-                .is_err_and(|e| refuses_init(&error_text(e)))
-        {
-            // Podman without its init binary (`catatonit`): the service runs as PID 1,
-            // as it would without clnrm.
-            tracing::debug!("the engine has no init for containers: {:?}", created);
-            self.no_init.store(true, Ordering::Relaxed);
-            let mut body = body;
+        // Kept only when an init is asked for, to create again without one.
+        let without_init = init.then(|| {
+            let mut body = body.clone();
             if let Some(host) = body.host_config.as_mut() {
                 host.init = None;
             }
-            created = create_or_undo(self.docker.clone(), options, body).await;
+            (options.clone(), body)
+        });
+        let mut created = create_or_undo(self.docker.clone(), options, body).await;
+        if let Some((options, body)) = without_init {
+            if created
+                .as_ref()
+                .is_err_and(|e| refuses_init(&error_text(e)))
+            {
+                // Podman without its init binary (`catatonit`): the service runs as
+                // PID 1, as it would without clnrm.
+                tracing::debug!("the engine has no init for containers: {:?}", created);
+                self.no_init.store(true, Ordering::Relaxed);
+                created = create_or_undo(self.docker.clone(), options, body).await;
+            }
         }
         let created = created.map_err(|e| ExecError::Service {
             service: spec.service.clone(),
