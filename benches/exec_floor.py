@@ -7,7 +7,8 @@ runner's cost (`cargo bench -p clnrm-exec --bench step_cost`) is read.
 One `sh` is attached to a running fixture container (`docker exec -i`), as the step
 runner's is, and each probe is written to it and timed until its answer comes back:
 a builtin (the attach round trip alone), one fork+exec of `/bin/true`, three of them,
-what the runner does per step (two `cat`s on FIFOs and the step exec'd by `setsid`),
+what the runner does per step (two `cat`s on FIFOs and the step), the same with the step
+exec'd through `setsid` (as before),
 what it did before (its step's PID written to a file on the overlay filesystem), and
 the cost of one such file write against one in /dev/shm. 60 rounds each; p50 and minimum. Needs the Docker engine and
 clnrm-fixture/busybox (bash fixtures/images/build.sh)."""
@@ -21,7 +22,11 @@ PROBES = [
     ("attach round trip (a builtin)", ":"),
     ("one fork+exec (/bin/true)", "/bin/true"),
     ("three fork+execs", "/bin/true; /bin/true; /bin/true"),
-    ("a runner-like step (2 cats on FIFOs, setsid + the command)",
+    ("a runner-like step (2 cats on FIFOs, the command)",
+     'cat "$d/o" >/dev/null & a=$!; cat "$d/e" >/dev/null & b=$!; '
+     '(exec echo hi) >"$d/o" 2>"$d/e" </dev/null; wait $a $b'),
+    # What the runner did per step before: the command exec'd through `setsid`.
+    ("the same through setsid (before)",
      'cat "$d/o" >/dev/null & a=$!; cat "$d/e" >/dev/null & b=$!; '
      '(exec setsid -- echo hi) >"$d/o" 2>"$d/e" </dev/null; wait $a $b'),
     # What the runner did per step before: its FIFOs in /tmp, and the step's PID read

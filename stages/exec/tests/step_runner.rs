@@ -277,6 +277,40 @@ async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on_in(warm: 
 }
 
 #[tokio::test]
+async fn a_timeout_ends_what_holds_the_steps_output_and_spares_what_earlier_steps_left() {
+    for warm in warm_or_skip("step runner timeout, what it kills").await {
+        a_timeout_ends_what_holds_the_steps_output_and_spares_what_earlier_steps_left_in(&warm)
+            .await;
+    }
+}
+
+async fn a_timeout_ends_what_holds_the_steps_output_and_spares_what_earlier_steps_left_in(
+    warm: &Warm,
+) {
+    // An earlier step leaves a process that let go of its output.
+    let left = same_both_ways(warm, &shell("sleep 971 >/dev/null 2>&1 & echo left")).await;
+    assert_eq!(left.stdout, "left\n");
+    // The step's own process is gone at once; an orphan of it keeps its output open.
+    let mut orphan = shell("sleep 972 & echo gone");
+    orphan.timeout = Duration::from_millis(800);
+    // The step's process lives on, with a grandchild behind a shell that exits.
+    let mut nested = shell("sh -c 'sleep 973 & sleep 974' & sleep 975");
+    nested.timeout = Duration::from_millis(800);
+    for (slow, killed) in [(&orphan, "sleep 972"), (&nested, "sleep 97[345]")] {
+        let (mut runner, mut exec) = both_ways(warm, slow).await;
+        runner.phases = Default::default();
+        exec.phases = Default::default();
+        assert_eq!(runner, exec, "{:?}", slow.argv);
+        assert!(runner.timed_out && runner.exit_code.is_none(), "{runner:?}");
+        assert_eq!(running(warm, killed).await, "0\n", "{:?}", slow.argv);
+    }
+    // Neither timeout touched what the first step left.
+    assert_eq!(running(warm, "sleep 971").await, "2\n");
+    let cleaned = same_both_ways(warm, &shell("pkill -f 'sleep 971'; echo done")).await;
+    assert_eq!(cleaned.stdout, "done\n");
+}
+
+#[tokio::test]
 async fn children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output() {
     for warm in warm_or_skip("step runner background children").await {
         children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output_in(&warm)
@@ -317,7 +351,26 @@ async fn what_the_runner_cannot_do_as_exec_does_goes_by_exec_in(warm: &Warm) {
     let missing = request(&["no-such-command-here"]);
     let mut nowhere = request(&["pwd"]);
     nowhere.workdir = Some("/no/such/dir".into());
-    for req in [&missing, &nowhere] {
+    // A file that is not executable; a command not on the step's own `PATH`; a
+    // command that `exec` would take for an option.
+    let not_executable = request(&["/etc/passwd"]);
+    let mut off_path = request(&["true"]);
+    off_path.env.insert("PATH".into(), "/nowhere".into());
+    let dash = request(&["-true"]);
+    // Found first in an empty `PATH` entry (the working directory): runc refuses it.
+    let mut empty_entry = request(&["true"]);
+    empty_entry
+        .env
+        .insert("PATH".into(), "/nowhere::/bin".into());
+    empty_entry.workdir = Some("/bin".into());
+    for req in [
+        &missing,
+        &nowhere,
+        &not_executable,
+        &off_path,
+        &dash,
+        &empty_entry,
+    ] {
         let through = b.exec(&warm.id, req).await.expect("step");
         let exec = exec_only.exec(&warm.id, req).await.expect("step");
         assert!(through.phases.calls >= 2, "{through:?}");
@@ -325,6 +378,17 @@ async fn what_the_runner_cannot_do_as_exec_does_goes_by_exec_in(warm: &Warm) {
             (through.exit_code, through.stderr.clone()),
             (exec.exit_code, exec.stderr.clone())
         );
+    }
+    // What the runner's search of `PATH` finds, it runs itself, as exec would: a
+    // name along the step's own `PATH` past entries without it, empty ones
+    // included; a path relative to the step's directory.
+    let mut on_path = request(&["true"]);
+    on_path.env.insert("PATH".into(), "/nowhere::/bin".into());
+    let mut relative = request(&["./true"]);
+    relative.workdir = Some("/bin".into());
+    for req in [&on_path, &relative] {
+        let out = same_both_ways(warm, req).await;
+        assert_eq!(out.exit_code, Some(0), "{req:?}: {out:?}");
     }
     // A step that kills the runner fails with the reason; later steps run by exec.
     let killer = b
