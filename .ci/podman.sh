@@ -40,6 +40,7 @@ ROOT_TESTS=(run_e2e dev_e2e dev_step_runner pool_containers otel_e2e otel_dev ot
 PODMAN_SKIPS=(
   # The exec stream ends with the command's process, not with the last holder of its output.
   children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output
+  a_timeout_ends_an_orphan_still_holding_the_steps_output
   # Relies on a second create being slower than a third of a first one.
   a_container_create_the_caller_gave_up_on_is_undone_by_the_engine_side
   # aardvark-dns 1.4 drops queries while it reloads: reaching the replaced `web` by name

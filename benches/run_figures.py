@@ -255,8 +255,17 @@ def figures_services(rows):
     rows.append(("3 parallel `docker start`s, same image and network", median(engine_ms)))
     rows.append(("3 services / 3 parallel `docker start`s (ratio of medians)",
                  median(three_ms) / median(engine_ms)))
+    ratios = [t / e for t, e in zip(three_ms, engine_ms)]
     rows.append(("3 services / 3 parallel `docker start`s (median of round ratios)",
-                 median([t / e for t, e in zip(three_ms, engine_ms)])))
+                 median(ratios)))
+    # Issue 21 asks for <= 1.1x in 4 of 5 rounds: the share of all rounds, and how many
+    # of the 21 rounds' consecutive runs of 5 (17 of them) have 4 or more.
+    within = [r <= 1.1 for r in ratios]
+    rows.append(("rounds within 1.1x of 3 parallel `docker start`s (ratio of the 21)",
+                 sum(within) / len(within)))
+    windows = [sum(within[i:i + 5]) >= 4 for i in range(len(within) - 4)]
+    rows.append(("runs of 5 consecutive rounds with 4 or more within 1.1x (ratio of the 17)",
+                 sum(windows) / len(windows)))
     print("rounds, 3 services / 3 docker starts (ms): " + ", ".join(
         f"{t:.0f}/{e:.0f}" for t, e in zip(three_ms, engine_ms)), file=sys.stderr)
 

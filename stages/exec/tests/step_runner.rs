@@ -276,38 +276,46 @@ async fn a_timeout_kills_the_steps_group_inside_and_the_runner_goes_on_in(warm: 
     assert_eq!(running(warm, "sleep 97[56]").await, "0\n");
 }
 
+/// Runs `slow` (past its timeout) both ways: the same result, timed out, and
+/// nothing matching `killed` left running.
+async fn times_out_both_ways_leaving_nothing(warm: &Warm, slow: &ExecRequest, killed: &str) {
+    let (mut runner, mut exec) = both_ways(warm, slow).await;
+    runner.phases = Default::default();
+    exec.phases = Default::default();
+    assert_eq!(runner, exec, "{:?}", slow.argv);
+    assert!(runner.timed_out && runner.exit_code.is_none(), "{runner:?}");
+    assert_eq!(running(warm, killed).await, "0\n", "{:?}", slow.argv);
+}
+
 #[tokio::test]
-async fn a_timeout_ends_what_holds_the_steps_output_and_spares_what_earlier_steps_left() {
+async fn a_timeout_ends_the_steps_descendants_and_spares_what_earlier_steps_left() {
     for warm in warm_or_skip("step runner timeout, what it kills").await {
-        a_timeout_ends_what_holds_the_steps_output_and_spares_what_earlier_steps_left_in(&warm)
-            .await;
+        a_timeout_ends_the_steps_descendants_and_spares_what_earlier_steps_left_in(&warm).await;
     }
 }
 
-async fn a_timeout_ends_what_holds_the_steps_output_and_spares_what_earlier_steps_left_in(
-    warm: &Warm,
-) {
+async fn a_timeout_ends_the_steps_descendants_and_spares_what_earlier_steps_left_in(warm: &Warm) {
     // An earlier step leaves a process that let go of its output.
     let left = same_both_ways(warm, &shell("sleep 971 >/dev/null 2>&1 & echo left")).await;
     assert_eq!(left.stdout, "left\n");
-    // The step's own process is gone at once; an orphan of it keeps its output open.
-    let mut orphan = shell("sleep 972 & echo gone");
-    orphan.timeout = Duration::from_millis(800);
     // The step's process lives on, with a grandchild behind a shell that exits.
     let mut nested = shell("sh -c 'sleep 973 & sleep 974' & sleep 975");
     nested.timeout = Duration::from_millis(800);
-    for (slow, killed) in [(&orphan, "sleep 972"), (&nested, "sleep 97[345]")] {
-        let (mut runner, mut exec) = both_ways(warm, slow).await;
-        runner.phases = Default::default();
-        exec.phases = Default::default();
-        assert_eq!(runner, exec, "{:?}", slow.argv);
-        assert!(runner.timed_out && runner.exit_code.is_none(), "{runner:?}");
-        assert_eq!(running(warm, killed).await, "0\n", "{:?}", slow.argv);
-    }
-    // Neither timeout touched what the first step left.
+    times_out_both_ways_leaving_nothing(warm, &nested, "sleep 97[345]").await;
+    // The timeout did not touch what the first step left (once each way).
     assert_eq!(running(warm, "sleep 971").await, "2\n");
     let cleaned = same_both_ways(warm, &shell("pkill -f 'sleep 971'; echo done")).await;
     assert_eq!(cleaned.stdout, "done\n");
+}
+
+#[tokio::test]
+async fn a_timeout_ends_an_orphan_still_holding_the_steps_output() {
+    for warm in warm_or_skip("step runner timeout, an orphan").await {
+        // The step's own process is gone at once; an orphan of it keeps its output open.
+        let mut orphan = shell("sleep 972 & echo gone");
+        orphan.timeout = Duration::from_millis(800);
+        times_out_both_ways_leaving_nothing(&warm, &orphan, "sleep 972").await;
+    }
 }
 
 #[tokio::test]
