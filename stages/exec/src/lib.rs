@@ -69,9 +69,8 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Bump when the meaning of a [`TestReport`] changes (2: a service with its own `args`
-/// runs under the engine's init, so its steps see another PID 1; 3: a step through
-/// the step runner no longer leads a session and process group of its own).
-pub const STAGE_VERSION: u32 = 3;
+/// runs under the engine's init, so its steps see another PID 1).
+pub const STAGE_VERSION: u32 = 2;
 
 /// Why a container operation failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]

@@ -319,6 +319,31 @@ async fn a_timeout_ends_an_orphan_still_holding_the_steps_output() {
 }
 
 #[tokio::test]
+async fn a_step_signalling_its_own_process_group_ends_only_itself() {
+    for warm in warm_or_skip("step runner, a step's kill 0").await {
+        let left = same_both_ways(&warm, &shell("sleep 969 >/dev/null 2>&1 & echo left")).await;
+        assert_eq!(left.stdout, "left\n");
+        // A script that ends its own background jobs on the way out.
+        let cleaning = shell("trap 'kill 0' EXIT; sleep 968 & echo cleaning");
+        let out = same_both_ways(&warm, &cleaning).await;
+        assert_eq!(
+            (out.exit_code, out.stdout.as_str()),
+            (Some(143), "cleaning\n")
+        );
+        assert_eq!(running(&warm, "sleep 968").await, "0\n");
+        // The group was the step's alone: what the earlier step left lives on (once
+        // each way), and the runner still serves the next step.
+        assert_eq!(running(&warm, "sleep 969").await, "2\n");
+        let next = warm
+            .backend
+            .exec(&warm.id, &shell("pkill -f 'sleep 969'; echo next"))
+            .await
+            .expect("step");
+        assert_eq!((next.stdout.as_str(), next.phases.calls), ("next\n", 0));
+    }
+}
+
+#[tokio::test]
 async fn children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output() {
     for warm in warm_or_skip("step runner background children").await {
         children_the_step_leaves_behind_are_waited_for_only_while_they_hold_its_output_in(&warm)
