@@ -93,10 +93,10 @@ pub(crate) struct Runner {
     container: String,
     /// The runner's folder in the container (its FIFOs).
     dir: String,
-    /// How the step text calls `setsid`.
-    setsid: String,
     /// The runner shell's PID in the container: the parent of every step.
     pid: u32,
+    /// How the step text calls `setsid`.
+    setsid: String,
     /// The runner's streams, read up to the current frame's trailers.
     stdout: Stream,
     stderr: Stream,
@@ -131,7 +131,7 @@ pub(crate) fn fit_environment(container_env: &[String]) -> Result<(), String> {
 
 /// Whether the runner can run this step exactly as exec would.
 pub(crate) fn fits(request: &ExecRequest) -> bool {
-    // A command starting with `-` would be taken for an option of `exec`.
+    // A command starting with `-` goes by exec, where the engine answers for it.
     request.argv.first().is_some_and(|c| !c.starts_with('-'))
         && request.env.keys().all(|k| is_shell_name(k))
 }
